@@ -1,0 +1,48 @@
+# Stockwire: every target sets itself up (a virtualenv from the locked requirements), so on a
+# fresh machine with only Python 3.11+ `make run` and `make test` are all a newcomer types.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_STAFF_EMAIL ?= staff@stockwire.example
+DEMO_STAFF_PASSWORD ?= stockwire-demo
+
+.PHONY: install run test lint worker beat bench clean
+
+$(BIN)/.installed: requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py demo_staff --email $(DEMO_STAFF_EMAIL) --password $(DEMO_STAFF_PASSWORD)
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+worker: install
+	$(BIN)/celery -A config worker --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A config beat --loglevel=INFO --schedule=/tmp/stockwire-celerybeat-schedule
+
+$(BIN)/.bench-installed: requirements-bench.lock $(BIN)/.installed
+	$(BIN)/pip install --quiet --require-hashes -r requirements-bench.lock
+	touch $@
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media staticfiles .pytest_cache

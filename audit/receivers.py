@@ -1,0 +1,1 @@
+"""Audit receivers are connected per registered model by audit.registry."""

@@ -1,0 +1,1 @@
+"""The audit trail sends no signals."""

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CatalogConfig(AppConfig):
+    name = "catalog"
+
+    def ready(self) -> None:
+        from catalog import receivers  # noqa: F401

@@ -1,0 +1,106 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Category(TimeStamped):
+    """A node of the category tree; `slug` is filled from the name when left blank."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=140, unique=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "name"], name="catalog_category_unique_name_per_parent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(TimeStamped):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True, blank=True)
+    description = models.TextField(blank=True)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
+    )
+    is_active = models.BooleanField(default=True)
+    # Name, description, category and SKUs in one text, kept current by catalog receivers;
+    # PostgreSQL searches it through a GIN full-text index, SQLite with a contains-match.
+    search_document = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(TimeStamped):
+    """One sellable SKU of a product, with its own price and low-stock threshold."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    sku = models.CharField(max_length=64, unique=True, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default=settings.SHOP_CURRENCY, editable=False)
+    low_stock_threshold = models.PositiveIntegerField(default=5)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["product_id", "sku"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__gt=Decimal("0")), name="catalog_variant_price_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} ({self.name or self.product.name})"
+
+
+class ProductImage(TimeStamped):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    image = models.ImageField(upload_to="products/%Y/%m/")
+    thumbnail = models.ImageField(upload_to="products/thumbnails/", blank=True, editable=False)
+    alt_text = models.CharField(max_length=200, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["product_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"image {self.position} of {self.product}"
+
+
+class Collection(TimeStamped):
+    """A hand-picked set of products (a season, a campaign) shown together."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=140, unique=True, blank=True)
+    products = models.ManyToManyField(Product, related_name="collections", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,1 @@
+"""Receivers of the catalog app: connected when the app is ready."""

@@ -1,0 +1,152 @@
+"""Fixtures shared by every test: database vendor markers, real threads, real worker processes."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+from config.celery import app as celery_app
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip `postgres` tests on SQLite, and `redis`/`worker` tests without REDIS_URL, visibly."""
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    needs_postgres = pytest.mark.skip(reason="needs PostgreSQL row locks (set DATABASE_URL)")
+    needs_redis = pytest.mark.skip(reason="needs a real Redis server (set REDIS_URL)")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(needs_postgres)
+        if ("redis" in item.keywords or "worker" in item.keywords) and not settings.REDIS_URL:
+            item.add_marker(needs_redis)
+        if "worker" in item.keywords and not on_postgres:
+            item.add_marker(
+                pytest.mark.skip(reason="a worker process shares the test database: PostgreSQL")
+            )
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks(settings) -> Iterator[None]:
+    """Run tasks in-process unless a test starts a real worker (see `celery_worker`)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def run_concurrently() -> Callable[..., list[Any]]:
+    """Run `target(index)` in `count` real threads started together; return results or errors.
+
+    Each thread gets its own database connection (Django's connections are per thread) and
+    closes it when done, so a test sees real lock contention on PostgreSQL.
+    """
+
+    def run(target: Callable[[int], Any], count: int, timeout: float = 60) -> list[Any]:
+        barrier = threading.Barrier(count)
+        results: list[Any] = [None] * count
+
+        def worker(index: int) -> None:
+            try:
+                barrier.wait()
+                results[index] = target(index)
+            except BaseException as error:  # the test inspects what each thread met
+                results[index] = error
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout)
+        assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+        return results
+
+    return run
+
+
+def _database_url_for_children() -> str:
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+@pytest.fixture
+def child_process_env(tmp_path) -> dict[str, str]:
+    """Environment for a process that must share this test's database and Redis."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url_for_children(),
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_TASK_DEFAULT_QUEUE=f"test-{uuid.uuid4().hex[:12]}",
+        EMAIL_URL=f"filemail://{tmp_path / 'mail'}",
+        MEDIA_ROOT=str(tmp_path / "media"),
+        DEBUG="True",
+    )
+    return env
+
+
+@pytest.fixture
+def celery_worker(transactional_db, child_process_env, settings) -> Iterator[dict[str, str]]:
+    """Start a real Celery worker process on Redis, on a queue of this test's own.
+
+    The test process publishes to the same queue and stops running tasks eagerly. Yields the
+    worker's environment (its mail folder is `EMAIL_URL`).
+    """
+    queue = child_process_env["CELERY_TASK_DEFAULT_QUEUE"]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+            f"--queues={queue}",
+        ],
+        cwd=PROJECT_DIR,
+        env=child_process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_always_eager = False
+    previous_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pong = celery_app.control.ping(timeout=0.5, destination=None)
+            if pong:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: {process.stdout.read()}")
+        yield child_process_env
+    finally:
+        celery_app.conf.task_default_queue = previous_queue
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

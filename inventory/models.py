@@ -1,0 +1,126 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Warehouse(models.Model):
+    """A place stock is held; reservations draw from active warehouses by ascending priority."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=120)
+    priority = models.PositiveIntegerField(default=100, help_text="Lower is used first.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class StockLevel(models.Model):
+    """How many units of one variant are in one warehouse, and how many of them are promised.
+
+    Only inventory services change `on_hand` and `reserved`, always with guarded F() updates;
+    the CHECK constraints are the last word when a bug or a race slips past them.
+    """
+
+    variant = models.ForeignKey(
+        "catalog.Variant", on_delete=models.PROTECT, related_name="stock_levels"
+    )
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="levels")
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["variant_id", "warehouse_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["variant", "warehouse"], name="inventory_level_one_per_warehouse"
+            ),
+            models.CheckConstraint(condition=Q(on_hand__gte=0), name="inventory_on_hand_nonneg"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="inventory_reserved_nonneg"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="inventory_reserved_le_on_hand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.variant_id}@{self.warehouse_id}: {self.on_hand} on hand, {self.reserved} held"
+        )
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class MovementReason(models.TextChoices):
+    RECEIPT = "receipt", "Receipt"
+    ADJUSTMENT = "adjustment", "Adjustment"
+    RESERVATION = "reservation", "Reservation"
+    RELEASE = "release", "Release"
+    SHIPMENT = "shipment", "Shipment"
+    RETURN = "return", "Return"
+    IMPORT = "import", "Import"
+
+
+class StockMovement(models.Model):
+    """An append-only ledger row; replaying a level's rows gives its on_hand and reserved."""
+
+    level = models.ForeignKey(StockLevel, on_delete=models.PROTECT, related_name="movements")
+    on_hand_delta = models.IntegerField(default=0)
+    reserved_delta = models.IntegerField(default=0)
+    reason = models.CharField(max_length=16, choices=MovementReason.choices)
+    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reason} {self.on_hand_delta:+}/{self.reserved_delta:+} on level {self.level_id}"
+        )
+
+
+class AllocationState(models.TextChoices):
+    RESERVED = "reserved", "Reserved"
+    RELEASED = "released", "Released"
+    SHIPPED = "shipped", "Shipped"
+    RETURNED = "returned", "Returned"
+
+
+class StockAllocation(models.Model):
+    """Units a reference (an order number) holds in one level, so release and shipment move
+    exactly what was reserved, from the warehouses it was reserved in."""
+
+    reference = models.CharField(max_length=64)
+    level = models.ForeignKey(StockLevel, on_delete=models.PROTECT, related_name="allocations")
+    quantity = models.PositiveIntegerField()
+    state = models.CharField(
+        max_length=16, choices=AllocationState.choices, default=AllocationState.RESERVED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["reference", "level_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "level"], name="inventory_allocation_one_per_level"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="inventory_allocation_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.quantity} × level {self.level_id} ({self.state})"

@@ -1,0 +1,1 @@
+"""Receivers of the inventory app: connected when the app is ready."""

@@ -1,0 +1,12 @@
+"""Signals inventory sends. Import this module from anywhere; it imports only django.dispatch."""
+
+from django.dispatch import Signal
+
+# Sent by every inventory service that moves stock (receive, adjust, reserve, release, ship,
+# return, import), inside its transaction, once per call. kwargs: variant_ids: list[int].
+stock_changed = Signal()
+
+# Sent by stock services when a variant's availability falls through its low-stock threshold
+# (once per fall, not on every later sale), inside the transaction.
+# kwargs: variant_id: int, available: int, threshold: int.
+stock_low = Signal()

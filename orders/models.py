@@ -1,0 +1,170 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Customer(models.Model):
+    """The shop-side profile of a user, created by a post_save receiver for every new user.
+
+    `order_count` and `lifetime_value` are derived counters: bumped with F() after commits and
+    repaired by the reconcile task, never read-modify-written.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
+    )
+    order_count = models.PositiveIntegerField(default=0)
+    lifetime_value = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.user.email or self.user.username
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_PAYMENT = "pending_payment", "Pending payment"
+    PAID = "paid", "Paid"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Order(models.Model):
+    number = models.CharField(max_length=16, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
+    )
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(max_digits=12, decimal_places=2)
+    shipping = models.DecimalField(max_digits=12, decimal_places=2)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    shipping_address = models.JSONField()
+    tracking_number = models.CharField(max_length=64, blank=True)
+    needs_attention = models.BooleanField(default=False, db_index=True)
+    attention_reason = models.CharField(max_length=255, blank=True)
+    placed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        indexes = [models.Index(fields=["status", "placed_at"], name="orders_status_placed_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(subtotal__gte=0), name="orders_subtotal_nonneg"),
+            models.CheckConstraint(condition=Q(shipping__gte=0), name="orders_shipping_nonneg"),
+            models.CheckConstraint(condition=Q(total__gte=0), name="orders_total_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    """A line as it was bought: SKU, name and unit price are snapshots, not live catalog data."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    variant = models.ForeignKey(
+        "catalog.Variant", on_delete=models.PROTECT, related_name="order_lines"
+    )
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=255)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["order_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="orders_line_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.sku}"
+
+
+class OrderEvent(models.Model):
+    """The order's timeline: every transition and flag, who did it and why."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.kind}"
+
+
+class EmailKind(models.TextChoices):
+    CONFIRMATION = "confirmation", "Order confirmation"
+    RECEIPT = "receipt", "Payment receipt"
+    SHIPPED = "shipped", "Shipping notice"
+    CANCELLED = "cancelled", "Cancellation"
+    REFUND = "refund", "Refund"
+
+
+class SentEmail(models.Model):
+    """One row per order e-mail delivered, so a task that runs twice sends once."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="sent_emails")
+    kind = models.CharField(max_length=16, choices=EmailKind.choices)
+    recipient = models.EmailField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "kind"], name="orders_one_email_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for order {self.order_id} to {self.recipient}"
+
+
+class DailySales(models.Model):
+    """Derived: orders, units and revenue per day, bumped with F() after each commit."""
+
+    date = models.DateField(unique=True)
+    orders = models.PositiveIntegerField(default=0)
+    units = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-date"]
+        verbose_name_plural = "daily sales"
+
+    def __str__(self) -> str:
+        return f"{self.date}: {self.orders} orders, {self.revenue}"
+
+
+class VariantSales(models.Model):
+    """Derived: units sold and shipped per variant, bumped with F() after each commit."""
+
+    variant = models.OneToOneField(
+        "catalog.Variant", on_delete=models.CASCADE, primary_key=True, related_name="sales"
+    )
+    units_sold = models.PositiveIntegerField(default=0)
+    units_shipped = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "variant sales"
+
+    def __str__(self) -> str:
+        return f"variant {self.variant_id}: {self.units_sold} sold, {self.units_shipped} shipped"

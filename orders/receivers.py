@@ -1,0 +1,1 @@
+"""Receivers of the orders app: connected when the app is ready."""

@@ -1,0 +1,42 @@
+import uuid
+
+from django.db import models
+
+
+class OutboxMessage(models.Model):
+    """A Celery task requested inside a business transaction, kept until the broker has it.
+
+    The id is made in Python (not by the database) so a request can be written with
+    `INSERT … ON CONFLICT DO NOTHING` and still be handed to the broker by id after the commit;
+    it doubles as the Celery task id.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    dedupe_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Requests with the same key are one request (e.g. one e-mail per order).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="outbox_pending_idx",
+                condition=models.Q(sent_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else f"pending ({self.attempts} attempts)"
+        return f"{self.task_name} {state}"

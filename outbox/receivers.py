@@ -1,0 +1,1 @@
+"""The outbox reacts to no signal: it is infrastructure that other apps call."""

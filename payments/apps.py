@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+
+    def ready(self) -> None:
+        from payments import receivers  # noqa: F401

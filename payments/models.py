@@ -1,0 +1,118 @@
+from django.db import models
+from django.db.models import Q
+
+
+class PaymentStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Payment(models.Model):
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=32)
+    provider_reference = models.CharField(max_length=128)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    raw_event = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_reference"], name="payments_reference_per_provider"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_reference} {self.amount} {self.currency}"
+
+
+class ProcessedEvent(models.Model):
+    """A provider event already handled: the unique key makes a replayed webhook a no-op,
+    even when the copies arrive at the same moment."""
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=64)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="payments_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.event_id} ({self.event_type})"
+
+
+class Refund(models.Model):
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    provider_reference = models.CharField(max_length=128)
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "provider_reference"], name="payments_refund_once"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} {self.currency} of order {self.order_id}"
+
+
+class DocumentSequence(models.Model):
+    """The last number given per document kind and year; its row lock makes numbers gap-free."""
+
+    kind = models.CharField(max_length=8)
+    year = models.PositiveIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "year"], name="payments_sequence_per_year"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}-{self.year}: {self.last_number}"
+
+
+class Invoice(models.Model):
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="invoice")
+    number = models.CharField(max_length=32, unique=True)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    snapshot = models.JSONField(help_text="Lines, totals and addresses as invoiced.")
+    document = models.FileField(upload_to="invoices/%Y/", blank=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNote(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="credit_note")
+    number = models.CharField(max_length=32, unique=True)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    document = models.FileField(upload_to="credit-notes/%Y/", blank=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number

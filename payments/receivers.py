@@ -1,0 +1,1 @@
+"""Receivers of the payments app: connected when the app is ready."""

@@ -1,0 +1,14 @@
+"""Signals the payments app sends; importable from anywhere (it imports only django.dispatch).
+
+All are sent inside the service's transaction.
+"""
+
+from django.dispatch import Signal
+
+# Sent by payments.services.payment_record once the order is marked paid.
+# kwargs: payment: Payment, order: Order.
+payment_received = Signal()
+
+# Sent by payments.services.refund_issue and by a `refund.succeeded` provider event.
+# kwargs: refund: Refund, order: Order.
+refund_issued = Signal()

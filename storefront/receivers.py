@@ -1,0 +1,1 @@
+"""Receivers of the storefront app: connected when the app is ready."""

@@ -1,0 +1,110 @@
+"""README's signal map is true: every live receiver is listed, every listed one is live."""
+
+import importlib
+import inspect
+import re
+import weakref
+
+from django.apps import apps
+from django.core import signals as request_signals
+from django.db.backends import signals as backend_signals
+from django.db.models import signals as model_signals
+from django.dispatch import Signal
+
+from conftest import PROJECT_DIR
+
+OUR_PACKAGES = (
+    "config",
+    "outbox",
+    "audit",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "storefront",
+)
+WHERE = {"in the transaction", "on commit", "no transaction"}
+
+
+def _signals_by_name() -> dict[str, Signal]:
+    found: dict[str, Signal] = {}
+    modules = [model_signals, backend_signals, request_signals] + [
+        importlib.import_module(f"{package}.signals") for package in OUR_PACKAGES[1:]
+    ]
+    for module in modules:
+        for name, value in vars(module).items():
+            if isinstance(value, Signal):
+                found.setdefault(name, value)
+    return found
+
+
+def _sender_labels() -> dict[int, str]:
+    labels = {id(model): model._meta.label for model in apps.get_models(include_auto_created=True)}
+    labels[id(None)] = "any"
+    return labels
+
+
+def _live_rows() -> set[tuple[str, str, str]]:
+    labels = _sender_labels()
+    rows = set()
+    for name, signal in _signals_by_name().items():
+        for entry in signal.receivers:
+            lookup_key, reference = entry[0], entry[1]
+            receiver = reference() if isinstance(reference, weakref.ReferenceType) else reference
+            path = f"{receiver.__module__}.{receiver.__qualname__}"
+            if not path.startswith(OUR_PACKAGES):
+                continue
+            sender = labels.get(lookup_key[1], "?")
+            rows.add((name, sender, path))
+    return rows
+
+
+def _readme_rows() -> list[dict[str, str]]:
+    text = (PROJECT_DIR / "README.md").read_text()
+    section = text.split("## Signal map", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or cells[0] in {"signal", "---"}:
+            continue
+        rows.append(
+            dict(zip(["signal", "sender", "receiver", "effect", "where"], cells, strict=True))
+        )
+    return rows
+
+
+def _is_model_signal(name: str) -> bool:
+    return isinstance(getattr(model_signals, name, None), Signal)
+
+
+def test_readme_signal_map_matches_the_live_receiver_registry():
+    documented = {
+        (
+            row["signal"],
+            row["sender"] if _is_model_signal(row["signal"]) else "any",
+            row["receiver"],
+        )
+        for row in _readme_rows()
+    }
+    live = {
+        (name, sender if _is_model_signal(name) else "any", receiver)
+        for name, sender, receiver in _live_rows()
+    }
+
+    assert sorted(live - documented) == [], "connected but missing from README's signal map"
+    assert sorted(documented - live) == [], "in README's signal map but not connected"
+
+
+def test_every_signal_map_row_says_where_it_runs():
+    assert [row for row in _readme_rows() if row["where"] not in WHERE] == []
+
+
+def test_custom_signal_senders_in_the_map_really_send_them():
+    custom = [row for row in _readme_rows() if not _is_model_signal(row["signal"])]
+    for row in custom:
+        if row["sender"] == "any":
+            continue
+        for sender in re.split(r",\s*", row["sender"]):
+            module_name, _, function_name = sender.rpartition(".")
+            function = getattr(importlib.import_module(module_name), function_name)
+            assert f"{row['signal']}.send" in inspect.getsource(function), sender
