@@ -11,7 +11,6 @@ DEMO_STAFF_PASSWORD ?= stockwire-demo
 
 $(BIN)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
