@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,7 +41,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the dashboard as its index (config.admin_site).
+    "config.admin_apps.StockwireAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -176,8 +178,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Above the hard time limit, so a task still running is never handed to a second worker.
-    "visibility_timeout": 300,
+    # A message a worker took but never acknowledged (acks_late: the worker died mid-task) goes
+    # back to the queue after this many seconds. Above the hard time limit plus the longest retry
+    # countdown (Celery caps backoff at 600 s; a worker holds a counted-down message unacked), so
+    # a task still running or waiting to retry is never handed to a second worker.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
     # Without these kombu's Redis transport lets .delay() block a web request for minutes when
     # Redis accepts the connection but does not answer.
     "socket_timeout": 2,
@@ -188,7 +193,43 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+# A task cut off by a lost broker connection is redelivered anyway (acks_late), so the worker
+# stops it instead of letting it finish twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Periodic work (README "Background work" has the table). `expires` drops a run that waited in
+# the queue past its next turn, so a stopped worker does not come back to a pile of stale runs.
+CELERY_BEAT_SCHEDULE: dict = {
+    "outbox-relay": {
+        "task": "outbox.relay",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
+    "outbox-prune": {
+        "task": "outbox.prune",
+        "schedule": crontab(hour=3, minute=10),
+        "options": {"expires": 3600},
+    },
+    "orders-expire-unpaid": {
+        "task": "orders.expire_unpaid",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    "storefront-idempotency-keys-purge": {
+        "task": "storefront.idempotency_keys_purge",
+        "schedule": crontab(minute=25),
+        "options": {"expires": 3600},
+    },
+    "orders-counters-reconcile": {
+        "task": "orders.counters_reconcile",
+        "schedule": crontab(hour=2, minute=40),
+        "options": {"expires": 3600},
+    },
+    "inventory-low-stock-digest": {
+        "task": "inventory.low_stock_digest",
+        "schedule": crontab(hour=6, minute=0),
+        "options": {"expires": 3600},
+    },
+}
 
 # --- E-mail ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -1,0 +1,20 @@
+"""The staff admin site: Django's admin with the shop's dashboard as its index page."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from config.dashboard import dashboard_context
+
+
+class StockwireAdminSite(admin.AdminSite):
+    site_header = "Stockwire"
+    site_title = "Stockwire admin"
+    index_title = "Dashboard"
+    index_template = "admin/dashboard.html"
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        """Show the dashboard panels the user may read above the usual list of apps."""
+        context = dashboard_context(user=request.user)
+        context.update(extra_context or {})
+        return super().index(request, extra_context=context)

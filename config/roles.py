@@ -1,0 +1,92 @@
+"""Staff roles: which groups exist and what each may do in the admin.
+
+The admin's actions check the custom permissions below (`orders.ship_order`, …), so a role is
+exactly its list here. `roles_sync` is idempotent: the data migration runs it, and running it
+again (after the test database is flushed, or from a later migration when a role changes)
+brings the groups back in line with this module.
+"""
+
+from django.apps import apps as global_apps
+from django.apps.registry import Apps
+from django.contrib.auth.management import create_permissions
+
+# Permissions the admin's actions check that no model declares: they guard operations done
+# through services, not rows edited in a form. (app_label, model) -> [(codename, name)].
+ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("inventory", "stocklevel"): [
+        ("receive_stock", "Can receive stock"),
+        ("adjust_stock", "Can adjust stock"),
+    ],
+    ("orders", "order"): [
+        ("ship_order", "Can ship orders"),
+        ("cancel_order", "Can cancel orders"),
+        ("deliver_order", "Can mark orders delivered"),
+    ],
+    ("payments", "refund"): [("issue_refund", "Can issue refunds")],
+}
+
+SHOP_APPS = ("audit", "catalog", "inventory", "orders", "payments")
+
+# role -> (apps whose every model it may view, apps it may fully manage, action permissions)
+ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "warehouse": (
+        ("catalog", "inventory", "orders"),
+        (),
+        (
+            "inventory.receive_stock",
+            "inventory.adjust_stock",
+            "orders.ship_order",
+            "orders.deliver_order",
+        ),
+    ),
+    "support": (
+        ("audit", "catalog", "inventory", "orders", "payments"),
+        (),
+        ("orders.cancel_order", "payments.issue_refund"),
+    ),
+    "manager": (
+        (),
+        SHOP_APPS,
+        tuple(
+            f"{app_label}.{codename}"
+            for (app_label, _model), permissions in ACTION_PERMISSIONS.items()
+            for codename, _name in permissions
+        ),
+    ),
+}
+
+
+def roles_sync(*, apps: Apps = global_apps) -> None:
+    """Create the permissions and the role groups, and set each group to exactly its role.
+
+    Permissions are normally made after `migrate` (post_migrate), too late for a data
+    migration, so they are created here first; `apps` is the migration's historical registry.
+    """
+    for app_config in apps.get_app_configs():
+        # Historical app configs have no models module, which create_permissions skips.
+        models_module = getattr(app_config, "models_module", None)
+        app_config.models_module = models_module or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = models_module
+    ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    Group = apps.get_model("auth", "Group")
+    for (app_label, model), permissions in ACTION_PERMISSIONS.items():
+        content_type, _ = ContentType.objects.get_or_create(app_label=app_label, model=model)
+        for codename, name in permissions:
+            Permission.objects.get_or_create(
+                content_type=content_type, codename=codename, defaults={"name": name}
+            )
+    for role, (viewed_apps, managed_apps, actions) in ROLES.items():
+        wanted = Permission.objects.filter(
+            content_type__app_label__in=viewed_apps, codename__startswith="view_"
+        ) | Permission.objects.filter(content_type__app_label__in=managed_apps)
+        for action in actions:
+            app_label, codename = action.split(".")
+            wanted |= Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            )
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(wanted.distinct())
