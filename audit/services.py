@@ -1,0 +1,88 @@
+"""Write audit entries: explicitly (stock receipts, bulk paths) or from the model receivers.
+
+Entries are written with the caller's connection inside its transaction, so an entry commits
+or rolls back with the change it describes (design rule 2).
+"""
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from audit.context import SYSTEM_ACTOR_LABEL, current_actor
+from audit.models import AuditAction, AuditEntry
+
+Changes = dict[str, list[Any]]
+
+
+def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None) -> AuditEntry:
+    """Record one change of `obj`: `changes` is `{field: [before, after]}` of JSON values.
+
+    `actor` defaults to the current actor (the request's user, or "system").
+    """
+    entry = _entry(action=action, obj=obj, changes=changes, actor=actor)
+    entry.save()
+    return entry
+
+
+def audit_record_many(
+    *, action: str, changes_by_object: Iterable[tuple[models.Model, Changes]], actor=None
+) -> list[AuditEntry]:
+    """Record the same kind of change of many objects in one INSERT (for bulk paths)."""
+    entries = [
+        _entry(action=action, obj=obj, changes=changes, actor=actor)
+        for obj, changes in changes_by_object
+    ]
+    return AuditEntry.objects.bulk_create(entries)
+
+
+def audit_snapshot(*, instance: models.Model, fields: Iterable[models.Field]) -> dict[str, Any]:
+    """Return the JSON values of `fields` as `instance` holds them."""
+    return {
+        field.attname: _json_value(field, field.value_from_object(instance)) for field in fields
+    }
+
+
+def audit_diff(*, before: dict[str, Any], after: dict[str, Any]) -> Changes:
+    """Return `{field: [before, after]}` for the fields whose value differs."""
+    return {
+        name: [before.get(name), value]
+        for name, value in after.items()
+        if name in before and before[name] != value
+    }
+
+
+def _entry(*, action: str, obj: models.Model, changes: Changes, actor) -> AuditEntry:
+    if action not in AuditAction.values:
+        raise ValueError(f"unknown audit action {action!r}")
+    user = actor if actor is not None else current_actor.get()
+    if user is not None and not user.is_authenticated:
+        user = None
+    return AuditEntry(
+        actor=user,
+        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR_LABEL,
+        action=action,
+        object_type=obj._meta.label,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        changes=changes,
+    )
+
+
+def _json_value(field: models.Field, value: Any) -> Any:
+    """Normalise a field value so that equal values compare equal and store as JSON.
+
+    Decimals are written with the field's places ("10" and "10.00" are one price); files by
+    their storage name; dates, times and UUIDs as Django's JSON encoder writes them.
+    """
+    if value is None:
+        return None
+    if isinstance(field, models.FileField):
+        return (value.name or "") if hasattr(value, "name") else str(value)
+    value = field.to_python(value)
+    if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
+        return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))

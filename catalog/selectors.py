@@ -1,0 +1,93 @@
+"""Read queries of the catalog shared by the API, the admin and the order service.
+
+Each selector decides its own joins and prefetches, so a caller cannot cause N+1 queries.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Prefetch, QuerySet
+
+from catalog.models import Category, Product, Variant
+
+# The text search configuration of the search index; the query must use the same one, or
+# PostgreSQL cannot use the index (the migration builds it from `product_search_vector()`).
+SEARCH_CONFIG = "english"
+
+
+def product_search_vector() -> SearchVector:
+    """The expression the GIN index is built on and every full-text query filters by."""
+    return SearchVector("search_document", config=SEARCH_CONFIG)
+
+
+def category_list() -> QuerySet[Category]:
+    return Category.objects.select_related("parent").order_by("name", "id")
+
+
+def product_list(*, category: str | None = None, query: str | None = None) -> QuerySet[Product]:
+    """Active products by name, optionally in a category (or below it) and matching a search.
+
+    `category` is a slug; an unknown slug matches nothing. `query` is full-text on PostgreSQL
+    (web-search syntax: words, "quoted phrases", -excluded) and a case-insensitive
+    contains-match of every word on SQLite.
+    """
+    products = _with_storefront_relations(Product.objects.filter(is_active=True))
+    if category:
+        products = products.filter(category_id__in=_category_and_descendant_ids(slug=category))
+    if query and query.strip():
+        products = _matching(products, query.strip())
+    return products.order_by("name", "id")
+
+
+def product_get(*, slug: str) -> Product:
+    """Return the active product with `slug`; raises `Product.DoesNotExist` otherwise."""
+    return _with_storefront_relations(Product.objects.filter(is_active=True)).get(slug=slug)
+
+
+def variants_by_sku(*, skus: Iterable[str]) -> dict[str, Variant]:
+    """Active variants of active products by SKU, in one query; unknown SKUs are absent."""
+    variants = Variant.objects.filter(
+        sku__in=set(skus), is_active=True, product__is_active=True
+    ).select_related("product")
+    return {variant.sku: variant for variant in variants}
+
+
+def _with_storefront_relations(products: QuerySet[Product]) -> QuerySet[Product]:
+    return products.select_related("category").prefetch_related(
+        Prefetch("variants", queryset=Variant.objects.filter(is_active=True).order_by("sku")),
+        "images",
+    )
+
+
+def _category_and_descendant_ids(*, slug: str) -> list[int]:
+    """Ids of the category with `slug` and of every category below it.
+
+    Reads the whole tree (id and parent only) in one query: a shop's category tree is
+    hundreds of rows, and this avoids a query per level.
+    """
+    children: dict[int | None, list[int]] = defaultdict(list)
+    root = None
+    for pk, parent_id, category_slug in Category.objects.values_list("pk", "parent_id", "slug"):
+        children[parent_id].append(pk)
+        if category_slug == slug:
+            root = pk
+    if root is None:
+        return []
+    found, pending = [], [root]
+    while pending:
+        pk = pending.pop()
+        found.append(pk)
+        pending.extend(children[pk])
+    return found
+
+
+def _matching(products: QuerySet[Product], query: str) -> QuerySet[Product]:
+    if connection.vendor == "postgresql":
+        return products.annotate(search=product_search_vector()).filter(
+            search=SearchQuery(query, config=SEARCH_CONFIG, search_type="websearch")
+        )
+    for word in query.split():
+        products = products.filter(search_document__icontains=word)
+    return products

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from catalog import services
+
+
+@shared_task(name="catalog.thumbnail_make", ignore_result=True)
+def thumbnail_make(image_id: int) -> bool:
+    """Make the thumbnail of one product image (requested on commit of its upload)."""
+    return services.product_image_thumbnail_make(image_id=image_id)
