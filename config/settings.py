@@ -41,8 +41,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    # Django's admin with the dashboard as its index (config.admin_site).
-    "config.admin_apps.StockwireAdminConfig",
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -177,12 +176,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message a worker took but never acknowledged (acks_late: the worker died mid-task) goes back
+# to the queue after this many seconds. Above the hard time limit plus the longest retry countdown
+# (Celery caps backoff at 600 s; a worker holds a counted-down message unacked), so a task still
+# running or waiting to retry is never handed to a second worker.
+celery_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=900)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # A message a worker took but never acknowledged (acks_late: the worker died mid-task) goes
-    # back to the queue after this many seconds. Above the hard time limit plus the longest retry
-    # countdown (Celery caps backoff at 600 s; a worker holds a counted-down message unacked), so
-    # a task still running or waiting to retry is never handed to a second worker.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "visibility_timeout": celery_visibility_timeout,
+    # Workers look for such abandoned messages every few seconds (kombu's default sweep is every
+    # 100 s), a tenth of the visibility timeout, so recovery takes about the timeout, not more.
+    "unacked_restore_interval": max(1, min(10, celery_visibility_timeout // 10)),
+    "unacked_restore_throttle": 1,
     # Without these kombu's Redis transport lets .delay() block a web request for minutes when
     # Redis accepts the connection but does not answer.
     "socket_timeout": 2,

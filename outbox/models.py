@@ -40,3 +40,26 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         state = "sent" if self.sent_at else f"pending ({self.attempts} attempts)"
         return f"{self.task_name} {state}"
+
+
+class TaskFailure(models.Model):
+    """A task that failed for good (no retry left): kept for staff, who see it in the admin.
+
+    Written by a receiver of Celery's `task_failure`, which fires only on the final failure,
+    never for a failure that will be retried.
+    """
+
+    task_name = models.CharField(max_length=200, db_index=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+    exception = models.TextField()
+    traceback = models.TextField(blank=True)
+    hostname = models.CharField(max_length=200, blank=True)
+    failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-failed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} failed at {self.failed_at:%Y-%m-%d %H:%M:%S}"

@@ -6,17 +6,24 @@ the row stays unsent and `outbox_relay` publishes it later. Tasks are idempotent
 double publish (broker took it, marking it sent failed) has one effect.
 """
 
+import json
 import logging
 import random
+import time
+import traceback
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from uuid import UUID
 
+from celery import Task
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from outbox.models import OutboxMessage
+from outbox.models import OutboxMessage, TaskFailure
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +33,19 @@ RELAY_GRACE = timedelta(seconds=10)
 # every few minutes, with jitter so relays on many hosts do not stampede a recovering broker.
 RELAY_BACKOFF_BASE_SECONDS = 5
 RELAY_BACKOFF_CAP_SECONDS = 300
+# Small enough that one relay run stays well inside the statement timeout while holding its
+# row locks, large enough to drain a backlog of thousands within a minute of 5-second runs.
 RELAY_BATCH_SIZE = 200
 SENT_RETENTION = timedelta(days=7)
+TASK_FAILURE_RETENTION = timedelta(days=30)
+# After a publish fails because the broker is unreachable, on-commit publishes in this process
+# skip the broker for this long and leave their rows to the relay: a hung broker then costs one
+# request one socket timeout, not every request of the outage.
+PUBLISH_PAUSE_SECONDS = 5.0
+_ERROR_MAX_LENGTH = 2000
+
+_broker_paused_until = 0.0
+_task_modules_imported = False
 
 
 def outbox_enqueue(
@@ -37,37 +55,78 @@ def outbox_enqueue(
 
     Call inside the business transaction. A second request with the same `dedupe_key` is
     dropped (the first one stands), so a receiver may run twice without doubling an e-mail.
+    Outside a transaction (autocommit) the row is written and published at once.
+
+    Requests: `task_name` with `kwargs`, on commit.
     """
     message = OutboxMessage(task_name=task_name, kwargs=kwargs, dedupe_key=dedupe_key)
     OutboxMessage.objects.bulk_create([message], ignore_conflicts=dedupe_key is not None)
+    if dedupe_key is not None and not OutboxMessage.objects.filter(pk=message.pk).exists():
+        return  # an earlier request with this key stands; publishing this one would double it
     transaction.on_commit(
         partial(_publish_after_commit, message_id=message.pk, task_name=task_name, kwargs=kwargs)
     )
 
 
-def _publish(*, message_id, task_name: str, kwargs: dict[str, Any]) -> None:
-    """Hand one task to the broker (or run it in-process when tasks are eager)."""
+def _task(task_name: str) -> Task:
+    """Return the registered task, importing every app's `tasks` module on first use.
+
+    Celery discovers task modules only when a worker starts; a web process that publishes must
+    import them itself, or every lookup would fail and each request would wait for the relay.
+    """
+    global _task_modules_imported
     from config.celery import app
 
-    app.tasks[task_name].apply_async(kwargs=kwargs, task_id=str(message_id))
+    if not _task_modules_imported:
+        app.loader.import_default_modules()
+        _task_modules_imported = True
+    return app.tasks[task_name]
 
 
-def _publish_after_commit(*, message_id, task_name: str, kwargs: dict[str, Any]) -> None:
+def _publish(*, message_id: UUID, task_name: str, kwargs: dict[str, Any]) -> None:
+    """Hand one task to the broker (or run it in-process when tasks are eager).
+
+    The outbox id is the Celery task id, so a worker's log line leads back to the row.
+    """
+    _task(task_name).apply_async(kwargs=kwargs, task_id=str(message_id))
+
+
+def _broker_paused() -> bool:
+    from config.celery import app
+
+    return not app.conf.task_always_eager and time.monotonic() < _broker_paused_until
+
+
+def _pause_broker() -> None:
+    global _broker_paused_until
+    _broker_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+
+
+def _resume_broker() -> None:
+    global _broker_paused_until
+    _broker_paused_until = 0.0
+
+
+def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str, Any]) -> None:
     """Publish a just-committed request; on failure leave it to the relay."""
+    if _broker_paused():
+        return
     try:
         _publish(message_id=message_id, task_name=task_name, kwargs=kwargs)
     except Exception as error:
+        if isinstance(error, BrokerUnavailable | OSError):
+            _pause_broker()
         logger.warning(
             "outbox publish failed, the relay will retry",
             extra={"task_name": task_name, "message_id": str(message_id), "error": repr(error)},
         )
         OutboxMessage.objects.filter(pk=message_id).update(
             attempts=F("attempts") + 1,
-            last_error=repr(error)[:2000],
+            last_error=repr(error)[:_ERROR_MAX_LENGTH],
             next_attempt_at=timezone.now() + _backoff(1),
         )
         return
-    OutboxMessage.objects.filter(pk=message_id).update(sent_at=timezone.now())
+    OutboxMessage.objects.filter(pk=message_id, sent_at__isnull=True).update(sent_at=timezone.now())
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -75,43 +134,100 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
-def outbox_relay(*, batch_size: int = RELAY_BATCH_SIZE, grace: timedelta = RELAY_GRACE) -> int:
+@transaction.atomic
+def outbox_relay(
+    *,
+    batch_size: int = RELAY_BATCH_SIZE,
+    grace: timedelta = RELAY_GRACE,
+    now_due: bool = False,
+    message_ids: Iterable[UUID] | None = None,
+) -> int:
     """Publish requests still unsent after `grace`; return how many were handed to the broker.
 
     Rows are claimed with `SELECT … FOR UPDATE SKIP LOCKED`, so relays running at once (beat on
-    two hosts, a manual `outbox_relay`) never publish the same row twice.
+    two hosts, a manual `outbox_relay`) never publish the same row twice. A row the broker
+    refused waits out its own backoff; `now_due` (an operator who fixed the broker) or explicit
+    `message_ids` (the admin's "relay now") publish regardless of grace and backoff. The first
+    sign that the broker is unreachable ends the run: the rest of the batch would only wait for
+    the same timeout while holding its row locks.
     """
     now = timezone.now()
+    pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)
+    if message_ids is not None:
+        pending = pending.filter(pk__in=list(message_ids))
+    elif not now_due:
+        pending = pending.filter(created_at__lte=now - grace).exclude(next_attempt_at__gt=now)
     published = 0
-    with transaction.atomic():
-        batch = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(sent_at__isnull=True, created_at__lte=now - grace)
-            .exclude(next_attempt_at__gt=now)
-            .order_by("created_at")[:batch_size]
-        )
-        for message in batch:
-            try:
-                _publish(message_id=message.pk, task_name=message.task_name, kwargs=message.kwargs)
-            except Exception as error:
-                message.attempts += 1
-                message.last_error = repr(error)[:2000]
-                message.next_attempt_at = now + _backoff(message.attempts)
-                message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-                logger.warning(
-                    "outbox relay could not publish",
-                    extra={"task_name": message.task_name, "attempts": message.attempts},
-                )
-                continue
-            message.sent_at = timezone.now()
-            message.save(update_fields=["sent_at"])
-            published += 1
+    for message in pending.order_by("created_at")[:batch_size]:
+        try:
+            _publish(message_id=message.pk, task_name=message.task_name, kwargs=message.kwargs)
+        except Exception as error:
+            message.attempts += 1
+            message.last_error = repr(error)[:_ERROR_MAX_LENGTH]
+            message.next_attempt_at = now + _backoff(message.attempts)
+            message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+            logger.warning(
+                "outbox relay could not publish",
+                extra={
+                    "task_name": message.task_name,
+                    "attempts": message.attempts,
+                    "error": repr(error),
+                },
+            )
+            if isinstance(error, BrokerUnavailable | OSError):
+                _pause_broker()
+                break
+            continue
+        message.sent_at = timezone.now()
+        message.save(update_fields=["sent_at"])
+        published += 1
+    if published:
+        _resume_broker()
     return published
 
 
-def outbox_prune(*, older_than: timedelta = SENT_RETENTION) -> int:
-    """Delete requests the broker took longer ago than `older_than`; return how many."""
-    deleted, _ = OutboxMessage.objects.filter(
-        sent_at__isnull=False, sent_at__lt=timezone.now() - older_than
+def outbox_prune(
+    *,
+    older_than: timedelta = SENT_RETENTION,
+    failures_older_than: timedelta = TASK_FAILURE_RETENTION,
+) -> int:
+    """Delete requests the broker took, and task failures, past retention; return how many.
+
+    Unsent rows are never pruned, however old: they are work still owed.
+    """
+    now = timezone.now()
+    sent, _ = OutboxMessage.objects.filter(
+        sent_at__isnull=False, sent_at__lt=now - older_than
     ).delete()
-    return deleted
+    failures, _ = TaskFailure.objects.filter(failed_at__lt=now - failures_older_than).delete()
+    return sent + failures
+
+
+def _jsonable(value: Any) -> Any:
+    """Return `value` as JSON can store it (anything exotic becomes its repr)."""
+    return json.loads(json.dumps(value, default=repr))
+
+
+def task_failure_record(
+    *,
+    task_name: str,
+    task_id: str | None,
+    args: Iterable[Any] | None,
+    kwargs: dict[str, Any] | None,
+    exception: BaseException,
+    hostname: str = "",
+) -> TaskFailure:
+    """Keep a task's final failure (retries exhausted or none allowed) where staff can see it.
+
+    The worker log alone scrolls away; a row in the admin is what an operator can act on (e.g.
+    fix the cause and request the task again).
+    """
+    return TaskFailure.objects.create(
+        task_name=task_name[:200],
+        task_id=task_id or "",
+        args=_jsonable(list(args or [])),
+        kwargs=_jsonable(dict(kwargs or {})),
+        exception=repr(exception)[:_ERROR_MAX_LENGTH],
+        traceback="".join(traceback.format_exception(exception))[-20_000:],
+        hostname=hostname[:200],
+    )

@@ -11,5 +11,5 @@ def outbox_relay() -> int:
 
 @shared_task(name="outbox.prune", ignore_result=True)
 def outbox_prune() -> int:
-    """Delete long-sent requests so the table stays small (beat, daily)."""
+    """Delete long-sent requests and old task failures so the tables stay small (beat, daily)."""
     return services.outbox_prune()

@@ -1,0 +1,251 @@
+"""Real faults for tests: a broker that refuses, hangs or works on demand, and worker processes.
+
+`BrokerGate` listens on a local port the tests point Celery at. Its mode decides what a client
+meets: `refuse` (nothing listens: connection refused), `blackhole` (the connection is accepted
+and never answered, the hung-Redis case that needs socket timeouts) or `forward` (bytes are piped
+to the real Redis, so the broker is up). Switching modes drops every open connection, as a
+restarting broker would.
+"""
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+REFUSE = "refuse"
+BLACKHOLE = "blackhole"
+FORWARD = "forward"
+
+
+def closed_port() -> int:
+    """Return a local TCP port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+class BrokerGate:
+    """A TCP endpoint in front of Redis whose behaviour the test switches (see module doc)."""
+
+    def __init__(self, *, target_url: str, mode: str = FORWARD) -> None:
+        target = urlsplit(target_url)
+        self.target = (target.hostname or "127.0.0.1", target.port or 6379)
+        self.port = closed_port()
+        self.mode = REFUSE
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        self.set_mode(mode)
+
+    def url(self, database: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{database}"
+
+    def set_mode(self, mode: str) -> None:
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(OSError):
+                    conn.close()
+            self._connections.clear()
+            if mode == REFUSE and self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            if mode != REFUSE and self._listener is None:
+                listener = socket.socket()
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(("127.0.0.1", self.port))
+                listener.listen(64)
+                self._listener = listener
+            self.mode = mode
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.set_mode(REFUSE)
+        self._thread.join(timeout=2)
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                listener = self._listener
+            if listener is None:
+                time.sleep(0.02)
+                continue
+            try:
+                readable, _, _ = select.select([listener], [], [], 0.05)
+                if not readable:
+                    continue
+                client, _ = listener.accept()
+            except (OSError, ValueError):
+                continue  # the listener was closed by a mode switch
+            with self._lock:
+                if self.mode != FORWARD:
+                    self._connections.append(client)  # accepted, never answered
+                    continue
+                try:
+                    upstream = socket.create_connection(self.target, timeout=2)
+                except OSError:
+                    client.close()
+                    continue
+                self._connections += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    @staticmethod
+    def _pipe(client: socket.socket, upstream: socket.socket) -> None:
+        pair = {client: upstream, upstream: client}
+        try:
+            while True:
+                readable, _, _ = select.select(list(pair), [], [], 1)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+class WorkerProcess:
+    """A real `celery worker` process whose output is collected for waits and failure messages."""
+
+    def __init__(self, *, env: dict[str, str], queue: str, pool: str = "solo") -> None:
+        self.name = f"w{uuid.uuid4().hex[:8]}@%h"
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                f"--pool={pool}",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                f"--queues={queue}",
+                f"--hostname={self.name}",
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        ready = wait_until(
+            lambda: " ready." in self.output or self.process.poll() is not None, timeout=timeout
+        )
+        if not ready or self.process.poll() is not None:
+            raise RuntimeError(f"worker did not start:\n{self.output}")
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self) -> None:
+        """Kill the worker (and any pool children) if it still runs; never leave one behind."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=5)
+        else:
+            self.signal(signal.SIGKILL)  # orphaned pool children, if any
+        self._reader.join(timeout=2)
+
+
+@contextlib.contextmanager
+def workers(*, env: dict[str, str], queue: str, count: int = 1) -> Iterator[list[WorkerProcess]]:
+    """Start `count` workers on `queue`, wait until each is ready, and stop them all afterwards."""
+    started: list[WorkerProcess] = []
+    try:
+        for _ in range(count):
+            started.append(WorkerProcess(env=env, queue=queue))
+        for worker in started:
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@contextlib.contextmanager
+def celery_broker(url: str, *, queue: str) -> Iterator[None]:
+    """Publish from this process to the broker at `url`, on `queue`, instead of running eagerly.
+
+    Celery keeps its connection and producer pools once made; they are dropped on the way in and
+    out so the next publish connects to whichever broker is current.
+    """
+    from django.conf import settings
+
+    from config.celery import app
+
+    previous = (
+        app.conf.broker_url,
+        app.conf.task_default_queue,
+        app.conf.task_always_eager,
+        settings.CELERY_TASK_ALWAYS_EAGER,
+    )
+
+    def drop_pools() -> None:
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.broker_url = url
+    app.conf.task_default_queue = queue
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    drop_pools()
+    try:
+        yield
+    finally:
+        (
+            app.conf.broker_url,
+            app.conf.task_default_queue,
+            app.conf.task_always_eager,
+            settings.CELERY_TASK_ALWAYS_EAGER,
+        ) = previous
+        drop_pools()

@@ -1,0 +1,377 @@
+"""The outbox: requests written with the business transaction, published on commit, relayed."""
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from celery.signals import task_failure
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from model_bakery import baker
+
+from config.tasks import slow_mark
+from outbox import services
+from outbox.models import OutboxMessage, TaskFailure
+from outbox.services import outbox_enqueue, outbox_prune, outbox_relay
+from tests.faults import celery_broker, closed_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def broker_not_paused():
+    """A publish failure pauses publishing in this process; no test inherits another's pause."""
+    services._resume_broker()
+    yield
+    services._resume_broker()
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path / "diagnostics"
+
+
+@pytest.fixture
+def dead_broker():
+    """Publish to a port nothing listens on: every connection is refused at once."""
+    with celery_broker(f"redis://127.0.0.1:{closed_port()}/0", queue="unreachable"):
+        yield
+
+
+@pytest.fixture
+def broker_queue():
+    """Publish to the real Redis broker on a queue of this test's own (no worker consumes it).
+
+    Yields a function returning the task ids waiting in that queue, oldest first.
+    """
+    queue = f"test-outbox-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+
+    def queued_ids() -> list[str]:
+        return [json.loads(raw)["headers"]["id"] for raw in reversed(client.lrange(queue, 0, -1))]
+
+    with celery_broker(django_settings.CELERY_BROKER_URL, queue=queue):
+        yield queued_ids
+    client.delete(queue)
+
+
+def _enqueue_mark(key: str, *, dedupe_key: str | None = None) -> None:
+    outbox_enqueue(
+        task_name="stockwire.slow_mark", kwargs={"key": key, "seconds": 0}, dedupe_key=dedupe_key
+    )
+
+
+def _pending(*, age: timedelta, **fields) -> OutboxMessage:
+    fields = {"task_name": "stockwire.slow_mark", "kwargs": {"key": "k", "seconds": 0}} | fields
+    message = baker.make(OutboxMessage, **fields)
+    OutboxMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - age)
+    return message
+
+
+def test_request_is_written_in_the_transaction_and_published_on_commit(
+    media, django_capture_on_commit_callbacks
+):
+    # given / when
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        _enqueue_mark("placed")
+    message = OutboxMessage.objects.get()
+
+    # then: written, not yet run until the commit callbacks run
+    assert message.task_name == "stockwire.slow_mark"
+    assert message.sent_at is None
+    assert not (media / "placed.done").exists()
+    for callback in callbacks:
+        callback()
+    message.refresh_from_db()
+    assert message.sent_at is not None
+    assert (media / "placed.done").exists()
+
+
+def test_rolled_back_request_leaves_no_row_and_runs_nothing(
+    media, django_capture_on_commit_callbacks
+):
+    # given / when
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        _enqueue_mark("rolled-back")
+        raise RuntimeError("the business transaction fails")
+
+    # then
+    assert callbacks == []
+    assert OutboxMessage.objects.count() == 0
+    assert not media.exists()
+
+
+def test_requests_with_the_same_dedupe_key_are_one_request(
+    media, django_capture_on_commit_callbacks
+):
+    # given / when
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            _enqueue_mark("once", dedupe_key="mark:once")
+        with transaction.atomic():
+            _enqueue_mark("once", dedupe_key="mark:once")
+
+    # then
+    assert OutboxMessage.objects.count() == 1
+    assert (media / "once.runs").read_text().count("\n") == 1
+
+
+def test_publish_to_an_unreachable_broker_leaves_the_row_for_the_relay(
+    dead_broker, django_capture_on_commit_callbacks
+):
+    # given / when
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        _enqueue_mark("refused")
+
+    # then: the commit stands, the row waits with its error and a backoff
+    message = OutboxMessage.objects.get()
+    assert message.sent_at is None
+    assert message.attempts == 1
+    assert "Connection refused" in message.last_error
+    assert message.next_attempt_at > timezone.now()
+
+
+def test_after_a_broker_failure_the_next_publishes_are_left_to_the_relay(
+    dead_broker, django_capture_on_commit_callbacks
+):
+    # given: one publish met the dead broker
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        _enqueue_mark("first")
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        _enqueue_mark("second")
+
+    # then: the second did not try (no attempt, no error), it waits for the relay
+    second = OutboxMessage.objects.get(kwargs__key="second")
+    assert second.sent_at is None
+    assert second.attempts == 0
+    assert second.last_error == ""
+
+
+@pytest.mark.redis
+def test_relay_publishes_due_rows_with_the_row_id_as_task_id(broker_queue):
+    # given
+    due = _pending(age=timedelta(minutes=1))
+    retry_due = _pending(
+        age=timedelta(minutes=2), attempts=2, next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    young = _pending(age=timedelta(seconds=1))
+    backing_off = _pending(
+        age=timedelta(minutes=3), attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    already_sent = _pending(age=timedelta(minutes=4), sent_at=timezone.now())
+
+    # when
+    published = outbox_relay()
+
+    # then
+    assert published == 2
+    assert broker_queue() == [str(retry_due.pk), str(due.pk)]
+    assert set(OutboxMessage.objects.filter(sent_at__isnull=True).values_list("pk", flat=True)) == {
+        young.pk,
+        backing_off.pk,
+    }
+    already_sent.refresh_from_db()
+    assert already_sent.attempts == 0
+
+
+@pytest.mark.redis
+def test_relay_now_ignores_grace_and_backoff(broker_queue):
+    # given
+    young = _pending(age=timedelta(seconds=1))
+    backing_off = _pending(
+        age=timedelta(minutes=3), attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+
+    # when
+    published = outbox_relay(now_due=True)
+
+    # then
+    assert published == 2
+    assert sorted(broker_queue()) == sorted([str(young.pk), str(backing_off.pk)])
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
+
+
+def test_relay_stops_at_the_first_sign_of_an_unreachable_broker(dead_broker):
+    # given
+    first = _pending(age=timedelta(minutes=3))
+    _pending(age=timedelta(minutes=2))
+    _pending(age=timedelta(minutes=1))
+
+    # when
+    published = outbox_relay()
+
+    # then: one row paid the refused connection; the others were not tried
+    assert published == 0
+    assert list(
+        OutboxMessage.objects.order_by("created_at").values_list("attempts", flat=True)
+    ) == [1, 0, 0]
+    first.refresh_from_db()
+    assert first.next_attempt_at > timezone.now()
+    assert first.sent_at is None
+
+
+@pytest.mark.redis
+def test_relay_records_an_unknown_task_and_goes_on(broker_queue):
+    # given
+    unknown = _pending(age=timedelta(minutes=2), task_name="nobody.knows")
+    known = _pending(age=timedelta(minutes=1))
+
+    # when
+    published = outbox_relay()
+
+    # then
+    assert published == 1
+    assert broker_queue() == [str(known.pk)]
+    unknown.refresh_from_db()
+    assert unknown.sent_at is None
+    assert unknown.attempts == 1
+    assert "nobody.knows" in unknown.last_error
+
+
+def test_prune_deletes_old_sent_rows_and_old_failures_only():
+    # given
+    now = timezone.now()
+    old_sent = _pending(age=timedelta(days=9), sent_at=now - timedelta(days=8))
+    recent_sent = _pending(age=timedelta(days=2), sent_at=now - timedelta(days=1))
+    old_unsent = _pending(age=timedelta(days=30), attempts=40)
+    old_failure = baker.make(TaskFailure, task_name="orders.email_send", exception="x")
+    recent_failure = baker.make(TaskFailure, task_name="orders.email_send", exception="y")
+    TaskFailure.objects.filter(pk=old_failure.pk).update(failed_at=now - timedelta(days=31))
+
+    # when
+    deleted = outbox_prune()
+
+    # then
+    assert deleted == 2
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {
+        recent_sent.pk,
+        old_unsent.pk,
+    }
+    assert list(TaskFailure.objects.values_list("pk", flat=True)) == [recent_failure.pk]
+    assert not OutboxMessage.objects.filter(pk=old_sent.pk).exists()
+
+
+def test_a_final_task_failure_is_recorded_for_staff():
+    # given
+    error = ValueError("key must be 1-64 characters")
+
+    # when: Celery's signal, as a worker sends it when no retry is left
+    task_failure.send(
+        sender=slow_mark,
+        task_id="5b1f0c1e-task",
+        exception=error,
+        args=[],
+        kwargs={"key": "BAD KEY", "seconds": 0, "odd": object()},
+        traceback=None,
+        einfo=None,
+    )
+
+    # then
+    failure = TaskFailure.objects.get()
+    assert failure.task_name == "stockwire.slow_mark"
+    assert failure.task_id == "5b1f0c1e-task"
+    assert failure.kwargs["key"] == "BAD KEY"
+    assert failure.kwargs["odd"].startswith("<object object")
+    assert failure.exception == "ValueError('key must be 1-64 characters')"
+
+
+def test_admin_lists_outbox_rows_by_state_and_task_read_only(admin_client):
+    # given
+    _pending(age=timedelta(minutes=1))
+    failed = _pending(age=timedelta(minutes=2), attempts=3, last_error="OperationalError(...)")
+    _pending(age=timedelta(minutes=3), sent_at=timezone.now())
+    url = reverse("admin:outbox_outboxmessage_changelist")
+
+    # when
+    everything = admin_client.get(url)
+    only_failed = admin_client.get(url, {"state": "failed"})
+    by_task = admin_client.get(url, {"task_name": "stockwire.slow_mark", "state": "sent"})
+    change_page = admin_client.get(reverse("admin:outbox_outboxmessage_change", args=[failed.pk]))
+
+    # then
+    assert everything.context["cl"].result_count == 3
+    assert [m.pk for m in only_failed.context["cl"].result_list] == [failed.pk]
+    assert by_task.context["cl"].result_count == 1
+    assert change_page.status_code == 200
+    assert change_page.context["has_change_permission"] is False
+    assert admin_client.get(reverse("admin:outbox_outboxmessage_add")).status_code == 403
+
+
+@pytest.mark.redis
+def test_admin_relay_now_publishes_the_selected_rows_at_once(admin_client, broker_queue):
+    # given: one row still in its backoff, one untouched
+    backing_off = _pending(
+        age=timedelta(minutes=3), attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    untouched = _pending(age=timedelta(minutes=1))
+
+    # when
+    response = admin_client.post(
+        reverse("admin:outbox_outboxmessage_changelist"),
+        {"action": "relay_now", "_selected_action": [str(backing_off.pk)]},
+        follow=True,
+    )
+
+    # then
+    assert response.status_code == 200
+    assert broker_queue() == [str(backing_off.pk)]
+    untouched.refresh_from_db()
+    assert untouched.sent_at is None
+    assert "Handed 1 of 1" in response.content.decode()
+
+
+def test_admin_lists_task_failures(admin_client):
+    # given
+    baker.make(TaskFailure, task_name="orders.email_send", exception="SMTPException('down')")
+    baker.make(TaskFailure, task_name="catalog.thumbnail_make", exception="OSError('disk')")
+
+    # when
+    response = admin_client.get(
+        reverse("admin:outbox_taskfailure_changelist"), {"task_name": "orders.email_send"}
+    )
+
+    # then
+    assert response.context["cl"].result_count == 1
+    assert "SMTPException" in response.content.decode()
+
+
+@pytest.mark.redis
+def test_outbox_relay_command_drains_every_due_row(broker_queue, capsys):
+    # given
+    for minutes in range(1, 4):
+        _pending(age=timedelta(minutes=minutes))
+    _pending(age=timedelta(seconds=1))
+
+    # when
+    call_command("outbox_relay")
+
+    # then: the young row is left to the process that wrote it
+    assert len(broker_queue()) == 3
+    assert capsys.readouterr().out.strip() == "relayed 3"
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 1
+
+
+def test_readiness_reports_pending_count_and_oldest_age(client):
+    # given
+    _pending(age=timedelta(seconds=90))
+    _pending(age=timedelta(seconds=30))
+    _pending(age=timedelta(hours=1), sent_at=timezone.now())
+
+    # when
+    body = client.get("/readyz").json()
+
+    # then
+    assert body["outbox"]["pending"] == 2
+    assert 90 <= body["outbox"]["oldest_pending_age_seconds"] < 120
