@@ -5,6 +5,8 @@ import inspect
 import re
 import weakref
 
+from celery import signals as celery_signals
+from celery.utils.dispatch import Signal as CelerySignal
 from django.apps import apps
 from django.core import signals as request_signals
 from django.db.backends import signals as backend_signals
@@ -28,12 +30,12 @@ WHERE = {"in the transaction", "on commit", "no transaction"}
 
 def _signals_by_name() -> dict[str, Signal]:
     found: dict[str, Signal] = {}
-    modules = [model_signals, backend_signals, request_signals] + [
+    modules = [model_signals, backend_signals, request_signals, celery_signals] + [
         importlib.import_module(f"{package}.signals") for package in OUR_PACKAGES[1:]
     ]
     for module in modules:
         for name, value in vars(module).items():
-            if isinstance(value, Signal):
+            if isinstance(value, Signal | CelerySignal):
                 found.setdefault(name, value)
     return found
 
@@ -51,7 +53,8 @@ def _live_rows() -> set[tuple[str, str, str]]:
         for entry in signal.receivers:
             lookup_key, reference = entry[0], entry[1]
             receiver = reference() if isinstance(reference, weakref.ReferenceType) else reference
-            path = f"{receiver.__module__}.{receiver.__qualname__}"
+            # Celery connects promises of its own (no __qualname__): never ours.
+            path = f"{receiver.__module__}.{getattr(receiver, '__qualname__', '?')}"
             if not path.startswith(OUR_PACKAGES):
                 continue
             sender = labels.get(lookup_key[1], "?")
