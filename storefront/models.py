@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.db import models
 
@@ -15,6 +17,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of {self.user_id} (expires {self.expires_at:%Y-%m-%d})"
+
+    @staticmethod
+    def hash_of(raw: str) -> str:
+        """The stored form of the token `raw`."""
+        return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class IdempotencyKey(models.Model):

@@ -1,1 +1,90 @@
-"""Receivers of the storefront app: connected when the app is ready."""
+"""Receivers of the storefront app: keep the read cache true after every committed change.
+
+Each one only schedules `storefront.cache` invalidation with `transaction.on_commit`: a change
+that rolls back invalidates nothing, and a reader never rebuilds an entry from data a still-open
+transaction is about to change. Fixture loading (`raw`) is left alone, as everywhere.
+"""
+
+from functools import partial
+
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from catalog.models import Category, Collection, Product, ProductImage, Variant
+from catalog.signals import catalog_changed
+from inventory.signals import stock_changed
+from orders.signals import order_cancelled, order_placed
+from storefront import cache
+
+
+@receiver(post_save, sender=Product, dispatch_uid="storefront.product_saved")
+@receiver(post_delete, sender=Product, dispatch_uid="storefront.product_deleted")
+def invalidate_cached_product(sender, instance, raw=False, **kwargs) -> None:
+    """A product's name, text, state or slug changed, or it went: its detail and all pages."""
+    if raw:
+        return
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=[instance.pk]))
+
+
+@receiver(post_save, sender=Variant, dispatch_uid="storefront.variant_saved")
+@receiver(post_delete, sender=Variant, dispatch_uid="storefront.variant_deleted")
+@receiver(post_save, sender=ProductImage, dispatch_uid="storefront.image_saved")
+@receiver(post_delete, sender=ProductImage, dispatch_uid="storefront.image_deleted")
+def invalidate_cached_product_of_part(sender, instance, raw=False, **kwargs) -> None:
+    """A variant (its price, name, state) or an image is part of its product's entry."""
+    if raw:
+        return
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=[instance.product_id]))
+
+
+@receiver(post_save, sender=Category, dispatch_uid="storefront.category_saved")
+@receiver(post_delete, sender=Category, dispatch_uid="storefront.category_deleted")
+def invalidate_cached_category(sender, instance, raw=False, **kwargs) -> None:
+    """Entries show their category's slug, and category filters span the tree."""
+    if raw:
+        return
+    transaction.on_commit(partial(cache.category_invalidate, category_id=instance.pk))
+
+
+@receiver(post_save, sender=Collection, dispatch_uid="storefront.collection_saved")
+@receiver(post_delete, sender=Collection, dispatch_uid="storefront.collection_deleted")
+def invalidate_cached_pages_for_collection(sender, instance, raw=False, **kwargs) -> None:
+    """A collection changes what lists around it show; product details are unaffected."""
+    if raw:
+        return
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=[]))
+
+
+@receiver(
+    m2m_changed, sender=Collection.products.through, dispatch_uid="storefront.collection_products"
+)
+def invalidate_cached_collection_products(sender, instance, action, pk_set, **kwargs) -> None:
+    """Products joined or left a collection (from either side of the relation)."""
+    if action not in {"post_add", "post_remove", "post_clear"}:
+        return
+    product_ids = [instance.pk] if isinstance(instance, Product) else sorted(pk_set or [])
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=product_ids))
+
+
+@receiver(catalog_changed, dispatch_uid="storefront.catalog_changed")
+def invalidate_cached_products_changed_in_bulk(sender, product_ids, **kwargs) -> None:
+    """Bulk paths (import, price changes) send no model signals, only this one."""
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=list(product_ids)))
+
+
+@receiver(stock_changed, dispatch_uid="storefront.stock_changed")
+def invalidate_cached_availability(sender, variant_ids, **kwargs) -> None:
+    """Entries show each variant's availability, which every stock movement changes."""
+    transaction.on_commit(partial(cache.variants_invalidate, variant_ids=list(variant_ids)))
+
+
+@receiver(order_placed, dispatch_uid="storefront.order_placed")
+@receiver(order_cancelled, dispatch_uid="storefront.order_cancelled")
+def invalidate_cached_products_of_order(sender, order, **kwargs) -> None:
+    """Placing and cancelling move availability of the order's variants.
+
+    stock_changed covers this when stock moves; this receiver keeps the cache true even for an
+    order whose lines moved no stock, at the price of one more version bump.
+    """
+    transaction.on_commit(partial(cache.order_products_invalidate, order_id=order.pk))

@@ -1,5 +1,62 @@
-"""The storefront HTTP API v1: one NinjaAPI with a router per area."""
+"""The storefront HTTP API v1: one NinjaAPI with a router per area.
+
+Every operation documents the problems it can answer; the ones any operation can answer (a
+malformed body, a server error) are added to all of them when the schema is generated, so the
+OpenAPI document lists every status the API really sends.
+"""
+
+from typing import Any
 
 from ninja import NinjaAPI
 
-api = NinjaAPI(title="Stockwire storefront API", version="1", urls_namespace="api-v1")
+from storefront.api import auth, catalog, orders, payments, staff
+from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
+# Statuses any operation may answer: 400 for a body that is not JSON, 422 for invalid input,
+# 500 for a bug (never for bad input, but documented rather than hidden).
+PROBLEMS_EVERYWHERE = {
+    "400": ("Bad request", PROBLEM_REF),
+    "422": ("Invalid input", VALIDATION_PROBLEM_REF),
+    "500": ("Server error", PROBLEM_REF),
+}
+
+
+class StorefrontAPI(NinjaAPI):
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for path in schema["paths"].values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for status, (description, ref) in PROBLEMS_EVERYWHERE.items():
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": description,
+                            "content": {PROBLEM_CONTENT_TYPE: {"schema": ref}},
+                        },
+                    )
+                for status, response in responses.items():
+                    if status.startswith(("4", "5")) and "content" in response:
+                        content = response["content"]
+                        if "application/json" in content:
+                            content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+        return schema
+
+
+api = StorefrontAPI(
+    title="Stockwire storefront API",
+    version="1",
+    urls_namespace="api-v1",
+    description=(
+        "Browse the catalog, place and follow orders, receive payment events. Errors are "
+        "application/problem+json with a stable `code`."
+    ),
+)
+register_error_handlers(api)
+api.add_router("/auth", auth.router)
+api.add_router("/", catalog.router)
+api.add_router("/", orders.router)
+api.add_router("/staff", staff.router)
+api.add_router("/payments", payments.router)

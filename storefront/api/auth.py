@@ -1,0 +1,65 @@
+"""Registration, log-in and log-out: tokens for the storefront and for staff integrations."""
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Status
+
+from orders.services import customer_for_user
+from storefront import services, throttle
+from storefront.api.errors import ApiError, Problem, ValidationProblem
+from storefront.api.schemas import CredentialsIn, CustomerOut, RegisteredOut, TokenOut
+from storefront.api.security import token_auth
+from storefront.selectors import user_for_credentials
+
+router = Router(tags=["auth"])
+
+
+def _client_ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is the client's to forge unless a proxy we trust
+    # rewrites it, and a forged one would let a script pick a fresh identity per attempt.
+    return request.META.get("REMOTE_ADDR", "")
+
+
+@router.post(
+    "/register",
+    response={201: RegisteredOut, 409: Problem, 422: ValidationProblem, 429: Problem},
+    summary="Register a customer",
+)
+def register(request: HttpRequest, credentials: CredentialsIn):
+    """Create a customer account and answer its first token."""
+    throttle.throttle_hit(limit=throttle.REGISTER_PER_IP, identity=_client_ip(request))
+    throttle.throttle_hit(
+        limit=throttle.REGISTER_PER_EMAIL, identity=services.email_normalise(credentials.email)
+    )
+    user = services.customer_register(email=credentials.email, password=credentials.password)
+    customer = customer_for_user(user=user)
+    token = services.token_issue(user=user)
+    return Status(201, {"token": token, "customer": CustomerOut(id=customer.pk, email=user.email)})
+
+
+@router.post(
+    "/token",
+    response={200: TokenOut, 401: Problem, 422: ValidationProblem, 429: Problem},
+    summary="Log in",
+)
+def login(request: HttpRequest, credentials: CredentialsIn):
+    """Answer a new token for a customer's or a staff member's e-mail and password."""
+    throttle.throttle_hit(limit=throttle.LOGIN_PER_IP, identity=_client_ip(request))
+    throttle.throttle_hit(
+        limit=throttle.LOGIN_PER_EMAIL, identity=services.email_normalise(credentials.email)
+    )
+    user = user_for_credentials(email=credentials.email, password=credentials.password)
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "Unknown e-mail or wrong password.")
+    return Status(200, {"token": services.token_issue(user=user)})
+
+
+@router.delete(
+    "/token",
+    auth=token_auth,
+    response={204: None, 401: Problem},
+    summary="Log out (revoke the token sent)",
+)
+def logout(request: HttpRequest):
+    """Revoke the caller's token; later requests with it answer 401."""
+    services.token_revoke(raw=request.auth_token)
+    return HttpResponse(status=204)

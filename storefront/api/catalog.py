@@ -1,0 +1,159 @@
+"""Catalog endpoints: categories, product pages and product details, served from the read cache.
+
+Bodies are rendered to JSON once and cached as text, so a cached answer costs no database query
+and no serialisation. Details carry a strong ETag (the SHA-256 of the body) and answer a
+matching `If-None-Match` with 304.
+"""
+
+import hashlib
+import json
+from typing import Annotated
+
+from django.db.models import Count, Window
+from django.http import HttpRequest, HttpResponse
+from ninja import Path, Query, Router
+
+from catalog import selectors as catalog_selectors
+from catalog.models import Product
+from inventory import selectors as inventory_selectors
+from storefront import cache
+from storefront.api.errors import ApiError, Problem, ValidationProblem
+from storefront.api.schemas import NO_NUL, CategoryOut, ProductOut, ProductPageOut, money
+
+router = Router(tags=["catalog"])
+
+# A page is at most this many products, whatever `limit` asks: bigger pages cost more queries'
+# worth of rows than any storefront shows at once.
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+# Clients may keep a page or detail this long without asking again; after that they revalidate
+# (a detail with its ETag, answered 304 when unchanged). Short, because availability moves.
+CACHE_CONTROL = "public, max-age=10, must-revalidate"
+
+SlugPath = Annotated[str, Path(pattern=r"^[-a-zA-Z0-9_]{1,220}$")]
+
+
+def _json_response(body: str, *, etag: str | None = None) -> HttpResponse:
+    response = HttpResponse(body, content_type="application/json")
+    response["Cache-Control"] = CACHE_CONTROL
+    if etag:
+        response["ETag"] = etag
+    return response
+
+
+def _render_products(products: list[Product]) -> list[dict]:
+    variant_ids = [variant.pk for product in products for variant in product.variants.all()]
+    available = inventory_selectors.availability_by_variant(variant_ids=variant_ids)
+    return [
+        {
+            "slug": product.slug,
+            "name": product.name,
+            "description": product.description,
+            "category": product.category.slug if product.category else None,
+            "images": [
+                {
+                    "url": image.image.url,
+                    "thumbnail_url": image.thumbnail.url if image.thumbnail else None,
+                    "alt_text": image.alt_text,
+                }
+                for image in product.images.all()
+            ],
+            "variants": [
+                {
+                    "sku": variant.sku,
+                    "name": variant.name,
+                    "price": money(variant.price),
+                    "currency": variant.currency,
+                    "available": max(0, available.get(variant.pk, 0)),
+                }
+                for variant in product.variants.all()
+            ],
+        }
+        for product in products
+    ]
+
+
+@router.get("/categories", response={200: list[CategoryOut]}, summary="List categories")
+def category_list(request: HttpRequest):
+    """Every category with its parent's slug, parents and children alike."""
+
+    def build() -> str:
+        categories = catalog_selectors.category_list()
+        return json.dumps(
+            [
+                {
+                    "slug": category.slug,
+                    "name": category.name,
+                    "parent": category.parent.slug if category.parent else None,
+                }
+                for category in categories
+            ]
+        )
+
+    return _json_response(cache.category_list(build=build))
+
+
+@router.get(
+    "/products",
+    response={200: ProductPageOut, 422: ValidationProblem},
+    summary="List products",
+)
+def product_list(
+    request: HttpRequest,
+    category: Annotated[str | None, Query(max_length=140, pattern=NO_NUL)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    in_stock: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+):
+    """A page of active products, ordered by name; `limit` is capped at 100.
+
+    `category` is a slug and includes its descendants; `q` searches names, descriptions,
+    categories and SKUs; `in_stock=true` keeps products with any unit available.
+    """
+    limit = min(limit, MAX_PAGE_SIZE)
+    params = {"category": category, "q": q, "in_stock": in_stock, "limit": limit, "offset": offset}
+
+    def build() -> str:
+        products = catalog_selectors.product_list(category=category or None, query=q or None)
+        if in_stock:
+            products = inventory_selectors.products_in_stock(products)
+        # The total rides along on every row, so the page and its count are one query.
+        page = list(products.annotate(total_count=Window(Count("pk")))[offset : offset + limit])
+        # An empty page beyond the end still owes the client the total: one more query then.
+        count = page[0].total_count if page else (products.count() if offset else 0)
+        return json.dumps({"count": count, "items": _render_products(page)})
+
+    return _json_response(cache.product_page(params=params, build=build))
+
+
+@router.get(
+    "/products/{slug}",
+    response={200: ProductOut, 304: None, 404: Problem, 422: ValidationProblem},
+    summary="Get one product",
+)
+def product_detail(request: HttpRequest, slug: SlugPath):
+    """One active product with its variants' prices and live availability.
+
+    Answers 304 when `If-None-Match` holds the current ETag.
+    """
+
+    def build() -> dict | None:
+        try:
+            product = catalog_selectors.product_get(slug=slug)
+        except Product.DoesNotExist:
+            return None
+        body = json.dumps(_render_products([product])[0])
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
+        return {"id": product.pk, "slug": product.slug, "body": body, "etag": etag}
+
+    entry = cache.product_detail(slug=slug, build=build)
+    if entry is None:
+        raise ApiError(404, "not_found", f"No product {slug!r}.")
+    offered = {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
+    if entry["etag"] in offered or "*" in offered:
+        response = HttpResponse(status=304)
+        response["ETag"] = entry["etag"]
+        response["Cache-Control"] = CACHE_CONTROL
+        return response
+    return _json_response(entry["body"], etag=entry["etag"])

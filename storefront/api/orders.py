@@ -1,0 +1,199 @@
+"""A customer's orders: place (idempotently), list, read, cancel, and the invoice once paid.
+
+Orders are looked up through the caller's customer only, so another customer's order number
+answers 404 exactly like a number that does not exist.
+"""
+
+from typing import Annotated, Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Header, Path, Query, Router
+
+from orders import selectors as order_selectors
+from orders import services as order_services
+from orders.models import Order
+from payments import selectors as payment_selectors
+from payments.models import Invoice
+from storefront import services
+from storefront.api.errors import ApiError, Problem, ValidationProblem
+from storefront.api.schemas import InvoiceOut, OrderIn, OrderOut, money
+from storefront.api.security import token_auth
+
+router = Router(tags=["orders"], auth=token_auth)
+
+OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$")]
+MAX_ORDERS_PAGE = 100
+
+
+def order_body(order: Order) -> dict[str, Any]:
+    """The contract's order object as JSON-ready data (also what idempotency keys store)."""
+
+    def stamp(value) -> str | None:
+        return value.isoformat() if value else None
+
+    address = order.shipping_address or {}
+    return {
+        "number": order.number,
+        "status": order.status,
+        "currency": order.currency,
+        "subtotal": money(order.subtotal),
+        "shipping": money(order.shipping),
+        "total": money(order.total),
+        "lines": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price": money(line.unit_price),
+                "line_total": money(line.line_total),
+            }
+            for line in order.lines.all()
+        ],
+        "shipping_address": {
+            field: str(address.get(field, ""))
+            for field in ("name", "line1", "city", "postal_code", "country")
+        },
+        "tracking_number": order.tracking_number,
+        "placed_at": stamp(order.placed_at),
+        "paid_at": stamp(order.paid_at),
+        "shipped_at": stamp(order.shipped_at),
+        "cancelled_at": stamp(order.cancelled_at),
+    }
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _json(status: int, body: Any) -> HttpResponse:
+    return _private(JsonResponse(body, status=status, safe=False))
+
+
+def _customer_order(request: HttpRequest, number: str) -> Order:
+    customer = order_services.customer_for_user(user=request.auth)
+    try:
+        return order_selectors.order_get_for_customer(customer=customer, number=number)
+    except Order.DoesNotExist:
+        raise ApiError(404, "not_found", f"You have no order {number}.") from None
+
+
+@router.post(
+    "/orders",
+    response={
+        201: OrderOut,
+        400: Problem,
+        401: Problem,
+        409: Problem,
+        422: ValidationProblem,
+    },
+    summary="Place an order",
+)
+def order_place(
+    request: HttpRequest,
+    payload: OrderIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+):
+    """Reserve stock and place an order; prices come from the catalog, never the client.
+
+    `Idempotency-Key` is required: a retry with the same key and body answers the first answer
+    again without a second order; the same key with another body answers 422
+    `idempotency_key_reused`. Out of stock answers 409 `out_of_stock` with the short `lines`.
+    """
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 255 or "\x00" in key:
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "Send an Idempotency-Key header (1 to 255 characters) with every new order.",
+        )
+    user = request.auth
+    data = payload.dict()
+
+    def perform() -> tuple[int, dict]:
+        order = order_services.order_place(
+            customer=order_services.customer_for_user(user=user),
+            lines=[
+                order_services.LineRequest(sku=line["sku"], quantity=line["quantity"])
+                for line in data["lines"]
+            ],
+            shipping_address=data["shipping_address"],
+            actor=user,
+        )
+        return 201, order_body(order)
+
+    answer = services.idempotent_perform(
+        user=user,
+        key=key,
+        fingerprint=services.request_fingerprint(
+            method=request.method, path=request.path, payload=data
+        ),
+        perform=perform,
+    )
+    response = _json(answer.status, answer.body)
+    if answer.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+@router.get(
+    "/orders",
+    response={200: list[OrderOut], 401: Problem, 422: ValidationProblem},
+    summary="List my orders",
+)
+def order_list(
+    request: HttpRequest,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+):
+    """The caller's orders, newest first; `limit` is capped at 100."""
+    customer = order_services.customer_for_user(user=request.auth)
+    limit = min(limit, MAX_ORDERS_PAGE)
+    orders = order_selectors.order_list_for_customer(customer=customer)[offset : offset + limit]
+    return _json(200, [order_body(order) for order in orders])
+
+
+@router.get(
+    "/orders/{number}",
+    response={200: OrderOut, 401: Problem, 404: Problem, 422: ValidationProblem},
+    summary="Get one of my orders",
+)
+def order_detail(request: HttpRequest, number: OrderNumber):
+    """One of the caller's orders; another customer's number answers 404."""
+    return _json(200, order_body(_customer_order(request, number)))
+
+
+@router.post(
+    "/orders/{number}/cancel",
+    response={200: OrderOut, 401: Problem, 404: Problem, 409: Problem, 422: ValidationProblem},
+    summary="Cancel one of my orders",
+)
+def order_cancel(request: HttpRequest, number: OrderNumber):
+    """Cancel before shipping (stock is released); later answers 409 `invalid_transition`."""
+    order = _customer_order(request, number)
+    order = order_services.order_cancel(order=order, actor=request.auth, reason="by the customer")
+    return _json(200, order_body(order))
+
+
+@router.get(
+    "/orders/{number}/invoice",
+    response={200: InvoiceOut, 401: Problem, 404: Problem, 422: ValidationProblem},
+    summary="Get the invoice of one of my orders",
+)
+def order_invoice(request: HttpRequest, number: OrderNumber):
+    """The invoice, once the order is paid; 404 before."""
+    order = _customer_order(request, number)
+    try:
+        invoice = payment_selectors.invoice_get_for_order(order=order)
+    except Invoice.DoesNotExist:
+        raise ApiError(404, "not_found", f"Order {number} has no invoice yet.") from None
+    body = {
+        "number": invoice.number,
+        "issued_at": invoice.issued_at.isoformat(),
+        "total": money(invoice.total),
+        "currency": invoice.currency,
+        "document_url": request.build_absolute_uri(invoice.document.url)
+        if invoice.document
+        else None,
+    }
+    return _json(200, body)

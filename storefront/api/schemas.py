@@ -1,0 +1,155 @@
+"""Request and response bodies of API v1, field for field as design.md's contract.
+
+Money is a decimal string with two places beside a `currency`. Every free-text input refuses
+NUL characters (PostgreSQL cannot store them) and has a length limit that fits its column, so
+bad input is a 422, never a database error.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from ninja import Schema
+from pydantic import Field, StringConstraints
+
+NO_NUL = r"^[^\x00]*$"
+
+
+def text(max_length: int, min_length: int = 1) -> Any:
+    """A string of `min_length`..`max_length` characters without NUL."""
+    return Annotated[
+        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=NO_NUL)
+    ]
+
+
+def money(amount: Decimal) -> str:
+    """Render an amount as the contract's two-place decimal string."""
+    return f"{amount:.2f}"
+
+
+class CredentialsIn(Schema):
+    # Usernames are the e-mail, and Django's username column holds 150 characters.
+    email: text(150)
+    password: text(128)
+
+
+class TokenOut(Schema):
+    token: str
+
+
+class CustomerOut(Schema):
+    id: int
+    email: str
+
+
+class RegisteredOut(Schema):
+    token: str
+    customer: CustomerOut
+
+
+class CategoryOut(Schema):
+    slug: str
+    name: str
+    parent: str | None = Field(description="The parent category's slug; null at the top.")
+
+
+class ImageOut(Schema):
+    url: str
+    thumbnail_url: str | None
+    alt_text: str
+
+
+class VariantOut(Schema):
+    sku: str
+    name: str
+    price: str = Field(examples=["19.99"])
+    currency: str
+    available: int = Field(description="Units that can be ordered now, over all warehouses.")
+
+
+class ProductOut(Schema):
+    slug: str
+    name: str
+    description: str
+    category: str | None = Field(description="The category's slug.")
+    images: list[ImageOut]
+    variants: list[VariantOut]
+
+
+class ProductPageOut(Schema):
+    count: int = Field(description="Products matching the filters, over all pages.")
+    items: list[ProductOut]
+
+
+class LineIn(Schema):
+    sku: text(64)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class AddressIn(Schema):
+    name: text(200)
+    line1: text(200)
+    city: text(100)
+    postal_code: text(20)
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 code.", examples=["DE"]
+    )
+
+
+class OrderIn(Schema):
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    shipping_address: AddressIn
+
+
+class OrderLineOut(Schema):
+    sku: str
+    name: str
+    quantity: int
+    unit_price: str
+    line_total: str
+
+
+class AddressOut(Schema):
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderOut(Schema):
+    number: str
+    status: str
+    currency: str
+    subtotal: str
+    shipping: str
+    total: str
+    lines: list[OrderLineOut]
+    shipping_address: AddressOut
+    tracking_number: str
+    placed_at: datetime
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class ShortageOut(Schema):
+    sku: str
+    requested: int
+    available: int
+
+
+class InvoiceOut(Schema):
+    number: str
+    issued_at: datetime
+    total: str
+    currency: str
+    document_url: str | None = Field(description="Null until the document is rendered.")
+
+
+class ShipIn(Schema):
+    tracking_number: text(64)
+
+
+class WebhookAckOut(Schema):
+    received: bool

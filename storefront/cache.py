@@ -1,0 +1,175 @@
+"""The storefront's read cache: product pages and product details under versioned keys.
+
+Nothing is ever deleted to invalidate. Each product has a version key and all list pages share one
+generation key; an entry's key contains the version it was built for, so replacing the version
+(on commit of a change, by `storefront.receivers`) makes every old entry unreachable at once.
+A reader reads the version *before* it reads the database, so an entry built from data older
+than a concurrent commit is stored under the version that commit has already replaced: it can
+never be served.
+
+The cache is an optimisation, never a dependency: when Redis is down every read goes to the
+database, and the outage is logged once (and its end once), not once per request.
+"""
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core.cache import cache
+
+from catalog.models import Product, Variant
+from orders.models import OrderLine
+
+logger = logging.getLogger("stockwire.cache")
+
+# Long enough that a quiet catalog is served from memory, short enough that Redis' memory is
+# reclaimed from entries orphaned by a version change without an eviction policy.
+ENTRY_TIMEOUT_SECONDS = 60 * 60
+# Versions must outlive the entries built for them.
+VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
+
+LIST_GENERATION_KEY = "sf:products:generation"
+
+_outage_lock = threading.Lock()
+_outage = False
+
+MISSING = object()
+
+
+def _cache_down(error: Exception) -> None:
+    global _outage
+    with _outage_lock:
+        if _outage:
+            return
+        _outage = True
+    logger.warning("read cache unavailable, serving from the database: %s", error)
+
+
+def _cache_up() -> None:
+    global _outage
+    if not _outage:
+        return
+    with _outage_lock:
+        if not _outage:
+            return
+        _outage = False
+    logger.info("read cache available again")
+
+
+def cache_call(
+    operation: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any
+) -> Any:
+    """Run one cache operation; when the cache fails, note the outage and return `default`."""
+    try:
+        result = operation(*args, **kwargs)
+    except Exception as error:  # any backend failure means "no cache", never a failed request
+        _cache_down(error)
+        return default
+    _cache_up()
+    return result
+
+
+def _new_version() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _product_version_key(product_id: int) -> str:
+    return f"sf:product:version:{product_id}"
+
+
+def _current(key: str) -> str | None:
+    """Return the version stored at `key`, creating one when it is missing (None: no cache)."""
+    version = cache_call(cache.get, key, default=MISSING)
+    if version is MISSING:
+        return None
+    if version is None:
+        cache_call(cache.add, key, _new_version(), VERSION_TIMEOUT_SECONDS)
+        version = cache_call(cache.get, key)
+    return version
+
+
+def _get_or_build(key: str | None, build: Callable[[], Any]) -> Any:
+    if key is None:
+        return build()
+    cached = cache_call(cache.get, key, default=MISSING)
+    if cached is not MISSING and cached is not None:
+        return cached
+    value = build()
+    if cached is not MISSING and value is not None:
+        cache_call(cache.set, key, value, ENTRY_TIMEOUT_SECONDS)
+    return value
+
+
+def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
+    """Return one catalog page for `params`, built by `build()` when not cached."""
+    generation = _current(LIST_GENERATION_KEY)
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+    key = None if generation is None else f"sf:products:page:{generation}:{digest}"
+    return _get_or_build(key, build)
+
+
+def category_list(*, build: Callable[[], list]) -> list:
+    """Return the category list, rebuilt whenever the list generation changes."""
+    generation = _current(LIST_GENERATION_KEY)
+    key = None if generation is None else f"sf:categories:{generation}"
+    return _get_or_build(key, build)
+
+
+def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | None:
+    """Return the detail of the active product `slug` (None when there is none).
+
+    `sf:product:slug:<slug>` remembers which product a slug named, so the product's version can
+    be read before the database. On the first visit of a slug it is unknown: that visit only
+    records it and stores nothing, because an entry built before its version was read could
+    outlive a concurrent change. The entry carries its slug, so a product renamed since is
+    rebuilt from the database instead of served.
+    """
+    product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
+    if product_id is MISSING:
+        return build()
+    version = None if product_id is None else _current(_product_version_key(product_id))
+    key = None if version is None else f"sf:product:detail:{product_id}:{version}"
+    if key is not None:
+        cached = cache_call(cache.get, key)
+        if cached is not None and cached["slug"] == slug:
+            return cached
+    value = build()
+    if value is None:
+        return None
+    if key is not None and value["id"] == product_id:
+        cache_call(cache.set, key, value, ENTRY_TIMEOUT_SECONDS)
+    else:
+        cache_call(cache.set, f"sf:product:slug:{slug}", value["id"], VERSION_TIMEOUT_SECONDS)
+    return value
+
+
+def products_invalidate(*, product_ids: Iterable[int]) -> None:
+    """Make the cached detail of these products and every cached list page unreachable."""
+    versions = {_product_version_key(product_id): _new_version() for product_id in product_ids}
+    if versions:
+        cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)
+    cache_call(cache.set, LIST_GENERATION_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+
+
+def variants_invalidate(*, variant_ids: Iterable[int]) -> None:
+    """Invalidate the products these variants belong to (their price or availability moved)."""
+    product_ids = set(
+        Variant.objects.filter(pk__in=list(variant_ids)).values_list("product_id", flat=True)
+    )
+    products_invalidate(product_ids=product_ids)
+
+
+def category_invalidate(*, category_id: int) -> None:
+    """Invalidate the products of a category (they show its slug) and every list."""
+    product_ids = set(Product.objects.filter(category_id=category_id).values_list("pk", flat=True))
+    products_invalidate(product_ids=product_ids)
+
+
+def order_products_invalidate(*, order_id: int) -> None:
+    """Invalidate the products of an order's lines."""
+    variant_ids = OrderLine.objects.filter(order_id=order_id).values_list("variant_id", flat=True)
+    variants_invalidate(variant_ids=list(variant_ids))

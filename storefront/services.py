@@ -1,0 +1,172 @@
+"""Storefront writes: customer registration, API tokens and idempotency keys.
+
+Tokens are opaque random strings; only their SHA-256 is stored, so a leaked table leaks no
+usable token. Idempotency keys remember the first answer to a `POST /orders` per user; the
+unique constraint on (user, key) decides between concurrent duplicates.
+"""
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, OperationalError, transaction
+from django.utils import timezone
+
+from storefront.models import ApiToken, IdempotencyKey
+
+# Long enough that no client sensibly retries later, short enough to bound the table.
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+
+
+class RegistrationInvalid(Exception):
+    """The e-mail or password is not acceptable; `errors` lists `{field, message}`."""
+
+    code = "validation_error"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("The registration is invalid.")
+        self.errors = errors
+
+
+class EmailTaken(Exception):
+    code = "email_taken"
+
+    def __init__(self) -> None:
+        super().__init__("An account with this e-mail exists; log in instead.")
+
+
+class IdempotencyKeyReused(Exception):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was used with another request body.")
+
+
+class RequestInProgress(Exception):
+    code = "request_in_progress"
+
+    def __init__(self) -> None:
+        super().__init__("A request with this Idempotency-Key is still running; retry shortly.")
+
+
+def email_normalise(email: str) -> str:
+    return email.strip().lower()
+
+
+@transaction.atomic
+def token_issue(*, user: AbstractBaseUser) -> str:
+    """Create a token for `user` and return it; this is the only time it exists in clear."""
+    raw = secrets.token_urlsafe(32)
+    ApiToken.objects.create(
+        user=user,
+        key_hash=ApiToken.hash_of(raw),
+        expires_at=timezone.now() + timedelta(days=settings.API_TOKEN_TTL_DAYS),
+    )
+    return raw
+
+
+@transaction.atomic
+def token_revoke(*, raw: str) -> int:
+    """Revoke the token `raw` (idempotently); return how many rows changed."""
+    return ApiToken.objects.filter(key_hash=ApiToken.hash_of(raw), revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def customer_register(*, email: str, password: str) -> AbstractBaseUser:
+    """Create a user whose username is the normalised e-mail, with a hashed password.
+
+    Raises RegistrationInvalid listing every problem (Django's password validators included)
+    and EmailTaken when the e-mail is registered, also when a concurrent registration wins.
+    The orders app's post_save receiver creates the customer profile.
+    """
+    user_model = get_user_model()
+    email = email_normalise(email)
+    errors = []
+    try:
+        validate_email(email)
+    except DjangoValidationError as error:
+        errors += [{"field": "email", "message": message} for message in error.messages]
+    candidate = user_model(username=email, email=email)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as error:
+        errors += [{"field": "password", "message": message} for message in error.messages]
+    if errors:
+        raise RegistrationInvalid(errors)
+    if user_model.objects.filter(username=email).exists():
+        raise EmailTaken()
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+    except IntegrityError as error:
+        raise EmailTaken() from error
+    return candidate
+
+
+def request_fingerprint(*, method: str, path: str, payload: Any) -> str:
+    """SHA-256 of what makes two requests "the same": method, path and the parsed body."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdempotentAnswer:
+    status: int
+    body: Any
+    replayed: bool
+
+
+@transaction.atomic
+def idempotent_perform(
+    *,
+    user: AbstractBaseUser,
+    key: str,
+    fingerprint: str,
+    perform: Callable[[], tuple[int, Any]],
+) -> IdempotentAnswer:
+    """Run `perform()` once per (user, key) and return its answer, or replay the stored one.
+
+    The key row is inserted in the same transaction as whatever `perform` writes, and its answer
+    stored before the commit: a request that fails (an exception out of `perform`) rolls back
+    and leaves no key, so the client may retry it with the same key. On PostgreSQL a concurrent
+    duplicate's INSERT waits on the unique index until the first request commits, then reads
+    and replays its answer; a wait beyond the connection's `lock_timeout` answers
+    RequestInProgress. Raises IdempotencyKeyReused when the key came with another body.
+    """
+    try:
+        with transaction.atomic():
+            row = IdempotencyKey.objects.create(user=user, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if existing is None or existing.status_code is None:
+            raise RequestInProgress() from None
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused() from None
+        return IdempotentAnswer(existing.status_code, existing.response_body, replayed=True)
+    except OperationalError as error:
+        raise RequestInProgress() from error
+    status, body = perform()
+    row.status_code = status
+    row.response_body = body
+    row.save(update_fields=["status_code", "response_body"])
+    return IdempotentAnswer(status, body, replayed=False)
+
+
+@transaction.atomic
+def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_LIFETIME) -> int:
+    """Delete keys older than `older_than`; return how many went."""
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -1,0 +1,268 @@
+"""POST /auth/register, POST /auth/token, DELETE /auth/token: tokens, throttling, problems."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from orders.models import Customer
+from storefront import throttle
+from storefront.models import ApiToken
+from storefront.testing import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
+
+pytestmark = pytest.mark.django_db
+
+GOOD_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(settings):
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    cache.clear()
+
+
+def post(client: Client, path: str, body: dict, **extra):
+    return client.post(path, data=json.dumps(body), content_type="application/json", **extra)
+
+
+def test_register_creates_a_customer_and_answers_a_working_token(client):
+    # when
+    response = post(
+        client, "/api/v1/auth/register", {"email": " Ada@Example.com ", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 201
+    body = response.json()
+    user = get_user_model().objects.get()
+    customer = Customer.objects.get(user=user)
+    assert body["customer"] == {"id": customer.pk, "email": "ada@example.com"}
+    assert user.username == "ada@example.com"
+    assert user.check_password(GOOD_PASSWORD)
+    assert client_for(body["token"]).get("/api/v1/orders").status_code == 200
+
+
+def test_tokens_are_stored_only_as_their_sha256(client):
+    # when
+    response = post(
+        client, "/api/v1/auth/register", {"email": "ada@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    token = response.json()["token"]
+    stored = ApiToken.objects.get()
+    assert stored.key_hash == ApiToken.hash_of(token)
+    assert token not in stored.key_hash
+    assert stored.expires_at > timezone.now() + timedelta(days=29)
+
+
+def test_register_with_a_taken_email_answers_409_email_taken(client):
+    # given
+    user_with_token(email="ada@example.com")
+
+    # when
+    response = post(
+        client, "/api/v1/auth/register", {"email": "ADA@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "email_taken"
+    assert get_user_model().objects.count() == 1
+
+
+def test_register_lists_every_password_and_email_problem(client):
+    # when
+    response = post(client, "/api/v1/auth/register", {"email": "not-an-email", "password": "123"})
+
+    # then
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    fields = [error["field"] for error in body["errors"]]
+    assert fields.count("email") == 1
+    assert fields.count("password") == 3  # too short, too common, entirely numeric
+    assert get_user_model().objects.count() == 0
+
+
+def test_register_without_password_lists_the_missing_field(client):
+    # when
+    response = post(client, "/api/v1/auth/register", {"email": "ada@example.com"})
+
+    # then
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "password", "message": "Field required"}]
+
+
+def test_login_answers_a_new_token(client):
+    # given
+    user_with_token(email="ada@example.com")
+
+    # when
+    response = post(
+        client, "/api/v1/auth/token", {"email": "Ada@Example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 200
+    assert set(response.json()) == {"token"}
+    assert ApiToken.objects.count() == 2
+
+
+def test_login_with_a_wrong_password_answers_401_and_issues_nothing(client):
+    # given
+    user_with_token(email="ada@example.com")
+
+    # when
+    response = post(client, "/api/v1/auth/token", {"email": "ada@example.com", "password": "x"})
+
+    # then
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    assert ApiToken.objects.count() == 1
+
+
+def test_staff_log_in_by_email_even_when_their_username_differs(client):
+    # given
+    get_user_model().objects.create_user(
+        username="warehouse", email="ops@example.com", password=GOOD_PASSWORD, is_staff=True
+    )
+
+    # when
+    response = post(
+        client, "/api/v1/auth/token", {"email": "ops@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 200
+
+
+def test_revoked_token_answers_401(client):
+    # given
+    _, token = user_with_token()
+    authed = client_for(token)
+
+    # when
+    revoked = authed.delete("/api/v1/auth/token")
+
+    # then
+    assert revoked.status_code == 204
+    after = authed.get("/api/v1/orders")
+    assert after.status_code == 401
+    assert after["WWW-Authenticate"] == "Bearer"
+    assert after.json()["code"] == "not_authenticated"
+
+
+def test_expired_token_answers_401():
+    # given
+    _, token = user_with_token()
+    ApiToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    # when
+    response = client_for(token).get("/api/v1/orders")
+
+    # then
+    assert response.status_code == 401
+
+
+def test_token_of_a_deactivated_user_answers_401():
+    # given
+    user, token = user_with_token()
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    # when
+    response = client_for(token).get("/api/v1/orders")
+
+    # then
+    assert response.status_code == 401
+
+
+def test_delete_token_without_a_token_answers_401(client):
+    assert client.delete("/api/v1/auth/token").status_code == 401
+
+
+def test_login_attempts_beyond_the_per_email_limit_answer_429_with_retry_after(client):
+    # given
+    user_with_token(email="ada@example.com")
+    credentials = {"email": "ada@example.com", "password": "wrong"}
+    for _ in range(throttle.LOGIN_PER_EMAIL.requests):
+        assert post(client, "/api/v1/auth/token", credentials).status_code == 401
+
+    # when
+    response = post(client, "/api/v1/auth/token", {**credentials, "password": GOOD_PASSWORD})
+
+    # then
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert 1 <= int(response["Retry-After"]) <= throttle.LOGIN_PER_EMAIL.window_seconds
+    assert ApiToken.objects.count() == 1
+
+
+def test_login_attempts_beyond_the_per_ip_limit_answer_429_whatever_the_email(client):
+    # given
+    for index in range(throttle.LOGIN_PER_IP.requests):
+        post(client, "/api/v1/auth/token", {"email": f"u{index}@example.com", "password": "x"})
+
+    # when
+    response = post(client, "/api/v1/auth/token", {"email": "new@example.com", "password": "x"})
+
+    # then
+    assert response.status_code == 429
+    assert "Retry-After" in response
+
+
+def test_registrations_beyond_the_per_ip_limit_answer_429(client):
+    # given
+    for index in range(throttle.REGISTER_PER_IP.requests):
+        post(client, "/api/v1/auth/register", {"email": f"u{index}@example.com", "password": "1"})
+
+    # when
+    response = post(
+        client, "/api/v1/auth/register", {"email": "late@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 429
+    assert not get_user_model().objects.filter(username="late@example.com").exists()
+
+
+def test_another_ip_is_not_throttled_by_the_first_ones_attempts(client):
+    # given
+    for index in range(throttle.LOGIN_PER_IP.requests + 1):
+        post(client, "/api/v1/auth/token", {"email": f"u{index}@example.com", "password": "x"})
+
+    # when
+    response = post(
+        client,
+        "/api/v1/auth/token",
+        {"email": "other@example.com", "password": "x"},
+        REMOTE_ADDR="10.0.0.9",
+    )
+
+    # then
+    assert response.status_code == 401
+
+
+def test_login_still_works_with_the_cache_down(client):
+    # given
+    user_with_token(email="ada@example.com")
+
+    # when
+    with override_settings(CACHES=CACHE_DOWN):
+        statuses = [
+            post(
+                client,
+                "/api/v1/auth/token",
+                {"email": "ada@example.com", "password": GOOD_PASSWORD},
+            ).status_code
+            for _ in range(throttle.LOGIN_PER_EMAIL.requests + 1)
+        ]
+
+    # then
+    assert statuses == [200] * (throttle.LOGIN_PER_EMAIL.requests + 1)

@@ -1,0 +1,194 @@
+"""GET /categories, GET /products, GET /products/{slug}: contract, filters, ETag, limits."""
+
+import pytest
+from django.core.cache import cache
+from model_bakery import baker
+
+from catalog.models import Category, Product
+from inventory.services import stock_adjust
+from storefront.testing import product_make, warehouse_main
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+
+
+def test_categories_list_slug_name_and_parent_slug(client):
+    # given
+    clothes = baker.make(Category, name="Clothes", slug="clothes")
+    baker.make(Category, name="Shirts", slug="shirts", parent=clothes)
+
+    # when
+    response = client.get("/api/v1/categories")
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == [
+        {"slug": "clothes", "name": "Clothes", "parent": None},
+        {"slug": "shirts", "name": "Shirts", "parent": "clothes"},
+    ]
+
+
+def test_product_page_shows_variants_with_price_currency_and_availability(client):
+    # given
+    shirts = baker.make(Category, name="Shirts", slug="shirts")
+    product_make(name="Linen shirt", category=shirts, skus=("SHIRT-M", "SHIRT-L"), on_hand=7)
+
+    # when
+    response = client.get("/api/v1/products")
+
+    # then
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=10, must-revalidate"
+    body = response.json()
+    assert body["count"] == 1
+    [item] = body["items"]
+    assert item["slug"] == "linen-shirt"
+    assert item["category"] == "shirts"
+    assert item["images"] == []
+    assert item["variants"] == [
+        {"sku": "SHIRT-L", "name": "SHIRT-L", "price": "19.99", "currency": "EUR", "available": 7},
+        {"sku": "SHIRT-M", "name": "SHIRT-M", "price": "19.99", "currency": "EUR", "available": 7},
+    ]
+
+
+def test_product_page_hides_inactive_products(client):
+    # given
+    product_make(name="Visible", skus=("V-1",))
+    hidden = product_make(name="Hidden", skus=("H-1",))
+    hidden.is_active = False
+    hidden.save(update_fields=["is_active"])
+
+    # when
+    body = client.get("/api/v1/products").json()
+
+    # then
+    assert [item["slug"] for item in body["items"]] == ["visible"]
+
+
+def test_product_page_filters_by_category_including_descendants(client):
+    # given
+    clothes = baker.make(Category, name="Clothes", slug="clothes")
+    shirts = baker.make(Category, name="Shirts", slug="shirts", parent=clothes)
+    food = baker.make(Category, name="Food", slug="food")
+    product_make(name="Shirt", category=shirts, skus=("S-1",))
+    product_make(name="Bread", category=food, skus=("B-1",))
+
+    # when
+    body = client.get("/api/v1/products", {"category": "clothes"}).json()
+
+    # then
+    assert body["count"] == 1
+    assert [item["slug"] for item in body["items"]] == ["shirt"]
+
+
+def test_product_page_searches_with_q(client):
+    # given
+    product_make(name="Linen shirt", skus=("S-1",))
+    product_make(name="Wool socks", skus=("W-1",))
+
+    # when
+    body = client.get("/api/v1/products", {"q": "socks"}).json()
+
+    # then
+    assert [item["slug"] for item in body["items"]] == ["wool-socks"]
+
+
+def test_in_stock_filter_keeps_products_with_units_available(client):
+    # given
+    product_make(name="Stocked", skus=("S-1",), on_hand=1)
+    product_make(name="Sold out", skus=("O-1",), on_hand=0)
+
+    # when
+    in_stock = client.get("/api/v1/products", {"in_stock": "true"}).json()
+    everything = client.get("/api/v1/products").json()
+
+    # then
+    assert [item["slug"] for item in in_stock["items"]] == ["stocked"]
+    assert everything["count"] == 2
+
+
+def test_limit_is_capped_at_100_and_count_covers_every_page(client):
+    # given
+    for index in range(102):
+        baker.make(Product, name=f"Product {index:03}", slug=f"product-{index:03}")
+
+    # when
+    body = client.get("/api/v1/products", {"limit": 500}).json()
+    last = client.get("/api/v1/products", {"limit": 50, "offset": 100}).json()
+    beyond = client.get("/api/v1/products", {"offset": 200}).json()
+
+    # then
+    assert len(body["items"]) == 100
+    assert body["count"] == 102
+    assert [item["slug"] for item in last["items"]] == ["product-100", "product-101"]
+    assert beyond == {"count": 102, "items": []}
+
+
+def test_negative_limit_answers_422_naming_the_field(client):
+    # when
+    response = client.get("/api/v1/products", {"limit": 0})
+
+    # then
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["limit"]
+
+
+def test_product_detail_has_a_strong_etag_and_answers_304_to_it(client):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    first = client.get("/api/v1/products/linen-shirt")
+
+    # when
+    again = client.get("/api/v1/products/linen-shirt", headers={"If-None-Match": first["ETag"]})
+
+    # then
+    assert first.status_code == 200
+    assert first["ETag"].startswith('"') and not first["ETag"].startswith("W/")
+    assert first.json()["variants"][0]["available"] == 3
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+
+
+def test_product_detail_etag_changes_when_availability_changes(
+    client, django_capture_on_commit_callbacks
+):
+    # given
+    product = product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    etag = client.get("/api/v1/products/linen-shirt")["ETag"]
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_adjust(
+            variant=product.variants.get(),
+            warehouse=warehouse_main(),
+            on_hand_delta=-1,
+            note="damaged",
+        )
+
+    # when
+    response = client.get("/api/v1/products/linen-shirt", headers={"If-None-Match": etag})
+
+    # then
+    assert response.status_code == 200
+    assert response["ETag"] != etag
+    assert response.json()["variants"][0]["available"] == 2
+
+
+def test_unknown_or_inactive_product_answers_404_problem(client):
+    # given
+    hidden = product_make(name="Hidden", skus=("H-1",))
+    hidden.is_active = False
+    hidden.save(update_fields=["is_active"])
+
+    # when
+    missing = client.get("/api/v1/products/nothing-here")
+    inactive = client.get("/api/v1/products/hidden")
+
+    # then
+    assert missing.status_code == 404
+    assert missing["Content-Type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found"
+    assert inactive.status_code == 404

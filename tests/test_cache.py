@@ -1,0 +1,279 @@
+"""The read cache: the next read after any committed change shows it, a rollback changes
+nothing, cached pages cost no query, and a dead Redis only costs speed."""
+
+import logging
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import override_settings
+from model_bakery import baker
+
+from catalog.models import Category, Collection, Product, ProductImage, Variant
+from catalog.signals import catalog_changed
+from inventory.services import stock_receive
+from storefront import cache as read_cache
+from storefront.testing import CACHE_DOWN, product_make, warehouse_main
+
+pytestmark = pytest.mark.django_db
+
+# A one-pixel GIF: the smallest valid image file.
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    cache.clear()
+
+
+@pytest.fixture
+def shirt():
+    return product_make(name="Linen shirt", skus=("SHIRT-M",), price="19.99", on_hand=5)
+
+
+def warm(client, slug="linen-shirt"):
+    """Fill both entries: the first detail visit only learns the slug, the second stores."""
+    client.get("/api/v1/products")
+    client.get("/api/v1/categories")
+    client.get(f"/api/v1/products/{slug}")
+    client.get(f"/api/v1/products/{slug}")
+
+
+def detail(client, slug="linen-shirt"):
+    return client.get(f"/api/v1/products/{slug}").json()
+
+
+def listed(client):
+    return client.get("/api/v1/products").json()["items"]
+
+
+def test_cached_detail_and_page_are_served_without_a_query(
+    client, shirt, django_assert_num_queries
+):
+    # given
+    warm(client)
+
+    # when / then
+    with django_assert_num_queries(0):
+        assert client.get("/api/v1/products/linen-shirt").status_code == 200
+        assert client.get("/api/v1/products").status_code == 200
+        assert client.get("/api/v1/categories").status_code == 200
+
+
+def test_product_page_of_20_costs_at_most_4_queries_uncached_and_none_cached(
+    client, django_assert_max_num_queries, django_assert_num_queries
+):
+    # given
+    category = baker.make(Category, name="Shirts", slug="shirts")
+    for index in range(20):
+        product = product_make(
+            name=f"Shirt {index:02}", category=category, skus=(f"S{index}-M", f"S{index}-L")
+        )
+        baker.make(ProductImage, product=product, image="products/x.gif", _quantity=2)
+
+    # when / then
+    with django_assert_max_num_queries(4):
+        first = client.get("/api/v1/products", {"limit": 20})
+    with django_assert_num_queries(0):
+        second = client.get("/api/v1/products", {"limit": 20})
+    assert len(first.json()["items"]) == 20
+    assert second.content == first.content
+
+
+def test_renamed_product_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        shirt.name = "Hemp shirt"
+        shirt.save()
+
+    # then
+    assert detail(client)["name"] == "Hemp shirt"
+    assert listed(client)[0]["name"] == "Hemp shirt"
+
+
+def test_new_price_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
+    # given
+    warm(client)
+    variant = shirt.variants.get()
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        variant.price = Decimal("24.50")
+        variant.save()
+
+    # then
+    assert detail(client)["variants"][0]["price"] == "24.50"
+    assert listed(client)[0]["variants"][0]["price"] == "24.50"
+
+
+def test_bulk_price_change_shows_once_catalog_changed_is_sent(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        Variant.objects.filter(product=shirt).update(price=Decimal("9.00"))
+        catalog_changed.send(sender=None, product_ids=[shirt.pk])
+
+    # then
+    assert detail(client)["variants"][0]["price"] == "9.00"
+    assert listed(client)[0]["variants"][0]["price"] == "9.00"
+
+
+def test_new_variant_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        baker.make(Variant, product=shirt, sku="SHIRT-XL", price=Decimal("21.00"))
+
+    # then
+    assert [v["sku"] for v in detail(client)["variants"]] == ["SHIRT-M", "SHIRT-XL"]
+
+
+def test_new_image_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        ProductImage.objects.create(
+            product=shirt, image=SimpleUploadedFile("front.gif", GIF), alt_text="front"
+        )
+
+    # then
+    assert [image["alt_text"] for image in detail(client)["images"]] == ["front"]
+    assert len(listed(client)[0]["images"]) == 1
+
+
+def test_received_stock_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(variant=shirt.variants.get(), warehouse=warehouse_main(), quantity=3)
+
+    # then
+    assert detail(client)["variants"][0]["available"] == 8
+    assert listed(client)[0]["variants"][0]["available"] == 8
+
+
+def test_deactivated_product_leaves_detail_and_pages(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        shirt.is_active = False
+        shirt.save()
+
+    # then
+    assert client.get("/api/v1/products/linen-shirt").status_code == 404
+    assert listed(client) == []
+
+
+def test_renamed_category_shows_in_its_products(client, django_capture_on_commit_callbacks):
+    # given
+    category = baker.make(Category, name="Shirts", slug="shirts")
+    product_make(name="Linen shirt", category=category, skus=("S-1",))
+    warm(client)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        category.slug = "tops"
+        category.save()
+
+    # then
+    assert detail(client)["category"] == "tops"
+    assert client.get("/api/v1/categories").json()[0]["slug"] == "tops"
+
+
+def test_collection_membership_invalidates_its_products(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+    collection = baker.make(Collection, name="Summer", slug="summer")
+    version_key = f"sf:product:version:{shirt.pk}"
+    before = cache.get(version_key)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        collection.products.add(shirt)
+
+    # then
+    assert cache.get(version_key) != before
+
+
+def test_rolled_back_change_schedules_and_invalidates_nothing(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+    version_key = f"sf:product:version:{shirt.pk}"
+    before = (cache.get(version_key), cache.get(read_cache.LIST_GENERATION_KEY))
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                shirt.name = "Never"
+                shirt.save()
+                stock_receive(variant=shirt.variants.get(), warehouse=warehouse_main(), quantity=1)
+                raise RuntimeError("abandon")
+        except RuntimeError:
+            pass
+
+    # then
+    assert callbacks == []
+    assert (cache.get(version_key), cache.get(read_cache.LIST_GENERATION_KEY)) == before
+    assert detail(client)["name"] == "Linen shirt"
+    assert detail(client)["variants"][0]["available"] == 5
+
+
+def test_fixture_loading_leaves_the_cache_alone(shirt, django_capture_on_commit_callbacks):
+    # given
+    from django.db.models.signals import post_save
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        post_save.send(sender=Product, instance=shirt, created=False, raw=True)
+
+    # then
+    assert callbacks == []
+
+
+def test_product_endpoints_answer_from_the_database_with_redis_down(client, shirt, caplog):
+    # given
+    caplog.set_level(logging.WARNING, logger="stockwire.cache")
+
+    # when
+    with override_settings(CACHES=CACHE_DOWN):
+        responses = [
+            client.get("/api/v1/products"),
+            client.get("/api/v1/products/linen-shirt"),
+            client.get("/api/v1/categories"),
+            client.get("/api/v1/products/linen-shirt"),
+        ]
+
+    # then
+    assert [response.status_code for response in responses] == [200, 200, 200, 200]
+    assert responses[1].json()["variants"][0]["available"] == 5
+    outage_lines = [r for r in caplog.records if r.name == "stockwire.cache"]
+    assert len(outage_lines) <= 1  # logged once per outage (none if an earlier test's lasts)
+    assert read_cache._outage is True
