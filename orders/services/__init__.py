@@ -1,0 +1,58 @@
+"""Write operations of the orders app, split by entity; import them from here."""
+
+from orders.services.counters import (
+    counters_count_paid,
+    counters_count_placed,
+    counters_count_refund,
+    counters_count_shipped,
+    counters_recomputed,
+    counters_reconcile,
+)
+from orders.services.customers import customer_for_user, user_email_normalise
+from orders.services.emails import order_email_render, order_email_send
+from orders.services.errors import (
+    InvalidOrder,
+    InvalidTransition,
+    LinesOutOfStock,
+    OrderError,
+    UnknownSku,
+)
+from orders.services.expiry import orders_expire_unpaid
+from orders.services.placing import LineRequest, order_number_new, order_place, shipping_for
+from orders.services.transitions import (
+    order_cancel,
+    order_flag,
+    order_mark_delivered,
+    order_mark_paid,
+    order_mark_refunded,
+    order_ship,
+)
+
+__all__ = [
+    "InvalidOrder",
+    "InvalidTransition",
+    "LineRequest",
+    "LinesOutOfStock",
+    "OrderError",
+    "UnknownSku",
+    "counters_count_paid",
+    "counters_count_placed",
+    "counters_count_refund",
+    "counters_count_shipped",
+    "counters_recomputed",
+    "counters_reconcile",
+    "customer_for_user",
+    "order_cancel",
+    "order_email_render",
+    "order_email_send",
+    "order_flag",
+    "order_mark_delivered",
+    "order_mark_paid",
+    "order_mark_refunded",
+    "order_number_new",
+    "order_place",
+    "order_ship",
+    "orders_expire_unpaid",
+    "shipping_for",
+    "user_email_normalise",
+]

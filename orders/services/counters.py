@@ -1,0 +1,177 @@
+"""Derived sales counters: bumped with F() after commits, recomputed by the reconcile task.
+
+Definitions (the reconcile task recomputes exactly these from the source rows):
+- Customer.order_count: orders the customer placed, whatever became of them.
+- Customer.lifetime_value: totals of the customer's orders that are paid and stay paid
+  (paid, shipped, delivered); a refund (always of the whole order) takes the total back off.
+- DailySales(date): orders paid that day (UTC), their units and their totals (gross).
+- VariantSales.units_sold: units on paid orders; units_shipped: units on shipped orders.
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Coalesce, TruncDate
+
+from orders.models import Customer, DailySales, Order, OrderLine, OrderStatus, VariantSales
+
+ZERO = Decimal("0.00")
+LIFETIME_STATUSES = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+
+
+def _units_by_variant(order_id: int) -> dict[int, int]:
+    units: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in OrderLine.objects.filter(order_id=order_id).values_list(
+        "variant_id", "quantity"
+    ):
+        units[variant_id] += quantity
+    return dict(units)
+
+
+def _variant_sales_bump(*, units: dict[int, int], field: str) -> None:
+    """Add `units[variant_id]` to `field` of each variant's row in one UPDATE."""
+    if not units:
+        return
+    VariantSales.objects.bulk_create(
+        [VariantSales(variant_id=variant_id) for variant_id in sorted(units)],
+        ignore_conflicts=True,
+    )
+    increment = Case(
+        *[When(variant_id=variant_id, then=Value(q)) for variant_id, q in units.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    VariantSales.objects.filter(variant_id__in=units).update(**{field: F(field) + increment})
+
+
+@transaction.atomic
+def counters_count_placed(*, order_id: int) -> None:
+    """Count a placed order in its customer's order count (call after the commit)."""
+    Customer.objects.filter(orders__pk=order_id).update(order_count=F("order_count") + 1)
+
+
+@transaction.atomic
+def counters_count_paid(*, order_id: int) -> None:
+    """Count a paid order: customer lifetime value, daily sales and units sold per variant."""
+    order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
+    units = _units_by_variant(order_id)
+    Customer.objects.filter(pk=order.customer_id).update(
+        lifetime_value=F("lifetime_value") + order.total
+    )
+    day = order.paid_at.date()
+    DailySales.objects.bulk_create([DailySales(date=day)], ignore_conflicts=True)
+    DailySales.objects.filter(date=day).update(
+        orders=F("orders") + 1,
+        units=F("units") + sum(units.values()),
+        revenue=F("revenue") + order.total,
+    )
+    _variant_sales_bump(units=units, field="units_sold")
+
+
+@transaction.atomic
+def counters_count_shipped(*, order_id: int) -> None:
+    """Count a shipped order's units per variant."""
+    _variant_sales_bump(units=_units_by_variant(order_id), field="units_shipped")
+
+
+@transaction.atomic
+def counters_count_refund(*, order_id: int) -> None:
+    """Take a refunded order's total back off its customer's lifetime value, if it was ever
+    counted there (only orders marked paid were)."""
+    order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
+    if order.paid_at is None:
+        return
+    Customer.objects.filter(pk=order.customer_id).update(
+        lifetime_value=F("lifetime_value") - order.total
+    )
+
+
+def counters_recomputed() -> dict[str, dict]:
+    """Compute every derived counter from orders and their lines (what the rows should hold)."""
+    kept = Q(status__in=LIFETIME_STATUSES)
+    placed = dict(Order.objects.values_list("customer_id").annotate(n=Count("pk")))
+    kept_total = dict(
+        Order.objects.filter(kept).values_list("customer_id").annotate(t=Sum("total"))
+    )
+    customers = {
+        pk: (placed.get(pk, 0), kept_total.get(pk, ZERO))
+        for pk in Customer.objects.values_list("pk", flat=True)
+    }
+    paid_days = (
+        Order.objects.filter(paid_at__isnull=False)
+        .annotate(day=TruncDate("paid_at"))
+        .values_list("day")
+    )
+    units_by_day = dict(
+        OrderLine.objects.filter(order__paid_at__isnull=False)
+        .annotate(day=TruncDate("order__paid_at"))
+        .values_list("day")
+        .annotate(units=Sum("quantity"))
+    )
+    daily = {
+        day: (orders, units_by_day.get(day, 0), revenue)
+        for day, orders, revenue in paid_days.annotate(orders=Count("pk"), revenue=Sum("total"))
+    }
+    variants = {
+        variant_id: (sold, shipped)
+        for variant_id, sold, shipped in OrderLine.objects.values_list("variant_id").annotate(
+            sold=Coalesce(Sum("quantity", filter=Q(order__paid_at__isnull=False)), 0),
+            shipped=Coalesce(Sum("quantity", filter=Q(order__shipped_at__isnull=False)), 0),
+        )
+    }
+    return {"customers": customers, "daily": daily, "variants": variants}
+
+
+@transaction.atomic
+def counters_reconcile() -> int:
+    """Recompute the derived counters and repair every row that drifted; return how many.
+
+    Rows are locked while repaired so a concurrent F() bump waits rather than being lost.
+    Sends no signals (bulk writes, nothing listens), requests no tasks.
+    """
+    expected = counters_recomputed()
+    repaired = 0
+
+    changed = []
+    for customer in Customer.objects.select_for_update().order_by("pk"):
+        count, value = expected["customers"].get(customer.pk, (0, ZERO))
+        if (customer.order_count, customer.lifetime_value) != (count, value):
+            customer.order_count, customer.lifetime_value = count, value
+            changed.append(customer)
+    Customer.objects.bulk_update(changed, ["order_count", "lifetime_value"], batch_size=500)
+    repaired += len(changed)
+
+    current = {row.date: row for row in DailySales.objects.select_for_update().order_by("date")}
+    changed, missing = [], []
+    for day in current.keys() | expected["daily"].keys():
+        orders, units, revenue = expected["daily"].get(day, (0, 0, ZERO))
+        row = current.get(day)
+        if row is None:
+            missing.append(DailySales(date=day, orders=orders, units=units, revenue=revenue))
+        elif (row.orders, row.units, row.revenue) != (orders, units, revenue):
+            row.orders, row.units, row.revenue = orders, units, revenue
+            changed.append(row)
+    DailySales.objects.bulk_create(missing, ignore_conflicts=True)
+    DailySales.objects.bulk_update(changed, ["orders", "units", "revenue"], batch_size=500)
+    repaired += len(changed) + len(missing)
+
+    current = {
+        row.variant_id: row
+        for row in VariantSales.objects.select_for_update().order_by("variant_id")
+    }
+    changed, missing = [], []
+    for variant_id in current.keys() | expected["variants"].keys():
+        sold, shipped = expected["variants"].get(variant_id, (0, 0))
+        row = current.get(variant_id)
+        if row is None:
+            missing.append(
+                VariantSales(variant_id=variant_id, units_sold=sold, units_shipped=shipped)
+            )
+        elif (row.units_sold, row.units_shipped) != (sold, shipped):
+            row.units_sold, row.units_shipped = sold, shipped
+            changed.append(row)
+    VariantSales.objects.bulk_create(missing, ignore_conflicts=True)
+    VariantSales.objects.bulk_update(changed, ["units_sold", "units_shipped"], batch_size=500)
+    return repaired + len(changed) + len(missing)

@@ -1,0 +1,53 @@
+"""Order e-mails: rendered from templates, sent at most once per order and kind."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from orders.models import EmailKind, Order, SentEmail
+
+
+def order_email_render(*, order: Order, kind: str) -> EmailMultiAlternatives:
+    """Build the text + HTML message of `kind` for `order` (templates in orders/email/)."""
+    context = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "customer_email": order.customer.user.email,
+        "reservation_ttl_minutes": settings.RESERVATION_TTL_MINUTES,
+    }
+    base = f"orders/email/{kind}"
+    subject = " ".join(render_to_string(f"{base}_subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{base}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[order.customer.user.email],
+    )
+    message.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
+    return message
+
+
+@transaction.atomic
+def order_email_send(*, order_id: int, kind: str) -> bool:
+    """Send the `kind` e-mail of an order unless it was sent already; return whether it was.
+
+    The SentEmail row is claimed first (its unique key makes a concurrent copy of the task wait
+    and then skip); if sending fails the claim rolls back with the transaction, so a retry
+    sends. A crash after the SMTP server accepted the message but before the commit can send
+    a second copy: at-least-once is the price of never losing an e-mail.
+    Sends no signals, requests no tasks.
+    """
+    if kind not in EmailKind.values:
+        raise ValueError(f"unknown e-mail kind {kind!r}")
+    order = Order.objects.select_related("customer__user").get(pk=order_id)
+    recipient = order.customer.user.email
+    if not recipient:
+        return False
+    _, claimed = SentEmail.objects.get_or_create(
+        order=order, kind=kind, defaults={"recipient": recipient}
+    )
+    if not claimed:
+        return False
+    order_email_render(order=order, kind=kind).send()
+    return True

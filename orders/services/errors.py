@@ -1,0 +1,46 @@
+"""Domain errors of the orders app; each has a stable `code` the API turns into a problem."""
+
+
+class OrderError(Exception):
+    code = "order_error"
+
+
+class InvalidTransition(OrderError):
+    """The order is not in a status this action may start from (or a concurrent action won)."""
+
+    code = "invalid_transition"
+
+    def __init__(self, *, number: str, action: str, allowed: tuple[str, ...]) -> None:
+        self.number = number
+        self.action = action
+        self.allowed = allowed
+        super().__init__(
+            f"order {number} cannot be {action}: it is no longer {' or '.join(allowed)}"
+        )
+
+
+class UnknownSku(OrderError):
+    code = "unknown_sku"
+
+    def __init__(self, skus: list[str]) -> None:
+        self.skus = skus
+        super().__init__(f"unknown or inactive SKU: {', '.join(skus)}")
+
+
+class InvalidOrder(OrderError):
+    code = "invalid_order"
+
+
+class LinesOutOfStock(OrderError):
+    """Some lines cannot be reserved; `lines` holds `{sku, requested, available}` per short SKU."""
+
+    code = "out_of_stock"
+
+    def __init__(self, lines: list[dict]) -> None:
+        self.lines = lines
+        super().__init__(
+            "not enough stock for "
+            + ", ".join(
+                f"{line['sku']} ({line['available']} of {line['requested']})" for line in lines
+            )
+        )

@@ -1,0 +1,177 @@
+"""Placing an order: validate, price from the catalog, write, then reserve stock last."""
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from catalog.selectors import variants_by_sku
+from inventory.services import OutOfStock, stock_reserve
+from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
+from orders.services.errors import InvalidOrder, LinesOutOfStock, UnknownSku
+from orders.signals import order_placed
+
+# Crockford's base32: no I, L, O or U, so a number read over the phone is not misheard.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ORDER_NUMBER_PREFIX = "SW-"
+ORDER_NUMBER_LENGTH = 8  # 40 random bits: a clash is a one-in-a-trillion event, retried once.
+# Far above any real basket; bounds the work and the size of one reservation statement.
+MAX_LINES = 100
+MAX_QUANTITY_PER_LINE = 1000
+SHIPPING_ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country")
+CENTS = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    sku: str
+    quantity: int
+
+
+def order_number_new() -> str:
+    """Return a fresh human-friendly order number such as `SW-7K2Q9XHD`."""
+    bits = secrets.randbits(5 * ORDER_NUMBER_LENGTH)
+    chars = [_CROCKFORD[(bits >> (5 * i)) & 31] for i in range(ORDER_NUMBER_LENGTH)]
+    return ORDER_NUMBER_PREFIX + "".join(chars)
+
+
+def shipping_for(subtotal: Decimal) -> Decimal:
+    """Flat-rate shipping, free at or above the threshold (both from settings)."""
+    if subtotal >= Decimal(settings.SHIPPING_FREE_ABOVE):
+        return Decimal("0.00")
+    return Decimal(settings.SHIPPING_FLAT_RATE).quantize(CENTS)
+
+
+def order_place(
+    *, customer: Customer, lines: Sequence[LineRequest], shipping_address: dict, actor=None
+) -> Order:
+    """Place an order: validate the lines, price them from the catalog, write the order and
+    its lines, then reserve the stock as the last statement of the transaction.
+
+    Each attempt is one `transaction.atomic` block (a savepoint inside a caller's
+    transaction) ending with the reservation, so the stock rows stay locked only for that
+    UPDATE and the commit. When the reservation fails only because availability changed
+    between inventory's plan and its update while enough is still available, or the random
+    order number clashed, the whole attempt is repeated once.
+
+    Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
+    Sends `order_placed(order)`; its receivers request `orders.email_send` (confirmation) and
+    bump the customer's order count on commit.
+    """
+    requested = _validated(lines=lines, shipping_address=shipping_address)
+    for attempt in (1, 2):
+        number = order_number_new()
+        try:
+            with transaction.atomic():
+                order, order_lines = _order_write(
+                    number=number,
+                    customer=customer,
+                    requested=requested,
+                    shipping_address=shipping_address,
+                    actor=actor,
+                )
+                order_placed.send(sender=Order, order=order)
+                # Last: from here to the commit the stock rows stay locked.
+                stock_reserve(
+                    reference=number,
+                    quantities=[(line.variant_id, line.quantity) for line in order_lines],
+                    actor=actor,
+                )
+            return order
+        except OutOfStock as error:
+            if attempt == 2 or not error.retryable:
+                raise LinesOutOfStock(_shortage_lines(error=error, requested=requested)) from error
+        except IntegrityError:
+            if attempt == 2 or not Order.objects.filter(number=number).exists():
+                raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+@dataclass(frozen=True)
+class _Requested:
+    lines: list[LineRequest]  # one per SKU, quantities summed, in the caller's order
+    variants: dict
+
+
+def _validated(*, lines: Sequence[LineRequest], shipping_address: dict) -> _Requested:
+    if not lines:
+        raise InvalidOrder("an order needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise InvalidOrder(f"an order has at most {MAX_LINES} lines")
+    quantities: dict[str, int] = {}
+    for line in lines:
+        quantity = line.quantity
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            raise InvalidOrder(f"quantity of {line.sku!r} must be a whole number")
+        if not 1 <= quantity <= MAX_QUANTITY_PER_LINE:
+            raise InvalidOrder(
+                f"quantity of {line.sku!r} must be between 1 and {MAX_QUANTITY_PER_LINE}"
+            )
+        if not isinstance(line.sku, str) or not line.sku.strip():
+            raise InvalidOrder("every line needs a SKU")
+        quantities[line.sku] = quantities.get(line.sku, 0) + quantity
+    if quantities and max(quantities.values()) > MAX_QUANTITY_PER_LINE:
+        raise InvalidOrder(f"at most {MAX_QUANTITY_PER_LINE} units of one SKU per order")
+    if not isinstance(shipping_address, dict) or any(
+        not isinstance(shipping_address.get(field), str) or not shipping_address[field].strip()
+        for field in SHIPPING_ADDRESS_FIELDS
+    ):
+        raise InvalidOrder(f"the shipping address needs {', '.join(SHIPPING_ADDRESS_FIELDS)}")
+    variants = variants_by_sku(skus=list(quantities))
+    unknown = [sku for sku in quantities if sku not in variants]
+    if unknown:
+        raise UnknownSku(unknown)
+    return _Requested(
+        lines=[LineRequest(sku=sku, quantity=quantity) for sku, quantity in quantities.items()],
+        variants=variants,
+    )
+
+
+def _order_write(
+    *, number: str, customer: Customer, requested: "_Requested", shipping_address: dict, actor
+) -> tuple[Order, list[OrderLine]]:
+    """Insert the order, its lines (one statement) and its first timeline event."""
+    order_lines = []
+    for line in requested.lines:
+        variant = requested.variants[line.sku]
+        order_lines.append(
+            OrderLine(
+                variant=variant,
+                sku=variant.sku,
+                name=variant.name or variant.product.name,
+                quantity=line.quantity,
+                unit_price=variant.price,
+                line_total=(variant.price * line.quantity).quantize(CENTS),
+            )
+        )
+    subtotal = sum((line.line_total for line in order_lines), Decimal("0.00"))
+    shipping = shipping_for(subtotal)
+    order = Order.objects.create(
+        number=number,
+        customer=customer,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=settings.SHOP_CURRENCY,
+        subtotal=subtotal,
+        shipping=shipping,
+        total=subtotal + shipping,
+        shipping_address=shipping_address,
+    )
+    for line in order_lines:
+        line.order = order
+    OrderLine.objects.bulk_create(order_lines)
+    OrderEvent.objects.create(
+        order=order, kind="placed", to_status=OrderStatus.PENDING_PAYMENT, actor=actor
+    )
+    return order, order_lines
+
+
+def _shortage_lines(*, error: OutOfStock, requested: _Requested) -> list[dict]:
+    """Inventory's shortages (by variant id) as the API's `{sku, requested, available}`."""
+    sku_of = {variant.pk: sku for sku, variant in requested.variants.items()}
+    return [
+        {"sku": sku_of[s.variant_id], "requested": s.requested, "available": s.available}
+        for s in error.shortages
+    ]

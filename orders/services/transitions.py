@@ -1,0 +1,169 @@
+"""The order state machine: every transition is one guarded UPDATE whose row count decides.
+
+    pending_payment → paid → shipped → delivered
+    pending_payment | paid → cancelled
+    paid | shipped | delivered → refunded
+
+Two actions racing on one order (a ship and a cancel, an expiry and a payment) both issue
+`UPDATE … WHERE status IN (allowed)`; the database serialises them on the row, the second finds
+the status changed and updates nothing, and its caller gets `InvalidTransition`. Each transition
+writes an OrderEvent (who, when, why).
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.services import stock_release, stock_ship
+from orders.models import Order, OrderEvent, OrderStatus
+from orders.services.errors import InvalidOrder, InvalidTransition
+from orders.signals import order_cancelled, order_shipped
+
+S = OrderStatus
+# The lifecycle order of the statuses that carry a timestamp, used to tell which of several
+# allowed statuses an order left (the UPDATE cannot return the old value portably).
+_LIFECYCLE = ((S.DELIVERED, "delivered_at"), (S.SHIPPED, "shipped_at"), (S.PAID, "paid_at"))
+TRACKING_NUMBER_MAX_LENGTH = Order._meta.get_field("tracking_number").max_length
+
+
+def _transition(
+    *,
+    order: Order,
+    action: str,
+    allowed: tuple[str, ...],
+    to: str,
+    actor,
+    note: str = "",
+    **fields,
+) -> str:
+    """Move `order` to `to` if it is still in one of `allowed`; return the status it left.
+
+    Refreshes `order` from the row so callers and receivers see the committed state.
+    """
+    now = timezone.now()
+    updated = Order.objects.filter(pk=order.pk, status__in=allowed).update(
+        status=to, updated_at=now, **{f"{to}_at": now}, **fields
+    )
+    if updated != 1:
+        raise InvalidTransition(number=order.number, action=action, allowed=allowed)
+    order.refresh_from_db()
+    previous = _status_left(order=order, allowed=allowed)
+    OrderEvent.objects.create(
+        order=order, kind=action, from_status=previous, to_status=to, actor=actor, note=note
+    )
+    return previous
+
+
+def _status_left(*, order: Order, allowed: tuple[str, ...]) -> str:
+    if len(allowed) == 1:
+        return allowed[0]
+    for status, stamp in _LIFECYCLE:
+        if status in allowed and getattr(order, stamp) is not None:
+            return status
+    return S.PENDING_PAYMENT
+
+
+@transaction.atomic
+def order_mark_paid(*, order: Order, actor=None) -> Order:
+    """Mark a pending order paid (called by payments once a matching payment is recorded).
+
+    Raises InvalidTransition when the order is no longer pending (cancelled or paid meanwhile).
+    Sends no signal itself: payments sends `payment_received` after this call.
+    """
+    _transition(order=order, action="paid", allowed=(S.PENDING_PAYMENT,), to=S.PAID, actor=actor)
+    return order
+
+
+@transaction.atomic
+def order_ship(*, order: Order, tracking_number: str, actor=None) -> Order:
+    """Ship a paid order: guarded transition and the stock shipment in one transaction.
+
+    Sends `order_shipped(order, actor)`; its receivers request the shipping e-mail and count
+    the shipped units.
+    """
+    tracking_number = (tracking_number or "").strip()
+    if not tracking_number or len(tracking_number) > TRACKING_NUMBER_MAX_LENGTH:
+        raise InvalidOrder(
+            f"a tracking number of 1 to {TRACKING_NUMBER_MAX_LENGTH} characters is required"
+        )
+    _transition(
+        order=order,
+        action="shipped",
+        allowed=(S.PAID,),
+        to=S.SHIPPED,
+        actor=actor,
+        note=f"tracking number {tracking_number}",
+        tracking_number=tracking_number,
+    )
+    stock_ship(reference=order.number, actor=actor)
+    order_shipped.send(sender=Order, order=order, actor=actor)
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
+    """Cancel an order not yet shipped and release the stock it holds.
+
+    Sends `order_cancelled(order, previous_status, actor, reason)`; for a paid order payments
+    refunds in the same transaction; the cancellation e-mail is requested (orders.email_send).
+    """
+    previous = _transition(
+        order=order,
+        action="cancelled",
+        allowed=(S.PENDING_PAYMENT, S.PAID),
+        to=S.CANCELLED,
+        actor=actor,
+        note=reason,
+    )
+    stock_release(reference=order.number, actor=actor, note=f"order cancelled {reason}".strip())
+    order_cancelled.send(
+        sender=Order, order=order, previous_status=previous, actor=actor, reason=reason
+    )
+    return order
+
+
+@transaction.atomic
+def order_mark_delivered(*, order: Order, actor=None) -> Order:
+    """Record that the carrier delivered a shipped order. Sends no signals."""
+    _transition(order=order, action="delivered", allowed=(S.SHIPPED,), to=S.DELIVERED, actor=actor)
+    return order
+
+
+@transaction.atomic
+def order_mark_refunded(*, order: Order, actor=None, reason: str = "") -> Order:
+    """Mark an order refunded (called by payments when the provider confirms a refund).
+
+    A paid order still holds its reservation, which is released here; shipped goods come
+    back only through a stock return. Sends no signal itself: payments sends `refund_issued`.
+    """
+    _transition(
+        order=order,
+        action="refunded",
+        allowed=(S.PAID, S.SHIPPED, S.DELIVERED),
+        to=S.REFUNDED,
+        actor=actor,
+        note=reason,
+    )
+    stock_release(reference=order.number, actor=actor, note="order refunded")
+    return order
+
+
+@transaction.atomic
+def order_flag(*, order: Order, reason: str, actor=None) -> Order:
+    """Flag an order for staff (`needs_attention`) with the reason, keeping its status.
+
+    Used when a payment does not match or arrives for a cancelled order. Sends no signals.
+    """
+    reason = reason[: Order._meta.get_field("attention_reason").max_length]
+    Order.objects.filter(pk=order.pk).update(
+        needs_attention=True, attention_reason=reason, updated_at=timezone.now()
+    )
+    order.refresh_from_db()
+    OrderEvent.objects.create(
+        order=order,
+        kind="flagged",
+        from_status=order.status,
+        to_status=order.status,
+        actor=actor,
+        note=reason,
+    )
+    return order

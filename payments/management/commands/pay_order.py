@@ -1,0 +1,62 @@
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.models import Order
+from payments.services import webhook_signature
+
+WEBHOOK_PATH = "/api/v1/payments/webhook"
+
+
+class Command(BaseCommand):
+    help = (
+        "Pay a demo order by hand: send a correctly signed `payment.succeeded` event for the "
+        "order's total to a running server, as the payment provider would."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("number", help="the order number, e.g. SW-7K2Q9XHD")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server's base URL")
+
+    def handle(self, *args, number: str, url: str, **options) -> None:
+        try:
+            order = Order.objects.get(number=number)
+        except Order.DoesNotExist as error:
+            raise CommandError(f"no order {number}") from error
+        event = {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": "payment.succeeded",
+            "data": {
+                "order_number": order.number,
+                "amount": str(order.total),
+                "currency": order.currency,
+                "payment_reference": f"demo_{uuid.uuid4().hex}",
+            },
+        }
+        body = json.dumps(event).encode()
+        signature = webhook_signature(
+            body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
+        )
+        request = urllib.request.Request(
+            url.rstrip("/") + WEBHOOK_PATH,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Stockwire-Signature": signature},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            raise CommandError(
+                f"the server answered {error.code}: {error.read()[:500]!r}"
+            ) from error
+        except urllib.error.URLError as error:
+            raise CommandError(f"cannot reach {url}: {error.reason}") from error
+        self.stdout.write(
+            f"sent {event['id']} for {order.number} ({order.total} {order.currency}): {status}"
+        )

@@ -1,0 +1,26 @@
+"""Read queries of the payments app, shared by the API and the admin."""
+
+from orders.models import Order
+from payments.models import CreditNote, Invoice
+
+
+def invoice_get_for_order(*, order: Order) -> Invoice:
+    """The order's invoice; raises Invoice.DoesNotExist before it is paid."""
+    return Invoice.objects.select_related("order").get(order=order)
+
+
+def invoice_get_for_user(*, user, order_number: str) -> Invoice:
+    """The invoice of an order the user may see: their own, or any order for staff.
+
+    Raises Invoice.DoesNotExist otherwise (also for another customer's order, so its
+    existence is not revealed). Use it to serve `invoice.document` for download.
+    """
+    invoices = Invoice.objects.select_related("order")
+    if not (user.is_active and user.is_staff):
+        invoices = invoices.filter(order__customer__user=user)
+    return invoices.get(order__number=order_number)
+
+
+def credit_notes_for_order(*, order: Order) -> list[CreditNote]:
+    """The order's credit notes, oldest first."""
+    return list(CreditNote.objects.filter(invoice__order=order).order_by("issued_at", "pk"))

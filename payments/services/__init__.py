@@ -1,0 +1,36 @@
+"""Write operations of the payments app, split by entity; import them from here."""
+
+from payments.services.documents import (
+    credit_note_issue,
+    document_number_next,
+    invoice_document_render,
+    invoice_issue,
+)
+from payments.services.refunds import RefundError, refund_issue
+from payments.services.webhooks import (
+    PaymentEvent,
+    WebhookError,
+    payment_record,
+    refund_record,
+    webhook_handle,
+    webhook_parse,
+    webhook_signature,
+    webhook_verify,
+)
+
+__all__ = [
+    "PaymentEvent",
+    "RefundError",
+    "WebhookError",
+    "credit_note_issue",
+    "document_number_next",
+    "invoice_document_render",
+    "invoice_issue",
+    "payment_record",
+    "refund_issue",
+    "refund_record",
+    "webhook_handle",
+    "webhook_parse",
+    "webhook_signature",
+    "webhook_verify",
+]

@@ -1,0 +1,258 @@
+"""Provider webhooks: signature check, replay protection, and the payment events they carry.
+
+Signature (the `demo` provider, shaped like the big providers'): header
+`Stockwire-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
+rejected beyond WEBHOOK_TOLERANCE_SECONDS of clock skew. Body `{id, type, data: {order_number,
+amount, currency, payment_reference}}`.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from orders.models import Order, OrderStatus
+from orders.services import InvalidTransition, order_flag, order_mark_paid, order_mark_refunded
+from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund
+from payments.signals import payment_received, refund_issued
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = ("demo",)
+EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
+MAX_AMOUNT = Decimal("9999999999.99")  # what Payment.amount (12 digits, 2 places) can hold
+REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+
+
+class WebhookError(Exception):
+    """A webhook we refuse: `code` is `bad_signature`, `stale_event` or `malformed_event`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    id: str
+    type: str
+    order_number: str
+    amount: Decimal
+    currency: str
+    payment_reference: str
+    refund_reference: str
+    raw: dict
+
+
+def webhook_signature(*, body: bytes, secret: str, timestamp: int) -> str:
+    """Return the `Stockwire-Signature` header value for `body` signed at `timestamp`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def webhook_verify(
+    *, body: bytes, signature_header: str, secret: str, tolerance: int, now: float | None = None
+) -> None:
+    """Raise WebhookError unless the header signs `body` with `secret` within `tolerance` s."""
+    timestamp, candidates = None, []
+    for part in (signature_header or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        raise WebhookError(
+            "bad_signature", "the Stockwire-Signature header is missing or malformed"
+        )
+    expected = webhook_signature(body=body, secret=secret, timestamp=timestamp).split("v1=", 1)[1]
+    # Constant-time and over every candidate, so timing reveals nothing about the secret.
+    matches = [hmac.compare_digest(expected.encode(), c.encode()) for c in candidates]
+    if not any(matches):
+        raise WebhookError("bad_signature", "the signature does not match the body")
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        raise WebhookError("stale_event", f"the event is signed more than {tolerance} s away")
+
+
+def _text(value, *, field: str, max_length: int = 128) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise WebhookError("malformed_event", f"`{field}` must be a non-empty string")
+    return value.strip()
+
+
+def webhook_parse(*, body: bytes) -> PaymentEvent:
+    """Parse and validate an event body; raise WebhookError(`malformed_event`)."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise WebhookError("malformed_event", "the body is not JSON") from error
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+        raise WebhookError("malformed_event", "the body needs `id`, `type` and a `data` object")
+    event_type = _text(raw.get("type"), field="type", max_length=64)
+    if event_type not in EVENT_TYPES:
+        raise WebhookError("malformed_event", f"unknown event type {event_type!r}")
+    data = raw["data"]
+    try:
+        amount = Decimal(str(data.get("amount")))
+    except InvalidOperation as error:
+        raise WebhookError("malformed_event", "`data.amount` must be a decimal") from error
+    if (
+        not amount.is_finite()
+        or not 0 < amount <= MAX_AMOUNT
+        or amount != amount.quantize(Decimal("0.01"))
+    ):
+        raise WebhookError("malformed_event", "`data.amount` must be positive with 2 places")
+    currency = _text(data.get("currency"), field="data.currency", max_length=3).upper()
+    refund_reference = data.get("refund_reference") or ""
+    return PaymentEvent(
+        id=_text(raw.get("id"), field="id"),
+        type=event_type,
+        order_number=_text(data.get("order_number"), field="data.order_number", max_length=16),
+        amount=amount,
+        currency=currency,
+        payment_reference=_text(data.get("payment_reference"), field="data.payment_reference"),
+        refund_reference=_text(refund_reference, field="data.refund_reference")
+        if refund_reference
+        else "",
+        raw=raw,
+    )
+
+
+def webhook_handle(*, provider: str, body: bytes, signature_header: str) -> None:
+    """Verify, deduplicate and apply one provider event.
+
+    The (provider, event id) row is claimed first in the event's transaction: a replay, even
+    one arriving at the same moment, waits on that unique key and then does nothing. An
+    event for an unknown order number is recorded as processed and logged (answered 200, so
+    the provider stops retrying; nothing to flag).
+    Raises WebhookError (`bad_signature`, `stale_event`, `malformed_event`); nothing is
+    written then. Sends, through the services it calls, `payment_received` or `refund_issued`.
+    """
+    if provider not in PROVIDERS:
+        raise WebhookError("malformed_event", f"unknown payment provider {provider!r}")
+    webhook_verify(
+        body=body,
+        signature_header=signature_header,
+        secret=settings.PAYMENT_WEBHOOK_SECRET,
+        tolerance=settings.WEBHOOK_TOLERANCE_SECONDS,
+    )
+    _event_apply(provider=provider, event=webhook_parse(body=body))
+
+
+@transaction.atomic
+def _event_apply(*, provider: str, event: PaymentEvent) -> None:
+    try:
+        with transaction.atomic():
+            ProcessedEvent.objects.create(
+                provider=provider, event_id=event.id, event_type=event.type
+            )
+    except IntegrityError:
+        logger.info("webhook replay ignored", extra={"provider": provider, "event_id": event.id})
+        return
+    if event.type == "refund.succeeded":
+        refund_record(provider=provider, event=event)
+        return
+    order = Order.objects.filter(number=event.order_number).first()
+    if order is None:
+        logger.warning(
+            "webhook for an unknown order",
+            extra={"provider": provider, "event_id": event.id, "order": event.order_number},
+        )
+        return
+    payment_record(provider=provider, order=order, event=event)
+
+
+@transaction.atomic
+def payment_record(*, provider: str, order: Order, event: PaymentEvent) -> Payment:
+    """Record a provider's payment event for `order` and, if it pays the order, mark it paid.
+
+    A succeeded payment whose amount or currency does not match, or that arrives for an order
+    no longer pending (cancelled, expired), is kept and flags the order for staff
+    (`needs_attention` with the reason) instead. A payment reference seen before is a no-op.
+    Sends `payment_received(payment, order)` when the order is marked paid; its receivers
+    issue the invoice in this transaction and request the receipt e-mail
+    (orders.email_send) and the invoice document (payments.invoice_document_render).
+    """
+    existing = Payment.objects.filter(
+        provider=provider, provider_reference=event.payment_reference
+    ).first()
+    if existing is not None:
+        return existing
+    succeeded = event.type == "payment.succeeded"
+    payment = Payment.objects.create(
+        order=order,
+        provider=provider,
+        provider_reference=event.payment_reference,
+        amount=event.amount,
+        currency=event.currency,
+        status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED,
+        raw_event=event.raw,
+    )
+    if not succeeded:
+        return payment
+    if (event.amount, event.currency) != (order.total, order.currency):
+        order_flag(
+            order=order,
+            reason=f"payment {event.payment_reference} of {event.amount} {event.currency} "
+            f"does not match the order total {order.total} {order.currency}",
+        )
+        return payment
+    try:
+        order_mark_paid(order=order)
+    except InvalidTransition:
+        order.refresh_from_db()
+        order_flag(
+            order=order,
+            reason=f"payment {event.payment_reference} arrived for an order that is "
+            f"{order.get_status_display().lower()}",
+        )
+        return payment
+    payment_received.send(sender=Payment, payment=payment, order=order)
+    return payment
+
+
+@transaction.atomic
+def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
+    """Record a refund the provider confirms and mark the order refunded.
+
+    Unknown payment references are logged and ignored; a payment already refunded (by
+    `refund_issue` when the order was cancelled) is a no-op.
+    Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
+    transaction and request the refund e-mail (orders.email_send).
+    """
+    payment = (
+        Payment.objects.select_related("order")
+        .filter(provider=provider, provider_reference=event.payment_reference)
+        .first()
+    )
+    if payment is None:
+        logger.warning("refund for an unknown payment", extra={"event_id": event.id})
+        return None
+    if Refund.objects.filter(payment=payment).exists():
+        return None
+    order = payment.order
+    refund = Refund.objects.create(
+        order=order,
+        payment=payment,
+        amount=event.amount,
+        currency=event.currency,
+        provider_reference=event.refund_reference or event.id,
+        reason="refund confirmed by the provider",
+    )
+    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
+    if order.status in REFUNDABLE:
+        order_mark_refunded(order=order, reason="refund confirmed by the provider")
+    else:
+        order_flag(
+            order=order,
+            reason=f"refund {refund.provider_reference} confirmed for an order that is "
+            f"{order.get_status_display().lower()}",
+        )
+    refund_issued.send(sender=Refund, refund=refund, order=order)
+    return refund

@@ -1,0 +1,207 @@
+"""Placing orders: prices from the catalog, shipping from settings, lock-late reservation."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from inventory.models import StockAllocation, StockLevel, StockMovement
+from orders.models import Order, OrderEvent, OrderLine, OrderStatus
+from orders.services import (
+    InvalidOrder,
+    LineRequest,
+    LinesOutOfStock,
+    UnknownSku,
+    order_place,
+)
+from orders.testing import ADDRESS, customer_new, order_new, variant_stocked
+from outbox.models import OutboxMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_order_is_priced_from_the_catalog_with_flat_shipping_below_the_threshold(settings):
+    # given
+    settings.SHIPPING_FLAT_RATE = "4.90"
+    settings.SHIPPING_FREE_ABOVE = "50.00"
+    variant_stocked("MUG-1", price="12.50")
+    variant_stocked("TEE-1", price="20.00")
+    customer = customer_new()
+
+    # when
+    order = order_new(customer, ("MUG-1", 2), ("TEE-1", 1))
+
+    # then
+    assert re.fullmatch(r"SW-[0-9A-HJKMNP-TV-Z]{8}", order.number)
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert (order.subtotal, order.shipping, order.total) == (
+        Decimal("45.00"),
+        Decimal("4.90"),
+        Decimal("49.90"),
+    )
+    lines = list(OrderLine.objects.filter(order=order).values_list("sku", "quantity", "unit_price"))
+    assert lines == [("MUG-1", 2, Decimal("12.50")), ("TEE-1", 1, Decimal("20.00"))]
+    assert list(order.events.values_list("kind", "to_status")) == [("placed", "pending_payment")]
+
+
+def test_shipping_is_free_at_the_threshold(settings):
+    # given
+    settings.SHIPPING_FREE_ABOVE = "50.00"
+    variant_stocked("MUG-1", price="25.00")
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 2))
+
+    # then
+    assert (order.shipping, order.total) == (Decimal("0.00"), Decimal("50.00"))
+
+
+def test_order_reserves_its_units_and_repeated_skus_are_summed():
+    # given
+    variant = variant_stocked("MUG-1", on_hand=10)
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 2), ("MUG-1", 3))
+
+    # then
+    level = StockLevel.objects.get(variant=variant)
+    assert (level.on_hand, level.reserved) == (10, 5)
+    assert list(order.lines.values_list("sku", "quantity")) == [("MUG-1", 5)]
+    assert StockAllocation.objects.get(reference=order.number).quantity == 5
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [],
+        [LineRequest(sku="MUG-1", quantity=0)],
+        [LineRequest(sku="MUG-1", quantity=-1)],
+        [LineRequest(sku="MUG-1", quantity=1.5)],
+        [LineRequest(sku="MUG-1", quantity=True)],
+        [LineRequest(sku="MUG-1", quantity=1001)],
+        [LineRequest(sku="MUG-1", quantity=600), LineRequest(sku="MUG-1", quantity=600)],
+        [LineRequest(sku="", quantity=1)],
+    ],
+)
+def test_invalid_lines_are_refused_and_nothing_is_written(lines):
+    # given
+    variant_stocked("MUG-1")
+    customer = customer_new()
+
+    # when / then
+    with pytest.raises(InvalidOrder):
+        order_place(customer=customer, lines=lines, shipping_address=ADDRESS)
+    assert Order.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_missing_address_fields_are_refused():
+    variant_stocked("MUG-1")
+    with pytest.raises(InvalidOrder):
+        order_place(
+            customer=customer_new(),
+            lines=[LineRequest(sku="MUG-1", quantity=1)],
+            shipping_address={**ADDRESS, "city": " "},
+        )
+    assert Order.objects.count() == 0
+
+
+def test_unknown_and_inactive_skus_are_named():
+    # given
+    variant_stocked("MUG-1")
+    retired = variant_stocked("OLD-1")
+    retired.is_active = False
+    retired.save()
+
+    # when
+    with pytest.raises(UnknownSku) as error:
+        order_new(customer_new(), ("MUG-1", 1), ("NOPE-9", 1), ("OLD-1", 1))
+
+    # then
+    assert error.value.code == "unknown_sku"
+    assert error.value.skus == ["NOPE-9", "OLD-1"]
+    assert Order.objects.count() == 0
+
+
+def test_order_failing_on_its_third_line_leaves_no_trace():
+    # given
+    variant_stocked("A-1", on_hand=5)
+    variant_stocked("B-1", on_hand=5)
+    short = variant_stocked("C-1", on_hand=1)
+    customer = customer_new()
+    movements_before = StockMovement.objects.count()
+
+    # when
+    with pytest.raises(LinesOutOfStock) as error:
+        order_new(customer, ("A-1", 1), ("B-1", 2), ("C-1", 3))
+
+    # then
+    assert error.value.code == "out_of_stock"
+    assert error.value.lines == [{"sku": "C-1", "requested": 3, "available": 1}]
+    assert Order.objects.count() == 0
+    assert OrderLine.objects.count() == 0
+    assert OrderEvent.objects.count() == 0
+    assert StockAllocation.objects.count() == 0
+    assert StockMovement.objects.count() == movements_before
+    assert list(StockLevel.objects.values_list("reserved", flat=True)) == [0, 0, 0]
+    assert StockLevel.objects.get(variant=short).on_hand == 1
+    assert OutboxMessage.objects.count() == 0
+    customer.refresh_from_db()
+    assert customer.order_count == 0
+
+
+def test_confirmation_email_and_order_count_wait_for_the_commit(django_capture_on_commit_callbacks):
+    # given
+    variant_stocked("MUG-1")
+    customer = customer_new()
+
+    # when
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        order = order_new(customer, ("MUG-1", 1))
+    customer.refresh_from_db()
+
+    # then: requested in the transaction, nothing has left or been counted yet
+    message = OutboxMessage.objects.get()
+    assert (message.task_name, message.kwargs) == (
+        "orders.email_send",
+        {"order_id": order.pk, "kind": "confirmation"},
+    )
+    assert message.sent_at is None
+    assert customer.order_count == 0
+    assert order.sent_emails.count() == 0
+    assert len(callbacks) >= 2
+
+    # when the transaction commits
+    for callback in callbacks:
+        callback()
+
+    # then
+    customer.refresh_from_db()
+    assert customer.order_count == 1
+    assert list(order.sent_emails.values_list("kind", flat=True)) == ["confirmation"]
+
+
+def _queries_to_place(customer, line_count: int) -> int:
+    lines = [LineRequest(sku=f"Q-{i}", quantity=1) for i in range(line_count)]
+    with CaptureQueriesContext(connection) as queries:
+        order_place(customer=customer, lines=lines, shipping_address=ADDRESS)
+    return len(queries)
+
+
+def test_queries_per_order_do_not_grow_with_the_number_of_lines(django_assert_max_num_queries):
+    # given
+    for i in range(20):
+        variant_stocked(f"Q-{i}", price="1.00", on_hand=5)
+    customer = customer_new()
+    one_line = _queries_to_place(customer, 1)
+
+    # when / then
+    with django_assert_max_num_queries(one_line + 2):
+        order_place(
+            customer=customer,
+            lines=[LineRequest(sku=f"Q-{i}", quantity=1) for i in range(20)],
+            shipping_address=ADDRESS,
+        )
+    assert one_line <= 12

@@ -1,0 +1,196 @@
+"""The order state machine: guarded transitions, their events, stock and e-mails."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import serializers
+from django.utils import timezone
+
+from inventory.models import MovementReason, StockAllocation, StockLevel, StockMovement
+from orders.models import Customer, Order, OrderStatus
+from orders.services import (
+    InvalidOrder,
+    InvalidTransition,
+    order_cancel,
+    order_flag,
+    order_mark_delivered,
+    order_mark_paid,
+    order_ship,
+    orders_expire_unpaid,
+)
+from orders.testing import customer_new, order_new, variant_stocked
+from outbox.models import OutboxMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def _emails_requested() -> set[str]:
+    return {
+        message.kwargs["kind"]
+        for message in OutboxMessage.objects.filter(task_name="orders.email_send")
+    }
+
+
+def _level(variant) -> tuple[int, int]:
+    level = StockLevel.objects.get(variant=variant)
+    return level.on_hand, level.reserved
+
+
+def test_new_user_gets_a_customer_profile_and_a_normalised_identity():
+    # when
+    user = get_user_model().objects.create_user(
+        username="whatever", email="  Ada.Lovelace@Example.COM ", password="x"
+    )
+
+    # then
+    user.refresh_from_db()
+    assert (user.email, user.username) == ("ada.lovelace@example.com", "ada.lovelace@example.com")
+    assert Customer.objects.filter(user=user).count() == 1
+
+
+def test_staff_keep_their_username_lower_cased():
+    user = get_user_model().objects.create_user(
+        username=" Grace ", email="Grace@Example.com", is_staff=True
+    )
+    user.refresh_from_db()
+    assert (user.username, user.email) == ("grace", "grace@example.com")
+
+
+def test_raw_fixture_load_creates_no_profile_and_keeps_the_stored_spelling():
+    # given
+    data = (
+        '[{"model": "auth.user", "pk": 900, "fields": {"username": "Raw", '
+        '"email": "Raw@Example.com", "password": "x"}}]'
+    )
+
+    # when
+    for obj in serializers.deserialize("json", data):
+        obj.save()
+
+    # then
+    user = get_user_model().objects.get(pk=900)
+    assert (user.username, user.email) == ("Raw", "Raw@Example.com")
+    assert not Customer.objects.filter(user=user).exists()
+
+
+def test_paid_order_ships_once_its_reservation_becomes_a_shipment():
+    # given
+    variant = variant_stocked("MUG-1", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 3))
+    order_mark_paid(order=order)
+    staff = get_user_model().objects.create_user(username="staff", email="s@x.io", is_staff=True)
+
+    # when
+    order_ship(order=order, tracking_number="TRACK-123", actor=staff)
+
+    # then
+    order.refresh_from_db()
+    assert (order.status, order.tracking_number) == (OrderStatus.SHIPPED, "TRACK-123")
+    assert order.shipped_at is not None
+    assert _level(variant) == (7, 0)
+    assert StockAllocation.objects.get(reference=order.number).state == "shipped"
+    assert list(order.events.values_list("kind", "from_status", "to_status", "actor")) == [
+        ("placed", "", "pending_payment", None),
+        ("paid", "pending_payment", "paid", None),
+        ("shipped", "paid", "shipped", staff.pk),
+    ]
+    assert _emails_requested() == {"confirmation", "shipped"}
+
+    # and a delivered order cannot ship again
+    order_mark_delivered(order=order)
+    with pytest.raises(InvalidTransition):
+        order_ship(order=order, tracking_number="AGAIN")
+
+
+def test_unpaid_order_cannot_ship_and_nothing_moves():
+    # given
+    variant = variant_stocked("MUG-1", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 3))
+
+    # when
+    with pytest.raises(InvalidTransition) as error:
+        order_ship(order=order, tracking_number="TRACK-1")
+
+    # then
+    assert error.value.code == "invalid_transition"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert _level(variant) == (10, 3)
+    assert _emails_requested() == {"confirmation"}
+
+
+def test_tracking_number_is_required_to_ship():
+    variant_stocked("MUG-1")
+    order = order_new(customer_new(), ("MUG-1", 1))
+    order_mark_paid(order=order)
+    with pytest.raises(InvalidOrder):
+        order_ship(order=order, tracking_number="  ")
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+
+
+def test_cancel_releases_the_stock_and_sends_the_cancellation_email():
+    # given
+    variant = variant_stocked("MUG-1", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 4))
+
+    # when
+    order_cancel(order=order, reason="changed my mind")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert _level(variant) == (10, 0)
+    assert StockMovement.objects.filter(
+        reference=order.number, reason=MovementReason.RELEASE, reserved_delta=-4
+    ).exists()
+    event = order.events.get(kind="cancelled")
+    assert (event.from_status, event.note) == ("pending_payment", "changed my mind")
+    assert _emails_requested() == {"confirmation", "cancelled"}
+
+    # and cancelling twice is refused
+    with pytest.raises(InvalidTransition):
+        order_cancel(order=order)
+
+
+def test_flag_marks_the_order_for_staff_and_keeps_its_status():
+    variant_stocked("MUG-1")
+    order = order_new(customer_new(), ("MUG-1", 1))
+    order_flag(order=order, reason="address looks wrong")
+    order.refresh_from_db()
+    assert (order.needs_attention, order.attention_reason, order.status) == (
+        True,
+        "address looks wrong",
+        OrderStatus.PENDING_PAYMENT,
+    )
+    assert order.events.filter(kind="flagged", note="address looks wrong").count() == 1
+
+
+def test_expiry_cancels_only_old_unpaid_orders_and_releases_their_stock(settings):
+    # given
+    settings.RESERVATION_TTL_MINUTES = 30
+    variant = variant_stocked("MUG-1", on_hand=20)
+    customer = customer_new()
+    old_unpaid = order_new(customer, ("MUG-1", 2))
+    old_paid = order_new(customer, ("MUG-1", 3))
+    order_mark_paid(order=old_paid)
+    fresh_unpaid = order_new(customer, ("MUG-1", 5))
+    Order.objects.filter(pk__in=[old_unpaid.pk, old_paid.pk]).update(
+        placed_at=timezone.now() - timedelta(minutes=31)
+    )
+
+    # when
+    first = orders_expire_unpaid(batch_size=1)
+    second = orders_expire_unpaid()
+
+    # then
+    assert (first, second) == (1, 0)
+    statuses = dict(Order.objects.values_list("pk", "status"))
+    assert statuses == {
+        old_unpaid.pk: OrderStatus.CANCELLED,
+        old_paid.pk: OrderStatus.PAID,
+        fresh_unpaid.pk: OrderStatus.PENDING_PAYMENT,
+    }
+    assert _level(variant) == (20, 8)
+    assert old_unpaid.events.get(kind="cancelled").note == "unpaid after 30 minutes"

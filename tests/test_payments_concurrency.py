@@ -1,0 +1,140 @@
+"""Races on PostgreSQL with real threads: replayed webhooks, invoice numbers, ship vs cancel."""
+
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from inventory.models import StockAllocation, StockLevel, StockMovement
+from orders.models import Customer, DailySales, Order, OrderStatus, SentEmail, VariantSales
+from orders.services import (
+    InvalidTransition,
+    counters_recomputed,
+    order_cancel,
+    order_ship,
+)
+from orders.testing import customer_new, order_new, variant_stocked
+from payments.models import CreditNote, Invoice, Payment, Refund
+from payments.services import webhook_handle
+from payments.testing import payment_event, signed
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+def test_the_same_webhook_five_times_at_once_pays_once(run_concurrently):
+    # given
+    variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 2))
+    call = signed(payment_event(order))
+
+    # when
+    results = run_concurrently(lambda _: webhook_handle(**call), 5)
+
+    # then
+    assert results == [None] * 5
+    assert Payment.objects.count() == 1
+    assert Invoice.objects.filter(order=order).count() == 1
+    assert list(
+        SentEmail.objects.filter(order=order).values_list("kind", flat=True).order_by("kind")
+    ) == [
+        "confirmation",
+        "receipt",
+    ]
+    assert [m.subject for m in mail.outbox].count(f"Payment received for order {order.number}") == 1
+    assert Customer.objects.get(pk=order.customer_id).lifetime_value == Decimal("29.90")
+
+
+def test_twenty_orders_paid_at_once_get_twenty_consecutive_invoice_numbers(run_concurrently):
+    # given
+    variant_stocked("MUG-1", price="5.00", on_hand=100)
+    customer = customer_new()
+    orders = [order_new(customer, ("MUG-1", 1)) for _ in range(20)]
+    calls = [signed(payment_event(order)) for order in orders]
+
+    # when
+    results = run_concurrently(lambda i: webhook_handle(**calls[i]), 20)
+
+    # then
+    assert results == [None] * 20
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    year = numbers[0].split("-")[1]
+    assert numbers == [f"INV-{year}-{n:06d}" for n in range(1, 21)]
+    assert Order.objects.filter(status=OrderStatus.PAID).count() == 20
+
+
+def test_ship_and_cancel_racing_on_a_paid_order_exactly_one_wins(run_concurrently):
+    # given
+    variant = variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 3))
+    webhook_handle(**signed(payment_event(order)))
+
+    def act(index: int) -> str:
+        fresh = Order.objects.get(pk=order.pk)
+        if index == 0:
+            order_ship(order=fresh, tracking_number="TRACK-1")
+            return "shipped"
+        order_cancel(order=fresh, reason="race")
+        return "cancelled"
+
+    # when
+    results = run_concurrently(act, 2)
+
+    # then
+    winners = [r for r in results if isinstance(r, str)]
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert isinstance(losers[0], InvalidTransition)
+    order.refresh_from_db()
+    assert order.status == winners[0]
+    level = StockLevel.objects.get(variant=variant)
+    allocation = StockAllocation.objects.get(reference=order.number)
+    ledger = list(
+        StockMovement.objects.filter(reference=order.number)
+        .order_by("id")
+        .values_list("reason", "on_hand_delta", "reserved_delta")
+    )
+    if winners[0] == "shipped":
+        assert (level.on_hand, level.reserved, allocation.state) == (7, 0, "shipped")
+        assert ledger == [("reservation", 0, 3), ("shipment", -3, -3)]
+        assert Refund.objects.count() == 0
+    else:
+        assert (level.on_hand, level.reserved, allocation.state) == (10, 0, "released")
+        assert ledger == [("reservation", 0, 3), ("release", 0, -3)]
+        assert Refund.objects.count() == 1 and CreditNote.objects.count() == 1
+
+
+def test_counters_equal_the_recomputation_after_concurrent_orders(run_concurrently):
+    # given
+    for sku in ("A-1", "B-1", "C-1"):
+        variant_stocked(sku, price="3.00", on_hand=200)
+    customers = [customer_new() for _ in range(4)]
+
+    def buy_and_pay(index: int) -> None:
+        order = order_new(customers[index % 4], ("A-1", 1 + index % 3), ("B-1", 2), ("C-1", 1))
+        webhook_handle(**signed(payment_event(order)))
+        if index % 4 == 0:
+            order_ship(order=Order.objects.get(pk=order.pk), tracking_number=f"T-{index}")
+        if index % 4 == 1:
+            order_cancel(order=Order.objects.get(pk=order.pk), reason="changed mind")
+
+    # when
+    results = run_concurrently(buy_and_pay, 12)
+
+    # then
+    assert results == [None] * 12
+    expected = counters_recomputed()
+    assert {c.pk: (c.order_count, c.lifetime_value) for c in Customer.objects.all()} == expected[
+        "customers"
+    ]
+    assert {d.date: (d.orders, d.units, d.revenue) for d in DailySales.objects.all()} == expected[
+        "daily"
+    ]
+    assert {
+        v.variant_id: (v.units_sold, v.units_shipped) for v in VariantSales.objects.all()
+    } == expected["variants"]
+    assert sum(count for count, _ in expected["customers"].values()) == 12
