@@ -1,0 +1,67 @@
+"""The audit trail in the admin: read-only, searchable by object, actor and change."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from audit.models import AuditEntry
+
+
+def change_pairs(changes: dict) -> list[tuple[str, object, object]]:
+    """`(field, before, after)` of an entry's `{field: [before, after]}` diff."""
+    return [
+        (field, *(value if isinstance(value, list) and len(value) == 2 else (None, value)))
+        for field, value in changes.items()
+    ]
+
+
+def changes_text(changes: dict) -> str:
+    return "; ".join(
+        f"{field}: {before} → {after}" for field, before, after in change_pairs(changes)
+    )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor_label", "action", "object_type", "object_repr", "summary")
+    list_filter = ("action", "object_type", "created_at")
+    search_fields = ("object_repr", "object_id", "actor_label", "changes")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "actor",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "change_table",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # An audit trail that staff could edit would prove nothing.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="changes")
+    def summary(self, entry: AuditEntry) -> str:
+        return changes_text(entry.changes)
+
+    @admin.display(description="changes")
+    def change_table(self, entry: AuditEntry) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            change_pairs(entry.changes),
+        )
+        return format_html(
+            "<table><thead><tr><th>field</th><th>before</th><th>after</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )

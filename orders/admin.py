@@ -1,0 +1,261 @@
+"""Staff admin for orders: find an order, read its whole story, ship, cancel, mark delivered.
+
+Nothing about money or status is edited in a form: every change is an action that calls
+`orders.services`, so the same guarded transitions, ledger rows, signals and e-mails follow as
+from the API. Payments, invoices, credit notes and the refund action are added to this page by
+`payments.admin` (payments sits above orders, so orders cannot import it).
+"""
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from inventory.models import StockMovement
+from orders.forms import OrderReasonForm, OrderShipForm
+from orders.models import Customer, Order, OrderEvent, OrderLine
+from orders.services import OrderError, order_cancel, order_mark_delivered, order_ship
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = ("sku", "name", "quantity", "unit_price", "line_total")
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    verbose_name = "event"
+    verbose_name_plural = "timeline"
+    fields = ("created_at", "kind", "from_status", "to_status", "actor", "note")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("email", "order_count", "lifetime_value", "created_at")
+    search_fields = ("user__email", "user__username")
+    list_select_related = ("user",)
+    fields = ("user", "order_count", "lifetime_value", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="e-mail", ordering="user__email")
+    def email(self, customer: Customer) -> str:
+        return customer.user.email or customer.user.username
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "number",
+        "customer_email",
+        "status",
+        "amount",
+        "needs_attention",
+        "tracking_number",
+        "placed_at",
+    )
+    list_filter = ("status", "needs_attention", "placed_at")
+    date_hierarchy = "placed_at"
+    search_fields = ("number", "customer__user__email", "tracking_number")
+    list_select_related = ("customer__user",)
+    actions = ("ship_orders", "cancel_orders", "mark_delivered")
+    inlines = (OrderLineInline, OrderEventInline)
+    fieldsets = (
+        (None, {"fields": ("number", "customer", "status", "needs_attention", "attention_reason")}),
+        ("Money", {"fields": ("currency", "subtotal", "shipping", "total")}),
+        ("Delivery", {"fields": ("shipping_address", "tracking_number", "stock_ledger")}),
+        (
+            "Dates",
+            {
+                "fields": (
+                    "placed_at",
+                    "paid_at",
+                    "shipped_at",
+                    "delivered_at",
+                    "cancelled_at",
+                    "refunded_at",
+                )
+            },
+        ),
+    )
+    readonly_fields = ("stock_ledger",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Orders are placed by customers through the API (prices, stock and payment follow).
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Every change is an action calling a service; the order page is for reading.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_ship_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.ship_order")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.cancel_order")
+
+    def has_deliver_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.deliver_order")
+
+    @admin.display(description="customer", ordering="customer__user__email")
+    def customer_email(self, order: Order) -> str:
+        return order.customer.user.email or order.customer.user.username
+
+    @admin.display(description="total", ordering="total")
+    def amount(self, order: Order) -> str:
+        return f"{order.total} {order.currency}"
+
+    @admin.display(description="stock ledger")
+    def stock_ledger(self, order: Order) -> str:
+        """The ledger rows this order caused: reservation, release, shipment, return."""
+        movements = StockMovement.objects.filter(reference=order.number).select_related(
+            "level__variant", "level__warehouse"
+        )
+        if not movements:
+            return "No stock movement."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{movement.created_at:%Y-%m-%d %H:%M}",
+                    movement.get_reason_display(),
+                    movement.level.variant.sku,
+                    movement.level.warehouse.code,
+                    f"{movement.on_hand_delta:+d}",
+                    f"{movement.reserved_delta:+d}",
+                )
+                for movement in movements
+            ),
+        )
+        return format_html(
+            '<table id="stock-ledger"><thead><tr><th>when</th><th>movement</th><th>SKU</th>'
+            "<th>warehouse</th><th>on hand</th><th>reserved</th></tr></thead>"
+            '<tbody>{}</tbody></table><p><a href="{}?q={}">In the stock ledger</a></p>',
+            rows,
+            reverse("admin:inventory_stockmovement_changelist"),
+            order.number,
+        )
+
+    @admin.action(
+        description="Ship the selected orders (asks for tracking numbers)", permissions=["ship"]
+    )
+    def ship_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
+        orders = list(queryset.order_by("placed_at", "id"))
+        form = OrderShipForm(request.POST if "apply" in request.POST else None, orders=orders)
+        if not form.is_valid():
+            return self.action_page(
+                request, orders, form, action="ship_orders", title="Ship orders", submit="Ship"
+            )
+        for order in orders:
+            self.run_for_order(
+                request,
+                order,
+                "shipped",
+                order_ship,
+                tracking_number=form.tracking_number_for(order),
+            )
+        return None
+
+    @admin.action(description="Cancel the selected orders", permissions=["cancel"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
+        orders = list(queryset.order_by("placed_at", "id"))
+        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self.action_page(
+                request,
+                orders,
+                form,
+                action="cancel_orders",
+                title="Cancel orders",
+                submit="Cancel orders",
+                intro="Reserved stock is released; a paid order is refunded.",
+            )
+        for order in orders:
+            self.run_for_order(
+                request, order, "cancelled", order_cancel, reason=form.cleaned_data["reason"]
+            )
+        return None
+
+    @admin.action(description="Mark the selected orders delivered", permissions=["deliver"])
+    def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        for order in queryset.order_by("placed_at", "id"):
+            self.run_for_order(request, order, "marked delivered", order_mark_delivered)
+
+    def action_page(
+        self,
+        request: HttpRequest,
+        orders: list[Order],
+        form,
+        *,
+        action: str,
+        title: str,
+        submit: str,
+        intro: str = "",
+    ) -> TemplateResponse:
+        """The intermediate page of an action that needs input, for the selected orders."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "intro": intro,
+            "objects": orders,
+            "form": form,
+            "action": action,
+            "submit_label": submit,
+        }
+        return TemplateResponse(request, "admin/action_form.html", context)
+
+    def run_for_order(
+        self,
+        request: HttpRequest,
+        order: Order,
+        verb: str,
+        service: Callable[..., object],
+        errors: tuple[type[Exception], ...] = (OrderError,),
+        **kwargs,
+    ) -> None:
+        """Call one service for one order as the request's user; say what happened or why not.
+
+        Each call is its own transaction, so one refused order does not undo the others.
+        """
+        try:
+            service(order=order, actor=request.user, **kwargs)
+        except errors as error:
+            self.message_user(
+                request, f"{order.number} not {verb}: {error} ({error.code})", messages.ERROR
+            )
+        else:
+            self.message_user(request, f"{order.number} {verb}.", messages.SUCCESS)

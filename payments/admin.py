@@ -1,0 +1,204 @@
+"""Staff admin for payments: payments, refunds, invoices and credit notes (read-only, with
+document downloads), and the refund action on the order page.
+
+The order page is defined by `orders.admin`; payments sits above orders, so it is this module
+that adds what payments knows (payments, invoice, credit notes) and the refund action, by
+registering a subclass in its place.
+"""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from orders.admin import OrderAdmin as OrdersOrderAdmin
+from orders.admin import ReadOnlyInline
+from orders.forms import OrderReasonForm
+from orders.models import Order
+from orders.services import OrderError
+from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
+from payments.selectors import credit_notes_for_order
+from payments.services import RefundError, refund_issue
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by services and provider events: staff read them, nobody edits them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class DocumentDownloadMixin:
+    """A download of the model's `document` file for users who may view the row."""
+
+    def get_urls(self) -> list:
+        opts = self.model._meta
+        download = self.admin_site.admin_view(self.document_download)
+        return [
+            path(
+                "<int:pk>/document/",
+                download,
+                name=f"{opts.app_label}_{opts.model_name}_document",
+            ),
+            *super().get_urls(),
+        ]
+
+    def document_download(self, request: HttpRequest, pk: int) -> FileResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        row = get_object_or_404(self.model, pk=pk)
+        if not row.document:
+            raise Http404("The document has not been rendered yet.")
+        return FileResponse(row.document.open("rb"), as_attachment=True)
+
+    @admin.display(description="document")
+    def document_link(self, row) -> str:
+        if not row.document:
+            return "being rendered"
+        opts = self.model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_document", args=[row.pk])
+        return format_html('<a href="{}">Download {}</a>', url, row.number)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ("order", "provider", "provider_reference", "amount", "currency", "status")
+    list_filter = ("status", "provider", "created_at")
+    search_fields = ("order__number", "provider_reference", "order__customer__user__email")
+    list_select_related = ("order",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ("order", "amount", "currency", "provider_reference", "reason", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("order__number", "provider_reference", "reason")
+    list_select_related = ("order",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(DocumentDownloadMixin, ReadOnlyAdmin):
+    list_display = ("number", "order", "total", "currency", "issued_at", "document_link")
+    search_fields = ("number", "order__number", "order__customer__user__email")
+    list_select_related = ("order",)
+    date_hierarchy = "issued_at"
+    exclude = ("document",)
+    readonly_fields = ("document_link",)
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(DocumentDownloadMixin, ReadOnlyAdmin):
+    list_display = ("number", "invoice", "amount", "currency", "issued_at", "document_link")
+    search_fields = ("number", "invoice__number", "invoice__order__number")
+    list_select_related = ("invoice",)
+    date_hierarchy = "issued_at"
+    exclude = ("document",)
+    readonly_fields = ("document_link",)
+
+
+@admin.register(ProcessedEvent)
+class ProcessedEventAdmin(ReadOnlyAdmin):
+    list_display = ("provider", "event_id", "event_type", "received_at")
+    list_filter = ("provider", "event_type")
+    search_fields = ("event_id",)
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = ("provider", "provider_reference", "amount", "currency", "status", "created_at")
+    readonly_fields = fields
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = ("amount", "currency", "provider_reference", "reason", "created_at")
+    readonly_fields = fields
+
+
+admin.site.unregister(Order)
+
+
+@admin.register(Order)
+class OrderAdmin(OrdersOrderAdmin):
+    """The order page with its payments, refunds, invoice and credit notes, and refunds."""
+
+    inlines = (*OrdersOrderAdmin.inlines, PaymentInline, RefundInline)
+    actions = (*OrdersOrderAdmin.actions, "refund_orders")
+    fieldsets = (
+        *OrdersOrderAdmin.fieldsets,
+        ("Documents", {"fields": ("invoice_link", "credit_note_links")}),
+    )
+    readonly_fields = (*OrdersOrderAdmin.readonly_fields, "invoice_link", "credit_note_links")
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.issue_refund")
+
+    @admin.display(description="invoice")
+    def invoice_link(self, order: Order) -> str:
+        invoice = Invoice.objects.filter(order=order).first()
+        if invoice is None:
+            return "none (not paid)"
+        return _document_cell(invoice, "admin:payments_invoice")
+
+    @admin.display(description="credit notes")
+    def credit_note_links(self, order: Order) -> str:
+        notes = credit_notes_for_order(order=order)
+        if not notes:
+            return "none"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}",
+            ((_document_cell(note, "admin:payments_creditnote"),) for note in notes),
+        )
+
+    @admin.action(description="Refund the selected orders in full", permissions=["refund"])
+    def refund_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
+        orders = list(queryset.order_by("placed_at", "id"))
+        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self.action_page(
+                request,
+                orders,
+                form,
+                action="refund_orders",
+                title="Refund orders",
+                submit="Refund",
+                intro="The payment is refunded in full and a credit note is issued.",
+            )
+        for order in orders:
+            self.run_for_order(
+                request,
+                order,
+                "refunded",
+                refund_issue,
+                errors=(RefundError, OrderError),
+                reason=form.cleaned_data["reason"],
+            )
+        return None
+
+
+def _document_cell(document: Invoice | CreditNote, url_prefix: str) -> str:
+    """The document's number linking to its admin page, and its download once rendered."""
+    page = reverse(f"{url_prefix}_change", args=[document.pk])
+    amount = document.total if isinstance(document, Invoice) else document.amount
+    label = f"{document.number} ({amount} {document.currency})"
+    if not document.document:
+        return format_html('<a href="{}">{}</a>, document being rendered', page, label)
+    return format_html(
+        '<a href="{}">{}</a> · <a href="{}">download</a>',
+        page,
+        label,
+        reverse(f"{url_prefix}_document", args=[document.pk]),
+    )
