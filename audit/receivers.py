@@ -19,10 +19,10 @@ def snapshot_before_save(sender, instance, raw=False, update_fields=None, **kwar
     """Read the stored values of an existing row, so post_save can tell what changed.
 
     The stored row, not the instance's loaded state: the instance may have been loaded long
-    ago or built by hand with a pk.
+    ago or built by hand with the pk of an existing row.
     """
     setattr(instance, SNAPSHOT_ATTRIBUTE, None)
-    if raw or instance._state.adding or instance.pk is None:
+    if raw or instance.pk is None:
         return
     fields = _fields(sender, update_fields)
     stored = (

@@ -51,7 +51,7 @@ def remember_previous_values(sender, instance, raw=False, **kwargs) -> None:
     """
     fields = PREVIOUS_FIELDS[sender]
     stored = None
-    if not raw and not instance._state.adding and instance.pk is not None:
+    if not raw and instance.pk is not None:
         stored = sender._base_manager.filter(pk=instance.pk).values(*fields).first()
     for field in fields:
         setattr(instance, f"_previous_{PREVIOUS_NAMES.get(field, field)}", stored and stored[field])

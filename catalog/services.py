@@ -78,27 +78,29 @@ def save_with_unique_slug(*, instance: models.Model) -> models.Model:
     rolled back to a savepoint and retried with a freshly generated value. A value the caller
     chose is never replaced: its collision is raised.
     """
-    for attempt in range(1, UNIQUE_SAVE_ATTEMPTS + 1):
+    attempts_left = UNIQUE_SAVE_ATTEMPTS
+    while True:
         instance._generated_field = None
         try:
             with transaction.atomic():
                 instance.save()
+            return instance
         except IntegrityError:
+            attempts_left -= 1
             field_name = instance._generated_field
-            if field_name is None or attempt == UNIQUE_SAVE_ATTEMPTS:
-                raise
-            collides = (
-                type(instance)
-                ._base_manager.filter(**{field_name: getattr(instance, field_name)})
-                .exclude(pk=instance.pk)
-                .exists()
-            )
-            if not collides:
+            if field_name is None or attempts_left == 0 or not _taken(instance, field_name):
                 raise
             setattr(instance, field_name, "")
-        else:
-            return instance
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _taken(instance: models.Model, field_name: str) -> bool:
+    """Whether another row now holds the value `instance` failed to save with."""
+    return (
+        type(instance)
+        ._base_manager.filter(**{field_name: getattr(instance, field_name)})
+        .exclude(pk=instance.pk)
+        .exists()
+    )
 
 
 def product_search_document(*, product: Product, skus: Iterable[str]) -> str:

@@ -157,6 +157,24 @@ def test_create_and_delete_record_every_audited_field():
 
 
 @pytest.mark.django_db
+def test_an_object_built_with_an_existing_pk_is_diffed_against_the_stored_row(variant):
+    # when a row is overwritten from a hand-built instance (as an API might)
+    Variant(
+        pk=variant.pk,
+        product=variant.product,
+        sku="LAMP-1",
+        price=Decimal("10.00"),
+        low_stock_threshold=9,
+        created_at=variant.created_at,
+    ).save()
+
+    # then it is an update of the one field that differs, not a create
+    assert _entries() == [
+        ("system", "update", "catalog.Variant", {"low_stock_threshold": [5, 9]}),
+    ]
+
+
+@pytest.mark.django_db
 def test_a_rolled_back_change_leaves_no_audit_entry(variant):
     # when
     with pytest.raises(Rollback), transaction.atomic():
