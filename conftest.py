@@ -93,7 +93,8 @@ def child_process_env(tmp_path) -> dict[str, str]:
         DATABASE_URL=_database_url_for_children(),
         REDIS_URL=settings.REDIS_URL,
         CELERY_TASK_DEFAULT_QUEUE=f"test-{uuid.uuid4().hex[:12]}",
-        EMAIL_URL=f"filemail://{tmp_path / 'mail'}",
+        # django-environ drops the path's first slash; a fourth keeps the folder absolute.
+        EMAIL_URL=f"filemail:///{tmp_path / 'mail'}",
         MEDIA_ROOT=str(tmp_path / "media"),
         DEBUG="True",
     )
