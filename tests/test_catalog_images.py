@@ -1,6 +1,7 @@
 """Thumbnails are made after the upload commits; files leave storage only after the commit."""
 
 import io
+import time
 
 import pytest
 from django.core.files.base import ContentFile
@@ -214,3 +215,23 @@ def test_loading_a_fixture_requests_no_thumbnail(django_capture_on_commit_callba
     # then
     assert callbacks == []
     assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.worker
+def test_a_real_worker_makes_the_thumbnail_of_a_committed_upload(celery_worker, media_root):
+    # given the worker stores files where this test does
+    assert celery_worker["MEDIA_ROOT"] == str(media_root)
+    product = baker.make(Product)
+
+    # when an upload commits
+    with transaction.atomic():
+        image = _upload(product)
+
+    # then the worker, fed through the outbox and the broker, attaches a thumbnail
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not ProductImage.objects.get(pk=image.pk).thumbnail:
+        time.sleep(0.2)
+    image.refresh_from_db()
+    assert image.thumbnail.name.startswith("products/thumbnails/photo")
+    assert default_storage.exists(image.thumbnail.name)
+    assert OutboxMessage.objects.get().sent_at is not None
