@@ -1,0 +1,316 @@
+"""Measurements taken inside one Django process on the bench database (not under load).
+
+`python -m bench.inproc buyers N|queries|signals` prints one JSON value.
+
+- `buyers N`: N customers with an API token each (the tokens).
+
+- `queries`: statements per order placed through the API for 1, 3 and 20 lines (Django's test
+  client, `CaptureQueriesContext`), which of them run while the order's transaction holds the
+  stock row locks (after the first `UPDATE inventory_stocklevel`, before COMMIT) and how long that
+  lock window lasts; and statements per cached product list and detail hit.
+- `signals` (B4): place, pay and ship through the services, each with the project's receivers
+  connected and then disconnected from Django's receiver registry (restored afterwards), in
+  alternating rounds; reports the mean cost per operation and the wiring's share.
+"""
+
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import time
+import uuid
+import weakref
+from contextlib import contextmanager
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+ADDRESS = {
+    "name": "Bench Buyer",
+    "line1": "1 Load Street",
+    "city": "Loopback",
+    "postal_code": "12345",
+    "country": "DE",
+}
+# The statement that takes the stock row locks: an UPDATE of the levels (also inside a CTE).
+STOCK_UPDATE = re.compile(r'UPDATE\s+"?inventory_stocklevel"?', re.IGNORECASE)
+PROJECT_APPS = ("outbox", "audit", "catalog", "inventory", "orders", "payments", "storefront")
+
+
+def bench_sku(number: int) -> str:
+    return f"BENCH-{number:05d}"
+
+
+class LockWindow:
+    """Records each statement with whether it ran inside a transaction, and when COMMIT ended."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[float, float, bool, str]] = []
+        self.commits: list[float] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.statements.append((started, time.perf_counter(), connection.in_atomic_block, sql))
+
+    @contextmanager
+    def watching(self):
+        original_commit = connection._commit
+
+        def timed_commit():
+            result = original_commit()
+            self.commits.append(time.perf_counter())
+            return result
+
+        connection._commit = timed_commit
+        try:
+            with connection.execute_wrapper(self):
+                yield self
+        finally:
+            connection._commit = original_commit
+
+    def summary(self) -> dict:
+        first_update = next(
+            (s for s in self.statements if STOCK_UPDATE.search(s[3])),
+            None,
+        )
+        if first_update is None:
+            return {"stock_update_seen": False}
+        commit = next((c for c in self.commits if c >= first_update[0]), None)
+        held = [
+            s[3][:160]
+            for s in self.statements
+            if s[0] >= first_update[0] and s[2] and (commit is None or s[0] < commit)
+        ]
+        return {
+            "stock_update_seen": True,
+            "statements_while_locked": len(held),
+            "locked_statements": held,
+            "lock_window_ms": round((commit - first_update[0]) * 1000, 2) if commit else None,
+        }
+
+
+def buyer_tokens(count: int) -> list[str]:
+    """Customers and API tokens made with the storefront's own services.
+
+    Not through `POST /auth/register`: registration is throttled per IP (rightly), and every
+    buyer comes from 127.0.0.1. The users get no usable password (nobody logs in with one), so
+    no time goes into password hashing; the orders app's post_save receiver makes each profile.
+    """
+    from django.contrib.auth import get_user_model
+
+    from storefront.services import token_issue
+
+    tokens = []
+    for _ in range(count):
+        email = f"buyer-{uuid.uuid4().hex[:12]}@bench.example"
+        user = get_user_model().objects.create_user(username=email, email=email, password=None)
+        tokens.append(token_issue(user=user))
+    return tokens
+
+
+def buyer_client() -> Client:
+    client = Client(HTTP_X_FORWARDED_PROTO="https")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {buyer_tokens(1)[0]}"
+    return client
+
+
+def place(client: Client, skus: list[str]) -> tuple[int, list[str], dict]:
+    body = {"lines": [{"sku": s, "quantity": 1} for s in skus], "shipping_address": ADDRESS}
+    window = LockWindow()
+    with window.watching(), CaptureQueriesContext(connection) as captured:
+        reply = client.post(
+            "/api/v1/orders",
+            body,
+            content_type="application/json",
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+    assert reply.status_code == 201, (reply.status_code, reply.content[:300])
+    return len(captured), [q["sql"][:200] for q in captured.captured_queries], window.summary()
+
+
+def measure_queries() -> dict:
+    client = buyer_client()
+    rng = random.Random(7)
+    # Warm up: first requests import modules and fill per-process caches.
+    place(client, [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)])
+    result: dict = {"per_order": {}}
+    for lines in (1, 3, 20):
+        count, statements, window = place(
+            client, [bench_sku(n) for n in rng.sample(range(6, 10_001), lines)]
+        )
+        result["per_order"][str(lines)] = count
+        if lines == 3:
+            result["statements_3_lines"] = statements
+            result["lock_window_3_lines"] = window
+    windows = []
+    for _ in range(50):
+        _, _, window = place(client, [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)])
+        if window.get("lock_window_ms") is not None:
+            windows.append(window["lock_window_ms"])
+    if windows:
+        result["lock_window_ms_median_of_50"] = round(statistics.median(windows), 2)
+    anonymous = Client(HTTP_X_FORWARDED_PROTO="https")
+    for name, path in (
+        ("list", "/api/v1/products?limit=20&offset=0"),
+        ("detail", "/api/v1/products/bench-product-0007"),
+    ):
+        first = anonymous.get(path)
+        with CaptureQueriesContext(connection) as captured:
+            second = anonymous.get(path)
+        result[f"cached_{name}_queries"] = len(captured)
+        result[f"cached_{name}_status"] = [first.status_code, second.status_code]
+    return result
+
+
+# --- B4: the signal wiring --------------------------------------------------------------------
+
+
+def project_signals() -> list:
+    """Every Signal object a project receiver can be connected to."""
+    import importlib
+
+    from django.core import signals as core_signals
+    from django.db.backends import signals as backend_signals
+    from django.db.models import signals as model_signals
+    from django.dispatch import Signal
+
+    modules = [model_signals, core_signals, backend_signals]
+    for app in PROJECT_APPS:
+        modules.append(importlib.import_module(f"{app}.signals"))
+    found = []
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, Signal) and value not in found:
+                found.append(value)
+    return found
+
+
+def _receiver_module(entry) -> str:
+    target = entry[1]
+    if isinstance(target, weakref.ReferenceType):
+        target = target()
+    return getattr(target, "__module__", "") or ""
+
+
+@contextmanager
+def receivers_disconnected():
+    """Take every project receiver off every signal; put the very same entries back after."""
+    saved = []
+    for signal in project_signals():
+        with signal.lock:
+            saved.append((signal, list(signal.receivers)))
+            signal.receivers = [
+                entry
+                for entry in signal.receivers
+                if not _receiver_module(entry).startswith(PROJECT_APPS)
+            ]
+            signal.sender_receivers_cache.clear()
+    try:
+        yield sum(len(before) for _, before in saved) - sum(
+            len(signal.receivers) for signal, _ in saved
+        )
+    finally:
+        for signal, receivers in saved:
+            with signal.lock:
+                signal.receivers = receivers
+                signal.sender_receivers_cache.clear()
+
+
+def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from orders.services import LineRequest, customer_for_user, order_place, order_ship
+    from payments.services import webhook_handle, webhook_signature
+
+    user = get_user_model().objects.create_user(
+        username=f"signals-{uuid.uuid4().hex[:10]}@bench.example", password=None
+    )
+    customer = customer_for_user(user=user)
+    rng = random.Random(11)
+    times: dict[tuple[str, bool], list[float]] = {}
+
+    def one_cycle(connected: bool) -> None:
+        skus = [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)]
+        started = time.perf_counter()
+        order = order_place(
+            customer=customer,
+            lines=[LineRequest(sku=s, quantity=1) for s in skus],
+            shipping_address=ADDRESS,
+        )
+        placed = time.perf_counter()
+        body = json.dumps(
+            {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": "payment.succeeded",
+                "data": {
+                    "order_number": order.number,
+                    "amount": str(order.total),
+                    "currency": order.currency,
+                    "payment_reference": f"pay_{uuid.uuid4().hex}",
+                },
+            }
+        ).encode()
+        header = webhook_signature(
+            body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
+        )
+        paid_started = time.perf_counter()
+        webhook_handle(provider="demo", body=body, signature_header=header)
+        paid = time.perf_counter()
+        order.refresh_from_db()
+        ship_started = time.perf_counter()
+        order_ship(order=order, tracking_number=f"TRK{order.pk}")
+        shipped = time.perf_counter()
+        for name, seconds in (
+            ("place", placed - started),
+            ("pay", paid - paid_started),
+            ("ship", shipped - ship_started),
+        ):
+            times.setdefault((name, connected), []).append(seconds)
+
+    for _ in range(3):  # warm-up, not counted
+        one_cycle(True)
+    times.clear()
+    for _ in range(rounds):
+        for _ in range(per_round):
+            one_cycle(True)
+        with receivers_disconnected() as count:
+            disconnected_count = count
+            for _ in range(per_round):
+                one_cycle(False)
+    result: dict = {"receivers_disconnected": disconnected_count, "orders": 2 * rounds * per_round}
+    for name in ("place", "pay", "ship"):
+        on = statistics.median(times[(name, True)]) * 1000
+        off = statistics.median(times[(name, False)]) * 1000
+        result[name] = {
+            "connected_ms": round(on, 2),
+            "disconnected_ms": round(off, 2),
+            "wiring_pct": round(100 * (on - off) / on, 1),
+        }
+    return result
+
+
+def main() -> None:
+    what = sys.argv[1]
+    if what == "buyers":
+        result = buyer_tokens(int(sys.argv[2]))
+    elif what == "queries":
+        result = measure_queries()
+    else:
+        result = measure_signals()
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()

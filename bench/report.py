@@ -1,0 +1,306 @@
+"""What a bench run leaves behind: the JSON, the tables in bench/README.md, the PNG, a profile."""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import stack
+
+RESULTS = stack.ROOT / "bench" / "results"
+README = stack.ROOT / "bench" / "README.md"
+CHART = RESULTS / "checkout.png"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def git_commit() -> str:
+    done = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"], cwd=stack.ROOT, capture_output=True, text=True
+    )
+    return done.stdout.strip()[:100]
+
+
+def machine() -> dict:
+    version = stack.psql("postgres", "SHOW server_version")
+    sync = stack.psql("postgres", "SHOW synchronous_commit")
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgresql": version,
+        "synchronous_commit": sync,
+    }
+
+
+def find_py_spy() -> str | None:
+    return os.environ.get("BENCH_PY_SPY") or shutil.which("py-spy")
+
+
+# --- the profile ------------------------------------------------------------------------------
+
+
+def _frame_file(frame: str) -> str:
+    file = frame.rsplit("(", 1)[-1].rstrip(")") if "(" in frame else ""
+    return file.replace(f"{stack.ROOT}/", "")
+
+
+def summarize_profile(folder: Path) -> dict:
+    """Where the workers' time went, from py-spy's raw (collapsed) stacks with idle included.
+
+    Samples outside a request are the worker waiting for one. Inside a request, a leaf in
+    psycopg is time spent waiting for PostgreSQL (statements, row locks, commit); anything else
+    is Python on the CPU. Functions of the project are listed by inclusive share of request time.
+    """
+    categories: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    request_samples = 0
+    for path in folder.glob("*.txt"):
+        for line in path.read_text().splitlines():
+            stack_text, _, count_text = line.rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack_text.split(";")
+            if not any("handle_request" in frame for frame in frames):
+                categories["worker idle (no request)"] += count
+                continue
+            request_samples += count
+            leaf = frames[-1]
+            leaf_file = _frame_file(leaf)
+            if "psycopg" in leaf_file:
+                categories["request: waiting in psycopg (PostgreSQL, locks, commit)"] += count
+            elif "redis" in leaf_file or "kombu" in leaf_file or "socket" in leaf:
+                categories["request: Redis / broker / socket I/O"] += count
+            else:
+                categories["request: Python on the CPU"] += count
+            leaves[leaf[:120]] += count
+            seen = set()
+            for frame in frames:
+                file = _frame_file(frame)
+                top = file.split("/", 1)[0]
+                if top in (*stack_apps(), "bench") and frame not in seen:
+                    seen.add(frame)
+                    inclusive[frame.split(" (")[0] + " (" + file.rsplit(":", 1)[0] + ")"] += count
+    total = sum(categories.values()) or 1
+    per_request = request_samples or 1
+    return {
+        "samples": total,
+        "time_split_pct": {k: round(100 * v / total, 1) for k, v in categories.most_common()},
+        "project_functions_pct_of_request_time": {
+            k: round(100 * v / per_request, 1) for k, v in inclusive.most_common(15)
+        },
+        "top_leaves_pct_of_request_time": {
+            k: round(100 * v / per_request, 1) for k, v in leaves.most_common(12)
+        },
+    }
+
+
+def stack_apps() -> tuple[str, ...]:
+    return ("outbox", "audit", "catalog", "inventory", "orders", "payments", "storefront", "config")
+
+
+# --- the tables and the chart -----------------------------------------------------------------
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "–"
+
+
+def tables(out: dict) -> str:
+    lines = [
+        f"Run of {out['started_at']} on {out['machine']['cpus']} cores, PostgreSQL "
+        f"{out['machine']['postgresql']} (synchronous_commit "
+        f"{out['machine']['synchronous_commit']}), commit `{out['commit']}`; "
+        f"raw figures in `bench/results/{out['file']}`.",
+        "",
+    ]
+    b1 = out.get("B1")
+    if b1:
+        lines += [
+            "**B1 checkout** (3-line orders; reference = the raw-SQL pgbench transaction at the "
+            "same concurrency in the same run)",
+            "",
+            _row(
+                "case",
+                "buyers",
+                "orders/s",
+                "p50 ms",
+                "p99 ms",
+                "201 / 409 / other",
+                "oversold",
+                "raw SQL tx/s",
+                "ratio",
+                "lock-late tx/s",
+                "ratio",
+            ),
+            _row(*["---"] * 11),
+        ]
+        for case, ref_name in (("uncontended", "uncontended"), ("hot", "hot")):
+            for app, ref, late in zip(
+                b1["app"][case],
+                b1["reference"][ref_name],
+                b1["reference"]["hot_locklate"],
+                strict=False,
+            ):
+                statuses = app["statuses"]
+                other = app["requests"] - statuses.get("201", 0) - statuses.get("409", 0)
+                lines.append(
+                    _row(
+                        case,
+                        app["concurrency"],
+                        app["per_s"],
+                        app["p50_ms"],
+                        app["p99_ms"],
+                        f"{statuses.get('201', 0)} / {statuses.get('409', 0)} / {other}",
+                        app["oversold_units"],
+                        ref["per_s"],
+                        _ratio(app["per_s"], ref["per_s"]),
+                        late["per_s"] if case == "hot" else "–",
+                        _ratio(app["per_s"], late["per_s"]) if case == "hot" else "–",
+                    )
+                )
+        scarce = b1.get("scarce_10_units_64_buyers")
+        if scarce:
+            lines += [
+                "",
+                f"Scarce: 10 units, 64 buyers of one unit: {scarce['statuses']} → "
+                f"{scarce['units_ordered']} units sold, {scarce['oversold_units']} oversold. "
+                f"`inventory_verify` exit code {b1.get('inventory_verify', {}).get('returncode')}.",
+            ]
+        queries = b1.get("queries", {})
+        if "per_order" in queries:
+            window = queries.get("lock_window_3_lines", {})
+            lines += [
+                "",
+                f"Queries per order (API request, in-process): "
+                f"{', '.join(f'{k} line(s) {v}' for k, v in queries['per_order'].items())}; "
+                f"statements while the stock rows are locked: "
+                f"{window.get('statements_while_locked', '–')}; lock window (uncontended, median "
+                f"of 50): {queries.get('lock_window_ms_median_of_50', '–')} ms. Cached hit "
+                f"queries: list {queries.get('cached_list_queries')}, detail "
+                f"{queries.get('cached_detail_queries')}.",
+            ]
+        lines.append("")
+    b2 = out.get("B2")
+    if b2:
+        bare = b2["bare_json"]["per_s"]
+        lines += [
+            f"**B2 catalog** ({b2['bare_json']['concurrency']} connections)",
+            "",
+            _row("endpoint", "req/s", "p50 ms", "p99 ms", "share of the bare JSON view"),
+            _row(*["---"] * 5),
+        ]
+        for name in (
+            "bare_json",
+            "list_cached",
+            "detail_cached",
+            "list_uncached",
+            "detail_uncached",
+        ):
+            if name in b2:
+                r = b2[name]
+                lines.append(
+                    _row(name, r["per_s"], r["p50_ms"], r["p99_ms"], _ratio(r["per_s"], bare))
+                )
+        lines.append("")
+    conn = out.get("CONN")
+    if conn:
+        lines += [
+            "**Connections** (one ORM get, 32 connections)",
+            "",
+            _row("setting", "req/s", "p99 ms"),
+            _row("---", "---", "---"),
+        ]
+        for name, r in conn.items():
+            lines.append(_row(name, r.get("per_s", r.get("skipped")), r.get("p99_ms", "–")))
+        lines.append("")
+    b3 = out.get("B3")
+    if b3:
+        lines += [
+            f"**B3 import**: {b3['rows']:,} rows in {b3['seconds']} s = **{b3['rows_per_s']:,} "
+            f"rows/s** (exit code {b3['returncode']}); checks afterwards: "
+            + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in b3["checks"].items()),
+            "",
+        ]
+    b4 = out.get("B4")
+    if b4:
+        lines += [
+            f"**B4 signal wiring** (median per operation, {b4['orders']} orders, "
+            f"{b4['receivers_disconnected']} receivers disconnected)",
+            "",
+            _row("path", "receivers connected ms", "disconnected ms", "wiring share"),
+            _row("---", "---", "---", "---"),
+        ]
+        for name in ("place", "pay", "ship"):
+            r = b4[name]
+            lines.append(
+                _row(name, r["connected_ms"], r["disconnected_ms"], f"{r['wiring_pct']} %")
+            )
+        lines.append("")
+    for name, reason in out.get("skipped", {}).items():
+        lines.append(f"- {name} not measured: {reason}")
+    lines.append("")
+    lines.append("![throughput and p99 against concurrency](results/checkout.png)")
+    return "\n".join(lines)
+
+
+def chart(out: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b1 = out.get("B1")
+    if not b1:
+        return
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    series = [
+        ("Stockwire uncontended", b1["app"]["uncontended"], "C0", "-"),
+        ("Stockwire hot SKUs", b1["app"]["hot"], "C3", "-"),
+        ("raw SQL uncontended", b1["reference"]["uncontended"], "C0", ":"),
+        ("raw SQL hot", b1["reference"]["hot"], "C3", ":"),
+        ("raw SQL hot lock-late", b1["reference"]["hot_locklate"], "C2", ":"),
+    ]
+    for label, points, color, style in series:
+        if not points:
+            continue
+        x = [p["concurrency"] for p in points]
+        left.plot(x, [p["per_s"] for p in points], style, color=color, marker="o", label=label)
+        right.plot(x, [p["p99_ms"] for p in points], style, color=color, marker="o", label=label)
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks([1, 8, 32, 64], labels=["1", "8", "32", "64"])
+        axis.set_xlabel("concurrent buyers")
+        axis.grid(alpha=0.3)
+    left.set_ylabel("orders (transactions) per second")
+    right.set_ylabel("p99 latency, ms")
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    figure.suptitle(f"Checkout, 3-line orders ({out['started_at'][:16]} UTC)")
+    figure.tight_layout()
+    figure.savefig(CHART, dpi=110)
+    plt.close(figure)
+
+
+def write(out: dict) -> Path:
+    """Write the JSON, the chart and the README tables; return the JSON's path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    out["file"] = f"{stamp}.json"
+    path = RESULTS / out["file"]
+    path.write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
+    chart(out)
+    text = README.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        README.write_text(f"{head}{START}\n{tables(out)}\n{END}{tail}")
+    return path
