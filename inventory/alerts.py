@@ -1,0 +1,56 @@
+"""E-mails to staff about stock running low (sent by the inventory tasks)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import send_mail
+
+from catalog.models import Variant
+from inventory.selectors import availability_by_variant, variants_low_on_stock
+
+
+def low_stock_alert_send(*, variant_id: int) -> bool:
+    """E-mail staff that one variant fell to or below its threshold; return whether sent.
+
+    Availability is read again when the task runs: if a receipt came in meanwhile and the
+    variant is above its threshold, no e-mail is sent.
+    """
+    variant = Variant.objects.select_related("product").filter(pk=variant_id).first()
+    if variant is None or not settings.STAFF_ALERT_EMAILS:
+        return False
+    available = availability_by_variant(variant_ids=[variant_id])[variant_id]
+    if available > variant.low_stock_threshold:
+        return False
+    send_mail(
+        subject=f"Low stock: {variant.sku} ({available} left)",
+        message=(
+            f"{variant.product.name} {variant.name}".strip()
+            + f"\nSKU {variant.sku}: {available} available, threshold "
+            f"{variant.low_stock_threshold}.\nReceive stock in the admin to refill it.\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=list(settings.STAFF_ALERT_EMAILS),
+    )
+    return True
+
+
+def low_stock_digest_send() -> int:
+    """E-mail staff one list of every variant at or below its threshold; return its length.
+
+    Nothing is sent when the list is empty.
+    """
+    low = variants_low_on_stock()
+    if not low or not settings.STAFF_ALERT_EMAILS:
+        return 0
+    lines = [
+        f"{variant.sku}\t{available} available (threshold {variant.low_stock_threshold})\t"
+        f"{variant.product.name} {variant.name}".rstrip()
+        for variant, available in low
+    ]
+    send_mail(
+        subject=f"Low stock digest: {len(low)} SKU(s) at or below threshold",
+        message="\n".join(lines) + "\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=list(settings.STAFF_ALERT_EMAILS),
+    )
+    return len(low)

@@ -1,0 +1,558 @@
+"""The catalog import: one CSV row per SKU and warehouse, written with batched bulk statements.
+
+Format (design.md, "Catalog import"): a header row, then
+`sku,product,variant,category,price,warehouse,on_hand` and optionally
+`low_stock_threshold,description,is_active`. Rows with the same `product` name form one
+product; `category` may be a path `Parent > Child`; categories and warehouses are created when
+missing; `on_hand` sets the level of that SKU in that warehouse and the difference goes to the
+ledger as an `import` movement. An empty optional cell leaves the stored value as it is.
+
+Running the same file twice changes nothing the second time: every write compares with what
+is stored first. Bad rows are reported with their line numbers; the good rows are imported.
+`bulk_create`/`bulk_update` send no model signals, so each batch ends by sending
+`catalog_changed(product_ids=...)` (search, cache, audit) and, through `stock_set_on_hand`,
+`stock_changed(variant_ids=...)` (design rule 8).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TextIO
+
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils.text import slugify
+
+from catalog.models import Category, Product, Variant
+from catalog.signals import catalog_changed
+from inventory.models import Warehouse
+from inventory.services import stock_set_on_hand, warehouse_ensure
+
+REQUIRED_COLUMNS = ("sku", "product", "variant", "category", "price", "warehouse", "on_hand")
+OPTIONAL_COLUMNS = ("low_stock_threshold", "description", "is_active")
+# Rows per transaction: large enough that statements, not round trips, dominate; small enough
+# that one batch's locks and memory stay modest and progress shows.
+BATCH_SIZE = 5000
+# Slug lookups of clashing names are OR-ed prefix queries; more per query makes a slow plan.
+SLUG_PREFIX_QUERY_SIZE = 200
+TRUE_WORDS = {"1", "true", "yes", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "n", "f"}
+WAREHOUSE_CODE = re.compile(r"^[-a-zA-Z0-9_]+$")
+MAX_PRICE = Decimal("99999999.99")
+CENTS = Decimal("0.01")
+# Column limits, read once: looking them up per row is a measurable part of a large import.
+SKU_MAX = Variant._meta.get_field("sku").max_length
+PRODUCT_NAME_MAX = Product._meta.get_field("name").max_length
+VARIANT_NAME_MAX = Variant._meta.get_field("name").max_length
+CATEGORY_NAME_MAX = Category._meta.get_field("name").max_length
+WAREHOUSE_CODE_MAX = Warehouse._meta.get_field("code").max_length
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported at all (unreadable, or a header without required columns)."""
+
+    code = "import_file_invalid"
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    sku: str
+    product: str
+    variant: str
+    category: tuple[str, ...]
+    price: Decimal
+    warehouse: str
+    on_hand: int
+    low_stock_threshold: int | None
+    description: str | None
+    is_active: bool | None
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    products_created: int = 0
+    products_updated: int = 0
+    variants_created: int = 0
+    variants_updated: int = 0
+    levels_changed: int = 0
+    categories_created: int = 0
+    warehouses_created: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.products_created,
+                self.products_updated,
+                self.variants_created,
+                self.variants_updated,
+                self.levels_changed,
+                self.categories_created,
+                self.warehouses_created,
+            )
+        )
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream (stderr), redrawn only when the percentage moves."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO | None = None, label: str = "importing") -> None:
+        self.total = max(total, 1)
+        self.stream = stream if stream is not None else sys.stderr
+        self.label = label
+        self.done = 0
+        self.shown = -1
+        self.started = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done = min(self.total, self.done + count)
+        percent = self.done * 100 // self.total
+        if percent == self.shown:
+            return
+        self.shown = percent
+        filled = self.WIDTH * self.done // self.total
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
+            f"{self.done}/{self.total} rows, {self.done / elapsed:,.0f} rows/s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def catalog_import_file(
+    *, path: str | Path, progress_stream: TextIO | None = None, actor=None
+) -> ImportReport:
+    """Import a catalog CSV file; see the module docstring for its format."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows, errors = parse_rows(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ImportFileError(f"cannot read {path}: {error}") from error
+    return catalog_import_rows(
+        rows=rows, errors=errors, progress_stream=progress_stream, actor=actor
+    )
+
+
+def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, str]]]:
+    """Validate CSV records (header first); return the good rows and (line, message) errors.
+
+    Also refused: a second row for the same SKU and warehouse, and a row whose SKU or product
+    says something else than the first row that named it.
+    """
+    records = iter(lines)
+    header = next(records, None)
+    if header is None:
+        raise ImportFileError("the file is empty; it needs a header row")
+    columns = [name.strip().lower() for name in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    unknown = [name for name in columns if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing or unknown:
+        raise ImportFileError(
+            "bad header: "
+            + "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unknown {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            )
+        )
+    rows: list[Row] = []
+    errors: list[tuple[int, str]] = []
+    first_of_level: dict[tuple[str, str], int] = {}
+    first_of_sku: dict[str, Row] = {}
+    first_of_product: dict[str, Row] = {}
+    for line, record in enumerate(records, start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(columns):
+            errors.append((line, f"expected {len(columns)} fields, found {len(record)}"))
+            continue
+        try:
+            row = _row(line, dict(zip(columns, record, strict=True)))
+        except ValueError as error:
+            errors.append((line, str(error)))
+            continue
+        clash = _clash(row, first_of_level, first_of_sku, first_of_product)
+        if clash:
+            errors.append((line, clash))
+            continue
+        first_of_level[(row.sku, row.warehouse)] = line
+        first_of_sku.setdefault(row.sku, row)
+        first_of_product.setdefault(row.product, row)
+        rows.append(row)
+    return rows, errors
+
+
+def _clash(
+    row: Row,
+    first_of_level: dict[tuple[str, str], int],
+    first_of_sku: dict[str, Row],
+    first_of_product: dict[str, Row],
+) -> str:
+    if (row.sku, row.warehouse) in first_of_level:
+        return (
+            f"SKU {row.sku} in warehouse {row.warehouse} already given on line "
+            f"{first_of_level[(row.sku, row.warehouse)]}"
+        )
+    same_sku = first_of_sku.get(row.sku)
+    if same_sku is not None:
+        for name in ("product", "variant", "price", "low_stock_threshold", "is_active"):
+            if getattr(row, name) != getattr(same_sku, name):
+                return f"SKU {row.sku}: {name} differs from line {same_sku.line}"
+    same_product = first_of_product.get(row.product)
+    if same_product is not None:
+        if row.category != same_product.category:
+            return f"product {row.product!r}: category differs from line {same_product.line}"
+        if row.description is not None and same_product.description not in (
+            None,
+            row.description,
+        ):
+            return f"product {row.product!r}: description differs from line {same_product.line}"
+    return ""
+
+
+def _row(line: int, cells: dict[str, str]) -> Row:
+    def text(name: str, max_length: int, required: bool) -> str:
+        value = cells.get(name, "").strip()
+        if required and not value:
+            raise ValueError(f"{name} is required")
+        if len(value) > max_length:
+            raise ValueError(f"{name} is longer than {max_length} characters")
+        return value
+
+    sku = text("sku", SKU_MAX, True)
+    product = text("product", PRODUCT_NAME_MAX, True)
+    variant = text("variant", VARIANT_NAME_MAX, False)
+    category_cell = cells.get("category", "").strip()
+    category = tuple(part.strip() for part in category_cell.split(">")) if category_cell else ()
+    if any(not part for part in category):
+        raise ValueError(f"category path {category_cell!r} has an empty part")
+    if any(len(part) > CATEGORY_NAME_MAX for part in category):
+        raise ValueError("a category name is too long")
+    price = _price(cells.get("price", ""))
+    warehouse = text("warehouse", WAREHOUSE_CODE_MAX, True)
+    if not WAREHOUSE_CODE.match(warehouse):
+        raise ValueError(f"warehouse code {warehouse!r} may hold only letters, digits, - and _")
+    on_hand = _whole_number("on_hand", cells.get("on_hand", ""))
+    threshold_cell = cells.get("low_stock_threshold", "").strip()
+    threshold = _whole_number("low_stock_threshold", threshold_cell) if threshold_cell else None
+    description = cells.get("description", "").strip() or None
+    return Row(
+        line=line,
+        sku=sku,
+        product=product,
+        variant=variant,
+        category=category,
+        price=price,
+        warehouse=warehouse,
+        on_hand=on_hand,
+        low_stock_threshold=threshold,
+        description=description,
+        is_active=_flag(cells.get("is_active", "")),
+    )
+
+
+def _price(cell: str) -> Decimal:
+    try:
+        price = Decimal(cell.strip())
+    except InvalidOperation:
+        raise ValueError(f"price {cell.strip()!r} is not a number") from None
+    if not price.is_finite() or price <= 0:
+        raise ValueError(f"price must be greater than 0, got {cell.strip()!r}")
+    if price.as_tuple().exponent < -2:
+        raise ValueError(f"price {cell.strip()!r} has more than 2 decimal places")
+    if price > MAX_PRICE:
+        raise ValueError(f"price {cell.strip()!r} is too large")
+    return price.quantize(CENTS)
+
+
+def _whole_number(name: str, cell: str) -> int:
+    value = cell.strip()
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _flag(cell: str) -> bool | None:
+    value = cell.strip().lower()
+    if not value:
+        return None
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ValueError(f"is_active must be true or false, got {cell.strip()!r}")
+
+
+def catalog_import_rows(
+    *,
+    rows: list[Row],
+    errors: list[tuple[int, str]] | None = None,
+    progress_stream: TextIO | None = None,
+    actor=None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
+    """Import parsed rows in batches, each batch one transaction; return what changed."""
+    report = ImportReport(rows=len(rows), errors=list(errors or []))
+    categories = _categories_ensure(
+        paths={row.category for row in rows if row.category}, report=report
+    )
+    warehouses = _warehouses_ensure(codes={row.warehouse for row in rows}, report=report)
+    progress = ProgressBar(len(rows), progress_stream) if progress_stream is not None else None
+    products: dict[str, int] = {}
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        _import_batch(
+            batch,
+            categories=categories,
+            warehouses=warehouses,
+            products=products,
+            report=report,
+            actor=actor,
+        )
+        if progress is not None:
+            progress.advance(len(batch))
+    if progress is not None:
+        progress.close()
+    report.errors.sort()
+    return report
+
+
+def _categories_ensure(
+    *, paths: set[tuple[str, ...]], report: ImportReport
+) -> dict[tuple[str, ...], int]:
+    """Return the id of every category path, creating the missing nodes (saved one by one:
+    categories are few, and their model signals keep the audit trail and caches right)."""
+    ids: dict[tuple[str, ...], int] = {}
+    nodes = sorted({path[:depth] for path in paths for depth in range(1, len(path) + 1)}, key=len)
+    with transaction.atomic():
+        for node in nodes:
+            parent_id = ids[node[:-1]] if len(node) > 1 else None
+            category = Category.objects.filter(parent_id=parent_id, name=node[-1]).first()
+            if category is None:
+                slug = _unique_slugs(Category, ["-".join(node)])[0]
+                category, created = Category.objects.get_or_create(
+                    parent_id=parent_id, name=node[-1], defaults={"slug": slug}
+                )
+                report.categories_created += created
+            ids[node] = category.pk
+    return ids
+
+
+def _warehouses_ensure(*, codes: set[str], report: ImportReport) -> dict[str, int]:
+    existing = dict(Warehouse.objects.filter(code__in=codes).values_list("code", "pk"))
+    for code in sorted(codes - set(existing)):
+        existing[code] = warehouse_ensure(code=code, name=code).pk
+        report.warehouses_created += 1
+    return existing
+
+
+def _unique_slugs(
+    model: type[Product] | type[Category], names: list[str], taken: set[str] | None = None
+) -> list[str]:
+    """Free slugs for `names`, in order: `base`, else `base-2`, `base-3`, ...
+
+    Set-based: one query for the bases, one prefix query per few hundred bases that clash.
+    `taken` collects the slugs handed out, so later calls in one import do not reuse them.
+    """
+    max_length = model._meta.get_field("slug").max_length - 8
+    fallback = model._meta.model_name
+    bases = [slugify(name)[:max_length].strip("-") or fallback for name in names]
+    taken = taken if taken is not None else set()
+    wanted = sorted(set(bases))
+    stored = set(model.objects.filter(slug__in=wanted).values_list("slug", flat=True))
+    clashing = sorted(base for base in wanted if base in stored or base in taken)
+    for start in range(0, len(clashing), SLUG_PREFIX_QUERY_SIZE):
+        prefixes = Q()
+        for base in clashing[start : start + SLUG_PREFIX_QUERY_SIZE]:
+            prefixes |= Q(slug__startswith=f"{base}-")
+        stored.update(model.objects.filter(prefixes).values_list("slug", flat=True))
+    slugs = []
+    for base in bases:
+        candidate, number = base, 1
+        while candidate in stored or candidate in taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        taken.add(candidate)
+        slugs.append(candidate)
+    return slugs
+
+
+@transaction.atomic
+def _import_batch(
+    batch: list[Row],
+    *,
+    categories: dict[tuple[str, ...], int],
+    warehouses: dict[str, int],
+    products: dict[str, int],
+    report: ImportReport,
+    actor,
+) -> None:
+    """Write one batch: products, variants, then levels; send the batch signals."""
+    first_of_product: dict[str, Row] = {}
+    first_of_sku: dict[str, Row] = {}
+    for row in batch:
+        first_of_product.setdefault(row.product, row)
+        first_of_sku.setdefault(row.sku, row)
+
+    changed_products = _products_write(first_of_product, categories, products, report)
+    variant_ids, changed_variant_products = _variants_write(first_of_sku, products, report)
+
+    targets = {(variant_ids[row.sku], warehouses[row.warehouse]): row.on_hand for row in batch}
+    line_of = {(variant_ids[row.sku], warehouses[row.warehouse]): row.line for row in batch}
+    result = stock_set_on_hand(targets=targets, actor=actor, note="catalog import")
+    report.errors.extend((line_of[problem.key], problem.message) for problem in result.problems)
+    report.levels_changed += len(result.changed_level_ids)
+
+    product_ids = sorted(changed_products | changed_variant_products)
+    if product_ids:
+        catalog_changed.send(sender=catalog_import_rows, product_ids=product_ids)
+
+
+def _products_write(
+    first_of_product: dict[str, Row],
+    categories: dict[tuple[str, ...], int],
+    products: dict[str, int],
+    report: ImportReport,
+) -> set[int]:
+    unknown = [name for name in first_of_product if name not in products]
+    if unknown:
+        products.update(
+            Product.objects.filter(name__in=unknown)
+            .values("name")
+            .annotate(first=Min("pk"))
+            .values_list("name", "first")
+        )
+    changed: set[int] = set()
+    stored = {
+        product.pk: product
+        for product in Product.objects.filter(
+            pk__in=[products[name] for name in first_of_product if name in products]
+        ).only("pk", "name", "category_id", "description")
+    }
+    stale = []
+    for name, row in first_of_product.items():
+        product = stored.get(products.get(name))
+        if product is None:
+            continue
+        category_id = categories.get(row.category) if row.category else None
+        dirty = product.category_id != category_id
+        product.category_id = category_id
+        if row.description is not None and product.description != row.description:
+            product.description = row.description
+            dirty = True
+        if dirty:
+            stale.append(product)
+    if stale:
+        Product.objects.bulk_update(stale, ["category", "description"])
+        report.products_updated += len(stale)
+        changed.update(product.pk for product in stale)
+
+    new_names = [name for name in first_of_product if name not in products]
+    if new_names:
+        slugs = _unique_slugs(Product, new_names)
+        created = Product.objects.bulk_create(
+            [
+                Product(
+                    name=name,
+                    slug=slug,
+                    description=first_of_product[name].description or "",
+                    category_id=categories.get(first_of_product[name].category),
+                )
+                for name, slug in zip(new_names, slugs, strict=True)
+            ]
+        )
+        for product in created:
+            products[product.name] = product.pk
+        report.products_created += len(created)
+        changed.update(product.pk for product in created)
+    return changed
+
+
+def _variants_write(
+    first_of_sku: dict[str, Row], products: dict[str, int], report: ImportReport
+) -> tuple[dict[str, int], set[int]]:
+    """Create new SKUs and update changed ones; return sku → id and the products touched."""
+    stored = {
+        variant.sku: variant
+        for variant in Variant.objects.filter(sku__in=list(first_of_sku)).only(
+            "pk", "sku", "product_id", "name", "price", "low_stock_threshold", "is_active"
+        )
+    }
+    touched: set[int] = set()
+    stale = []
+    fresh = []
+    for sku, row in first_of_sku.items():
+        product_id = products[row.product]
+        variant = stored.get(sku)
+        if variant is None:
+            fresh.append(
+                Variant(
+                    sku=sku,
+                    product_id=product_id,
+                    name=row.variant,
+                    price=row.price,
+                    low_stock_threshold=(
+                        row.low_stock_threshold if row.low_stock_threshold is not None else 5
+                    ),
+                    is_active=row.is_active if row.is_active is not None else True,
+                )
+            )
+            continue
+        wanted = {
+            "product_id": product_id,
+            "name": row.variant,
+            "price": row.price,
+            "low_stock_threshold": row.low_stock_threshold,
+            "is_active": row.is_active,
+        }
+        dirty = False
+        for attname, value in wanted.items():
+            if value is not None and getattr(variant, attname) != value:
+                if attname == "product_id":
+                    touched.add(variant.product_id)
+                setattr(variant, attname, value)
+                dirty = True
+        if dirty:
+            stale.append(variant)
+    if stale:
+        Variant.objects.bulk_update(
+            stale, ["product", "name", "price", "low_stock_threshold", "is_active"]
+        )
+        report.variants_updated += len(stale)
+        touched.update(variant.product_id for variant in stale)
+    if fresh:
+        Variant.objects.bulk_create(fresh)
+        report.variants_created += len(fresh)
+        touched.update(variant.product_id for variant in fresh)
+    ids = {sku: variant.pk for sku, variant in stored.items()}
+    ids.update((variant.sku, variant.pk) for variant in fresh)
+    return ids, touched
+
+
+def iter_csv_lines(
+    rows: Iterable[dict[str, object]], columns: Iterable[str]
+) -> Iterator[list[str]]:
+    """Turn dictionaries into CSV records (header first), for callers that build rows in code."""
+    names = list(columns)
+    yield names
+    for row in rows:
+        yield ["" if row.get(name) is None else str(row[name]) for name in names]

@@ -1,0 +1,17 @@
+"""Inventory's Celery tasks: idempotent, they take ids and call inventory code."""
+
+from celery import shared_task
+
+from inventory import alerts
+
+
+@shared_task(name="inventory.low_stock_alert", ignore_result=True)
+def low_stock_alert(*, variant_id: int) -> bool:
+    """E-mail staff that a variant runs low (requested on commit by the `stock_low` receiver)."""
+    return alerts.low_stock_alert_send(variant_id=variant_id)
+
+
+@shared_task(name="inventory.low_stock_digest", ignore_result=True)
+def low_stock_digest() -> int:
+    """E-mail staff the day's list of variants at or below their threshold (beat, daily)."""
+    return alerts.low_stock_digest_send()
