@@ -63,10 +63,6 @@ def audited_model(model: type[models.Model]) -> AuditedModel | None:
     return _audited.get(model)
 
 
-def audited_models() -> list[AuditedModel]:
-    return list(_audited.values())
-
-
 def on_register(connect: Callable[[AuditedModel], None]) -> None:
     """Call `connect` for every registered model, now and for each one registered later.
 
