@@ -48,6 +48,10 @@ class ChartBar:
     sales: DaySales
     label: str
 
+    @property
+    def center(self) -> float:
+        return round(self.x + self.width / 2, 2)
+
 
 @dataclass(frozen=True)
 class ChartTick:
