@@ -320,7 +320,7 @@ def catalog_import_rows(
     products: dict[str, int] = {}
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        _import_batch(
+        catalog_import_batch(
             batch,
             categories=categories,
             warehouses=warehouses,
@@ -397,7 +397,7 @@ def _unique_slugs(
 
 
 @transaction.atomic
-def _import_batch(
+def catalog_import_batch(
     batch: list[Row],
     *,
     categories: dict[tuple[str, ...], int],
@@ -406,7 +406,11 @@ def _import_batch(
     report: ImportReport,
     actor,
 ) -> None:
-    """Write one batch: products, variants, then levels; send the batch signals."""
+    """Write one batch in one transaction: products, variants, then levels.
+
+    Sends `catalog_changed(product_ids)` for the products created or changed, and (through
+    `stock_set_on_hand`) `stock_changed` and `stock_low`.
+    """
     first_of_product: dict[str, Row] = {}
     first_of_sku: dict[str, Row] = {}
     for row in batch:
@@ -424,7 +428,7 @@ def _import_batch(
 
     product_ids = sorted(changed_products | changed_variant_products)
     if product_ids:
-        catalog_changed.send(sender=catalog_import_rows, product_ids=product_ids)
+        catalog_changed.send(sender=catalog_import_batch, product_ids=product_ids)
 
 
 def _products_write(

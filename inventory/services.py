@@ -708,21 +708,27 @@ def stock_set_on_hand(
     )
     touched = sorted({key_of[level_id][0] for level_id, _ in applied})
     if touched:
-        _send_import_crossings(
+        for crossing in _import_crossings(
             levels=levels, created_ids=created_ids, applied=applied, touched=touched
-        )
+        ):
+            stock_low.send(
+                sender=stock_set_on_hand,
+                variant_id=crossing.variant_id,
+                available=crossing.available,
+                threshold=crossing.threshold,
+            )
         stock_changed.send(sender=stock_set_on_hand, variant_ids=touched)
     return OnHandResult(changed_level_ids=[level_id for level_id, _ in applied], problems=problems)
 
 
-def _send_import_crossings(
+def _import_crossings(
     *,
     levels: dict[tuple[int, int], tuple],
     created_ids: set[int],
     applied: list[tuple[int, int]],
     touched: list[int],
-) -> None:
-    """Send `stock_low` for the variants the import pushed through their threshold."""
+) -> list[LowStockCrossing]:
+    """The variants the import pushed through their low-stock threshold."""
     active = set(Warehouse.objects.filter(is_active=True).values_list("pk", flat=True))
     thresholds = dict(
         Variant.objects.filter(pk__in=touched).values_list("pk", "low_stock_threshold")
@@ -738,10 +744,4 @@ def _send_import_crossings(
         was = 0 if level_id in created_ids else on_hand - reserved
         before[variant_id] += was
         after[variant_id] += was + delta_of.get(level_id, 0)
-    for crossing in _crossings(before=before, after=after, thresholds=thresholds):
-        stock_low.send(
-            sender=stock_set_on_hand,
-            variant_id=crossing.variant_id,
-            available=crossing.available,
-            threshold=crossing.threshold,
-        )
+    return _crossings(before=before, after=after, thresholds=thresholds)
