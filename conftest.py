@@ -1,6 +1,7 @@
 """Fixtures shared by every test: database vendor markers, real threads, real worker processes."""
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -102,7 +103,9 @@ def child_process_env(tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def celery_worker(transactional_db, child_process_env, settings) -> Iterator[dict[str, str]]:
+def celery_worker(
+    transactional_db, child_process_env, settings, tmp_path
+) -> Iterator[dict[str, str]]:
     """Start a real Celery worker process on Redis, on a queue of this test's own.
 
     The test process publishes to the same queue and stops running tasks eagerly. Yields the
@@ -124,12 +127,13 @@ def celery_worker(transactional_db, child_process_env, settings) -> Iterator[dic
             "--without-heartbeat",
             "--loglevel=INFO",
             f"--queues={queue}",
+            f"--hostname={queue}@%h",
         ],
         cwd=PROJECT_DIR,
         env=child_process_env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe nobody reads: a full pipe would stop the worker mid-test.
+        stdout=(tmp_path / "worker.log").open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
     settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
@@ -138,11 +142,16 @@ def celery_worker(transactional_db, child_process_env, settings) -> Iterator[dic
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            pong = celery_app.control.ping(timeout=0.5, destination=None)
+            # Only this test's worker counts: other workers may share the broker.
+            pong = celery_app.control.ping(
+                timeout=0.5, destination=[f"{queue}@{socket.gethostname()}"]
+            )
             if pong:
                 break
             if process.poll() is not None:
-                raise RuntimeError(f"worker exited: {process.stdout.read()}")
+                raise RuntimeError(f"worker exited: {(tmp_path / 'worker.log').read_text()}")
+        else:
+            raise RuntimeError(f"worker not ready: {(tmp_path / 'worker.log').read_text()}")
         yield child_process_env
     finally:
         celery_app.conf.task_default_queue = previous_queue

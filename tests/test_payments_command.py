@@ -1,0 +1,35 @@
+"""`manage.py pay_order` pays a demo order through a running server's signed webhook."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from orders.models import OrderStatus
+from orders.testing import customer_new, order_new, variant_stocked
+from payments.models import Invoice, Payment
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pay_order_sends_a_signed_event_the_server_accepts(live_server, settings, tmp_path):
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    variant_stocked("MUG-1", price="12.50", on_hand=5)
+    order = order_new(customer_new(), ("MUG-1", 1))
+    out = StringIO()
+
+    # when
+    call_command("pay_order", order.number, url=live_server.url, stdout=out)
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert Payment.objects.get().amount == order.total
+    assert Invoice.objects.filter(order=order).count() == 1
+    assert out.getvalue().rstrip().endswith(": 200")
+
+
+@pytest.mark.django_db
+def test_pay_order_names_an_unknown_order():
+    with pytest.raises(CommandError, match="no order SW-NOTHERE"):
+        call_command("pay_order", "SW-NOTHERE", url="http://127.0.0.1:9")
