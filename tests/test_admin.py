@@ -1,0 +1,711 @@
+"""The staff admin through Django's test client: who may reach it, what each role may do, and
+that every action goes through the services (ledger rows, events, refunds and credit notes)."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from inventory.models import MovementReason, StockLevel, StockMovement
+from orders.models import Order, OrderStatus
+from orders.services import order_ship
+from payments.models import CreditNote, Refund
+from tests.admin_shop import (
+    PASSWORD,
+    order_paid,
+    order_placed,
+    staff_user,
+    variant_stocked,
+    warehouse_main,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:
+    """Hash test passwords cheaply: the default hasher costs half a second per user."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+ORDERS_URL = "/admin/orders/order/"
+LEVELS_URL = "/admin/inventory/stocklevel/"
+
+
+def action_choices(client, url: str) -> set[str]:
+    response = client.get(url)
+    assert response.status_code == 200
+    form = response.context["action_form"]  # None when the user may run no action at all
+    return {name for name, _label in form.fields["action"].choices} if form else set()
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def run_action(client, url: str, action: str, objects, **fields):
+    """POST an action the way the changelist does; `apply` submits its intermediate form."""
+    data = {"action": action, "_selected_action": [obj.pk for obj in objects], **fields}
+    if "apply" not in fields:
+        data["index"] = 0
+    return client.post(url, data)
+
+
+# --- who may reach the admin ----------------------------------------------------------------
+
+
+def test_anonymous_visitor_is_sent_to_the_admin_login(client):
+    # when
+    response = client.get("/admin/")
+
+    # then
+    assert response.status_code == 302
+    assert response.url == "/admin/login/?next=/admin/"
+
+
+def test_customer_who_is_not_staff_cannot_log_in_to_the_admin(client):
+    # given
+    get_user_model().objects.create_user(username="cust@example.com", password=PASSWORD)
+
+    # when
+    login = client.post(
+        "/admin/login/", {"username": "cust@example.com", "password": PASSWORD, "next": "/admin/"}
+    )
+    index = client.get("/admin/")
+
+    # then
+    assert login.status_code == 200
+    assert "staff account" in login.content.decode()
+    assert index.status_code == 302
+    assert index.url.startswith("/admin/login/")
+
+
+def test_logged_in_customer_is_redirected_from_every_admin_page(client):
+    # given
+    customer = get_user_model().objects.create_user(username="cust@example.com")
+    client.force_login(customer)
+
+    # when
+    response = client.get(ORDERS_URL)
+
+    # then
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+
+def test_migration_creates_the_three_roles_with_their_action_permissions():
+    # when
+    roles = {
+        group.name: {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        for group in Group.objects.prefetch_related("permissions__content_type")
+    }
+
+    # then
+    assert set(roles) >= {"warehouse", "support", "manager"}
+    actions = {
+        "inventory.receive_stock",
+        "inventory.adjust_stock",
+        "orders.ship_order",
+        "orders.deliver_order",
+        "orders.cancel_order",
+        "payments.issue_refund",
+    }
+    assert roles["warehouse"] & actions == {
+        "inventory.receive_stock",
+        "inventory.adjust_stock",
+        "orders.ship_order",
+        "orders.deliver_order",
+    }
+    assert roles["support"] & actions == {"orders.cancel_order", "payments.issue_refund"}
+    assert roles["manager"] >= actions
+    assert "orders.view_order" in roles["support"]
+    assert not {p for p in roles["support"] if p.startswith("inventory.") and "view_" not in p}
+
+
+def test_warehouse_sees_ship_and_deliver_but_not_refund_or_cancel(client):
+    # given
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    choices = action_choices(client, ORDERS_URL)
+
+    # then
+    assert {"ship_orders", "mark_delivered"} <= choices
+    assert "refund_orders" not in choices
+    assert "cancel_orders" not in choices
+
+
+def test_support_sees_cancel_and_refund_but_not_ship(client):
+    # given
+    client.force_login(staff_user("support"))
+
+    # when
+    choices = action_choices(client, ORDERS_URL)
+
+    # then
+    assert {"cancel_orders", "refund_orders"} <= choices
+    assert "ship_orders" not in choices
+
+
+def test_support_cannot_receive_or_adjust_stock(client):
+    # given
+    variant = variant_stocked(on_hand=4)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("support"))
+
+    # when
+    choices = action_choices(client, LEVELS_URL)
+    forced = run_action(
+        client,
+        LEVELS_URL,
+        "receive_stock",
+        [level],
+        apply="1",
+        quantity=5,
+        reason="Other",
+        note="forced",
+    )
+    receive_page = client.get(f"{LEVELS_URL}receive/")
+
+    # then
+    assert "receive_stock" not in choices
+    assert "adjust_stock" not in choices
+    assert forced.status_code == 200  # the changelist again: no action it may run
+    assert receive_page.status_code == 403
+    level.refresh_from_db()
+    assert level.on_hand == 4
+    assert StockMovement.objects.filter(level=level).count() == 1
+
+
+def test_warehouse_cannot_refund_even_by_posting_the_action(client):
+    # given
+    order = order_paid(variant=variant_stocked())
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    run_action(client, ORDERS_URL, "refund_orders", [order], apply="1", reason="forced")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert not Refund.objects.filter(order=order).exists()
+
+
+# --- order actions --------------------------------------------------------------------------
+
+
+def test_ship_action_asks_for_a_tracking_number_per_order(client):
+    # given
+    variant = variant_stocked()
+    first, second = order_paid(variant=variant), order_paid(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(client, ORDERS_URL, "ship_orders", [first, second])
+
+    # then
+    assert response.status_code == 200
+    assert set(response.context["form"].fields) == {f"tracking_{first.pk}", f"tracking_{second.pk}"}
+    first.refresh_from_db()
+    assert first.status == OrderStatus.PAID
+
+
+def test_ship_action_ships_paid_orders_and_says_why_the_others_were_not(client):
+    # given
+    variant = variant_stocked(on_hand=10)
+    paid = order_paid(variant=variant, quantity=2)
+    pending = order_placed(variant=variant, quantity=1)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(
+        client,
+        ORDERS_URL,
+        "ship_orders",
+        [paid, pending],
+        apply="Ship",
+        **{f"tracking_{paid.pk}": "TRK-100", f"tracking_{pending.pk}": "TRK-200"},
+    )
+
+    # then
+    assert response.status_code == 302
+    paid.refresh_from_db()
+    pending.refresh_from_db()
+    assert (paid.status, paid.tracking_number) == (OrderStatus.SHIPPED, "TRK-100")
+    assert (pending.status, pending.tracking_number) == (OrderStatus.PENDING_PAYMENT, "")
+    shipment = StockMovement.objects.get(reference=paid.number, reason=MovementReason.SHIPMENT)
+    assert (shipment.on_hand_delta, shipment.reserved_delta) == (-2, -2)
+    assert not StockMovement.objects.filter(
+        reference=pending.number, reason=MovementReason.SHIPMENT
+    ).exists()
+    assert messages_of(response) == [
+        f"{paid.number} shipped.",
+        f"{pending.number} not shipped: order {pending.number} cannot be shipped: it is no "
+        "longer paid (invalid_transition)",
+    ]
+    assert paid.events.get(kind="shipped").actor.username == "warehouse@stockwire.example"
+
+
+def test_ship_action_without_a_tracking_number_ships_nothing(client):
+    # given
+    order = order_paid(variant=variant_stocked())
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(
+        client, ORDERS_URL, "ship_orders", [order], apply="Ship", **{f"tracking_{order.pk}": ""}
+    )
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert "(invalid_order)" in messages_of(response)[0]
+
+
+def test_cancel_action_cancels_with_the_reason_and_releases_stock(client):
+    # given
+    variant = variant_stocked(on_hand=5)
+    order = order_placed(variant=variant, quantity=3)
+    client.force_login(staff_user("support"))
+
+    # when
+    page = run_action(client, ORDERS_URL, "cancel_orders", [order])
+    response = run_action(
+        client, ORDERS_URL, "cancel_orders", [order], apply="Cancel", reason="customer called"
+    )
+
+    # then
+    assert page.status_code == 200
+    assert messages_of(response) == [f"{order.number} cancelled."]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert order.events.get(kind="cancelled").note == "customer called"
+    level = StockLevel.objects.get(variant=variant)
+    assert (level.on_hand, level.reserved) == (5, 0)
+
+
+def test_refund_action_refunds_the_payment_and_issues_a_credit_note(client):
+    # given
+    order = order_paid(variant=variant_stocked(price="12.50"), quantity=2)
+    client.force_login(staff_user("support"))
+
+    # when
+    response = run_action(
+        client, ORDERS_URL, "refund_orders", [order], apply="Refund", reason="arrived broken"
+    )
+
+    # then
+    assert messages_of(response) == [f"{order.number} refunded."]
+    refund = Refund.objects.get(order=order)
+    assert (refund.amount, refund.reason) == (order.total, "arrived broken")
+    credit_note = CreditNote.objects.get(refund=refund)
+    assert credit_note.amount == order.total
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    assert credit_note.number in page.content.decode()
+
+
+def test_refund_action_on_an_unpaid_order_says_why_and_refunds_nothing(client):
+    # given
+    order = order_placed(variant=variant_stocked())
+    client.force_login(staff_user("support"))
+
+    # when
+    response = run_action(client, ORDERS_URL, "refund_orders", [order], apply="Refund", reason="")
+
+    # then
+    assert messages_of(response) == [
+        f"{order.number} not refunded: order {order.number} has no payment to refund "
+        "(refund_impossible)"
+    ]
+    assert not Refund.objects.filter(order=order).exists()
+
+
+def test_mark_delivered_moves_a_shipped_order_only(client):
+    # given
+    variant = variant_stocked()
+    shipped = order_ship(order=order_paid(variant=variant), tracking_number="TRK-1")
+    paid = order_paid(variant=variant, email="other@example.com")
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(client, ORDERS_URL, "mark_delivered", [shipped, paid])
+
+    # then
+    shipped.refresh_from_db()
+    paid.refresh_from_db()
+    assert shipped.status == OrderStatus.DELIVERED
+    assert paid.status == OrderStatus.PAID
+    assert sorted(messages_of(response)) == sorted(
+        [
+            f"{shipped.number} marked delivered.",
+            f"{paid.number} not marked delivered: order {paid.number} cannot be delivered: "
+            "it is no longer shipped (invalid_transition)",
+        ]
+    )
+
+
+# --- order pages ----------------------------------------------------------------------------
+
+
+def test_order_page_shows_lines_timeline_ledger_and_invoice_and_edits_nothing(client):
+    # given
+    order = order_paid(variant=variant_stocked(sku="TEE-S"), quantity=2)
+    manager = staff_user("manager")
+    client.force_login(manager)
+
+    # when
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+
+    # then
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="stock-ledger"' in html
+    assert "<td>Reservation</td><td>TEE-S</td><td>main</td><td>+0</td><td>+2</td>" in html
+    assert "TEE-S" in html
+    assert order.invoice.number in html
+    assert f"pay-{order.number}" in html
+    for editable in ("status", "total", "subtotal", "shipping", "tracking_number"):
+        assert f'name="{editable}"' not in html
+    assert response.context["has_change_permission"] is False
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("grace@example.com", 1), ("TRK-SEARCH", 1), ("nobody", 0)]
+)
+def test_orders_are_found_by_number_email_and_tracking_number(client, query, expected):
+    # given
+    variant = variant_stocked()
+    order = order_paid(variant=variant)
+    Order.objects.filter(pk=order.pk).update(tracking_number="TRK-SEARCH")
+    client.force_login(staff_user("support"))
+
+    # when
+    by_query = client.get(ORDERS_URL, {"q": query})
+    by_number = client.get(ORDERS_URL, {"q": order.number})
+
+    # then
+    assert by_query.context["cl"].result_count == expected
+    assert by_number.context["cl"].result_count == 1
+
+
+def test_needs_attention_filter_lists_only_flagged_orders(client):
+    # given
+    variant = variant_stocked()
+    flagged = order_placed(variant=variant)
+    order_placed(variant=variant)
+    Order.objects.filter(pk=flagged.pk).update(needs_attention=True, attention_reason="x")
+    client.force_login(staff_user("support"))
+
+    # when
+    response = client.get(ORDERS_URL, {"needs_attention__exact": "1"})
+
+    # then
+    assert [o.pk for o in response.context["cl"].result_list] == [flagged.pk]
+
+
+# --- stock actions --------------------------------------------------------------------------
+
+
+def test_receive_action_adds_units_and_writes_the_ledger_row(client):
+    # given
+    variant = variant_stocked(on_hand=2)
+    level = StockLevel.objects.get(variant=variant)
+    user = staff_user("warehouse")
+    client.force_login(user)
+
+    # when
+    page = run_action(client, LEVELS_URL, "receive_stock", [level])
+    response = run_action(
+        client,
+        LEVELS_URL,
+        "receive_stock",
+        [level],
+        apply="Receive",
+        quantity=7,
+        reason="Supplier delivery",
+        reference="PO-42",
+        note="pallet 3",
+    )
+
+    # then
+    assert page.status_code == 200
+    assert messages_of(response) == ["MUG-BLUE in main received: 9 on hand, 9 available."]
+    level.refresh_from_db()
+    assert level.on_hand == 9
+    receipt = StockMovement.objects.filter(level=level).first()
+    assert (receipt.reason, receipt.on_hand_delta, receipt.reference) == (
+        MovementReason.RECEIPT,
+        7,
+        "PO-42",
+    )
+    assert receipt.note == "Supplier delivery: pallet 3"
+    assert receipt.actor == user
+
+
+def test_receive_action_refuses_a_non_positive_quantity_and_changes_nothing(client):
+    # given
+    variant = variant_stocked(on_hand=2)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(
+        client,
+        LEVELS_URL,
+        "receive_stock",
+        [level],
+        apply="Receive",
+        quantity=0,
+        reason="Other",
+        note="",
+    )
+
+    # then
+    assert response.status_code == 200
+    assert "quantity" in response.context["form"].errors
+    level.refresh_from_db()
+    assert level.on_hand == 2
+
+
+def test_adjust_action_refuses_to_go_below_reserved_and_says_so(client):
+    # given
+    variant = variant_stocked(on_hand=5)
+    order_placed(variant=variant, quantity=4)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(
+        client,
+        LEVELS_URL,
+        "adjust_stock",
+        [level],
+        apply="Adjust",
+        quantity=-3,
+        reason="Damaged",
+        note="",
+    )
+
+    # then
+    assert messages_of(response) == [
+        "MUG-BLUE in main not adjusted: adjusting by -3 would leave fewer units on hand than "
+        "are reserved"
+    ]
+    level.refresh_from_db()
+    assert (level.on_hand, level.reserved) == (5, 4)
+    assert not StockMovement.objects.filter(level=level, reason=MovementReason.ADJUSTMENT).exists()
+
+
+def test_adjust_action_removes_damaged_units_with_the_reason(client):
+    # given
+    variant = variant_stocked(on_hand=5)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("manager"))
+
+    # when
+    run_action(
+        client,
+        LEVELS_URL,
+        "adjust_stock",
+        [level],
+        apply="Adjust",
+        quantity=-2,
+        reason="Damaged",
+        note="dropped",
+    )
+
+    # then
+    level.refresh_from_db()
+    assert level.on_hand == 3
+    adjustment = StockMovement.objects.get(level=level, reason=MovementReason.ADJUSTMENT)
+    assert (adjustment.on_hand_delta, adjustment.note) == (-2, "Damaged: dropped")
+
+
+def test_receive_page_creates_the_level_of_a_new_warehouse(client):
+    # given
+    variant = variant_stocked(on_hand=0)
+    warehouse = warehouse_main()
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = client.post(
+        f"{LEVELS_URL}receive/",
+        {
+            "variant": variant.pk,
+            "warehouse": warehouse.pk,
+            "quantity": 12,
+            "reason": "Supplier delivery",
+            "reference": "",
+            "note": "",
+        },
+    )
+
+    # then
+    assert response.status_code == 302
+    assert StockLevel.objects.get(variant=variant, warehouse=warehouse).on_hand == 12
+
+
+def test_receive_page_finds_skus_as_the_user_types(client):
+    # given
+    variant_stocked(sku="MUG-BLUE", on_hand=0)
+    variant_stocked(sku="CAP-RED", on_hand=0)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    page = client.get(f"{LEVELS_URL}receive/")
+    found = client.get(
+        "/admin/autocomplete/",
+        {
+            "term": "MUG",
+            "app_label": "inventory",
+            "model_name": "stocklevel",
+            "field_name": "variant",
+        },
+    )
+
+    # then
+    assert page.status_code == 200
+    assert "admin-autocomplete" in page.content.decode()
+    assert [row["text"] for row in found.json()["results"]] == ["MUG-BLUE (MUG-BLUE)"]
+
+
+def test_low_stock_filter_lists_levels_at_or_below_the_threshold(client):
+    # given
+    low = variant_stocked(sku="LOW", on_hand=3, threshold=3)
+    variant_stocked(sku="PLENTY", on_hand=30, threshold=3)
+    client.force_login(staff_user("support"))
+
+    # when
+    response = client.get(LEVELS_URL, {"stock": "low"})
+
+    # then
+    assert [level.variant_id for level in response.context["cl"].result_list] == [low.pk]
+    html = response.content.decode()
+    assert "Receive stock" not in html
+
+
+def test_ledger_is_read_only_and_filterable_by_reason(client):
+    # given
+    variant = variant_stocked(on_hand=5)
+    order_placed(variant=variant, quantity=1)
+    client.force_login(staff_user("manager"))
+
+    # when
+    receipts = client.get("/admin/inventory/stockmovement/", {"reason__exact": "receipt"})
+    by_sku = client.get("/admin/inventory/stockmovement/", {"q": "MUG-BLUE"})
+    add = client.get("/admin/inventory/stockmovement/add/")
+
+    # then
+    assert receipts.context["cl"].result_count == 1
+    assert by_sku.context["cl"].result_count == 2
+    assert add.status_code == 403
+
+
+# --- dashboard and read-only pages ----------------------------------------------------------
+
+
+def test_dashboard_shows_today_chart_low_stock_and_attention(client, django_assert_max_num_queries):
+    # given
+    variant = variant_stocked(sku="LAST-FEW", price="10.00", on_hand=4, threshold=3)
+    paid = order_paid(variant=variant, quantity=2)
+    flagged = order_placed(variant=variant, quantity=1)
+    Order.objects.filter(pk=flagged.pk).update(needs_attention=True, attention_reason="odd")
+    client.force_login(staff_user("manager"))
+
+    # when
+    with django_assert_max_num_queries(20):
+        response = client.get("/admin/")
+
+    # then
+    html = response.content.decode()
+    assert response.context["today"].orders == 2
+    assert response.context["today"].revenue == paid.total
+    assert len(response.context["chart"]["bars"]) == 30
+    assert html.count('class="bar"') == 30
+    assert [v.sku for v in response.context["low_stock"]] == ["LAST-FEW"]
+    assert response.context["low_stock"][0].available == 1
+    assert [o.number for o in response.context["attention_orders"]] == [flagged.number]
+    assert "<svg" in html
+
+
+def test_dashboard_hides_sales_from_a_user_without_order_access(client):
+    # given
+    user = get_user_model().objects.create_user(username="clerk", is_staff=True)
+    client.force_login(user)
+
+    # when
+    response = client.get("/admin/")
+
+    # then
+    assert response.status_code == 200
+    assert "chart" not in response.context
+    assert "low_stock" not in response.context
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/catalog/product/",
+        "/admin/catalog/variant/",
+        "/admin/catalog/category/",
+        "/admin/catalog/collection/",
+        "/admin/inventory/warehouse/",
+        "/admin/inventory/stockallocation/",
+        "/admin/orders/customer/",
+        "/admin/payments/payment/",
+        "/admin/payments/refund/",
+        "/admin/payments/invoice/",
+        "/admin/payments/creditnote/",
+        "/admin/payments/processedevent/",
+        "/admin/audit/auditentry/",
+    ],
+)
+def test_every_list_renders_and_searches_for_a_manager(client, url):
+    # given
+    order_paid(variant=variant_stocked())
+    client.force_login(staff_user("manager"))
+
+    # when
+    listed = client.get(url)
+    searched = client.get(url, {"q": "MUG"})
+
+    # then
+    assert listed.status_code == 200
+    assert searched.status_code == 200
+
+
+def test_product_page_shows_variants_and_the_price_history(client):
+    # given
+    variant = variant_stocked(sku="CAP-RED", price="15.00")
+    manager = staff_user("manager")
+    client.force_login(manager)
+    url = reverse("admin:catalog_variant_change", args=[variant.pk])
+    client.post(
+        url,
+        {
+            "product": variant.product_id,
+            "sku": "CAP-RED",
+            "name": "CAP-RED",
+            "attributes": "{}",
+            "price": "17.00",
+            "low_stock_threshold": 3,
+            "is_active": "on",
+        },
+    )
+
+    # when
+    response = client.get(reverse("admin:catalog_product_change", args=[variant.product_id]))
+
+    # then
+    html = response.content.decode()
+    variant.refresh_from_db()
+    assert variant.price == Decimal("17.00")
+    assert "CAP-RED" in html
+    assert "15.00 → 17.00" in html
+    assert "manager@stockwire.example" in html
