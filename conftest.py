@@ -112,6 +112,8 @@ def celery_worker(
     worker's environment (its mail folder is `EMAIL_URL`).
     """
     queue = child_process_env["CELERY_TASK_DEFAULT_QUEUE"]
+    # A file, not a pipe nobody reads: a full pipe would stop the worker mid-test.
+    log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -131,8 +133,7 @@ def celery_worker(
         ],
         cwd=PROJECT_DIR,
         env=child_process_env,
-        # A file, not a pipe nobody reads: a full pipe would stop the worker mid-test.
-        stdout=(tmp_path / "worker.log").open("w"),
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     settings.CELERY_TASK_ALWAYS_EAGER = False
@@ -160,3 +161,4 @@ def celery_worker(
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
