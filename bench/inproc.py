@@ -13,6 +13,7 @@
   alternating rounds; reports the mean cost per operation and the wiring's share.
 """
 
+import functools
 import json
 import os
 import random
@@ -227,6 +228,62 @@ def receivers_disconnected():
                 signal.sender_receivers_cache.clear()
 
 
+def _label(function) -> str:
+    while isinstance(function, functools.partial):
+        function = function.func
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+
+
+@contextmanager
+def receivers_timed(spent: dict[str, float], operation: list[str]):
+    """Wrap every project receiver, and every on-commit callback, in a timer.
+
+    `spent["<operation> <receiver>"]` accumulates seconds: for a receiver the time it ran in the
+    sender's transaction, for an on-commit callback (label prefixed `on commit:`) the time it
+    ran after the commit. `operation[0]` names the operation being timed.
+    """
+
+    def timed(label: str, function):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                key = f"{operation[0]} {label}"
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - started
+
+        return wrapper
+
+    saved = []
+    for signal in project_signals():
+        with signal.lock:
+            saved.append((signal, list(signal.receivers)))
+            wrapped = []
+            for key, target, is_async in signal.receivers:
+                function = target() if isinstance(target, weakref.ReferenceType) else target
+                if function is not None and _receiver_module((key, target)).startswith(
+                    PROJECT_APPS
+                ):
+                    target = timed(_label(function), function)
+                wrapped.append((key, target, is_async))
+            signal.receivers = wrapped
+            signal.sender_receivers_cache.clear()
+    original_on_commit = connection.on_commit
+
+    def on_commit(func, robust=False):
+        return original_on_commit(timed(f"on commit: {_label(func)}", func), robust)
+
+    connection.on_commit = on_commit
+    try:
+        yield
+    finally:
+        connection.on_commit = original_on_commit
+        for signal, receivers in saved:
+            with signal.lock:
+                signal.receivers = receivers
+                signal.sender_receivers_cache.clear()
+
+
 def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -240,8 +297,10 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
     customer = customer_for_user(user=user)
     rng = random.Random(11)
     times: dict[tuple[str, bool], list[float]] = {}
+    operation = ["place"]
 
     def one_cycle(connected: bool) -> None:
+        operation[0] = "place"
         skus = [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)]
         started = time.perf_counter()
         order = order_place(
@@ -265,10 +324,12 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
         header = webhook_signature(
             body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
         )
+        operation[0] = "pay"
         paid_started = time.perf_counter()
         webhook_handle(provider="demo", body=body, signature_header=header)
         paid = time.perf_counter()
         order.refresh_from_db()
+        operation[0] = "ship"
         ship_started = time.perf_counter()
         order_ship(order=order, tracking_number=f"TRK{order.pk}")
         shipped = time.perf_counter()
@@ -298,6 +359,17 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
             "disconnected_ms": round(off, 2),
             "wiring_pct": round(100 * (on - off) / on, 1),
         }
+    # Where the wiring's time goes: one more round with every receiver and callback timed.
+    spent: dict[str, float] = {}
+    with receivers_timed(spent, operation):
+        for _ in range(per_round):
+            one_cycle(True)
+    times.clear()
+    result["per_receiver_ms"] = {
+        key: round(1000 * seconds / per_round, 2)
+        for key, seconds in sorted(spent.items(), key=lambda item: -item[1])
+        if 1000 * seconds / per_round >= 0.05
+    }
     return result
 
 

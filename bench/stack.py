@@ -186,6 +186,11 @@ def cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average: above the core count, others compete for the CPU."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def drive(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the load driver in its own process; return its result plus the machine's CPU use."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -207,6 +212,7 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"load driver failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
     result["cpu_busy_pct"] = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
+    result["load_average"] = load_average()
     return result
 
 
@@ -264,4 +270,5 @@ def pgbench(database: str, script: Path, clients: int, duration: int) -> dict[st
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "cpu_busy_pct": round(100 * (busy1 - busy0) / max(1, total1 - total0), 1),
+        "load_average": load_average(),
     }
