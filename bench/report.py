@@ -297,10 +297,22 @@ def write(out: dict) -> Path:
     out["file"] = f"{stamp}.json"
     path = RESULTS / out["file"]
     path.write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
+    publish(out)
+    return path
+
+
+def publish(out: dict) -> None:
+    """Draw the chart and replace the figures in bench/README.md with this run's."""
     chart(out)
     text = README.read_text()
     if START in text and END in text:
         head, rest = text.split(START, 1)
         _, tail = rest.split(END, 1)
         README.write_text(f"{head}{START}\n{tables(out)}\n{END}{tail}")
-    return path
+
+
+if __name__ == "__main__":
+    # `python -m bench.report bench/results/<run>.json`: redraw the chart and the README tables.
+    import sys
+
+    publish(json.loads(Path(sys.argv[1]).read_text()))
