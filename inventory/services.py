@@ -324,7 +324,6 @@ def _move_levels(
     )
 
 
-@transaction.atomic(savepoint=False)
 def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], actor=None) -> None:
     """Hold the requested units for `reference` (an order number), all or nothing.
 
@@ -335,10 +334,12 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     stay locked only for that statement and the commit. Four queries whatever the number of
     lines. Call it as the last write of the caller's transaction.
 
-    Raises `OutOfStock` (nothing is reserved; no savepoint is taken, so the caller's whole
-    transaction rolls back). When `OutOfStock.retryable` is True the plan went stale under a
-    concurrent buyer and the fresh availability would suffice: the caller may retry its
-    transaction once.
+    Raises `OutOfStock` with nothing reserved. When the plan already shows a shortage it is
+    raised before any write, and the caller's transaction stays usable. When the UPDATE finds
+    a level emptied since the plan (a concurrent buyer), the writes are already made and no
+    savepoint is taken (two statements fewer on the hot path): the caller's transaction must
+    roll back. `OutOfStock.retryable` is then True if the fresh availability would suffice,
+    and the caller may run its whole transaction once more.
 
     Sends `stock_changed`, and `stock_low` for each variant whose availability falls through
     its threshold.
@@ -375,47 +376,48 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     if shortages:
         raise OutOfStock(shortages)
 
-    StockAllocation.objects.bulk_create(
-        [
-            StockAllocation(reference=reference, level_id=level_id, quantity=quantity)
-            for level_id, quantity in sorted(plan.items())
-        ]
-    )
-    StockMovement.objects.bulk_create(
-        [
-            StockMovement(
-                level_id=level_id,
-                reserved_delta=quantity,
-                reason=MovementReason.RESERVATION,
-                reference=reference,
-                actor=actor,
+    with transaction.atomic(savepoint=False):
+        StockAllocation.objects.bulk_create(
+            [
+                StockAllocation(reference=reference, level_id=level_id, quantity=quantity)
+                for level_id, quantity in sorted(plan.items())
+            ]
+        )
+        StockMovement.objects.bulk_create(
+            [
+                StockMovement(
+                    level_id=level_id,
+                    reserved_delta=quantity,
+                    reason=MovementReason.RESERVATION,
+                    reference=reference,
+                    actor=actor,
+                )
+                for level_id, quantity in sorted(plan.items())
+            ]
+        )
+        changed = _move_levels(
+            deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
+            require_available=True,
+        )
+        if len(changed) != len(plan):
+            raise _stale_plan(
+                requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
             )
-            for level_id, quantity in sorted(plan.items())
-        ]
-    )
-    changed = _move_levels(
-        deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
-        require_available=True,
-    )
-    if len(changed) != len(plan):
-        raise _stale_plan(
-            requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
-        )
 
-    # Availability after our update: exact for the rows we changed (their values under our
-    # lock), as planned for the rows we did not touch.
-    after = dict(available)
-    for level_id, variant_id, on_hand, reserved in changed:
-        after[variant_id] += (on_hand - reserved) - planned_free[level_id]
-    before = {variant_id: after[variant_id] + requested[variant_id] for variant_id in requested}
-    for crossing in _crossings(before=before, after=after, thresholds=thresholds):
-        stock_low.send(
-            sender=stock_reserve,
-            variant_id=crossing.variant_id,
-            available=crossing.available,
-            threshold=crossing.threshold,
-        )
-    stock_changed.send(sender=stock_reserve, variant_ids=list(requested))
+        # Availability after our update: exact for the rows we changed (their values under our
+        # lock), as planned for the rows we did not touch.
+        after = dict(available)
+        for level_id, variant_id, on_hand, reserved in changed:
+            after[variant_id] += (on_hand - reserved) - planned_free[level_id]
+        before = {variant_id: after[variant_id] + requested[variant_id] for variant_id in requested}
+        for crossing in _crossings(before=before, after=after, thresholds=thresholds):
+            stock_low.send(
+                sender=stock_reserve,
+                variant_id=crossing.variant_id,
+                available=crossing.available,
+                threshold=crossing.threshold,
+            )
+        stock_changed.send(sender=stock_reserve, variant_ids=list(requested))
 
 
 def _stale_plan(

@@ -1,0 +1,370 @@
+"""Stock services: the ledger follows every change, reservations never oversell."""
+
+import pytest
+from django.db import transaction
+
+from audit.models import AuditEntry
+from inventory.models import StockAllocation, StockLevel, StockMovement
+from inventory.selectors import availability_by_variant, stock_drift
+from inventory.services import (
+    InvalidStockOperation,
+    OutOfStock,
+    Shortage,
+    stock_adjust,
+    stock_receive,
+    stock_release,
+    stock_reserve,
+    stock_return,
+    stock_ship,
+)
+from inventory.signals import stock_changed, stock_low
+from outbox.models import OutboxMessage
+from tests.inventory_helpers import Recorder, make_variant, make_warehouse
+
+pytestmark = pytest.mark.django_db
+
+
+def levels_of(variant) -> dict[str, tuple[int, int]]:
+    return {
+        level.warehouse.code: (level.on_hand, level.reserved)
+        for level in StockLevel.objects.filter(variant=variant).select_related("warehouse")
+    }
+
+
+def test_receive_adds_units_writes_the_ledger_and_the_audit_trail():
+    # given
+    variant = make_variant()
+    warehouse = make_warehouse("main", 10)
+
+    # when
+    with Recorder(stock_changed) as changed:
+        level = stock_receive(variant=variant, warehouse=warehouse, quantity=12, note="PO 7")
+
+    # then
+    assert (level.on_hand, level.reserved) == (12, 0)
+    movement = StockMovement.objects.get(level=level)
+    assert (movement.on_hand_delta, movement.reserved_delta, movement.reason) == (12, 0, "receipt")
+    assert changed.calls == [{"variant_ids": [variant.pk]}]
+    entry = AuditEntry.objects.get(object_type="inventory.StockLevel", object_id=str(level.pk))
+    assert entry.action == "stock"
+    assert entry.changes == {
+        "on_hand": [0, 12],
+        "reason": [None, "receipt"],
+        "note": [None, "PO 7"],
+    }
+    assert stock_drift() == []
+
+
+def test_adjust_needs_a_reason_and_lands_in_the_audit_trail():
+    # given
+    variant = make_variant()
+    warehouse = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=warehouse, quantity=10)
+
+    # when
+    level = stock_adjust(
+        variant=variant, warehouse=warehouse, on_hand_delta=-3, note="stocktake: 3 broken"
+    )
+
+    # then
+    assert level.on_hand == 7
+    assert StockMovement.objects.filter(level=level, reason="adjustment").get().on_hand_delta == -3
+    entry = AuditEntry.objects.filter(object_id=str(level.pk)).order_by("-id").first()
+    assert entry.changes["on_hand"] == [10, 7]
+    assert entry.changes["note"] == [None, "stocktake: 3 broken"]
+    assert stock_drift() == []
+
+
+def test_reserve_draws_from_warehouses_by_priority():
+    # given
+    variant = make_variant()
+    first = make_warehouse("first", 10)
+    second = make_warehouse("second", 20)
+    stock_receive(variant=variant, warehouse=second, quantity=10)
+    stock_receive(variant=variant, warehouse=first, quantity=3)
+
+    # when
+    stock_reserve(reference="SW-1", quantities=[(variant.pk, 5)])
+
+    # then
+    held = dict(
+        StockAllocation.objects.filter(reference="SW-1").values_list(
+            "level__warehouse__code", "quantity"
+        )
+    )
+    assert held == {"first": 3, "second": 2}
+    assert levels_of(variant) == {"first": (3, 3), "second": (10, 2)}
+    assert availability_by_variant(variant_ids=[variant.pk]) == {variant.pk: 8}
+    assert stock_drift() == []
+
+
+def test_inactive_warehouses_are_not_reserved_from():
+    # given
+    variant = make_variant()
+    closed = make_warehouse("closed", 1, is_active=False)
+    stock_receive(variant=variant, warehouse=closed, quantity=10)
+
+    # when
+    with pytest.raises(OutOfStock) as raised:
+        stock_reserve(reference="SW-2", quantities=[(variant.pk, 1)])
+
+    # then
+    assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=1, available=0)]
+    assert StockAllocation.objects.count() == 0
+
+
+def test_two_lines_of_the_same_sku_cannot_take_more_than_there_is():
+    # given
+    variant = make_variant()
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=5)
+
+    # when
+    with pytest.raises(OutOfStock) as raised, transaction.atomic():
+        stock_reserve(reference="SW-3", quantities=[(variant.pk, 3), (variant.pk, 3)])
+
+    # then
+    assert raised.value.code == "out_of_stock"
+    assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=6, available=5)]
+    assert raised.value.retryable is False
+    assert levels_of(variant) == {"main": (5, 0)}
+    assert StockMovement.objects.filter(reason="reservation").count() == 0
+
+
+def test_reserve_is_all_or_nothing_across_lines():
+    # given
+    plenty, scarce = make_variant(), make_variant()
+    warehouse = make_warehouse("main")
+    stock_receive(variant=plenty, warehouse=warehouse, quantity=50)
+    stock_receive(variant=scarce, warehouse=warehouse, quantity=1)
+
+    # when
+    with pytest.raises(OutOfStock) as raised, transaction.atomic():
+        stock_reserve(reference="SW-4", quantities=[(plenty.pk, 2), (scarce.pk, 2)])
+
+    # then
+    assert raised.value.shortages == [Shortage(variant_id=scarce.pk, requested=2, available=1)]
+    assert levels_of(plenty) == {"main": (50, 0)}
+    assert StockAllocation.objects.count() == 0
+
+
+def test_unknown_variant_is_out_of_stock_with_nothing_available():
+    with pytest.raises(OutOfStock) as raised:
+        stock_reserve(reference="SW-5", quantities=[(987654, 1)])
+
+    assert raised.value.shortages == [Shortage(variant_id=987654, requested=1, available=0)]
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 1.5, "2", True, None])
+def test_reserve_refuses_a_quantity_that_is_not_a_positive_whole_number(quantity):
+    # given
+    variant = make_variant()
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=5)
+
+    # when
+    with pytest.raises(InvalidStockOperation) as raised:
+        stock_reserve(reference="SW-6", quantities=[(variant.pk, quantity)])
+
+    # then
+    assert raised.value.code == "invalid_stock_operation"
+    assert levels_of(variant) == {"main": (5, 0)}
+    assert StockMovement.objects.filter(reason="reservation").count() == 0
+
+
+@pytest.mark.parametrize("quantity", [0, -4, 2.0, "3"])
+def test_receive_refuses_a_bad_quantity_and_changes_nothing(quantity):
+    variant = make_variant()
+    warehouse = make_warehouse("main")
+
+    with pytest.raises(InvalidStockOperation):
+        stock_receive(variant=variant, warehouse=warehouse, quantity=quantity)
+
+    assert StockLevel.objects.count() == 0
+    assert StockMovement.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("delta", "note", "message"),
+    [
+        (0, "recount", "must not be zero"),
+        (-1, "  ", "needs a reason"),
+        (1.5, "recount", "whole number"),
+        (-3, "recount", "fewer units on hand than are reserved"),
+    ],
+)
+def test_adjust_refuses_bad_input_and_going_below_reserved(delta, note, message):
+    # given
+    variant = make_variant()
+    warehouse = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=warehouse, quantity=4)
+    stock_reserve(reference="SW-7", quantities=[(variant.pk, 2)])
+    movements = StockMovement.objects.count()
+
+    # when
+    with pytest.raises(InvalidStockOperation, match=message):
+        stock_adjust(variant=variant, warehouse=warehouse, on_hand_delta=delta, note=note)
+
+    # then
+    assert levels_of(variant) == {"main": (4, 2)}
+    assert StockMovement.objects.count() == movements
+
+
+def test_adjust_of_a_level_that_does_not_exist_is_refused():
+    with pytest.raises(InvalidStockOperation, match="no stock level"):
+        stock_adjust(
+            variant=make_variant(), warehouse=make_warehouse("main"), on_hand_delta=2, note="found"
+        )
+
+    assert StockLevel.objects.count() == 0
+
+
+def test_release_gives_back_exactly_what_was_held_and_is_then_a_no_op():
+    # given
+    variant = make_variant()
+    first, second = make_warehouse("first", 1), make_warehouse("second", 2)
+    stock_receive(variant=variant, warehouse=first, quantity=2)
+    stock_receive(variant=variant, warehouse=second, quantity=5)
+    stock_reserve(reference="SW-8", quantities=[(variant.pk, 4)])
+
+    # when
+    with Recorder(stock_changed) as changed:
+        stock_release(reference="SW-8", note="cancelled")
+        stock_release(reference="SW-8", note="cancelled again")
+
+    # then
+    assert levels_of(variant) == {"first": (2, 0), "second": (5, 0)}
+    assert changed.calls == [{"variant_ids": [variant.pk]}]
+    assert StockMovement.objects.filter(reason="release").count() == 2
+    assert set(StockAllocation.objects.values_list("state", flat=True)) == {"released"}
+    assert stock_drift() == []
+
+
+def test_ship_moves_on_hand_and_reserved_down_and_return_brings_units_back():
+    # given
+    variant = make_variant()
+    first, second = make_warehouse("first", 1), make_warehouse("second", 2)
+    stock_receive(variant=variant, warehouse=first, quantity=2)
+    stock_receive(variant=variant, warehouse=second, quantity=5)
+    stock_reserve(reference="SW-9", quantities=[(variant.pk, 4)])
+
+    # when
+    stock_ship(reference="SW-9")
+
+    # then
+    assert levels_of(variant) == {"first": (0, 0), "second": (3, 0)}
+    assert stock_drift() == []
+
+    # when
+    stock_return(reference="SW-9", note="parcel refused")
+
+    # then
+    assert levels_of(variant) == {"first": (2, 0), "second": (5, 0)}
+    assert set(StockAllocation.objects.values_list("state", flat=True)) == {"returned"}
+    assert stock_drift() == []
+
+
+def test_ship_and_return_without_held_stock_are_refused():
+    # given
+    variant = make_variant()
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=3)
+    stock_reserve(reference="SW-10", quantities=[(variant.pk, 1)])
+    stock_release(reference="SW-10")
+
+    # when / then
+    with pytest.raises(InvalidStockOperation, match="no reserved stock"):
+        stock_ship(reference="SW-10")
+    with pytest.raises(InvalidStockOperation, match="no shipped stock"):
+        stock_return(reference="SW-10")
+    assert levels_of(variant) == {"main": (3, 0)}
+
+
+def test_stock_low_is_sent_once_when_availability_falls_through_the_threshold():
+    # given
+    variant = make_variant(threshold=5)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=8)
+
+    # when: 8 -> 6 (above), 6 -> 4 (falls through), 4 -> 2 (already below)
+    with Recorder(stock_low) as low:
+        stock_reserve(reference="SW-11", quantities=[(variant.pk, 2)])
+        stock_reserve(reference="SW-12", quantities=[(variant.pk, 2)])
+        stock_reserve(reference="SW-13", quantities=[(variant.pk, 2)])
+
+    # then
+    assert low.calls == [{"variant_id": variant.pk, "available": 4, "threshold": 5}]
+
+
+def test_stock_low_is_sent_again_after_a_refill_and_a_new_fall():
+    # given
+    variant = make_variant(threshold=2)
+    warehouse = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=warehouse, quantity=3)
+
+    # when
+    with Recorder(stock_low) as low:
+        stock_adjust(variant=variant, warehouse=warehouse, on_hand_delta=-2, note="broken")
+        stock_receive(variant=variant, warehouse=warehouse, quantity=10)
+        stock_reserve(reference="SW-14", quantities=[(variant.pk, 10)])
+
+    # then
+    assert low.calls == [
+        {"variant_id": variant.pk, "available": 1, "threshold": 2},
+        {"variant_id": variant.pk, "available": 1, "threshold": 2},
+    ]
+
+
+def test_a_fall_through_the_threshold_requests_one_staff_alert_on_commit(
+    django_capture_on_commit_callbacks, mailoutbox, settings
+):
+    # given
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=4)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        stock_reserve(reference="SW-15", quantities=[(variant.pk, 2)])
+
+    # then
+    assert len(callbacks) == 2  # the outbox publish and the cache invalidation
+    assert OutboxMessage.objects.filter(task_name="inventory.low_stock_alert").count() == 1
+    assert [message.to for message in mailoutbox] == [["stock@example.com"]]
+    assert mailoutbox[0].subject == f"Low stock: {variant.sku} (2 left)"
+
+
+def test_a_rolled_back_reservation_schedules_no_task(django_capture_on_commit_callbacks):
+    # given
+    variant = make_variant(threshold=3)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=4)
+
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        try:
+            with transaction.atomic():
+                stock_reserve(reference="SW-16", quantities=[(variant.pk, 2)])
+                raise RuntimeError("the order failed after reserving")
+        except RuntimeError:
+            pass
+
+    # then
+    assert callbacks == []
+    assert OutboxMessage.objects.filter(task_name="inventory.low_stock_alert").count() == 0
+    assert levels_of(variant) == {"main": (4, 0)}
+
+
+def test_reserve_costs_the_same_queries_for_one_line_and_twenty(
+    django_assert_max_num_queries, django_assert_num_queries
+):
+    # given
+    warehouses = [make_warehouse("first", 1), make_warehouse("second", 2)]
+    variants = [make_variant(threshold=0) for _ in range(20)]
+    for variant in variants:
+        for warehouse in warehouses:
+            stock_receive(variant=variant, warehouse=warehouse, quantity=4)
+
+    # when / then: plan, allocations, ledger, the one guarded UPDATE
+    with django_assert_num_queries(4):
+        stock_reserve(reference="SW-17", quantities=[(variants[0].pk, 1)])
+    with django_assert_max_num_queries(4):
+        # 5 units of each: every line is split over both warehouses (40 levels), none runs low
+        stock_reserve(reference="SW-18", quantities=[(variant.pk, 5) for variant in variants])
+    assert StockAllocation.objects.filter(reference="SW-18").count() == 40
+    assert stock_drift() == []
