@@ -28,7 +28,7 @@ class StorefrontAPI(NinjaAPI):
         schema = super().get_openapi_schema(*args, **kwargs)
         for path in schema["paths"].values():
             for operation in path.values():
-                responses = operation.setdefault("responses", {})
+                responses = {str(status): value for status, value in operation["responses"].items()}
                 for status, (description, ref) in PROBLEMS_EVERYWHERE.items():
                     responses.setdefault(
                         status,
@@ -38,10 +38,10 @@ class StorefrontAPI(NinjaAPI):
                         },
                     )
                 for status, response in responses.items():
-                    if status.startswith(("4", "5")) and "content" in response:
-                        content = response["content"]
-                        if "application/json" in content:
-                            content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+                    content = response.get("content", {})
+                    if status.startswith(("4", "5")) and "application/json" in content:
+                        content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+                operation["responses"] = responses
         return schema
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from pydantic import Field
 
 logger = logging.getLogger("stockwire.api")
 
@@ -70,7 +71,22 @@ class FieldProblem(Schema):
 
 
 class ValidationProblem(Problem):
-    errors: list[FieldProblem]
+    """422: `errors` lists the failing fields of invalid input; a domain refusal (an unknown
+    SKU, a reused idempotency key) carries its own fields instead."""
+
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class ShortLine(Schema):
+    sku: str
+    requested: int
+    available: int
+
+
+class ConflictProblem(Problem):
+    """409: for `out_of_stock`, `lines` holds each short SKU."""
+
+    lines: list[ShortLine] = Field(default_factory=list)
 
 
 class ApiError(Exception):

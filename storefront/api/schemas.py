@@ -133,12 +133,6 @@ class OrderOut(Schema):
     cancelled_at: datetime | None
 
 
-class ShortageOut(Schema):
-    sku: str
-    requested: int
-    available: int
-
-
 class InvoiceOut(Schema):
     number: str
     issued_at: datetime

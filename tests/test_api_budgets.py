@@ -1,0 +1,47 @@
+"""Query budgets of the hot endpoints, measured through HTTP."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from storefront.testing import FAST_HASHERS, client_for, order_post, product_make, user_with_token
+
+pytestmark = pytest.mark.django_db
+
+# Measured 23 (savepoints included): token, customer, key insert and answer, SKUs in one query,
+# order, lines, event and outbox row, one plan, allocations, ledger and one guarded UPDATE for
+# all levels, the lines for the answer: the same for 1 line or 10.
+ORDER_BASE_BUDGET = 23
+
+
+@pytest.fixture(autouse=True)
+def fast_and_fresh(settings):
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    cache.clear()
+
+
+def queries_for_order(lines: int, key: str) -> int:
+    client = client_for(user_with_token(email=f"{key}@example.com")[1])
+    with CaptureQueriesContext(connection) as captured:
+        response = order_post(
+            client, lines=[{"sku": f"SKU-{i}", "quantity": 1} for i in range(lines)], key=key
+        )
+    assert response.status_code == 201
+    return len(captured)
+
+
+def test_placing_an_order_has_a_fixed_query_budget_not_growing_with_lines(
+    django_assert_max_num_queries,
+):
+    # given
+    product_make(name="Bulk", skus=tuple(f"SKU-{i}" for i in range(10)), on_hand=5)
+
+    # when
+    one_line = queries_for_order(1, "one")
+    ten_lines = queries_for_order(10, "ten")
+
+    # then
+    assert one_line <= ORDER_BASE_BUDGET
+    assert ten_lines - one_line <= 9  # at most one statement per extra line
+    print(f"POST /orders: {one_line} queries with 1 line, {ten_lines} with 10")

@@ -1,0 +1,70 @@
+"""Races through the HTTP layer on PostgreSQL: real threads, each with its own connection."""
+
+import pytest
+from django.core.cache import cache
+
+from inventory.models import StockLevel
+from orders.models import Order
+from storefront.models import IdempotencyKey
+from storefront.testing import FAST_HASHERS, client_for, order_post, product_make, user_with_token
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def fast_and_fresh(settings):
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    cache.clear()
+
+
+def test_eight_concurrent_requests_with_one_key_place_one_order(run_concurrently):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=20)
+    _, token = user_with_token()
+
+    def place(index: int):
+        response = order_post(
+            client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 2}], key="same-key"
+        )
+        return response.status_code, response.json()
+
+    # when
+    results = run_concurrently(place, 8)
+
+    # then
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    statuses = sorted(status for status, _ in results)
+    assert set(statuses) <= {201, 409}
+    answered = [body for status, body in results if status == 201]
+    assert len({body["number"] for body in answered}) == 1
+    assert statuses.count(201) == 8  # the losers waited on the key and replayed the answer
+    assert Order.objects.count() == 1
+    assert IdempotencyKey.objects.count() == 1
+    assert StockLevel.objects.get().reserved == 2
+
+
+def test_forty_buyers_racing_for_ten_units_get_exactly_ten_orders(run_concurrently):
+    # given
+    product_make(name="Last shirts", skus=("LAST-1",), on_hand=10)
+    tokens = [user_with_token(email=f"buyer{i}@example.com")[1] for i in range(40)]
+
+    def buy(index: int):
+        response = order_post(
+            client_for(tokens[index]), lines=[{"sku": "LAST-1", "quantity": 1}], key=f"k{index}"
+        )
+        return response.status_code, response.json()
+
+    # when
+    results = run_concurrently(buy, 40)
+
+    # then
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    statuses = [status for status, _ in results]
+    assert statuses.count(201) == 10
+    assert statuses.count(409) == 30
+    refusals = [body for status, body in results if status == 409]
+    assert {body["code"] for body in refusals} == {"out_of_stock"}
+    assert all(body["lines"][0]["sku"] == "LAST-1" for body in refusals)
+    level = StockLevel.objects.get()
+    assert (level.on_hand, level.reserved) == (10, 10)
+    assert Order.objects.count() == 10

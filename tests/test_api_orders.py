@@ -1,0 +1,434 @@
+"""POST/GET /orders, cancel, invoice, the payment webhook and the staff ship endpoint over HTTP."""
+
+import json
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from inventory.models import StockLevel
+from orders.models import Order, OrderStatus
+from payments.models import Payment
+from storefront.models import IdempotencyKey
+from storefront.tasks import idempotency_keys_purge_task
+from storefront.testing import (
+    ADDRESS,
+    FAST_HASHERS,
+    client_for,
+    order_post,
+    product_make,
+    signed_webhook,
+    user_with_token,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_and_fresh(settings):
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    cache.clear()
+
+
+@pytest.fixture
+def shirt():
+    return product_make(name="Linen shirt", skus=("SHIRT-M", "SHIRT-L"), price="19.99", on_hand=5)
+
+
+@pytest.fixture
+def ada():
+    return client_for(user_with_token(email="ada@example.com")[1])
+
+
+@pytest.fixture
+def bob():
+    return client_for(user_with_token(email="bob@example.com")[1])
+
+
+def paid(client, number: str, amount: str, event_id: str | None = None):
+    return signed_webhook(
+        client,
+        {
+            "id": event_id or f"evt_{uuid.uuid4().hex}",
+            "type": "payment.succeeded",
+            "data": {
+                "order_number": number,
+                "amount": amount,
+                "currency": "EUR",
+                "payment_reference": f"pay_{uuid.uuid4().hex[:12]}",
+            },
+        },
+    )
+
+
+def test_placing_an_order_answers_201_with_the_contract_order(ada, shirt):
+    # when
+    response = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}])
+
+    # then
+    assert response.status_code == 201
+    body = response.json()
+    order = Order.objects.get()
+    assert body["number"] == order.number
+    assert body["status"] == "pending_payment"
+    assert (body["currency"], body["subtotal"], body["shipping"], body["total"]) == (
+        "EUR",
+        "39.98",
+        "4.90",
+        "44.88",
+    )
+    assert body["lines"] == [
+        {
+            "sku": "SHIRT-M",
+            "name": "SHIRT-M",
+            "quantity": 2,
+            "unit_price": "19.99",
+            "line_total": "39.98",
+        }
+    ]
+    assert body["shipping_address"] == ADDRESS
+    assert body["tracking_number"] == ""
+    assert body["placed_at"] and body["paid_at"] is None
+    assert (body["shipped_at"], body["cancelled_at"]) == (None, None)
+    assert response["Cache-Control"] == "private, no-store"
+
+
+def test_order_without_idempotency_key_answers_400_and_places_nothing(ada, shirt):
+    # when
+    response = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key=None)
+
+    # then
+    assert response.status_code == 400
+    assert response.json()["code"] == "idempotency_key_required"
+    assert Order.objects.count() == 0
+
+
+def test_same_key_and_body_answer_the_same_201_without_a_second_order(ada, shirt):
+    # given
+    first = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # when
+    again = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # then
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+    assert StockLevel.objects.get(variant__sku="SHIRT-M").reserved == 1
+
+
+def test_same_key_with_another_body_answers_422_idempotency_key_reused(ada, shirt):
+    # given
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # when
+    response = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}], key="k-1")
+
+    # then
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert Order.objects.count() == 1
+
+
+def test_keys_are_per_customer(ada, bob, shirt):
+    # given
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # when
+    response = order_post(bob, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # then
+    assert response.status_code == 201
+    assert Order.objects.count() == 2
+
+
+def test_out_of_stock_answers_409_with_the_short_lines_and_keeps_no_key(ada, shirt):
+    # when
+    response = order_post(
+        ada,
+        lines=[{"sku": "SHIRT-M", "quantity": 6}, {"sku": "SHIRT-L", "quantity": 1}],
+        key="k-1",
+    )
+
+    # then
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "out_of_stock"
+    assert body["lines"] == [{"sku": "SHIRT-M", "requested": 6, "available": 5}]
+    assert Order.objects.count() == 0
+    assert IdempotencyKey.objects.count() == 0
+    assert StockLevel.objects.get(variant__sku="SHIRT-L").reserved == 0
+
+
+def test_a_failed_order_may_be_retried_with_the_same_key(ada, shirt):
+    # given
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 6}], key="k-1")
+
+    # when
+    retried = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 5}], key="k-1")
+
+    # then
+    assert retried.status_code == 201
+    assert Order.objects.count() == 1
+
+
+def test_unknown_sku_answers_422_naming_it(ada, shirt):
+    # when
+    response = order_post(ada, lines=[{"sku": "NOPE", "quantity": 1}])
+
+    # then
+    assert response.status_code == 422
+    assert response.json()["code"] == "unknown_sku"
+    assert response.json()["skus"] == ["NOPE"]
+    assert Order.objects.count() == 0
+
+
+def test_invalid_order_body_lists_every_failing_field(ada, shirt):
+    # when
+    response = order_post(
+        ada, lines=[{"sku": "SHIRT-M", "quantity": 0}], address={**ADDRESS, "country": ""}
+    )
+
+    # then
+    assert response.status_code == 422
+    fields = sorted(error["field"] for error in response.json()["errors"])
+    assert fields == ["lines.0.quantity", "shipping_address.country"]
+    assert Order.objects.count() == 0
+
+
+def test_anonymous_order_answers_401(client, shirt):
+    # when
+    response = order_post(client, lines=[{"sku": "SHIRT-M", "quantity": 1}])
+
+    # then
+    assert response.status_code == 401
+    assert Order.objects.count() == 0
+
+
+def test_customers_see_only_their_own_orders(ada, bob, shirt):
+    # given
+    mine = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()["number"]
+    theirs = order_post(bob, lines=[{"sku": "SHIRT-L", "quantity": 1}]).json()["number"]
+
+    # when
+    listed = ada.get("/api/v1/orders")
+    own = ada.get(f"/api/v1/orders/{mine}")
+    other = ada.get(f"/api/v1/orders/{theirs}")
+
+    # then
+    assert [order["number"] for order in listed.json()] == [mine]
+    assert own.status_code == 200
+    assert own.json()["number"] == mine
+    assert other.status_code == 404
+    assert other.json()["code"] == "not_found"
+
+
+def test_customer_cancels_their_order_and_the_stock_comes_back(ada, shirt):
+    # given
+    number = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}]).json()["number"]
+
+    # when
+    response = ada.post(f"/api/v1/orders/{number}/cancel")
+
+    # then
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["cancelled_at"] is not None
+    assert StockLevel.objects.get(variant__sku="SHIRT-M").reserved == 0
+
+
+def test_cancelling_twice_answers_409_invalid_transition(ada, shirt):
+    # given
+    number = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()["number"]
+    ada.post(f"/api/v1/orders/{number}/cancel")
+
+    # when
+    response = ada.post(f"/api/v1/orders/{number}/cancel")
+
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_transition"
+
+
+def test_another_customers_order_cannot_be_cancelled_and_answers_404(ada, bob, shirt):
+    # given
+    number = order_post(bob, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()["number"]
+
+    # when
+    response = ada.post(f"/api/v1/orders/{number}/cancel")
+
+    # then
+    assert response.status_code == 404
+    assert Order.objects.get(number=number).status == OrderStatus.PENDING_PAYMENT
+
+
+def test_invoice_answers_404_before_payment_and_200_after(client, ada, shirt):
+    # given
+    order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()
+    before = ada.get(f"/api/v1/orders/{order['number']}/invoice")
+
+    # when
+    webhook = paid(client, order["number"], order["total"])
+    after = ada.get(f"/api/v1/orders/{order['number']}/invoice")
+
+    # then
+    assert before.status_code == 404
+    assert webhook.status_code == 200
+    assert webhook.json() == {"received": True}
+    assert after.status_code == 200
+    invoice = after.json()
+    assert set(invoice) == {"number", "issued_at", "total", "currency", "document_url"}
+    assert (invoice["total"], invoice["currency"]) == (order["total"], "EUR")
+    assert ada.get(f"/api/v1/orders/{order['number']}").json()["status"] == "paid"
+
+
+def test_duplicate_webhook_answers_200_and_records_one_payment(client, ada, shirt):
+    # given
+    order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()
+    paid(client, order["number"], order["total"], event_id="evt_1")
+
+    # when
+    response = paid(client, order["number"], order["total"], event_id="evt_1")
+
+    # then
+    assert response.status_code == 200
+    assert Payment.objects.count() == 1
+
+
+def test_webhook_with_a_bad_signature_answers_400_bad_signature(client):
+    # when
+    response = client.post(
+        "/api/v1/payments/webhook",
+        data=b'{"id": "evt_1"}',
+        content_type="application/json",
+        headers={"Stockwire-Signature": f"t={int(time.time())},v1=deadbeef"},
+    )
+
+    # then
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_signature"
+
+
+def test_webhook_signed_long_ago_answers_400_stale_event(client):
+    # when
+    response = signed_webhook(client, {"id": "evt_1"}, timestamp=int(time.time()) - 3600)
+
+    # then
+    assert response.status_code == 400
+    assert response.json()["code"] == "stale_event"
+
+
+def test_webhook_with_a_signed_but_malformed_body_answers_400_malformed_event(client):
+    # when
+    response = signed_webhook(client, {"id": "evt_1", "type": "payment.succeeded"})
+
+    # then
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_event"
+    assert Payment.objects.count() == 0
+
+
+@pytest.fixture
+def paid_order(client, ada, shirt):
+    order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()
+    paid(client, order["number"], order["total"])
+    return order["number"]
+
+
+def test_staff_ship_a_paid_order(paid_order):
+    # given
+    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+
+    # when
+    response = staff.post(
+        f"/api/v1/staff/orders/{paid_order}/ship",
+        data=json.dumps({"tracking_number": "TRACK-1"}),
+        content_type="application/json",
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response.json()["status"] == "shipped"
+    assert response.json()["tracking_number"] == "TRACK-1"
+    level = StockLevel.objects.get(variant__sku="SHIRT-M")
+    assert (level.on_hand, level.reserved) == (4, 0)
+
+
+def test_customers_may_not_ship_and_answer_403(ada, paid_order):
+    # when
+    response = ada.post(
+        f"/api/v1/staff/orders/{paid_order}/ship",
+        data=json.dumps({"tracking_number": "TRACK-1"}),
+        content_type="application/json",
+    )
+
+    # then
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert Order.objects.get(number=paid_order).status == OrderStatus.PAID
+
+
+def test_anonymous_ship_answers_401(client, paid_order):
+    # when
+    response = client.post(
+        f"/api/v1/staff/orders/{paid_order}/ship",
+        data=json.dumps({"tracking_number": "TRACK-1"}),
+        content_type="application/json",
+    )
+
+    # then
+    assert response.status_code == 401
+
+
+def test_shipping_an_unpaid_order_answers_409_and_moves_no_stock(ada, shirt):
+    # given
+    number = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()["number"]
+    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+
+    # when
+    response = staff.post(
+        f"/api/v1/staff/orders/{number}/ship",
+        data=json.dumps({"tracking_number": "TRACK-1"}),
+        content_type="application/json",
+    )
+
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_transition"
+    level = StockLevel.objects.get(variant__sku="SHIRT-M")
+    assert (level.on_hand, level.reserved) == (5, 1)
+
+
+def test_shipping_an_unknown_order_answers_404():
+    # given
+    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+
+    # when
+    response = staff.post(
+        "/api/v1/staff/orders/NOPE-1/ship",
+        data=json.dumps({"tracking_number": "TRACK-1"}),
+        content_type="application/json",
+    )
+
+    # then
+    assert response.status_code == 404
+
+
+def test_purge_task_removes_keys_older_than_24_hours(ada, shirt):
+    # given
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="old")
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="new")
+    IdempotencyKey.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=24, seconds=1)
+    )
+
+    # when
+    removed = idempotency_keys_purge_task.delay().get()
+
+    # then
+    assert removed == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
