@@ -15,6 +15,7 @@ from outbox.models import OutboxMessage
 from payments.models import CreditNote, Invoice, Payment, PaymentStatus, ProcessedEvent, Refund
 from payments.selectors import invoice_get_for_order, invoice_get_for_user
 from payments.services import (
+    RefundError,
     WebhookError,
     invoice_document_render,
     refund_issue,
@@ -296,3 +297,26 @@ def test_mark_paid_is_guarded(order):
     with pytest.raises(InvalidTransition):
         order_mark_paid(order=order)
     assert order.events.filter(kind="paid").count() == 1
+
+
+def test_staff_refund_of_a_paid_order_marks_it_refunded_and_releases_its_stock(order):
+    # given
+    webhook_handle(**signed(payment_event(order)))
+    order.refresh_from_db()
+
+    # when
+    refund = refund_issue(order=order, reason="damaged in the warehouse")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.REFUNDED
+    assert refund.amount == Decimal("29.90")
+    assert StockLevel.objects.get().reserved == 0
+    assert CreditNote.objects.get(refund=refund).amount == Decimal("29.90")
+    assert order.events.get(kind="refunded").note == "damaged in the warehouse"
+
+
+def test_refunding_an_unpaid_order_is_refused(order):
+    with pytest.raises(RefundError):
+        refund_issue(order=order)
+    assert Refund.objects.count() == 0

@@ -2,9 +2,13 @@
 
 from django.db import transaction
 
-from orders.models import Order
+from orders.models import Order, OrderStatus
+from orders.services import order_mark_refunded
 from payments.models import Payment, PaymentStatus, Refund
 from payments.signals import refund_issued
+
+# A refund of an order in one of these moves it to `refunded`; a cancelled order stays cancelled.
+REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 class RefundError(Exception):
@@ -15,6 +19,8 @@ class RefundError(Exception):
 def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
     """Refund the order's succeeded payment in full (once: a second call returns the refund).
 
+    A paid, shipped or delivered order becomes `refunded` (guarded; a paid order's
+    reservation is released); a cancelled one (the cancellation calls this) stays cancelled.
     The built-in `demo` provider refunds synchronously, so the Refund is recorded at once;
     a real provider would be asked by a task and confirm with a `refund.succeeded` event.
     Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
@@ -39,5 +45,7 @@ def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
         reason=reason[:255],
     )
     Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
+    if order.status in REFUNDABLE:
+        order_mark_refunded(order=order, actor=actor, reason=reason)
     refund_issued.send(sender=Refund, refund=refund, order=order)
     return refund

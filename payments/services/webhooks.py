@@ -17,9 +17,10 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
 from orders.services import InvalidTransition, order_flag, order_mark_paid, order_mark_refunded
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund
+from payments.services.refunds import REFUNDABLE
 from payments.signals import payment_received, refund_issued
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 PROVIDERS = ("demo",)
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
 MAX_AMOUNT = Decimal("9999999999.99")  # what Payment.amount (12 digits, 2 places) can hold
-REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 class WebhookError(Exception):
