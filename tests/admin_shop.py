@@ -71,7 +71,7 @@ def variant_stocked(
 def order_placed(*, variant: Variant, quantity: int = 2, email: str = "grace@example.com") -> Order:
     User = get_user_model()
     user = User.objects.filter(username=email).first() or User.objects.create_user(
-        username=email, email=email, password=PASSWORD
+        username=email, email=email
     )
     return order_place(
         customer=customer_for_user(user=user),

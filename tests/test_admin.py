@@ -709,3 +709,56 @@ def test_product_page_shows_variants_and_the_price_history(client):
     assert "CAP-RED" in html
     assert "15.00 → 17.00" in html
     assert "manager@stockwire.example" in html
+
+
+def test_support_downloads_the_invoice_document_and_warehouse_may_not(
+    client, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    # given: the payment's commit requests the document, rendered by the (eager) task
+    settings.MEDIA_ROOT = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_paid(variant=variant_stocked())
+    invoice = order.invoice
+    invoice.refresh_from_db()
+    url = reverse("admin:payments_invoice_document", args=[invoice.pk])
+
+    # when
+    client.force_login(staff_user("support"))
+    download = client.get(url)
+    client.force_login(staff_user("warehouse"))
+    refused = client.get(url)
+
+    # then
+    assert download.status_code == 200
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert invoice.number in b"".join(download.streaming_content).decode()
+    assert refused.status_code == 403
+
+
+def test_order_list_costs_the_same_queries_for_one_order_or_many(
+    client, django_assert_max_num_queries
+):
+    # given
+    variant = variant_stocked(on_hand=50)
+    for index in range(12):
+        order_paid(variant=variant, quantity=1, email=f"c{index}@example.com")
+    client.force_login(staff_user("support"))
+
+    # when / then: session, user, permissions, count, page; no query per row
+    with django_assert_max_num_queries(12):
+        response = client.get(ORDERS_URL)
+    assert response.context["cl"].result_count == 12
+
+
+def test_stock_list_costs_the_same_queries_for_one_level_or_many(
+    client, django_assert_max_num_queries
+):
+    # given
+    for index in range(12):
+        variant_stocked(sku=f"SKU-{index}", on_hand=index + 1)
+    client.force_login(staff_user("warehouse"))
+
+    # when / then
+    with django_assert_max_num_queries(12):
+        response = client.get(LEVELS_URL)
+    assert response.context["cl"].result_count == 12

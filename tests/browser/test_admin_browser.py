@@ -72,9 +72,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def shop(settings) -> None:
-    """Roles (the flush of the previous live-server test removed them) and cheap hashing."""
+def shop(settings, tmp_path) -> None:
+    """Roles (the flush of the previous live-server test removed them), cheap hashing and a
+    private media folder for the invoices the tests' payments render."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path
     roles_sync()
     cache.clear()
 

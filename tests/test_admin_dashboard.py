@@ -1,0 +1,100 @@
+"""The dashboard's figures: what counts as a sale, days without orders, the chart's scale."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from config.dashboard import (
+    DaySales,
+    low_stock_variants,
+    nice_ceiling,
+    sales_by_day,
+    sales_chart,
+)
+from orders.models import Order
+from orders.services import order_cancel
+from tests.admin_shop import order_paid, order_placed, variant_stocked, warehouse_main
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("value", "ceiling"),
+    [
+        (Decimal("0"), Decimal("10")),
+        (Decimal("7"), Decimal("10")),
+        (Decimal("12"), Decimal("20")),
+        (Decimal("201"), Decimal("250")),
+        (Decimal("250"), Decimal("250")),
+        (Decimal("2239.90"), Decimal("2500")),
+        (Decimal("5001"), Decimal("10000")),
+    ],
+)
+def test_chart_scale_rounds_up_to_a_readable_ceiling(value, ceiling):
+    assert nice_ceiling(value) == ceiling
+
+
+def test_sales_count_every_order_but_revenue_only_of_orders_kept_paid():
+    # given
+    variant = variant_stocked(price="10.00", on_hand=20)
+    paid = order_paid(variant=variant, quantity=2)
+    order_placed(variant=variant, quantity=1)
+    order_cancel(order=order_paid(variant=variant, quantity=3, email="b@example.com"))
+    two_days_ago = order_paid(variant=variant, quantity=1, email="c@example.com")
+    Order.objects.filter(pk=two_days_ago.pk).update(
+        placed_at=timezone.now() - datetime.timedelta(days=2)
+    )
+
+    # when
+    days = sales_by_day(days=30)
+
+    # then
+    assert len(days) == 30
+    assert days[-1].day == timezone.localdate()
+    assert (days[-1].orders, days[-1].revenue) == (3, paid.total)
+    assert (days[-3].orders, days[-3].revenue) == (1, two_days_ago.total)
+    assert sum(day.orders for day in days) == 4
+    assert all(day.revenue == Decimal("0.00") for day in days[:-3])
+
+
+def test_chart_bars_are_scaled_to_the_best_day():
+    # given
+    today = timezone.localdate()
+    days = sales_by_day(days=30, today=today)
+    days[-1] = DaySales(day=today, orders=2, revenue=Decimal("150.00"))
+    days[-2] = DaySales(day=days[-2].day, orders=1, revenue=Decimal("75.00"))
+
+    # when
+    chart = sales_chart(days)
+
+    # then: the scale tops at 200, so 150 fills three quarters of the plot and 75 three eighths
+    plot_height = chart["baseline"] - 16
+    assert chart["ticks"][-1].label == "200"
+    assert chart["bars"][-1].height == round(plot_height * 0.75, 2)
+    assert chart["bars"][-2].height == round(plot_height * 0.375, 2)
+    assert chart["bars"][0].height == 0
+    assert chart["total"] == Decimal("225.00")
+    assert [bar.label for bar in chart["bars"] if bar.label][-1] == today.strftime("%d %b")
+
+
+def test_low_stock_counts_units_available_in_active_warehouses_only():
+    # given
+    variant_stocked(sku="LOW", on_hand=3, threshold=3)
+    variant_stocked(sku="FINE", on_hand=4, threshold=3)
+    reserved = variant_stocked(sku="HELD", on_hand=6, threshold=3)
+    order_placed(variant=reserved, quantity=4)
+    warehouse = warehouse_main()
+    warehouse.is_active = False
+    warehouse.save(update_fields=["is_active"])
+
+    # when
+    with_main_closed = {v.sku: v.available for v in low_stock_variants()}
+    warehouse.is_active = True
+    warehouse.save(update_fields=["is_active"])
+    with_main_open = {v.sku: v.available for v in low_stock_variants()}
+
+    # then
+    assert with_main_closed == {"LOW": 0, "FINE": 0, "HELD": 0}
+    assert with_main_open == {"LOW": 3, "HELD": 2}
