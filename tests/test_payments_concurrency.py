@@ -6,14 +6,16 @@ import pytest
 from django.core import mail
 
 from inventory.models import StockAllocation, StockLevel, StockMovement
+from inventory.services import stock_receive
 from orders.models import Customer, DailySales, Order, OrderStatus, SentEmail, VariantSales
 from orders.services import (
     InvalidTransition,
+    LinesOutOfStock,
     counters_recomputed,
     order_cancel,
     order_ship,
 )
-from orders.testing import customer_new, order_new, variant_stocked
+from orders.testing import customer_new, order_new, variant_stocked, warehouse
 from payments.models import CreditNote, Invoice, Payment, Refund
 from payments.services import webhook_handle
 from payments.testing import payment_event, signed
@@ -138,3 +140,30 @@ def test_counters_equal_the_recomputation_after_concurrent_orders(run_concurrent
         v.variant_id: (v.units_sold, v.units_shipped) for v in VariantSales.objects.all()
     } == expected["variants"]
     assert sum(count for count, _ in expected["customers"].values()) == 12
+
+
+def test_many_buyers_of_few_units_never_oversell(run_concurrently):
+    # given: 6 units split over two warehouses, 12 buyers of one unit each
+    variant = variant_stocked("HOT-1", price="9.00", on_hand=0)
+    for code, priority in (("north", 1), ("south", 2)):
+        stock_receive(variant=variant, warehouse=warehouse(code, priority), quantity=3)
+    customers = [customer_new() for _ in range(12)]
+
+    def buy(index: int) -> str:
+        try:
+            return order_new(customers[index], ("HOT-1", 1)).number
+        except LinesOutOfStock as error:
+            return error
+
+    # when
+    results = run_concurrently(buy, 12)
+
+    # then
+    placed = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if isinstance(r, LinesOutOfStock)]
+    assert (len(placed), len(refused)) == (6, 6)
+    assert all(r.lines == [{"sku": "HOT-1", "requested": 1, "available": 0}] for r in refused)
+    levels = StockLevel.objects.filter(variant=variant)
+    assert sorted((level.on_hand, level.reserved) for level in levels) == [(3, 3), (3, 3)]
+    assert Order.objects.count() == 6
+    assert sorted(StockAllocation.objects.values_list("reference", flat=True)) == sorted(placed)
