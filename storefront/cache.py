@@ -8,13 +8,15 @@ than a concurrent commit is stored under the version that commit has already rep
 never be served.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
-database, and the outage is logged once (and its end once), not once per request.
+database, and the outage is logged once (and its end once), not once per request. Invalidations
+lost in an outage are made good by a new epoch (see EPOCH_KEY) when Redis answers again.
 """
 
 import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,43 +35,57 @@ ENTRY_TIMEOUT_SECONDS = 60 * 60
 VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
 LIST_GENERATION_KEY = "sf:products:generation"
+# Part of every entry's key. Invalidations attempted while Redis was unreachable are lost, so the
+# first process to reach Redis again replaces the epoch: every entry stored before is dropped.
+EPOCH_KEY = "sf:epoch"
+# After a failure the cache is left alone this long: a hung Redis then costs each process one
+# socket timeout per interval, not one per cache operation of every request.
+RETRY_AFTER_SECONDS = 5.0
 
-_outage_lock = threading.Lock()
+_state_lock = threading.Lock()
 _outage = False
+_retry_at = 0.0
 
 MISSING = object()
 
 
 def _cache_down(error: Exception) -> None:
-    global _outage
-    with _outage_lock:
-        if _outage:
-            return
+    global _outage, _retry_at
+    with _state_lock:
+        first = not _outage
         _outage = True
-    logger.warning("read cache unavailable, serving from the database: %s", error)
+        _retry_at = time.monotonic() + RETRY_AFTER_SECONDS
+    if first:
+        logger.warning("read cache unavailable, serving from the database: %s", error)
 
 
-def _cache_up() -> None:
+def _cache_recovered() -> None:
     global _outage
-    if not _outage:
-        return
-    with _outage_lock:
+    with _state_lock:
         if not _outage:
             return
         _outage = False
-    logger.info("read cache available again")
+    try:
+        cache.set(EPOCH_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+    except Exception as error:  # down again at once: the next recovery replaces the epoch
+        _cache_down(error)
+        return
+    logger.info("read cache available again; entries stored before the outage are dropped")
 
 
 def cache_call(
     operation: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any
 ) -> Any:
     """Run one cache operation; when the cache fails, note the outage and return `default`."""
+    if _outage and time.monotonic() < _retry_at:
+        return default
     try:
         result = operation(*args, **kwargs)
     except Exception as error:  # any backend failure means "no cache", never a failed request
         _cache_down(error)
         return default
-    _cache_up()
+    if _outage:
+        _cache_recovered()
     return result
 
 
@@ -106,16 +122,16 @@ def _get_or_build(key: str | None, build: Callable[[], Any]) -> Any:
 
 def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
     """Return one catalog page for `params`, built by `build()` when not cached."""
-    generation = _current(LIST_GENERATION_KEY)
+    epoch, generation = _current(EPOCH_KEY), _current(LIST_GENERATION_KEY)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
-    key = None if generation is None else f"sf:products:page:{generation}:{digest}"
+    key = None if None in (epoch, generation) else f"sf:page:{epoch}:{generation}:{digest}"
     return _get_or_build(key, build)
 
 
 def category_list(*, build: Callable[[], list]) -> list:
     """Return the category list, rebuilt whenever the list generation changes."""
-    generation = _current(LIST_GENERATION_KEY)
-    key = None if generation is None else f"sf:categories:{generation}"
+    epoch, generation = _current(EPOCH_KEY), _current(LIST_GENERATION_KEY)
+    key = None if None in (epoch, generation) else f"sf:categories:{epoch}:{generation}"
     return _get_or_build(key, build)
 
 
@@ -131,8 +147,9 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
     product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
     if product_id is MISSING:
         return build()
+    epoch = _current(EPOCH_KEY)
     version = None if product_id is None else _current(_product_version_key(product_id))
-    key = None if version is None else f"sf:product:detail:{product_id}:{version}"
+    key = None if None in (epoch, version) else f"sf:detail:{epoch}:{product_id}:{version}"
     if key is not None:
         cached = cache_call(cache.get, key)
         if cached is not None and cached["slug"] == slug:
