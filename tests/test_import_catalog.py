@@ -1,0 +1,222 @@
+"""`manage.py import_catalog`: bulk, idempotent, honest about bad rows and about its signals."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from model_bakery import baker
+
+from catalog.models import Category, Product, Variant
+from catalog.signals import catalog_changed
+from inventory.models import StockLevel, StockMovement, Warehouse
+from inventory.selectors import stock_drift
+from inventory.services import stock_reserve
+from inventory.signals import stock_changed
+from tests.inventory_helpers import Recorder
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "sku,product,variant,category,price,warehouse,on_hand,low_stock_threshold,description\n"
+GOOD = (
+    HEADER
+    + "MUG-1,Stone mug,Blue,Kitchen > Mugs,12.50,main,10,2,Glazed stoneware\n"
+    + "MUG-1,Stone mug,Blue,Kitchen > Mugs,12.50,east,4,2,\n"
+    + "MUG-2,Stone mug,Green,Kitchen > Mugs,12.50,main,0,2,\n"
+    + "TEE-1,Organic tee,M,Clothing,24.00,main,7,,\n"
+)
+
+
+def run_import(tmp_path, text: str, name: str = "catalog.csv") -> tuple[str, str]:
+    path = tmp_path / name
+    path.write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_catalog", str(path), stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_import_creates_the_catalog_with_categories_warehouses_and_stock(tmp_path):
+    # when
+    with Recorder(catalog_changed) as catalog, Recorder(stock_changed) as stock:
+        out, err = run_import(tmp_path, GOOD)
+
+    # then
+    mugs = Category.objects.get(name="Mugs")
+    assert mugs.parent.name == "Kitchen"
+    assert set(Warehouse.objects.values_list("code", flat=True)) == {"main", "east"}
+    mug = Product.objects.get(name="Stone mug")
+    assert (mug.slug, mug.category, mug.description) == ("stone-mug", mugs, "Glazed stoneware")
+    assert sorted(mug.variants.values_list("sku", "name", "price", "low_stock_threshold")) == [
+        ("MUG-1", "Blue", Decimal("12.50"), 2),
+        ("MUG-2", "Green", Decimal("12.50"), 2),
+    ]
+    assert Variant.objects.get(sku="TEE-1").low_stock_threshold == 5  # the default
+    levels = {
+        (level.variant.sku, level.warehouse.code): level.on_hand
+        for level in StockLevel.objects.select_related("variant", "warehouse")
+    }
+    assert levels == {
+        ("MUG-1", "main"): 10,
+        ("MUG-1", "east"): 4,
+        ("MUG-2", "main"): 0,
+        ("TEE-1", "main"): 7,
+    }
+    assert sorted(StockMovement.objects.values_list("reason", "on_hand_delta")) == [
+        ("import", 4),
+        ("import", 7),
+        ("import", 10),
+    ]
+    tee = Product.objects.get(name="Organic tee")
+    assert [sorted(call["product_ids"]) for call in catalog.calls] == [sorted([mug.pk, tee.pk])]
+    assert len(stock.calls) == 1
+    assert "4 rows" in out and "products 2 created" in out
+    assert "100% 4/4 rows" in err
+    assert stock_drift() == []
+
+
+def test_importing_the_same_file_twice_changes_nothing_the_second_time(tmp_path):
+    # given
+    run_import(tmp_path, GOOD)
+    movements = StockMovement.objects.count()
+    stamps = list(Variant.objects.order_by("pk").values_list("updated_at", flat=True))
+
+    # when
+    with Recorder(catalog_changed) as catalog, Recorder(stock_changed) as stock:
+        out, _ = run_import(tmp_path, GOOD)
+
+    # then
+    assert StockMovement.objects.count() == movements
+    assert list(Variant.objects.order_by("pk").values_list("updated_at", flat=True)) == stamps
+    assert (Product.objects.count(), Variant.objects.count(), Category.objects.count()) == (2, 3, 3)
+    assert catalog.calls == [] and stock.calls == []
+    assert "products 0 created, 0 updated; SKUs 0 created, 0 updated; 0 stock levels" in out
+
+
+def test_a_changed_file_writes_only_the_differences(tmp_path):
+    # given
+    run_import(tmp_path, GOOD)
+    changed = GOOD.replace(
+        "MUG-1,Stone mug,Blue,Kitchen > Mugs,12.50,main,10",
+        "MUG-1,Stone mug,Blue,Kitchen > Mugs,12.50,main,6",
+    )
+    changed = changed.replace(
+        "TEE-1,Organic tee,M,Clothing,24.00", "TEE-1,Organic tee,M,Clothing,26.00"
+    )
+
+    # when
+    with Recorder(catalog_changed) as catalog:
+        out, _ = run_import(tmp_path, changed)
+
+    # then
+    assert StockLevel.objects.get(variant__sku="MUG-1", warehouse__code="main").on_hand == 6
+    assert StockMovement.objects.order_by("-id").values_list("reason", "on_hand_delta")[0] == (
+        "import",
+        -4,
+    )
+    assert Variant.objects.get(sku="TEE-1").price == Decimal("26.00")
+    assert catalog.calls == [{"product_ids": [Product.objects.get(name="Organic tee").pk]}]
+    assert "SKUs 0 created, 1 updated; 1 stock levels changed" in out
+    assert stock_drift() == []
+
+
+def test_broken_rows_are_reported_by_line_and_the_good_rows_are_kept(tmp_path):
+    # given
+    text = (
+        HEADER
+        + "GOOD-1,Lamp,,Home,30.00,main,3,,\n"  # line 2
+        + ",Lamp,,Home,30.00,main,3,,\n"  # line 3: no SKU
+        + "BAD-2,Lamp,,Home,abc,main,3,,\n"  # line 4
+        + "BAD-3,Lamp,,Home,0,main,3,,\n"  # line 5
+        + "BAD-4,Lamp,,Home,30.00,main,-3,,\n"  # line 6
+        + "BAD-5,Lamp,,Home,30.00,main,1.5,,\n"  # line 7
+        + "BAD-6,Lamp,,Home,30.00\n"  # line 8: too few fields
+        + "GOOD-1,Lamp,,Home,30.00,main,4,,\n"  # line 9: same SKU and warehouse again
+        + "GOOD-1,Shade,,Home,30.00,east,4,,\n"  # line 10: the SKU belongs to Lamp
+        + "BAD-7,Lamp,,Home,30.005,main,3,,\n"  # line 11
+        + "BAD-8,Lamp,,Home > ,30.00,main,3,,\n"  # line 12
+        + "GOOD-2,Lamp,,Home,31.00,east,0,,\n"  # line 13
+    )
+
+    # when
+    with pytest.raises(CommandError, match="10 bad row"):
+        run_import(tmp_path, text)
+
+    # then
+    assert sorted(Variant.objects.values_list("sku", flat=True)) == ["GOOD-1", "GOOD-2"]
+    assert StockLevel.objects.get(variant__sku="GOOD-1").on_hand == 3
+    assert stock_drift() == []
+
+
+def test_bad_rows_are_listed_with_their_line_numbers(tmp_path):
+    # given
+    path = tmp_path / "broken.csv"
+    path.write_text(HEADER + "A-1,Lamp,,Home,30.00,main,x,,\n" + "A-2,Lamp,,Home,0,main,1,,\n")
+    err = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError):
+        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+
+    # then
+    assert err.getvalue().splitlines() == [
+        "line 2: on_hand must be a whole number >= 0, got 'x'",
+        "line 3: price must be greater than 0, got '0'",
+    ]
+    assert Product.objects.count() == 0
+
+
+def test_a_header_without_the_required_columns_is_refused_and_nothing_changes(tmp_path):
+    with pytest.raises(CommandError, match="bad header: missing on_hand; unknown stock"):
+        run_import(tmp_path, "sku,product,variant,category,price,warehouse,stock\nX,Y,,,1,main,1\n")
+
+    assert Product.objects.count() == 0
+    assert Warehouse.objects.count() == 0
+
+
+def test_an_on_hand_below_the_reserved_units_is_reported_not_applied(tmp_path):
+    # given
+    run_import(tmp_path, GOOD)
+    stock_reserve(reference="SW-1", quantities=[(Variant.objects.get(sku="TEE-1").pk, 5)])
+
+    # when
+    with pytest.raises(CommandError, match="1 bad row"):
+        run_import(
+            tmp_path,
+            GOOD.replace(
+                "TEE-1,Organic tee,M,Clothing,24.00,main,7",
+                "TEE-1,Organic tee,M,Clothing,24.00,main,2",
+            ),
+        )
+
+    # then
+    assert StockLevel.objects.get(variant__sku="TEE-1").on_hand == 7
+    assert stock_drift() == []
+
+
+def test_new_products_get_free_slugs_beside_existing_ones(tmp_path):
+    # given
+    baker.make(Product, name="Desk lamp", slug="desk-lamp")
+    baker.make(Product, name="Old desk lamp", slug="desk-lamp-2")
+
+    # when
+    run_import(
+        tmp_path,
+        HEADER + "L-1,Desk Lamp,,Home,30.00,main,1,,\n" + "L-2,Desk lamp!,,Home,30.00,main,1,,\n",
+    )
+
+    # then
+    slugs = dict(Product.objects.values_list("name", "slug"))
+    assert slugs["Desk Lamp"] == "desk-lamp-3"
+    assert slugs["Desk lamp!"] == "desk-lamp-4"
+
+
+def test_rows_naming_an_existing_product_extend_it(tmp_path):
+    # given
+    lamp = baker.make(Product, name="Desk lamp", slug="desk-lamp")
+
+    # when
+    run_import(tmp_path, HEADER + "L-9,Desk lamp,Brass,,45.00,main,2,,\n")
+
+    # then
+    assert Variant.objects.get(sku="L-9").product == lamp
+    assert Product.objects.count() == 1
