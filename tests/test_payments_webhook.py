@@ -17,6 +17,7 @@ from payments.selectors import invoice_get_for_order, invoice_get_for_user
 from payments.services import (
     RefundError,
     WebhookError,
+    credit_note_document_render,
     invoice_document_render,
     refund_issue,
     webhook_handle,
@@ -263,6 +264,25 @@ def test_invoice_document_is_rendered_once(order, settings, tmp_path):
     html = first.document.read().decode()
     assert first.number in html and "Item MUG-1" in html and "29.90" in html
     assert len(list(tmp_path.rglob("*.html"))) == 1
+
+
+def test_credit_note_document_is_rendered_once(order, settings, tmp_path):
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    webhook_handle(**signed(payment_event(order)))
+    order.refresh_from_db()
+    refund = refund_issue(order=order, reason="returned")
+
+    # when
+    first = credit_note_document_render(refund_id=refund.pk)
+    second = credit_note_document_render(refund_id=refund.pk)
+
+    # then
+    assert first.document.name == second.document.name
+    html = first.document.read().decode()
+    assert first.number in html and Invoice.objects.get().number in html
+    assert "29.90 EUR" in html
+    assert _requested("payments.credit_note_document_render") == [{"refund_id": refund.pk}]
 
 
 def test_invoice_is_visible_to_its_owner_and_staff_only(order, django_user_model):

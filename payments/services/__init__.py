@@ -1,6 +1,7 @@
 """Write operations of the payments app, split by entity; import them from here."""
 
 from payments.services.documents import (
+    credit_note_document_render,
     credit_note_issue,
     document_number_next,
     invoice_document_render,
@@ -22,6 +23,7 @@ __all__ = [
     "PaymentEvent",
     "RefundError",
     "WebhookError",
+    "credit_note_document_render",
     "credit_note_issue",
     "document_number_next",
     "invoice_document_render",

@@ -93,24 +93,52 @@ def credit_note_issue(*, refund: Refund) -> CreditNote | None:
     )
 
 
-def invoice_document_render(*, order_id: int) -> Invoice:
-    """Render the order's invoice as an HTML document and store it, once.
+def _document_store(*, document, model, context: dict, template: str):
+    """Render `document` (an Invoice or CreditNote) to HTML and store it, once.
 
     Safe to run twice or at once: the file name is claimed with a guarded UPDATE
     (`WHERE document = ''`), and a loser deletes the file it wrote.
-    Sends no signals, requests no tasks.
     """
-    invoice = Invoice.objects.select_related("order").get(order_id=order_id)
-    if invoice.document:
-        return invoice
-    html = render_to_string("payments/invoice.html", {"invoice": invoice, **invoice.snapshot})
-    storage = invoice.document.storage
+    if document.document:
+        return document
+    html = render_to_string(template, context)
+    storage = document.document.storage
     name = storage.save(
-        invoice.document.field.generate_filename(invoice, f"{invoice.number}.html"),
+        document.document.field.generate_filename(document, f"{document.number}.html"),
         ContentFile(html.encode()),
     )
-    claimed = Invoice.objects.filter(pk=invoice.pk, document="").update(document=name)
-    if not claimed:
+    if not model.objects.filter(pk=document.pk, document="").update(document=name):
         storage.delete(name)
-    invoice.refresh_from_db()
-    return invoice
+    document.refresh_from_db()
+    return document
+
+
+def invoice_document_render(*, order_id: int) -> Invoice:
+    """Render the order's invoice as an HTML document and store it, once.
+
+    Sends no signals, requests no tasks.
+    """
+    invoice = Invoice.objects.get(order_id=order_id)
+    return _document_store(
+        document=invoice,
+        model=Invoice,
+        context={"invoice": invoice, **invoice.snapshot},
+        template="payments/invoice.html",
+    )
+
+
+def credit_note_document_render(*, refund_id: int) -> CreditNote | None:
+    """Render the refund's credit note as an HTML document and store it, once; None when the
+    refund has no credit note (the order was never invoiced).
+
+    Sends no signals, requests no tasks.
+    """
+    credit_note = CreditNote.objects.select_related("invoice").filter(refund_id=refund_id).first()
+    if credit_note is None:
+        return None
+    return _document_store(
+        document=credit_note,
+        model=CreditNote,
+        context={"credit_note": credit_note, **credit_note.invoice.snapshot},
+        template="payments/credit_note.html",
+    )
