@@ -1,7 +1,10 @@
 """Races through the HTTP layer on PostgreSQL: real threads, each with its own connection."""
 
+import threading
+
 import pytest
 from django.core.cache import cache
+from django.db import connection, connections, transaction
 
 from inventory.models import StockLevel
 from orders.models import Order
@@ -68,3 +71,45 @@ def test_forty_buyers_racing_for_ten_units_get_exactly_ten_orders(run_concurrent
     level = StockLevel.objects.get()
     assert (level.on_hand, level.reserved) == (10, 10)
     assert Order.objects.count() == 10
+
+
+def test_duplicate_waiting_beyond_the_lock_timeout_answers_409_request_in_progress():
+    # given: another request holds the key, uncommitted, for longer than this one may wait
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
+    user, token = user_with_token()
+    holding, release = threading.Event(), threading.Event()
+
+    def first_request_still_running():
+        try:
+            with transaction.atomic():
+                IdempotencyKey.objects.create(user=user, key="slow-key", fingerprint="x" * 64)
+                holding.set()
+                release.wait(10)
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=first_request_still_running)
+    holder.start()
+    assert holding.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+
+    # when
+    try:
+        response = order_post(
+            client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}], key="slow-key"
+        )
+    finally:
+        release.set()
+        holder.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    # then
+    assert response.status_code == 409
+    assert response.json()["code"] == "request_in_progress"
+    assert Order.objects.count() == 0
+    assert StockLevel.objects.get().reserved == 0
