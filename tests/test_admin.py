@@ -762,3 +762,19 @@ def test_stock_list_costs_the_same_queries_for_one_level_or_many(
     with django_assert_max_num_queries(12):
         response = client.get(LEVELS_URL)
     assert response.context["cl"].result_count == 12
+
+
+def test_dashboard_low_stock_link_lists_the_levels_of_that_variant(client):
+    # given
+    low = variant_stocked(sku="LOW-ONE", on_hand=1, threshold=3)
+    variant_stocked(sku="OTHER", on_hand=1, threshold=3)
+    client.force_login(staff_user("warehouse"))
+    dashboard = client.get("/admin/").content.decode()
+    link = f"{LEVELS_URL}?variant__id__exact={low.pk}"
+
+    # when
+    response = client.get(link)
+
+    # then
+    assert f'href="{link}"' in dashboard
+    assert [level.variant.sku for level in response.context["cl"].result_list] == ["LOW-ONE"]
