@@ -1,9 +1,11 @@
 """Races on PostgreSQL with real threads: replayed webhooks, invoice numbers, ship vs cancel."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from inventory.models import StockAllocation, StockLevel, StockMovement
 from inventory.services import stock_receive
@@ -14,6 +16,7 @@ from orders.services import (
     counters_recomputed,
     order_cancel,
     order_ship,
+    orders_expire_unpaid,
 )
 from orders.testing import customer_new, order_new, variant_stocked, warehouse
 from payments.models import CreditNote, Invoice, Payment, Refund
@@ -167,3 +170,49 @@ def test_many_buyers_of_few_units_never_oversell(run_concurrently):
     assert sorted((level.on_hand, level.reserved) for level in levels) == [(3, 3), (3, 3)]
     assert Order.objects.count() == 6
     assert sorted(StockAllocation.objects.values_list("reference", flat=True)) == sorted(placed)
+
+
+def test_two_expiry_runs_at_once_cancel_each_old_order_once(run_concurrently, settings):
+    # given
+    settings.RESERVATION_TTL_MINUTES = 30
+    variant = variant_stocked("MUG-1", price="5.00", on_hand=50)
+    customer = customer_new()
+    orders = [order_new(customer, ("MUG-1", 2)) for _ in range(10)]
+    Order.objects.update(placed_at=timezone.now() - timedelta(minutes=45))
+
+    # when
+    results = run_concurrently(lambda _: orders_expire_unpaid(batch_size=3), 2)
+
+    # then
+    assert sum(results) == 10
+    assert Order.objects.filter(status=OrderStatus.CANCELLED).count() == 10
+    assert all(order.events.filter(kind="cancelled").count() == 1 for order in orders)
+    assert StockLevel.objects.get(variant=variant).reserved == 0
+
+
+def test_a_payment_racing_the_expiry_either_pays_or_is_flagged(run_concurrently, settings):
+    # given
+    settings.RESERVATION_TTL_MINUTES = 30
+    variant = variant_stocked("MUG-1", price="5.00", on_hand=5)
+    order = order_new(customer_new(), ("MUG-1", 1))
+    Order.objects.update(placed_at=timezone.now() - timedelta(minutes=45))
+    call = signed(payment_event(order))
+
+    def act(index: int):
+        return orders_expire_unpaid() if index == 0 else webhook_handle(**call)
+
+    # when
+    results = run_concurrently(act, 2)
+
+    # then: never a cancelled order silently holding a payment
+    assert not any(isinstance(r, Exception) for r in results), results
+    order.refresh_from_db()
+    assert Payment.objects.count() == 1
+    if order.status == OrderStatus.PAID:
+        assert results[0] == 0 and not order.needs_attention
+        assert StockLevel.objects.get(variant=variant).reserved == 1
+    else:
+        assert order.status == OrderStatus.CANCELLED and results[0] == 1
+        assert order.needs_attention is True
+        assert StockLevel.objects.get(variant=variant).reserved == 0
+        assert Invoice.objects.count() == 0
