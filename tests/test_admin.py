@@ -1,14 +1,19 @@
 """The staff admin through Django's test client: who may reach it, what each role may do, and
 that every action goes through the services (ledger rows, events, refunds and credit notes)."""
 
+import io
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from PIL import Image as PILImage
 
+from catalog.models import ProductImage
+from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
 from orders.models import Order, OrderStatus
 from orders.services import order_ship
@@ -778,3 +783,42 @@ def test_dashboard_low_stock_link_lists_the_levels_of_that_variant(client):
     # then
     assert f'href="{link}"' in dashboard
     assert [level.variant.sku for level in response.context["cl"].result_list] == ["LOW-ONE"]
+
+
+def test_roles_sync_puts_a_drifted_group_back_to_its_role():
+    # given: someone gave the warehouse group the refund permission by hand
+    warehouse = Group.objects.get(name="warehouse")
+    warehouse.permissions.add(Permission.objects.get(codename="issue_refund"))
+    before = warehouse.permissions.count()
+
+    # when
+    roles_sync()
+    roles_sync()
+
+    # then
+    assert not warehouse.permissions.filter(codename="issue_refund").exists()
+    assert warehouse.permissions.count() == before - 1
+    assert Permission.objects.filter(codename="issue_refund").count() == 1
+
+
+def test_product_page_previews_image_thumbnails(client, settings, tmp_path):
+    # given
+    settings.MEDIA_ROOT = tmp_path
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (40, 30), "teal").save(buffer, format="PNG")
+    variant = variant_stocked(sku="PIC-1")
+    ProductImage.objects.create(
+        product=variant.product,
+        image=SimpleUploadedFile("mug.png", buffer.getvalue(), content_type="image/png"),
+        alt_text="a teal mug",
+    )
+    client.force_login(staff_user("manager"))
+
+    # when
+    page = client.get(reverse("admin:catalog_product_change", args=[variant.product_id]))
+    listing = client.get("/admin/catalog/product/")
+
+    # then
+    assert '<img src="/media/products/' in page.content.decode()
+    assert 'alt="a teal mug"' in page.content.decode()
+    assert 'alt="a teal mug"' in listing.content.decode()
