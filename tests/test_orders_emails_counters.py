@@ -140,3 +140,18 @@ def test_reconcile_repairs_drifted_counters_and_the_command_reports_it(order):
     assert out.getvalue().strip() == "3 counter rows repaired"
     assert counters_reconcile() == 0
     assert counters_recomputed()["customers"][customer.pk] == (3, Decimal("47.30"))
+
+
+def test_text_parts_are_not_html_escaped_and_html_parts_are():
+    # given
+    variant = variant_stocked("FISH-1", price="5.00")
+    variant.name = "Fish & Chips <large>"
+    variant.save()
+    order = order_new(customer_new(), ("FISH-1", 1))
+
+    # when
+    message = order_email_render(order=order, kind="confirmation")
+
+    # then
+    assert "Fish & Chips <large>" in message.body
+    assert "Fish &amp; Chips &lt;large&gt;" in message.alternatives[0][0]
