@@ -12,6 +12,8 @@ class StockwireAdminSite(admin.AdminSite):
     site_title = "Stockwire admin"
     index_title = "Dashboard"
     index_template = "admin/dashboard.html"
+    # The project serves an API, not pages: a "View site" link would lead to a 404.
+    site_url = None
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         """Show the dashboard panels the user may read above the usual list of apps."""
