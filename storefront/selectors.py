@@ -5,6 +5,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Case, Q, When
 from django.utils import timezone
 
+from orders.services import user_email_normalise
 from storefront.models import ApiToken
 
 
@@ -30,7 +31,7 @@ def user_for_credentials(*, email: str, password: str) -> AbstractBaseUser | Non
     e-mail column is the fallback. A miss still runs the password hasher, so response time
     does not tell which e-mails have accounts.
     """
-    email = email.strip().lower()
+    email = user_email_normalise(email)
     user_model = get_user_model()
     user = (
         user_model.objects.filter(Q(username=email) | Q(email__iexact=email))

@@ -22,6 +22,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
 
 # Long enough that no client sensibly retries later, short enough to bound the table.
@@ -59,10 +60,6 @@ class RequestInProgress(Exception):
         super().__init__("A request with this Idempotency-Key is still running; retry shortly.")
 
 
-def email_normalise(email: str) -> str:
-    return email.strip().lower()
-
-
 @transaction.atomic
 def token_issue(*, user: AbstractBaseUser) -> str:
     """Create a token for `user` and return it; this is the only time it exists in clear."""
@@ -84,15 +81,16 @@ def token_revoke(*, raw: str) -> int:
 
 
 @transaction.atomic
-def customer_register(*, email: str, password: str) -> AbstractBaseUser:
-    """Create a user whose username is the normalised e-mail, with a hashed password.
+def customer_register(*, email: str, password: str) -> tuple[AbstractBaseUser, str]:
+    """Create a user whose username is the normalised e-mail, with a hashed password, and its
+    first token (returned in clear), in one transaction.
 
     Raises RegistrationInvalid listing every problem (Django's password validators included)
     and EmailTaken when the e-mail is registered, also when a concurrent registration wins.
     The orders app's post_save receiver creates the customer profile.
     """
     user_model = get_user_model()
-    email = email_normalise(email)
+    email = user_email_normalise(email)
     errors = []
     try:
         validate_email(email)
@@ -113,7 +111,7 @@ def customer_register(*, email: str, password: str) -> AbstractBaseUser:
             candidate.save()
     except IntegrityError as error:
         raise EmailTaken() from error
-    return candidate
+    return candidate, token_issue(user=candidate)
 
 
 def request_fingerprint(*, method: str, path: str, payload: Any) -> str:

@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
-from orders.services import customer_for_user
+from orders.services import customer_for_user, user_email_normalise
 from storefront import services, throttle
 from storefront.api.errors import ApiError, Problem, ValidationProblem
 from storefront.api.schemas import CredentialsIn, CustomerOut, RegisteredOut, TokenOut
@@ -28,11 +28,10 @@ def register(request: HttpRequest, credentials: CredentialsIn):
     """Create a customer account and answer its first token."""
     throttle.throttle_hit(limit=throttle.REGISTER_PER_IP, identity=_client_ip(request))
     throttle.throttle_hit(
-        limit=throttle.REGISTER_PER_EMAIL, identity=services.email_normalise(credentials.email)
+        limit=throttle.REGISTER_PER_EMAIL, identity=user_email_normalise(credentials.email)
     )
-    user = services.customer_register(email=credentials.email, password=credentials.password)
+    user, token = services.customer_register(email=credentials.email, password=credentials.password)
     customer = customer_for_user(user=user)
-    token = services.token_issue(user=user)
     return Status(201, {"token": token, "customer": CustomerOut(id=customer.pk, email=user.email)})
 
 
@@ -45,7 +44,7 @@ def login(request: HttpRequest, credentials: CredentialsIn):
     """Answer a new token for a customer's or a staff member's e-mail and password."""
     throttle.throttle_hit(limit=throttle.LOGIN_PER_IP, identity=_client_ip(request))
     throttle.throttle_hit(
-        limit=throttle.LOGIN_PER_EMAIL, identity=services.email_normalise(credentials.email)
+        limit=throttle.LOGIN_PER_EMAIL, identity=user_email_normalise(credentials.email)
     )
     user = user_for_credentials(email=credentials.email, password=credentials.password)
     if user is None:
