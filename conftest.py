@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.result import allow_join_result
 from django.conf import settings
 from django.db import connection, connections
 
@@ -153,7 +154,11 @@ def celery_worker(
                 raise RuntimeError(f"worker exited: {(tmp_path / 'worker.log').read_text()}")
         else:
             raise RuntimeError(f"worker not ready: {(tmp_path / 'worker.log').read_text()}")
-        yield child_process_env
+        # Eager tasks run by several threads at once (concurrency tests) can leave Celery's
+        # process-wide "inside a task" flag set (its save and restore are not thread-safe);
+        # this process is no worker, and the test may wait for a result.
+        with allow_join_result():
+            yield child_process_env
     finally:
         celery_app.conf.task_default_queue = previous_queue
         process.terminate()
