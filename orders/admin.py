@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from inventory.models import StockMovement
 from orders.forms import OrderReasonForm, OrderShipForm
@@ -24,6 +25,7 @@ from orders.services import OrderError, order_cancel, order_mark_delivered, orde
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
+    classes = ("sw-readonly",)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -92,7 +94,7 @@ class OrderAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("number", "customer", "status", "needs_attention", "attention_reason")}),
         ("Money", {"fields": ("currency", "subtotal", "shipping", "total")}),
-        ("Delivery", {"fields": ("shipping_address", "tracking_number", "stock_ledger")}),
+        ("Delivery", {"fields": ("address", "tracking_number", "stock_ledger")}),
         (
             "Dates",
             {
@@ -107,7 +109,7 @@ class OrderAdmin(admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = ("stock_ledger",)
+    readonly_fields = ("address", "stock_ledger")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Orders are placed by customers through the API (prices, stock and payment follow).
@@ -136,6 +138,26 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="total", ordering="total")
     def amount(self, order: Order) -> str:
         return f"{order.total} {order.currency}"
+
+    @admin.display(description="shipping address")
+    def address(self, order: Order) -> str:
+        """The address as a label reads, whatever keys the storefront sent."""
+        address = dict(order.shipping_address or {})
+        city_line = " ".join(
+            part for part in (address.pop("postal_code", ""), address.pop("city", "")) if part
+        )
+        lines = [
+            address.pop("name", ""),
+            address.pop("line1", ""),
+            address.pop("line2", ""),
+            city_line,
+            address.pop("country", ""),
+            *(f"{key}: {value}" for key, value in address.items()),
+        ]
+        return format_html(
+            '<div class="sw-address">{}</div>',
+            format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines if line)),
+        )
 
     @admin.display(description="stock ledger")
     def stock_ledger(self, order: Order) -> str:

@@ -375,6 +375,7 @@ def test_order_page_shows_lines_timeline_ledger_and_invoice_and_edits_nothing(cl
     assert "TEE-S" in html
     assert order.invoice.number in html
     assert f"pay-{order.number}" in html
+    assert "Grace Hopper<br>1 Navy Yard<br>22202 Arlington<br>US" in html
     for editable in ("status", "total", "subtotal", "shipping", "tracking_number"):
         assert f'name="{editable}"' not in html
     assert response.context["has_change_permission"] is False
