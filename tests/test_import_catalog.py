@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from model_bakery import baker
 
 from catalog.models import Category, Product, Variant
+from catalog.services import product_search_refresh
 from catalog.signals import catalog_changed
 from inventory.models import StockLevel, StockMovement, Warehouse
 from inventory.selectors import stock_drift
@@ -72,6 +73,9 @@ def test_import_creates_the_catalog_with_categories_warehouses_and_stock(tmp_pat
     assert "4 rows" in out and "products 2 created" in out
     assert "100% 4/4 rows" in err
     assert stock_drift() == []
+    # written with the rows, the search documents are what the catalog would compute
+    assert product_search_refresh(product_ids=[mug.pk, tee.pk]) == 0
+    assert "MUG-2" in mug.search_document and "Mugs" in mug.search_document
 
 
 def test_importing_the_same_file_twice_changes_nothing_the_second_time(tmp_path):
