@@ -307,6 +307,8 @@ def test_refund_action_refunds_the_payment_and_issues_a_credit_note(client):
 
     # then
     assert messages_of(response) == [f"{order.number} refunded."]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.REFUNDED
     refund = Refund.objects.get(order=order)
     assert (refund.amount, refund.reason) == (order.total, "arrived broken")
     credit_note = CreditNote.objects.get(refund=refund)

@@ -169,6 +169,7 @@ def test_support_refunds_an_order_and_sees_the_credit_note(shop, page, live_serv
     # then
     assert page.inner_text(".messagelist") == f"{order.number} refunded."
     page.click(f"#result_list a:text-is('{order.number}')")
+    assert "Refunded" in page.inner_text("div.field-status")
     credit_notes = page.inner_text("div.field-credit_note_links")
     credit_note = order.refunds.get().credit_note
     assert credit_note.number in credit_notes
