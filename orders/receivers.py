@@ -55,7 +55,7 @@ def email_order_confirmation(sender, order, **kwargs) -> None:
 @receiver(order_placed, dispatch_uid="orders.count_placed_order")
 def count_placed_order(sender, order, **kwargs) -> None:
     """Bump the customer's order count after the commit, outside the checkout's lock window."""
-    transaction.on_commit(partial(services.counters_count_placed, order_id=order.pk))
+    transaction.on_commit(partial(services.counters_count_placed, customer_id=order.customer_id))
 
 
 @receiver(order_shipped, dispatch_uid="orders.email_shipping_notice")

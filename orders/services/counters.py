@@ -46,10 +46,9 @@ def _variant_sales_bump(*, units: dict[int, int], field: str) -> None:
     VariantSales.objects.filter(variant_id__in=units).update(**{field: F(field) + increment})
 
 
-@transaction.atomic
-def counters_count_placed(*, order_id: int) -> None:
+def counters_count_placed(*, customer_id: int) -> None:
     """Count a placed order in its customer's order count (call after the commit)."""
-    Customer.objects.filter(orders__pk=order_id).update(order_count=F("order_count") + 1)
+    Customer.objects.filter(pk=customer_id).update(order_count=F("order_count") + 1)
 
 
 @transaction.atomic
