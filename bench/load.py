@@ -88,6 +88,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     sample_bodies: dict[str, str] = {}
+    warmed = [0]
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
 
@@ -107,6 +108,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
                         errors[type(error).__name__] += 1
                     continue
                 if not record:
+                    warmed[0] += 1
                     continue
                 latencies.append(time.perf_counter() - started)
                 statuses[status] += 1
@@ -129,6 +131,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "concurrency": concurrency,
         "elapsed_s": round(elapsed, 3),
         "requests": len(latencies),
+        "warmup_requests": warmed[0],
         "ok": ok,
         "per_s": round(ok / elapsed, 1) if elapsed else 0.0,
         "all_per_s": round(len(latencies) / elapsed, 1) if elapsed else 0.0,

@@ -140,8 +140,10 @@ def tables(out: dict) -> str:
                 "ratio",
                 "lock-late tx/s",
                 "ratio",
+                "app CPU ms/order",
+                "load avg",
             ),
-            _row(*["---"] * 11),
+            _row(*["---"] * 13),
         ]
         for case, ref_name in (("uncontended", "uncontended"), ("hot", "hot")):
             for app, ref, late in zip(
@@ -165,6 +167,8 @@ def tables(out: dict) -> str:
                         _ratio(app["per_s"], ref["per_s"]),
                         late["per_s"] if case == "hot" else "–",
                         _ratio(app["per_s"], late["per_s"]) if case == "hot" else "–",
+                        app.get("app_cpu_ms_per_request", "–"),
+                        app.get("load_average", "–"),
                     )
                 )
         scarce = b1.get("scarce_10_units_64_buyers")
@@ -195,8 +199,10 @@ def tables(out: dict) -> str:
         lines += [
             f"**B2 catalog** ({b2['bare_json']['concurrency']} connections)",
             "",
-            _row("endpoint", "req/s", "p50 ms", "p99 ms", "share of the bare JSON view"),
-            _row(*["---"] * 5),
+            _row(
+                "endpoint", "req/s", "p50 ms", "p99 ms", "share of bare", "app CPU ms/req", "load"
+            ),
+            _row(*["---"] * 7),
         ]
         for name in (
             "bare_json",
@@ -208,7 +214,15 @@ def tables(out: dict) -> str:
             if name in b2:
                 r = b2[name]
                 lines.append(
-                    _row(name, r["per_s"], r["p50_ms"], r["p99_ms"], _ratio(r["per_s"], bare))
+                    _row(
+                        name,
+                        r["per_s"],
+                        r["p50_ms"],
+                        r["p99_ms"],
+                        _ratio(r["per_s"], bare),
+                        r.get("app_cpu_ms_per_request", "–"),
+                        r.get("load_average", "–"),
+                    )
                 )
         lines.append("")
     conn = out.get("CONN")
@@ -216,11 +230,19 @@ def tables(out: dict) -> str:
         lines += [
             "**Connections** (one ORM get, 32 connections)",
             "",
-            _row("setting", "req/s", "p99 ms"),
-            _row("---", "---", "---"),
+            _row("setting", "req/s", "p99 ms", "app CPU ms/req", "load"),
+            _row(*["---"] * 5),
         ]
         for name, r in conn.items():
-            lines.append(_row(name, r.get("per_s", r.get("skipped")), r.get("p99_ms", "–")))
+            lines.append(
+                _row(
+                    name,
+                    r.get("per_s", r.get("skipped")),
+                    r.get("p99_ms", "–"),
+                    r.get("app_cpu_ms_per_request", "–"),
+                    r.get("load_average", "–"),
+                )
+            )
         lines.append("")
     b3 = out.get("B3")
     if b3:

@@ -11,6 +11,7 @@ skipped with the reason instead of stopping the run.
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,8 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
                     "lines": 3,
                     "max_quantity": 5,
                     "seed": clients,
-                }
+                },
+                server.worker_pids(),
             )
             result.update(stock_check(before))
             b1["app"][case].append(result)
@@ -266,7 +268,7 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
     clients = cfg["catalog_concurrency"]
     b2: dict = {}
 
-    def run(name: str, base_url: str, paths: list[str]) -> None:
+    def run(name: str, base_url: str, paths: list[str], pids: list[int]) -> None:
         result = stack.drive(
             {
                 "kind": "get",
@@ -276,7 +278,8 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
                 "warmup": cfg["warmup"],
                 "max_requests": REQUEST_CAP,
                 "paths": paths,
-            }
+            },
+            pids,
         )
         if all(status.startswith("2") for status in result["statuses"]):
             result.pop("sample_bodies", None)
@@ -287,12 +290,12 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
         )
 
     for name, paths in cases.items():
-        run(name, server.base_url, paths)
+        run(name, server.base_url, paths, server.worker_pids())
     # Uncached: the same code on a server whose cache never hits (DummyCache), walking 100
     # list pages and 2,000 product pages, so every request runs the selectors and serialisers.
     with stack.running({**env, "BENCH_CACHE": "dummy"}, log_dir, "uncached") as uncached:
-        run("list_uncached", uncached.base_url, list_paths)
-        run("detail_uncached", uncached.base_url, product_paths)
+        run("list_uncached", uncached.base_url, list_paths, uncached.worker_pids())
+        run("detail_uncached", uncached.base_url, product_paths, uncached.worker_pids())
     bare = b2["bare_json"]["per_s"] or 1
     b2["ratios_to_bare"] = {
         name: round(b2[name]["per_s"] / bare, 3)
@@ -327,7 +330,8 @@ def conn_choice(cfg: dict, env: dict, log_dir: Path, out: dict) -> None:
                     "warmup": cfg["warmup"],
                     "max_requests": REQUEST_CAP,
                     "paths": ["/bench/orm-get?id=1"],
-                }
+                },
+                server.worker_pids(),
             )
         log(f"CONN {name}: {result[name]['per_s']} req/s p99 {result[name]['p99_ms']} ms")
     out["CONN"] = result
@@ -403,6 +407,8 @@ def main() -> None:
     parser.add_argument("--only", default="B1,B2,CONN,B3,B4", help="comma-separated cases")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     args = parser.parse_args()
+    # A stopped run still stops its servers (the `running` context managers' finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench.run stopped by SIGTERM"))
     only = set(args.only.upper().split(","))
     cfg = {
         "concurrency": [1, 8, 64] if args.quick else [1, 8, 32, 64],

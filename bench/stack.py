@@ -191,8 +191,27 @@ def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def drive(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the load driver in its own process; return its result plus the machine's CPU use."""
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes `pids` have used so far (from /proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def drive(spec: dict[str, Any], server_pids: list[int] | None = None) -> dict[str, Any]:
+    """Run the load driver in its own process; return its result plus the CPU it cost.
+
+    `cpu_busy_pct` is the whole machine's; with `server_pids` (the gunicorn workers) the result
+    also has `app_cpu_ms_per_request`, the workers' own CPU per request answered (warm-up
+    included), which other load on the machine barely changes.
+    """
+    app_cpu0 = process_cpu_seconds(server_pids or [])
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
     busy0, total0 = cpu_times()
@@ -213,6 +232,10 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
     result = json.loads(done.stdout)
     result["cpu_busy_pct"] = round(100 * (busy1 - busy0) / max(1, total1 - total0), 1)
     result["load_average"] = load_average()
+    if server_pids:
+        served = result["requests"] + result["warmup_requests"]
+        app_cpu = process_cpu_seconds(server_pids) - app_cpu0
+        result["app_cpu_ms_per_request"] = round(1000 * app_cpu / max(1, served), 2)
     return result
 
 
