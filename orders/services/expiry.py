@@ -9,8 +9,7 @@ from django.utils import timezone
 from orders.models import Order, OrderStatus
 from orders.services.transitions import order_cancel
 
-# Small batches keep each transaction (and the order rows it locks) short; a long backlog is
-# worked through batch after batch in one run.
+# Candidates are read this many at a time, so a long backlog never loads into memory at once.
 EXPIRY_BATCH_SIZE = 100
 
 
@@ -20,24 +19,29 @@ def orders_expire_unpaid(
     """Cancel `pending_payment` orders placed more than RESERVATION_TTL_MINUTES ago; return how
     many were cancelled.
 
-    Each batch is one transaction whose orders are claimed with `SELECT … FOR UPDATE SKIP
-    LOCKED`, so two runs at once (or a payment arriving for one of them) never fight over an
-    order; a second run finds nothing left to do. Each cancellation goes through
-    `order_cancel`, which releases the stock and sends `order_cancelled` (the cancellation
-    e-mail is requested then).
+    Candidates are read in batches (by primary key, so a run always ends); each is then
+    claimed with `SELECT … FOR UPDATE SKIP LOCKED` and cancelled in a transaction of its own.
+    One order per transaction keeps its stock rows locked only briefly and in inventory's
+    order (a batch-wide transaction would lock many orders' levels in no global order and could
+    deadlock with checkouts); SKIP LOCKED lets two runs at once, or a payment in flight for
+    the same order, pass each other, and the status filter makes a second run a no-op.
+    Each cancellation goes through `order_cancel`: it releases the stock and sends
+    `order_cancelled` (the cancellation e-mail is requested).
     """
     cutoff = (now or timezone.now()) - timedelta(minutes=settings.RESERVATION_TTL_MINUTES)
     reason = f"unpaid after {settings.RESERVATION_TTL_MINUTES} minutes"
-    cancelled = 0
+    expired = Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, placed_at__lt=cutoff)
+    cancelled, last_pk = 0, 0
     while True:
-        with transaction.atomic():
-            batch = list(
-                Order.objects.select_for_update(skip_locked=True)
-                .filter(status=OrderStatus.PENDING_PAYMENT, placed_at__lt=cutoff)
-                .order_by("placed_at", "pk")[:batch_size]
-            )
-            for order in batch:
-                order_cancel(order=order, reason=reason)
-        cancelled += len(batch)
+        batch = list(
+            expired.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        for pk in batch:
+            with transaction.atomic():
+                order = expired.select_for_update(skip_locked=True).filter(pk=pk).first()
+                if order is not None:
+                    order_cancel(order=order, reason=reason)
+                    cancelled += 1
         if len(batch) < batch_size:
             return cancelled
+        last_pk = batch[-1]
