@@ -2,7 +2,7 @@
 
 Nothing is ever deleted to invalidate. Each product has a version key and all list pages share one
 generation key; an entry's key contains the version it was built for, so replacing the version
-(on commit of a change, by `storefront.receivers`) makes every old entry unreachable at once.
+(on commit of a change, by this app's receivers) makes every old entry unreachable at once.
 A reader reads the version *before* it reads the database, so an entry built from data older
 than a concurrent commit is stored under the version that commit has already replaced: it can
 never be served.
@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -38,23 +37,18 @@ LIST_GENERATION_KEY = "sf:products:generation"
 # Part of every entry's key. Invalidations attempted while Redis was unreachable are lost, so the
 # first process to reach Redis again replaces the epoch: every entry stored before is dropped.
 EPOCH_KEY = "sf:epoch"
-# After a failure the cache is left alone this long: a hung Redis then costs each process one
-# socket timeout per interval, not one per cache operation of every request.
-RETRY_AFTER_SECONDS = 5.0
 
 _state_lock = threading.Lock()
 _outage = False
-_retry_at = 0.0
 
 MISSING = object()
 
 
 def _cache_down(error: Exception) -> None:
-    global _outage, _retry_at
+    global _outage
     with _state_lock:
         first = not _outage
         _outage = True
-        _retry_at = time.monotonic() + RETRY_AFTER_SECONDS
     if first:
         logger.warning("read cache unavailable, serving from the database: %s", error)
 
@@ -76,9 +70,11 @@ def _cache_recovered() -> None:
 def cache_call(
     operation: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any
 ) -> Any:
-    """Run one cache operation; when the cache fails, note the outage and return `default`."""
-    if _outage and time.monotonic() < _retry_at:
-        return default
+    """Run one cache operation; when the cache fails, note the outage and return `default`.
+
+    Every operation tries the cache, so it is used again as soon as it answers; a hung Redis
+    costs each operation the cache's socket timeout (settings: 0.5 s), never an error.
+    """
     try:
         result = operation(*args, **kwargs)
     except Exception as error:  # any backend failure means "no cache", never a failed request

@@ -254,7 +254,6 @@ def test_login_still_works_with_the_cache_down(client, monkeypatch):
     # given
     user_with_token(email="ada@example.com")
     monkeypatch.setattr(read_cache, "_outage", False)
-    monkeypatch.setattr(read_cache, "_retry_at", 0.0)
 
     # when
     with override_settings(CACHES=CACHE_DOWN):

@@ -264,7 +264,6 @@ def test_product_endpoints_answer_from_the_database_with_redis_down(
     # given
     caplog.set_level(logging.WARNING, logger="stockwire.cache")
     monkeypatch.setattr(read_cache, "_outage", False)
-    monkeypatch.setattr(read_cache, "_retry_at", 0.0)
 
     # when
     with override_settings(CACHES=CACHE_DOWN):
@@ -288,15 +287,13 @@ def test_change_committed_while_redis_was_down_shows_once_it_is_back(
 ):
     # given
     monkeypatch.setattr(read_cache, "_outage", False)
-    monkeypatch.setattr(read_cache, "_retry_at", 0.0)
     warm(client)
     with override_settings(CACHES=CACHE_DOWN), django_capture_on_commit_callbacks(execute=True):
         shirt.name = "Hemp shirt"
         shirt.save()  # its invalidation cannot reach the cache
     assert read_cache._outage is True
 
-    # when (the retry interval has passed and Redis, with its old entries, answers again)
-    monkeypatch.setattr(read_cache, "_retry_at", 0.0)
+    # when (Redis, with its old entries, answers again)
     product = detail(client)
     page = listed(client)
 
@@ -304,22 +301,3 @@ def test_change_committed_while_redis_was_down_shows_once_it_is_back(
     assert product["name"] == "Hemp shirt"
     assert page[0]["name"] == "Hemp shirt"
     assert read_cache._outage is False
-
-
-def test_after_a_failure_the_cache_is_not_tried_again_until_the_retry_interval(
-    client, shirt, monkeypatch, django_assert_num_queries
-):
-    # given
-    monkeypatch.setattr(read_cache, "_outage", False)
-    monkeypatch.setattr(read_cache, "_retry_at", 0.0)
-    warm(client)
-    with override_settings(CACHES=CACHE_DOWN):
-        client.get("/api/v1/categories")
-
-    # when (Redis is reachable again, but the interval has not passed)
-    with django_assert_num_queries(1):
-        response = client.get("/api/v1/categories")
-
-    # then
-    assert response.status_code == 200
-    assert read_cache._outage is True
