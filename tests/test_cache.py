@@ -14,8 +14,16 @@ from model_bakery import baker
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
 from inventory.services import stock_receive
+from orders.services import LineRequest, customer_for_user, order_cancel, order_place
 from storefront import cache as read_cache
-from storefront.testing import CACHE_DOWN, product_make, warehouse_main
+from storefront.testing import (
+    ADDRESS,
+    CACHE_DOWN,
+    FAST_HASHERS,
+    product_make,
+    user_with_token,
+    warehouse_main,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +37,7 @@ GIF = (
 @pytest.fixture(autouse=True)
 def empty_cache(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
+    settings.PASSWORD_HASHERS = FAST_HASHERS
     cache.clear()
 
 
@@ -301,3 +310,28 @@ def test_change_committed_while_redis_was_down_shows_once_it_is_back(
     assert product["name"] == "Hemp shirt"
     assert page[0]["name"] == "Hemp shirt"
     assert read_cache._outage is False
+
+
+def test_placed_and_cancelled_orders_show_in_availability_on_the_next_read(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+    customer = customer_for_user(user=user_with_token()[0])
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(
+            customer=customer,
+            lines=[LineRequest(sku="SHIRT-M", quantity=2)],
+            shipping_address=ADDRESS,
+        )
+    after_order = (detail(client), listed(client))
+    with django_capture_on_commit_callbacks(execute=True):
+        order_cancel(order=order)
+
+    # then
+    assert after_order[0]["variants"][0]["available"] == 3
+    assert after_order[1][0]["variants"][0]["available"] == 3
+    assert detail(client)["variants"][0]["available"] == 5
+    assert listed(client)[0]["variants"][0]["available"] == 5
