@@ -215,13 +215,17 @@ def not_found_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespo
     return problem_response(404, "not_found", f"No API endpoint at {request.path}.")
 
 
-def problem_for_method_not_allowed(
+def problem_for_plain_errors(
     view: Callable[..., HttpResponse],
 ) -> Callable[..., HttpResponse]:
-    """Wrap a ninja path view so a method it does not serve answers 405 as a problem."""
+    """Wrap a ninja URL view so what ninja answers outside its operations is a problem too: a
+    method the path does not serve (405 with `Allow`) and the bare API root (404)."""
 
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            return not_found_view(request)
         if isinstance(response, HttpResponseNotAllowed):
             return problem_response(
                 405,
