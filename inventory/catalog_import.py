@@ -34,7 +34,7 @@ from django.utils.text import slugify
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_document
 from catalog.signals import catalog_changed
-from inventory.models import Warehouse
+from inventory.models import StockLevel, StockMovement, Warehouse
 from inventory.services import stock_set_on_hand, warehouse_ensure
 
 REQUIRED_COLUMNS = ("sku", "product", "variant", "category", "price", "warehouse", "on_hand")
@@ -335,8 +335,27 @@ def catalog_import_rows(
             progress.advance(len(batch))
     if progress is not None:
         progress.close()
+    if report.changed:
+        _statistics_refresh()
     report.errors.sort()
     return report
+
+
+def _statistics_refresh() -> None:
+    """ANALYZE the tables a large import grew, so the next queries get the right plans.
+
+    Autovacuum gets there eventually; until then the planner keeps the statistics of the
+    much smaller tables and hash-joins whole tables (measured: the checkout's plan query went
+    from under 1 ms to 20 ms right after a 100,000-row import).
+    """
+    if connection.vendor != "postgresql":
+        return
+    tables = [
+        model._meta.db_table
+        for model in (Category, Product, Variant, Warehouse, StockLevel, StockMovement)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(tables)}")
 
 
 def _categories_ensure(
