@@ -4,6 +4,7 @@ import pytest
 from django.db import transaction
 
 from audit.models import AuditEntry
+from inventory import services
 from inventory.models import StockAllocation, StockLevel, StockMovement
 from inventory.selectors import availability_by_variant, stock_drift
 from inventory.services import (
@@ -368,3 +369,31 @@ def test_reserve_costs_the_same_queries_for_one_line_and_twenty(
         stock_reserve(reference="SW-18", quantities=[(variant.pk, 5) for variant in variants])
     assert StockAllocation.objects.filter(reference="SW-18").count() == 40
     assert stock_drift() == []
+
+
+def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch):
+    # given: 3 units in the first warehouse, 10 in the second
+    variant = make_variant(threshold=0)
+    first, second = make_warehouse("first", 1), make_warehouse("second", 2)
+    stock_receive(variant=variant, warehouse=first, quantity=3)
+    stock_receive(variant=variant, warehouse=second, quantity=10)
+    first_level = StockLevel.objects.get(warehouse=first)
+    plan = services._reservation_candidates
+
+    def plan_then_lose_the_first_warehouse(variant_ids):
+        candidates = plan(variant_ids)
+        # another buyer takes the first warehouse's units between our plan and our update
+        StockLevel.objects.filter(pk=first_level.pk).update(reserved=3)
+        return candidates
+
+    monkeypatch.setattr(services, "_reservation_candidates", plan_then_lose_the_first_warehouse)
+
+    # when
+    with pytest.raises(OutOfStock) as raised, transaction.atomic():
+        stock_reserve(reference="SW-19", quantities=[(variant.pk, 5)])
+
+    # then: the second warehouse alone could serve the order now
+    assert raised.value.retryable is True
+    assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
+    assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
+    assert StockAllocation.objects.count() == 0
