@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -64,7 +65,7 @@ class ImportFileError(ValueError):
     code = "import_file_invalid"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     line: int
     sku: str
@@ -232,48 +233,60 @@ def _clash(
     return ""
 
 
-def _row(line: int, cells: dict[str, str]) -> Row:
-    def text(name: str, max_length: int, required: bool) -> str:
-        value = cells.get(name, "").strip()
-        if required and not value:
-            raise ValueError(f"{name} is required")
-        if len(value) > max_length:
-            raise ValueError(f"{name} is longer than {max_length} characters")
-        return value
+def _text(cells: dict[str, str], name: str, max_length: int, required: bool) -> str:
+    value = cells.get(name, "").strip()
+    if required and not value:
+        raise ValueError(f"{name} is required")
+    if len(value) > max_length:
+        raise ValueError(f"{name} is longer than {max_length} characters")
+    return value
 
-    sku = text("sku", SKU_MAX, True)
-    product = text("product", PRODUCT_NAME_MAX, True)
-    variant = text("variant", VARIANT_NAME_MAX, False)
-    category_cell = cells.get("category", "").strip()
-    category = tuple(part.strip() for part in category_cell.split(">")) if category_cell else ()
+
+@lru_cache(maxsize=4096)
+def _category_path(cell: str) -> tuple[str, ...]:
+    """`Parent > Child` as a tuple of names (cached: a file repeats few categories)."""
+    category = tuple(part.strip() for part in cell.split(">")) if cell else ()
     if any(not part for part in category):
-        raise ValueError(f"category path {category_cell!r} has an empty part")
+        raise ValueError(f"category path {cell!r} has an empty part")
     if any(len(part) > CATEGORY_NAME_MAX for part in category):
         raise ValueError("a category name is too long")
-    price = _price(cells.get("price", ""))
-    warehouse = text("warehouse", WAREHOUSE_CODE_MAX, True)
-    if not WAREHOUSE_CODE.match(warehouse):
-        raise ValueError(f"warehouse code {warehouse!r} may hold only letters, digits, - and _")
-    on_hand = _whole_number("on_hand", cells.get("on_hand", ""))
+    return category
+
+
+@lru_cache(maxsize=256)
+def _warehouse_code(cell: str) -> str:
+    if not cell:
+        raise ValueError("warehouse is required")
+    if len(cell) > WAREHOUSE_CODE_MAX or not WAREHOUSE_CODE.match(cell):
+        raise ValueError(
+            f"warehouse code {cell!r} may hold only letters, digits, - and _ "
+            f"(at most {WAREHOUSE_CODE_MAX})"
+        )
+    return cell
+
+
+def _row(line: int, cells: dict[str, str]) -> Row:
     threshold_cell = cells.get("low_stock_threshold", "").strip()
-    threshold = _whole_number("low_stock_threshold", threshold_cell) if threshold_cell else None
-    description = cells.get("description", "").strip() or None
     return Row(
         line=line,
-        sku=sku,
-        product=product,
-        variant=variant,
-        category=category,
-        price=price,
-        warehouse=warehouse,
-        on_hand=on_hand,
-        low_stock_threshold=threshold,
-        description=description,
+        sku=_text(cells, "sku", SKU_MAX, True),
+        product=_text(cells, "product", PRODUCT_NAME_MAX, True),
+        variant=_text(cells, "variant", VARIANT_NAME_MAX, False),
+        category=_category_path(cells.get("category", "").strip()),
+        price=_price(cells.get("price", "").strip()),
+        warehouse=_warehouse_code(cells.get("warehouse", "").strip()),
+        on_hand=_whole_number("on_hand", cells.get("on_hand", "")),
+        low_stock_threshold=(
+            _whole_number("low_stock_threshold", threshold_cell) if threshold_cell else None
+        ),
+        description=cells.get("description", "").strip() or None,
         is_active=_flag(cells.get("is_active", "")),
     )
 
 
+@lru_cache(maxsize=4096)
 def _price(cell: str) -> Decimal:
+    """The price in a cell, validated (cached: a file repeats few prices)."""
     try:
         price = Decimal(cell.strip())
     except InvalidOperation:
