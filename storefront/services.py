@@ -25,6 +25,8 @@ from django.utils import timezone
 from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
 
+# PostgreSQL's SQLSTATE for a lock wait cut short by `lock_timeout`.
+LOCK_NOT_AVAILABLE = "55P03"
 # Long enough that no client sensibly retries later, short enough to bound the table.
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
@@ -155,6 +157,8 @@ def idempotent_perform(
             raise IdempotencyKeyReused() from None
         return IdempotentAnswer(existing.status_code, existing.response_body, replayed=True)
     except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise  # the database itself failed: the API answers 503
         raise RequestInProgress() from error
     status, body = perform()
     row.status_code = status

@@ -8,6 +8,8 @@ from django.db import connection, connections, transaction
 
 from inventory.models import StockLevel
 from orders.models import Order
+from orders.signals import order_placed
+from outbox.models import OutboxMessage
 from storefront.models import IdempotencyKey
 from storefront.testing import FAST_HASHERS, client_for, order_post, product_make, user_with_token
 
@@ -113,3 +115,34 @@ def test_duplicate_waiting_beyond_the_lock_timeout_answers_409_request_in_progre
     assert response.json()["code"] == "request_in_progress"
     assert Order.objects.count() == 0
     assert StockLevel.objects.get().reserved == 0
+
+
+def test_database_connection_cut_while_placing_answers_503_and_leaves_nothing():
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
+    _, token = user_with_token()
+
+    def cut_the_connection(sender, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    order_placed.connect(cut_the_connection, dispatch_uid="test.cut_the_connection")
+
+    # when
+    try:
+        response = order_post(
+            client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}], key="cut"
+        )
+    finally:
+        order_placed.disconnect(dispatch_uid="test.cut_the_connection")
+        connection.close()
+
+    # then
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "database_unavailable"
+    assert int(response["Retry-After"]) > 0
+    assert Order.objects.count() == 0
+    assert IdempotencyKey.objects.count() == 0
+    assert StockLevel.objects.get().reserved == 0
+    assert OutboxMessage.objects.count() == 0

@@ -15,11 +15,13 @@ from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
 # Statuses any operation may answer: 400 for a body that is not JSON, 422 for invalid input,
-# 500 for a bug (never for bad input, but documented rather than hidden).
+# 500 for a bug (never for bad input, but documented rather than hidden), 503 while the
+# database does not answer.
 PROBLEMS_EVERYWHERE = {
     "400": ("Bad request", PROBLEM_REF),
     "422": ("Invalid input", VALIDATION_PROBLEM_REF),
     "500": ("Server error", PROBLEM_REF),
+    "503": ("Database unavailable; retry after `Retry-After` seconds", PROBLEM_REF),
 }
 
 

@@ -3,7 +3,8 @@
 Domain errors from the layers below carry a stable `code` attribute; `DOMAIN_ERROR_STATUS` maps
 each code to its HTTP status, so the API never imports another app's exception classes just to
 translate them. Anything without a known code is a bug: it is logged with the request id and
-answered as a bare 500 problem (no traceback leaves the server).
+answered as a bare 500 problem (no traceback leaves the server). A database that does not
+answer is a 503 with `Retry-After`: nothing was written, and retrying is the right reaction.
 """
 
 import json
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -38,6 +40,8 @@ DOMAIN_ERROR_STATUS = {
     "request_in_progress": 409,
     "throttled": 429,
 }
+# A database restart or failover takes seconds; asking clients to wait less only adds load.
+DATABASE_RETRY_AFTER_SECONDS = 5
 # Extra attributes a domain error may carry that the client needs to act on.
 DOMAIN_ERROR_FIELDS = ("lines", "skus", "errors")
 
@@ -201,8 +205,30 @@ def _on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
+def _on_database_unavailable(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    # The connection broke or the server refused a statement (down, restarting, a timeout):
+    # the transaction rolled back, nothing was written, and a retry may well succeed.
+    request_id = getattr(request, "request_id", "-")
+    logger.error(
+        "database unavailable in %s %s (request %s): %s",
+        request.method,
+        request.path,
+        request_id,
+        exc,
+    )
+    return problem_response(
+        503,
+        "database_unavailable",
+        "The database is not answering; nothing was changed. Retry shortly.",
+        extra={"request_id": request_id},
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def register_error_handlers(api: NinjaAPI) -> None:
     """Replace ninja's default handlers so every error is problem+json."""
+    api.add_exception_handler(OperationalError, _on_database_unavailable)
+    api.add_exception_handler(InterfaceError, _on_database_unavailable)
     api.add_exception_handler(ValidationError, _on_validation_error)
     api.add_exception_handler(ApiError, _on_api_error)
     api.add_exception_handler(HttpError, _on_http_error)
