@@ -4,13 +4,13 @@ import pytest
 from django.db import transaction
 
 from audit.models import AuditEntry
-from inventory import services
 from inventory.models import StockAllocation, StockLevel, StockMovement
 from inventory.selectors import availability_by_variant, stock_drift
 from inventory.services import (
     InvalidStockOperation,
     OutOfStock,
     Shortage,
+    reservations,
     stock_adjust,
     stock_receive,
     stock_release,
@@ -378,7 +378,7 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     stock_receive(variant=variant, warehouse=first, quantity=3)
     stock_receive(variant=variant, warehouse=second, quantity=10)
     first_level = StockLevel.objects.get(warehouse=first)
-    plan = services._reservation_candidates
+    plan = reservations._reservation_candidates
 
     def plan_then_lose_the_first_warehouse(variant_ids):
         candidates = plan(variant_ids)
@@ -386,7 +386,7 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
         StockLevel.objects.filter(pk=first_level.pk).update(reserved=3)
         return candidates
 
-    monkeypatch.setattr(services, "_reservation_candidates", plan_then_lose_the_first_warehouse)
+    monkeypatch.setattr(reservations, "_reservation_candidates", plan_then_lose_the_first_warehouse)
 
     # when
     with pytest.raises(OutOfStock) as raised, transaction.atomic():

@@ -1,0 +1,52 @@
+"""Inventory's domain errors and the validation that raises them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Shortage:
+    """One variant an order cannot have: how many it asked for and how many are available."""
+
+    variant_id: int
+    requested: int
+    available: int
+
+
+class OutOfStock(Exception):
+    """Not enough available units for at least one variant; nothing was reserved.
+
+    `retryable` is True when the failure came from a stale plan (another buyer took the units
+    of one warehouse between our read and our update) and the fresh availability in `shortages`
+    would now cover every request: the caller may run its whole transaction once more.
+    """
+
+    code = "out_of_stock"
+
+    def __init__(self, shortages: list[Shortage], *, retryable: bool = False) -> None:
+        self.shortages = shortages
+        self.retryable = retryable
+        super().__init__(
+            "out of stock: "
+            + ", ".join(
+                f"variant {s.variant_id} requested {s.requested}, available {s.available}"
+                for s in shortages
+            )
+        )
+
+
+class InvalidStockOperation(ValueError):
+    """A stock request that can never succeed as asked (bad quantity, missing reason, ...)."""
+
+    code = "invalid_stock_operation"
+
+
+def positive_quantity(value: Any, *, name: str = "quantity") -> int:
+    # bool is an int subclass, and True units of stock is a bug in the caller.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidStockOperation(f"{name} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise InvalidStockOperation(f"{name} must be positive, got {value}")
+    return value

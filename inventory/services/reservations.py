@@ -1,0 +1,316 @@
+"""Reservations and what follows them: reserve (the checkout's hot path), release, ship, return."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from catalog.models import Variant
+from inventory.models import (
+    AllocationState,
+    MovementReason,
+    StockAllocation,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
+from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
+from inventory.services.sql import insert_movements, move_levels, with_rows
+from inventory.services.thresholds import crossings
+from inventory.signals import stock_changed, stock_low
+
+
+def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
+    requested: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in quantities:
+        if isinstance(variant_id, bool) or not isinstance(variant_id, int):
+            raise InvalidStockOperation(f"variant id must be an integer, got {variant_id!r}")
+        requested[variant_id] += positive_quantity(quantity)
+    if not requested:
+        raise InvalidStockOperation("nothing to reserve")
+    return dict(sorted(requested.items()))
+
+
+# The checkout's statements are written out: on the hot path the ORM's query compilation
+# costs more Python time than the database spends on them.
+_CANDIDATES_SQL = (
+    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold "
+    f"FROM {StockLevel._meta.db_table} l "
+    f"JOIN {Warehouse._meta.db_table} w ON w.id = l.warehouse_id "
+    f"JOIN {Variant._meta.db_table} v ON v.id = l.variant_id "
+    "WHERE w.is_active AND l.variant_id IN ({ids}) "
+    "ORDER BY l.variant_id, w.priority, w.id"
+)
+
+
+def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int, int, int]]:
+    """(level_id, variant_id, on_hand, reserved, threshold) of the active levels of these
+    variants, each variant's levels in warehouse priority order. Unlocked: it only plans."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids))), variant_ids
+        )
+        return cursor.fetchall()
+
+
+def _insert_allocations(*, reference: str, plan: list[tuple[int, int]]) -> None:
+    """Record which levels hold how many units for `reference`, in one INSERT."""
+    now = timezone.now()
+    with_rows(
+        names=("level_id", "quantity"),
+        types=("bigint", "integer"),
+        rows=plan,
+        sql=(
+            "WITH v(level_id, quantity) AS ({rows}) "
+            f"INSERT INTO {StockAllocation._meta.db_table} "
+            "(reference, level_id, quantity, state, created_at, updated_at) "
+            "SELECT %s, level_id, quantity, %s, %s, %s FROM v"
+        ),
+        tail=[reference, AllocationState.RESERVED.value, now, now],
+    )
+
+
+def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], actor=None) -> None:
+    """Hold the requested units for `reference` (an order number), all or nothing.
+
+    `quantities` are (variant_id, quantity) pairs; a variant may repeat and is summed first.
+    Units are drawn from active warehouses in priority order. Lock-late, for the checkout's
+    hot path: one unlocked SELECT plans the split, the allocations and ledger rows are
+    inserted, and ONE conditional UPDATE for all planned levels comes last, so the stock rows
+    stay locked only for that statement and the commit. Four queries whatever the number of
+    lines. Call it as the last write of the caller's transaction.
+
+    Raises `OutOfStock` with nothing reserved. When the plan already shows a shortage it is
+    raised before any write, and the caller's transaction stays usable. When the UPDATE finds
+    a level emptied since the plan (a concurrent buyer), the writes are already made and no
+    savepoint is taken (two statements fewer on the hot path): the caller's transaction must
+    roll back. `OutOfStock.retryable` is then True if the fresh availability would suffice,
+    and the caller may run its whole transaction once more.
+
+    Sends `stock_changed`, and `stock_low` for each variant whose availability falls through
+    its threshold.
+    """
+    if not reference:
+        raise InvalidStockOperation("a reservation needs a reference")
+    requested = _summed(quantities)
+    levels = _reservation_candidates(list(requested))
+    available: dict[int, int] = dict.fromkeys(requested, 0)
+    thresholds: dict[int, int] = {}
+    plan: dict[int, int] = {}
+    plan_variant: dict[int, int] = {}
+    planned_free: dict[int, int] = {}
+    remaining = dict(requested)
+    for level_id, variant_id, on_hand, reserved, threshold in levels:
+        thresholds[variant_id] = threshold
+        free = on_hand - reserved
+        available[variant_id] += free
+        take = min(free, remaining[variant_id])
+        if take > 0:
+            plan[level_id] = take
+            plan_variant[level_id] = variant_id
+            planned_free[level_id] = free
+            remaining[variant_id] -= take
+    shortages = [
+        Shortage(variant_id=variant_id, requested=quantity, available=available[variant_id])
+        for variant_id, quantity in requested.items()
+        if remaining[variant_id] > 0
+    ]
+    if shortages:
+        raise OutOfStock(shortages)
+
+    with transaction.atomic(savepoint=False):
+        _insert_allocations(reference=reference, plan=sorted(plan.items()))
+        actor_id = actor.pk if actor is not None else None
+        insert_movements(
+            [
+                (level_id, 0, quantity, MovementReason.RESERVATION.value, reference, actor_id, "")
+                for level_id, quantity in sorted(plan.items())
+            ]
+        )
+        changed = move_levels(
+            deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
+            require_available=True,
+        )
+        if len(changed) != len(plan):
+            raise _stale_plan(
+                requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
+            )
+
+        # Availability after our update: exact for the rows we changed (their values under our
+        # lock), as planned for the rows we did not touch.
+        after = dict(available)
+        for level_id, variant_id, on_hand, reserved in changed:
+            after[variant_id] += (on_hand - reserved) - planned_free[level_id]
+        before = {variant_id: after[variant_id] + requested[variant_id] for variant_id in requested}
+        for crossing in crossings(before=before, after=after, thresholds=thresholds):
+            stock_low.send(
+                sender=stock_reserve,
+                variant_id=crossing.variant_id,
+                available=crossing.available,
+                threshold=crossing.threshold,
+            )
+        stock_changed.send(sender=stock_reserve, variant_ids=list(requested))
+
+
+def _stale_plan(
+    *,
+    requested: dict[int, int],
+    plan: dict[int, int],
+    plan_variant: dict[int, int],
+    changed: list[tuple[int, int, int, int]],
+) -> OutOfStock:
+    """Build the `OutOfStock` for a plan a concurrent buyer made stale, with fresh figures."""
+    changed_ids = {row[0] for row in changed}
+    failed_variants = sorted(
+        {plan_variant[level_id] for level_id in plan if level_id not in changed_ids}
+    )
+    fresh = dict(
+        StockLevel.objects.filter(variant_id__in=failed_variants, warehouse__is_active=True)
+        .values("variant_id")
+        .annotate(available=Sum(F("on_hand") - F("reserved")))
+        .values_list("variant_id", "available")
+    )
+    # Our own statement already holds the units of the rows it did change: give them back.
+    held_by_us: dict[int, int] = defaultdict(int)
+    for level_id in changed_ids:
+        held_by_us[plan_variant[level_id]] += plan[level_id]
+    shortages = [
+        Shortage(
+            variant_id=variant_id,
+            requested=requested[variant_id],
+            available=(fresh.get(variant_id) or 0) + held_by_us[variant_id],
+        )
+        for variant_id in failed_variants
+    ]
+    return OutOfStock(shortages, retryable=all(s.available >= s.requested for s in shortages))
+
+
+def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list[tuple[int, int]]:
+    """Move every allocation of `reference` in `from_state` to `to_state`; return
+    (level_id, quantity) of those moved.
+
+    The state guard is the transition: of two concurrent calls for one reference, the second
+    waits for the first's row locks and then finds nothing left to move.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE inventory_stockallocation SET state = %s, updated_at = %s "
+            "WHERE reference = %s AND state = %s RETURNING level_id, quantity",
+            [to_state, timezone.now(), reference, from_state],
+        )
+        return sorted(cursor.fetchall())
+
+
+def _settle(
+    *,
+    reference: str,
+    from_state: str,
+    to_state: str,
+    on_hand_sign: int,
+    reserved_sign: int,
+    reason: str,
+    actor,
+    note: str,
+) -> list[int]:
+    """Move what `reference` holds in `from_state` and write the ledger; return variant ids."""
+    moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
+    if not moved:
+        return []
+    StockMovement.objects.bulk_create(
+        [
+            StockMovement(
+                level_id=level_id,
+                on_hand_delta=on_hand_sign * quantity,
+                reserved_delta=reserved_sign * quantity,
+                reason=reason,
+                reference=reference,
+                actor=actor,
+                note=note[:255],
+            )
+            for level_id, quantity in moved
+        ]
+    )
+    changed = move_levels(
+        deltas=[
+            (level_id, on_hand_sign * quantity, reserved_sign * quantity)
+            for level_id, quantity in moved
+        ],
+        require_available=False,
+    )
+    if len(changed) != len(moved):
+        # Only drift (a level changed behind the ledger's back) can get here; roll back.
+        raise InvalidStockOperation(
+            f"the stock levels no longer hold what {reference!r} has {from_state}; "
+            "run `manage.py inventory_verify`"
+        )
+    return sorted({row[1] for row in changed})
+
+
+@transaction.atomic
+def stock_release(*, reference: str, actor=None, note: str = "") -> None:
+    """Give back every unit `reference` still holds (order cancelled or expired).
+
+    A no-op when the reference holds nothing, so a repeated cancel changes nothing.
+    Sends `stock_changed` when units were released.
+    """
+    variant_ids = _settle(
+        reference=reference,
+        from_state=AllocationState.RESERVED,
+        to_state=AllocationState.RELEASED,
+        on_hand_sign=0,
+        reserved_sign=-1,
+        reason=MovementReason.RELEASE,
+        actor=actor,
+        note=note,
+    )
+    if variant_ids:
+        stock_changed.send(sender=stock_release, variant_ids=variant_ids)
+
+
+@transaction.atomic
+def stock_ship(*, reference: str, actor=None) -> None:
+    """Ship exactly what `reference` holds: on_hand and reserved both fall by those units.
+
+    Raises `InvalidStockOperation` when the reference holds nothing (never reserved, already
+    shipped or released): shipping goods that were never held is a bug to surface.
+    Sends `stock_changed`.
+    """
+    variant_ids = _settle(
+        reference=reference,
+        from_state=AllocationState.RESERVED,
+        to_state=AllocationState.SHIPPED,
+        on_hand_sign=-1,
+        reserved_sign=-1,
+        reason=MovementReason.SHIPMENT,
+        actor=actor,
+        note="",
+    )
+    if not variant_ids:
+        raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
+    stock_changed.send(sender=stock_ship, variant_ids=variant_ids)
+
+
+@transaction.atomic
+def stock_return(*, reference: str, actor=None, note: str = "") -> None:
+    """Put the units shipped for `reference` back on hand, in the warehouses they left.
+
+    Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
+    already returned). Sends `stock_changed`.
+    """
+    variant_ids = _settle(
+        reference=reference,
+        from_state=AllocationState.SHIPPED,
+        to_state=AllocationState.RETURNED,
+        on_hand_sign=1,
+        reserved_sign=0,
+        reason=MovementReason.RETURN,
+        actor=actor,
+        note=note,
+    )
+    if not variant_ids:
+        raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
+    stock_changed.send(sender=stock_return, variant_ids=variant_ids)

@@ -1,0 +1,134 @@
+"""Set-based statements on stock levels and the ledger, shared by the stock services.
+
+Each moves or inserts many rows in one statement; the guards in the WHERE clauses and the
+row counts returned are what decide (design rule 5).
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.utils import timezone
+
+
+def with_rows(
+    *, names: tuple[str, ...], types: tuple[str, ...], rows: list[tuple], sql: str, tail: list
+) -> list[tuple]:
+    """Run `sql` (which starts `WITH v(...) AS ({rows}) ...`) for `rows`; return what it returns.
+
+    On PostgreSQL the rows travel as one array per column through `unnest`, so the statement
+    has a handful of parameters whatever the number of rows (thousands of placeholders cost
+    more to bind than the work they describe). SQLite gets a VALUES list, in chunks that stay
+    under its limit of bound parameters. `tail` are the parameters after the rows.
+    """
+    if not rows:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(sql.format(rows=f"SELECT * FROM unnest({arrays})"), columns + tail)
+            return list(cursor.fetchall()) if cursor.description else []
+        result: list[tuple] = []
+        chunk = max(1, (connection.features.max_query_params - len(tail)) // len(names))
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            row = "(" + ", ".join(["%s"] * len(names)) + ")"
+            params = [value for values in part for value in values]
+            cursor.execute(sql.format(rows="VALUES " + ", ".join([row] * len(part))), params + tail)
+            if cursor.description:
+                result.extend(cursor.fetchall())
+        return result
+
+
+def update_levels(
+    *, columns: tuple[str, ...], rows: list[tuple], assignments: str, guard: str
+) -> list[tuple[int, int, int, int]]:
+    """Run one guarded UPDATE of many levels from rows `v(level_id, *columns)` of integers.
+
+    `assignments` and `guard` are SQL over `l` (the level) and `v` (its row of values). Returns
+    (level_id, variant_id, on_hand, reserved) after the change for the rows changed; the caller
+    compares the count with what it asked for. On PostgreSQL the rows are locked in level-id
+    order inside the statement: a join's own order is the planner's choice and could differ
+    between two transactions, which would let them deadlock.
+    """
+    names = ("level_id", *columns)
+    if connection.vendor == "postgresql":
+        sql = (
+            f"WITH v({', '.join(names)}) AS ({{rows}}), "
+            "locked AS (SELECT s.id FROM inventory_stocklevel s "
+            "WHERE s.id IN (SELECT level_id FROM v) ORDER BY s.id FOR NO KEY UPDATE) "
+            f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
+            f"FROM v, locked WHERE l.id = v.level_id AND locked.id = l.id AND ({guard}) "
+            "RETURNING l.id, l.variant_id, l.on_hand, l.reserved"
+        )
+    else:
+        # SQLite has one writer at a time, so there is no lock order to keep.
+        sql = (
+            f"WITH v({', '.join(names)}) AS ({{rows}}) "
+            f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
+            f"FROM v WHERE l.id = v.level_id AND ({guard}) "
+            # SQLite's RETURNING names the columns of the updated table without its alias.
+            "RETURNING id, variant_id, on_hand, reserved"
+        )
+    return with_rows(
+        names=names,
+        types=("bigint",) * len(names),
+        rows=sorted(rows),
+        sql=sql,
+        tail=[timezone.now()],
+    )
+
+
+def move_levels(
+    *, deltas: list[tuple[int, int, int]], require_available: bool
+) -> list[tuple[int, int, int, int]]:
+    """Apply (level_id, Δon_hand, Δreserved) to many levels in one guarded statement.
+
+    A row changes only if afterwards `0 <= reserved <= on_hand` holds and, with
+    `require_available`, only if it had Δreserved units available before.
+    """
+    guard = "l.reserved + v.dr >= 0 AND l.on_hand + v.dh >= l.reserved + v.dr"
+    if require_available:
+        guard = "l.on_hand - l.reserved >= v.dr AND " + guard
+    return update_levels(
+        columns=("dh", "dr"),
+        rows=deltas,
+        assignments="on_hand = l.on_hand + v.dh, reserved = l.reserved + v.dr",
+        guard=guard,
+    )
+
+
+def insert_movements(rows: list[tuple[int, int, int, str, str, int | None, str]]) -> None:
+    """Append ledger rows (level_id, Δon_hand, Δreserved, reason, reference, actor_id, note)
+    in one INSERT without building a model instance per row (the import writes 100,000s)."""
+    names = ("level_id", "on_hand_delta", "reserved_delta", "reason", "reference", "actor_id")
+    with_rows(
+        names=(*names, "note"),
+        types=("bigint", "integer", "integer", "text", "text", "bigint", "text"),
+        rows=rows,
+        sql=(
+            f"WITH v({', '.join(names)}, note) AS ({{rows}}) "
+            f"INSERT INTO inventory_stockmovement ({', '.join(names)}, note, created_at) "
+            f"SELECT {', '.join(names)}, note, %s FROM v"
+        ),
+        tail=[timezone.now()],
+    )
+
+
+def insert_levels(rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Create levels (variant_id, warehouse_id, on_hand) that do not exist yet; return
+    (id, variant_id, warehouse_id, on_hand) of those created. A level created meanwhile by
+    another transaction is skipped (the unique constraint decides), not overwritten."""
+    return with_rows(
+        names=("variant_id", "warehouse_id", "on_hand"),
+        types=("bigint", "bigint", "integer"),
+        rows=sorted(rows),
+        sql=(
+            "WITH v(variant_id, warehouse_id, on_hand) AS ({rows}) "
+            "INSERT INTO inventory_stocklevel (variant_id, warehouse_id, on_hand, reserved, "
+            "updated_at) SELECT variant_id, warehouse_id, on_hand, 0, %s FROM v WHERE true "
+            "ON CONFLICT (variant_id, warehouse_id) DO NOTHING "
+            "RETURNING id, variant_id, warehouse_id, on_hand"
+        ),
+        tail=[timezone.now()],
+    )
