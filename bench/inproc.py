@@ -1,6 +1,6 @@
 """Measurements taken inside one Django process on the bench database (not under load).
 
-`python -m bench.inproc buyers N|queries|signals` prints one JSON value.
+`python -m bench.inproc buyers N|queries|cpu|signals` prints one JSON value.
 
 - `buyers N`: N customers with an API token each (the tokens).
 
@@ -8,6 +8,8 @@
   client, `CaptureQueriesContext`), which of them run while the order's transaction holds the
   stock row locks (after the first `UPDATE inventory_stocklevel`, before COMMIT) and how long that
   lock window lasts; and statements per cached product list and detail hit.
+- `cpu`: a checkout request's time by package (cProfile self time), the profile that needs no
+  py-spy.
 - `signals` (B4): place, pay and ship through the services, each with the project's receivers
   connected and then disconnected from Django's receiver registry (restored afterwards), in
   alternating rounds; reports the mean cost per operation and the wiring's share.
@@ -24,6 +26,7 @@ import time
 import uuid
 import weakref
 from contextlib import contextmanager
+from pathlib import Path
 
 import django
 
@@ -34,6 +37,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
 ADDRESS = {
     "name": "Bench Buyer",
     "line1": "1 Load Street",
@@ -170,12 +174,67 @@ def measure_queries() -> dict:
         ("list", "/api/v1/products?limit=20&offset=0"),
         ("detail", "/api/v1/products/bench-product-0007"),
     ):
-        first = anonymous.get(path)
+        # Two visits first: the storefront cache stores a product's detail on its second visit.
+        warm = [anonymous.get(path).status_code for _ in range(2)]
         with CaptureQueriesContext(connection) as captured:
-            second = anonymous.get(path)
+            hit = anonymous.get(path)
         result[f"cached_{name}_queries"] = len(captured)
-        result[f"cached_{name}_status"] = [first.status_code, second.status_code]
+        result[f"cached_{name}_status"] = [*warm, hit.status_code]
     return result
+
+
+def measure_cpu(orders: int = 100) -> dict:
+    """Where a checkout request's own time goes, by package (cProfile, self time).
+
+    `psycopg wait` is the time the request waits for PostgreSQL's answers; everything else is
+    Python on the CPU, grouped by the package its code lives in (the project's apps by name).
+    """
+    import cProfile
+    import pstats
+
+    client = buyer_client()
+    rng = random.Random(5)
+
+    def one() -> None:
+        place(client, [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)])
+
+    for _ in range(5):
+        one()
+    profiler = cProfile.Profile()
+    cpu = time.process_time()
+    profiler.enable()
+    for _ in range(orders):
+        one()
+    profiler.disable()
+    cpu = time.process_time() - cpu
+    groups: dict[str, float] = {}
+    for (filename, _, function), row in pstats.Stats(profiler).stats.items():
+        self_time = row[2]
+        path = filename.replace("\\", "/")
+        if "psycopg" in path and function in ("wait", "wait_c", "_wait", "select", "poll"):
+            group = "psycopg wait (PostgreSQL answering)"
+        elif "site-packages/" in path:
+            package = path.split("site-packages/", 1)[1].split("/")[0]
+            if package == "django":
+                parts = path.split("site-packages/django/", 1)[1].split("/")
+                package = "django." + parts[0] + ("." + parts[1] if parts[0] == "db" else "")
+            group = package
+        elif path.startswith(str(ROOT_DIR)):
+            group = "project: " + path[len(str(ROOT_DIR)) + 1 :].split("/")[0]
+        else:
+            group = "python stdlib / builtins"
+        groups[group] = groups.get(group, 0.0) + self_time
+    total = sum(groups.values())
+    return {
+        "orders": orders,
+        "cpu_ms_per_order_under_cprofile": round(1000 * cpu / orders, 2),
+        "self_time_ms_per_order": {
+            group: round(1000 * seconds / orders, 2)
+            for group, seconds in sorted(groups.items(), key=lambda item: -item[1])
+            if 1000 * seconds / orders >= 0.1
+        },
+        "total_ms_per_order_under_cprofile": round(1000 * total / orders, 2),
+    }
 
 
 # --- B4: the signal wiring --------------------------------------------------------------------
@@ -383,6 +442,8 @@ def main() -> None:
         result = buyer_tokens(int(sys.argv[2]))
     elif what == "queries":
         result = measure_queries()
+    elif what == "cpu":
+        result = measure_cpu()
     else:
         result = measure_signals()
     print(json.dumps(result, default=str))

@@ -205,6 +205,10 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
     except Exception as error:
         b1["queries"] = {"skipped": str(error)}
     log(f"B1 queries: {json.dumps(b1['queries'])[:400]}")
+    try:
+        b1["cpu_profile"] = inproc(env, "cpu")
+    except Exception as error:
+        b1["cpu_profile"] = {"skipped": str(error)}
     if cfg["profile"]:
         b1["profile_hot_64"] = profile_hot(cfg, server, tokens)
     out["B1"] = b1
