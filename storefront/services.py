@@ -129,41 +129,57 @@ class IdempotentAnswer:
     replayed: bool
 
 
-@transaction.atomic
+# `perform` receives this and calls it inside its own transaction with the answer it will give.
+RecordAnswer = Callable[[int, Any], None]
+
+
+def _stored_answer(
+    *, user: AbstractBaseUser, key: str, fingerprint: str
+) -> IdempotentAnswer | None:
+    existing = IdempotencyKey.objects.filter(user=user, key=key).first()
+    if existing is None:
+        return None
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return IdempotentAnswer(existing.status_code, existing.response_body, replayed=True)
+
+
 def idempotent_perform(
     *,
     user: AbstractBaseUser,
     key: str,
     fingerprint: str,
-    perform: Callable[[], tuple[int, Any]],
+    perform: Callable[[RecordAnswer], tuple[int, Any]],
 ) -> IdempotentAnswer:
-    """Run `perform()` once per (user, key) and return its answer, or replay the stored one.
+    """Run `perform(record)` once per (user, key) and return its answer, or replay the stored one.
 
-    The key row is inserted in the same transaction as whatever `perform` writes, and its answer
-    stored before the commit: a request that fails (an exception out of `perform`) rolls back
-    and leaves no key, so the client may retry it with the same key. On PostgreSQL a concurrent
-    duplicate's INSERT waits on the unique index until the first request commits, then reads
-    and replays its answer; a wait beyond the connection's `lock_timeout` answers
-    RequestInProgress. Raises IdempotencyKeyReused when the key came with another body.
+    `perform` calls `record(status, body)` inside its own transaction with the answer it is
+    about to give, so the key row commits or rolls back with the work: a request that fails
+    leaves no key and may be retried with it. On PostgreSQL a concurrent duplicate's INSERT
+    waits on the unique index until the first request commits, fails, and replays the
+    stored answer; a wait beyond the connection's `lock_timeout` answers RequestInProgress.
+    Raises IdempotencyKeyReused when the key came with another body.
     """
+    stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
+    if stored is not None:
+        return stored
+
+    def record(status: int, body: Any) -> None:
+        IdempotencyKey.objects.create(
+            user=user, key=key, fingerprint=fingerprint, status_code=status, response_body=body
+        )
+
     try:
-        with transaction.atomic():
-            row = IdempotencyKey.objects.create(user=user, key=key, fingerprint=fingerprint)
+        status, body = perform(record)
     except IntegrityError:
-        existing = IdempotencyKey.objects.filter(user=user, key=key).first()
-        if existing is None or existing.status_code is None:
-            raise RequestInProgress() from None
-        if existing.fingerprint != fingerprint:
-            raise IdempotencyKeyReused() from None
-        return IdempotentAnswer(existing.status_code, existing.response_body, replayed=True)
+        stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
+        if stored is None:
+            raise
+        return stored
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
             raise  # the database itself failed: the API answers 503
         raise RequestInProgress() from error
-    status, body = perform()
-    row.status_code = status
-    row.response_body = body
-    row.save(update_fields=["status_code", "response_body"])
     return IdempotentAnswer(status, body, replayed=False)
 
 

@@ -1,7 +1,7 @@
 """Placing an order: validate, price from the catalog, write, then reserve stock last."""
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -45,8 +45,18 @@ def shipping_for(subtotal: Decimal) -> Decimal:
     return Decimal(settings.SHIPPING_FLAT_RATE).quantize(CENTS)
 
 
+# Called with the written order and its lines, inside the transaction, before the stock is
+# reserved: the caller's rows that must commit with the order are written outside the lock window.
+OnWritten = Callable[[Order, list[OrderLine]], None]
+
+
 def order_place(
-    *, customer: Customer, lines: Sequence[LineRequest], shipping_address: dict, actor=None
+    *,
+    customer: Customer,
+    lines: Sequence[LineRequest],
+    shipping_address: dict,
+    actor=None,
+    on_written: OnWritten | None = None,
 ) -> Order:
     """Place an order: validate the lines, price them from the catalog, write the order and
     its lines, then reserve the stock as the last statement of the transaction.
@@ -56,6 +66,11 @@ def order_place(
     UPDATE and the commit. When the reservation fails only because availability changed
     between inventory's plan and its update while enough is still available, or the random
     order number clashed, the whole attempt is repeated once.
+
+    `on_written(order, lines)`, if given, runs after the order is written and before the
+    reservation, in the same transaction: the API records its idempotency key there, so that
+    row commits or rolls back with the order without lengthening the stock lock window.
+    An exception from it rolls the attempt back and propagates.
 
     Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
     Sends `order_placed(order)`; its receivers request `orders.email_send` (confirmation) and
@@ -74,6 +89,8 @@ def order_place(
                     actor=actor,
                 )
                 order_placed.send(sender=Order, order=order)
+                if on_written is not None:
+                    on_written(order, order_lines)
                 # Last: from here to the commit the stock rows stay locked.
                 stock_reserve(
                     reference=number,
