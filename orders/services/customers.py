@@ -1,7 +1,5 @@
 """Customer profiles and the normalised identity of their users."""
 
-from django.db import transaction
-
 from orders.models import Customer
 
 
@@ -10,12 +8,12 @@ def user_email_normalise(email: str) -> str:
     return (email or "").strip().lower()
 
 
-@transaction.atomic
 def customer_for_user(*, user) -> Customer:
     """Return the user's Customer profile, creating it if the post_save receiver never ran
     (users loaded from fixtures, created before the orders app existed).
 
-    Sends no signals, requests no tasks.
+    Not atomic itself: every request placing an order calls it, and get_or_create already
+    takes a savepoint for the rare creation. Sends no signals, requests no tasks.
     """
     customer, _ = Customer.objects.get_or_create(user=user)
     return customer
