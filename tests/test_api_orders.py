@@ -286,6 +286,30 @@ def test_invoice_answers_404_before_payment_and_200_after(client, ada, shirt):
     assert ada.get(f"/api/v1/orders/{order['number']}").json()["status"] == "paid"
 
 
+def test_invoice_document_is_downloaded_by_its_customer_only(
+    client, ada, bob, shirt, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    # given a paid order whose document task ran after the payment committed
+    settings.MEDIA_ROOT = tmp_path
+    order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(client, order["number"], order["total"])
+    document_url = ada.get(f"/api/v1/orders/{order['number']}/invoice").json()["document_url"]
+
+    # when
+    own = ada.get(document_url)
+    other = bob.get(document_url)
+    anonymous = client.get(document_url)
+
+    # then
+    assert document_url.endswith(f"/api/v1/orders/{order['number']}/invoice/document")
+    assert own.status_code == 200
+    assert own["Content-Type"] == "text/html; charset=utf-8"
+    assert b"INV-" in b"".join(own.streaming_content)
+    assert other.status_code == 404
+    assert anonymous.status_code == 401
+
+
 def test_duplicate_webhook_answers_200_and_records_one_payment(client, ada, shirt):
     # given
     order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()

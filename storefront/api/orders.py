@@ -7,7 +7,8 @@ answers 404 exactly like a number that does not exist.
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from ninja import Path, Query, Router
 
 from orders import selectors as order_selectors
@@ -204,19 +205,50 @@ def order_cancel(request: HttpRequest, number: OrderNumber):
     summary="Get the invoice of one of my orders",
 )
 def order_invoice(request: HttpRequest, number: OrderNumber):
-    """The invoice, once the order is paid; 404 before."""
-    order = _customer_order(request, number)
-    try:
-        invoice = payment_selectors.invoice_get_for_order(order=order)
-    except Invoice.DoesNotExist:
-        raise ApiError(404, "not_found", f"Order {number} has no invoice yet.") from None
+    """The invoice, once the order is paid; 404 before. `document_url` is null until the
+    document task has rendered it."""
+    invoice = _customer_invoice(request, number)
     body = {
         "number": invoice.number,
         "issued_at": invoice.issued_at.isoformat(),
         "total": money(invoice.total),
         "currency": invoice.currency,
-        "document_url": request.build_absolute_uri(invoice.document.url)
+        "document_url": request.build_absolute_uri(
+            reverse("api-v1:order_invoice_document", args=[number])
+        )
         if invoice.document
         else None,
     }
     return _json(200, body)
+
+
+@router.get(
+    "/orders/{number}/invoice/document",
+    response={200: None, 401: Problem, 404: Problem, 422: ValidationProblem},
+    url_name="order_invoice_document",
+    summary="Download the invoice document of one of my orders",
+    openapi_extra={
+        "responses": {200: {"description": "The invoice (HTML)", "content": {"text/html": {}}}}
+    },
+)
+def order_invoice_document(request: HttpRequest, number: OrderNumber):
+    """The rendered invoice, served through the API so only the order's customer gets it
+    (media files are not public); 404 before payment or while it is still being rendered."""
+    invoice = _customer_invoice(request, number)
+    if not invoice.document:
+        raise ApiError(404, "not_found", f"The invoice of {number} is still being rendered.")
+    return _private(
+        FileResponse(
+            invoice.document.open("rb"),
+            content_type="text/html; charset=utf-8",
+            filename=f"{invoice.number}.html",
+        )
+    )
+
+
+def _customer_invoice(request: HttpRequest, number: str) -> Invoice:
+    order = _customer_order(request, number)
+    try:
+        return payment_selectors.invoice_get_for_order(order=order)
+    except Invoice.DoesNotExist:
+        raise ApiError(404, "not_found", f"Order {number} has no invoice yet.") from None
