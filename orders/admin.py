@@ -213,23 +213,16 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        orders = list(queryset.order_by("placed_at", "id"))
-        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self.action_page(
-                request,
-                orders,
-                form,
-                action="cancel_orders",
-                title="Cancel orders",
-                submit="Cancel orders",
-                intro="Reserved stock is released; a paid order is refunded.",
-            )
-        for order in orders:
-            self.run_for_order(
-                request, order, "cancelled", order_cancel, reason=form.cleaned_data["reason"]
-            )
-        return None
+        return self.run_with_reason(
+            request,
+            queryset,
+            action="cancel_orders",
+            title="Cancel orders",
+            submit="Cancel orders",
+            intro="Reserved stock is released; a paid order is refunded.",
+            verb="cancelled",
+            service=order_cancel,
+        )
 
     @admin.action(description="Mark the selected orders delivered", permissions=["deliver"])
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -259,6 +252,36 @@ class OrderAdmin(admin.ModelAdmin):
             "submit_label": submit,
         }
         return TemplateResponse(request, "admin/action_form.html", context)
+
+    def run_with_reason(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        *,
+        action: str,
+        title: str,
+        submit: str,
+        intro: str,
+        verb: str,
+        service: Callable[..., object],
+        errors: tuple[type[Exception], ...] = (OrderError,),
+    ) -> TemplateResponse | None:
+        """Ask once for the reason an action needs, then call `service` for each selected order.
+
+        Cancelling and refunding both record why; the post from the changelist only shows the
+        page, and nothing changes until it is submitted with a reason.
+        """
+        orders = list(queryset.order_by("placed_at", "id"))
+        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self.action_page(
+                request, orders, form, action=action, title=title, submit=submit, intro=intro
+            )
+        for order in orders:
+            self.run_for_order(
+                request, order, verb, service, errors=errors, reason=form.cleaned_data["reason"]
+            )
+        return None
 
     def run_for_order(
         self,

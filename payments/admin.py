@@ -17,7 +17,6 @@ from django.utils.safestring import mark_safe
 
 from orders.admin import OrderAdmin as OrdersOrderAdmin
 from orders.admin import ReadOnlyInline
-from orders.forms import OrderReasonForm
 from orders.models import Order
 from orders.services import OrderError
 from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
@@ -165,28 +164,17 @@ class OrderAdmin(OrdersOrderAdmin):
 
     @admin.action(description="Refund the selected orders in full", permissions=["refund"])
     def refund_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        orders = list(queryset.order_by("placed_at", "id"))
-        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self.action_page(
-                request,
-                orders,
-                form,
-                action="refund_orders",
-                title="Refund orders",
-                submit="Refund",
-                intro="The payment is refunded in full and a credit note is issued.",
-            )
-        for order in orders:
-            self.run_for_order(
-                request,
-                order,
-                "refunded",
-                refund_issue,
-                errors=(RefundError, OrderError),
-                reason=form.cleaned_data["reason"],
-            )
-        return None
+        return self.run_with_reason(
+            request,
+            queryset,
+            action="refund_orders",
+            title="Refund orders",
+            submit="Refund",
+            intro="The payment is refunded in full and a credit note is issued.",
+            verb="refunded",
+            service=refund_issue,
+            errors=(RefundError, OrderError),
+        )
 
 
 def _document_cell(document: Invoice | CreditNote, url_prefix: str) -> str:
