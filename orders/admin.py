@@ -37,6 +37,19 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only services and receivers write (customers, payments, documents): read, not edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
     fields = ("sku", "name", "quantity", "unit_price", "line_total")
@@ -53,7 +66,7 @@ class OrderEventInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdmin):
     list_display = ("email", "order_count", "lifetime_value", "created_at")
     search_fields = ("user__email", "user__username")
     list_select_related = ("user",)
@@ -63,15 +76,6 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description="e-mail", ordering="user__email")
     def email(self, customer: Customer) -> str:
         return customer.user.email or customer.user.username
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Order)

@@ -16,25 +16,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from orders.admin import OrderAdmin as OrdersOrderAdmin
-from orders.admin import ReadOnlyInline
+from orders.admin import ReadOnlyAdmin, ReadOnlyInline
 from orders.models import Order
 from orders.services import OrderError
 from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
 from payments.selectors import credit_notes_for_order
 from payments.services import RefundError, refund_issue
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by services and provider events: staff read them, nobody edits them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class DocumentDownloadMixin:
