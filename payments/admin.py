@@ -51,9 +51,7 @@ class DocumentDownloadMixin:
     def document_link(self, row) -> str:
         if not row.document:
             return "being rendered"
-        opts = self.model._meta
-        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_document", args=[row.pk])
-        return format_html('<a href="{}">Download {}</a>', url, row.number)
+        return format_html('<a href="{}">Download {}</a>', _admin_url(row, "document"), row.number)
 
 
 @admin.register(Payment)
@@ -136,7 +134,7 @@ class OrderAdmin(OrdersOrderAdmin):
         invoice = Invoice.objects.filter(order=order).first()
         if invoice is None:
             return "none (not paid)"
-        return _document_cell(invoice, "admin:payments_invoice")
+        return _document_cell(invoice)
 
     @admin.display(description="credit notes")
     def credit_note_links(self, order: Order) -> str:
@@ -146,7 +144,7 @@ class OrderAdmin(OrdersOrderAdmin):
         return format_html_join(
             mark_safe("<br>"),
             "{}",
-            ((_document_cell(note, "admin:payments_creditnote"),) for note in notes),
+            ((_document_cell(note),) for note in notes),
         )
 
     @admin.action(description="Refund the selected orders in full", permissions=["refund"])
@@ -164,9 +162,15 @@ class OrderAdmin(OrdersOrderAdmin):
         )
 
 
-def _document_cell(document: Invoice | CreditNote, url_prefix: str) -> str:
+def _admin_url(row: Invoice | CreditNote, view: str) -> str:
+    """The URL of the row's admin `change` page or its `document` download."""
+    opts = row._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[row.pk])
+
+
+def _document_cell(document: Invoice | CreditNote) -> str:
     """The document's number linking to its admin page, and its download once rendered."""
-    page = reverse(f"{url_prefix}_change", args=[document.pk])
+    page = _admin_url(document, "change")
     amount = document.total if isinstance(document, Invoice) else document.amount
     label = f"{document.number} ({amount} {document.currency})"
     if not document.document:
@@ -175,5 +179,5 @@ def _document_cell(document: Invoice | CreditNote, url_prefix: str) -> str:
         '<a href="{}">{}</a> · <a href="{}">download</a>',
         page,
         label,
-        reverse(f"{url_prefix}_document", args=[document.pk]),
+        _admin_url(document, "document"),
     )
