@@ -13,10 +13,16 @@ from storefront.selectors import user_for_credentials
 router = Router(tags=["auth"])
 
 
-def _client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is the client's to forge unless a proxy we trust
-    # rewrites it, and a forged one would let a script pick a fresh identity per attempt.
-    return request.META.get("REMOTE_ADDR", "")
+def _throttle(
+    request: HttpRequest, email: str, *, per_ip: throttle.Limit, per_email: throttle.Limit
+) -> None:
+    """Count the attempt against its client IP and its e-mail; raise Throttled beyond either.
+
+    REMOTE_ADDR only: X-Forwarded-For is the client's to forge unless a trusted proxy rewrites
+    it, and a forged one would let a script pick a fresh identity per attempt.
+    """
+    throttle.throttle_hit(limit=per_ip, identity=request.META.get("REMOTE_ADDR", ""))
+    throttle.throttle_hit(limit=per_email, identity=user_email_normalise(email))
 
 
 @router.post(
@@ -26,9 +32,11 @@ def _client_ip(request: HttpRequest) -> str:
 )
 def register(request: HttpRequest, credentials: CredentialsIn):
     """Create a customer account and answer its first token."""
-    throttle.throttle_hit(limit=throttle.REGISTER_PER_IP, identity=_client_ip(request))
-    throttle.throttle_hit(
-        limit=throttle.REGISTER_PER_EMAIL, identity=user_email_normalise(credentials.email)
+    _throttle(
+        request,
+        credentials.email,
+        per_ip=throttle.REGISTER_PER_IP,
+        per_email=throttle.REGISTER_PER_EMAIL,
     )
     user, token = services.customer_register(email=credentials.email, password=credentials.password)
     customer = customer_for_user(user=user)
@@ -42,9 +50,8 @@ def register(request: HttpRequest, credentials: CredentialsIn):
 )
 def login(request: HttpRequest, credentials: CredentialsIn):
     """Answer a new token for a customer's or a staff member's e-mail and password."""
-    throttle.throttle_hit(limit=throttle.LOGIN_PER_IP, identity=_client_ip(request))
-    throttle.throttle_hit(
-        limit=throttle.LOGIN_PER_EMAIL, identity=user_email_normalise(credentials.email)
+    _throttle(
+        request, credentials.email, per_ip=throttle.LOGIN_PER_IP, per_email=throttle.LOGIN_PER_EMAIL
     )
     user = user_for_credentials(email=credentials.email, password=credentials.password)
     if user is None:
