@@ -10,15 +10,6 @@ from django.dispatch import receiver
 from orders import services
 from orders.models import Customer, EmailKind
 from orders.signals import order_cancelled, order_placed, order_shipped
-from outbox.services import outbox_enqueue
-
-
-def _request_email(*, order, kind: str) -> None:
-    outbox_enqueue(
-        task_name="orders.email_send",
-        kwargs={"order_id": order.pk, "kind": kind},
-        dedupe_key=f"email:{kind}:{order.pk}",
-    )
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="orders.normalise_user_identity")
@@ -49,7 +40,7 @@ def create_customer_profile(sender, instance, created=False, raw=False, **kwargs
 @receiver(order_placed, dispatch_uid="orders.email_order_confirmation")
 def email_order_confirmation(sender, order, **kwargs) -> None:
     """Request the confirmation e-mail through the outbox: sent only if the order commits."""
-    _request_email(order=order, kind=EmailKind.CONFIRMATION)
+    services.order_email_request(order=order, kind=EmailKind.CONFIRMATION)
 
 
 @receiver(order_placed, dispatch_uid="orders.count_placed_order")
@@ -61,7 +52,7 @@ def count_placed_order(sender, order, **kwargs) -> None:
 @receiver(order_shipped, dispatch_uid="orders.email_shipping_notice")
 def email_shipping_notice(sender, order, **kwargs) -> None:
     """Request the shipping e-mail (with the tracking number) through the outbox."""
-    _request_email(order=order, kind=EmailKind.SHIPPED)
+    services.order_email_request(order=order, kind=EmailKind.SHIPPED)
 
 
 @receiver(order_shipped, dispatch_uid="orders.count_shipped_units")
@@ -73,4 +64,4 @@ def count_shipped_units(sender, order, **kwargs) -> None:
 @receiver(order_cancelled, dispatch_uid="orders.email_cancellation_notice")
 def email_cancellation_notice(sender, order, **kwargs) -> None:
     """Request the cancellation e-mail through the outbox: sent only if the cancel commits."""
-    _request_email(order=order, kind=EmailKind.CANCELLED)
+    services.order_email_request(order=order, kind=EmailKind.CANCELLED)

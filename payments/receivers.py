@@ -6,20 +6,11 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from orders.models import EmailKind, OrderStatus
-from orders.services import counters_count_paid, counters_count_refund
+from orders.services import counters_count_paid, counters_count_refund, order_email_request
 from orders.signals import order_cancelled
 from outbox.services import outbox_enqueue
 from payments import services
 from payments.signals import payment_received, refund_issued
-
-
-def _request_email(*, order, kind: str) -> None:
-    outbox_enqueue(
-        task_name="orders.email_send",
-        kwargs={"order_id": order.pk, "kind": kind},
-        dedupe_key=f"email:{kind}:{order.pk}",
-    )
-
 
 # payment_received: the receivers run in connection order; the invoice comes last because
 # its number is taken under the sequence row's lock, which every payment queues on.
@@ -28,7 +19,7 @@ def _request_email(*, order, kind: str) -> None:
 @receiver(payment_received, dispatch_uid="payments.email_payment_receipt")
 def email_payment_receipt(sender, order, **kwargs) -> None:
     """Request the receipt e-mail through the outbox: sent only if the payment commits."""
-    _request_email(order=order, kind=EmailKind.RECEIPT)
+    order_email_request(order=order, kind=EmailKind.RECEIPT)
 
 
 @receiver(payment_received, dispatch_uid="payments.render_invoice_document")
@@ -66,7 +57,7 @@ def refund_paid_order(sender, order, previous_status, actor=None, reason="", **k
 @receiver(refund_issued, dispatch_uid="payments.email_refund_notice")
 def email_refund_notice(sender, order, **kwargs) -> None:
     """Request the refund e-mail through the outbox: sent only if the refund commits."""
-    _request_email(order=order, kind=EmailKind.REFUND)
+    order_email_request(order=order, kind=EmailKind.REFUND)
 
 
 @receiver(refund_issued, dispatch_uid="payments.render_credit_note_document")

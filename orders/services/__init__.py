@@ -9,7 +9,7 @@ from orders.services.counters import (
     counters_reconcile,
 )
 from orders.services.customers import customer_for_user, user_email_normalise
-from orders.services.emails import order_email_render, order_email_send
+from orders.services.emails import order_email_render, order_email_request, order_email_send
 from orders.services.errors import (
     InvalidOrder,
     InvalidTransition,
@@ -44,6 +44,7 @@ __all__ = [
     "customer_for_user",
     "order_cancel",
     "order_email_render",
+    "order_email_request",
     "order_email_send",
     "order_flag",
     "order_mark_delivered",

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from orders.models import EmailKind, Order, SentEmail
+from outbox.services import outbox_enqueue
 
 
 def order_email_render(*, order: Order, kind: str) -> EmailMultiAlternatives:
@@ -26,6 +27,20 @@ def order_email_render(*, order: Order, kind: str) -> EmailMultiAlternatives:
     )
     message.attach_alternative(render_to_string(f"{base}.html", context), "text/html")
     return message
+
+
+def order_email_request(*, order: Order, kind: str) -> None:
+    """Request the `kind` e-mail of an order in the caller's transaction.
+
+    Through the outbox, so the e-mail goes only if that transaction commits; the dedupe key
+    makes a second request for the same order and kind the same request.
+    Sends no signals; requests the `orders.email_send` task.
+    """
+    outbox_enqueue(
+        task_name="orders.email_send",
+        kwargs={"order_id": order.pk, "kind": kind},
+        dedupe_key=f"email:{kind}:{order.pk}",
+    )
 
 
 @transaction.atomic
