@@ -193,6 +193,10 @@ def tables(out: dict) -> str:
                 f"queries: list {queries.get('cached_list_queries')}, detail "
                 f"{queries.get('cached_detail_queries')}.",
             ]
+        profile = b1.get("profile_hot_64", {})
+        if "time_split_pct" in profile:
+            split = ", ".join(f"{k} {v} %" for k, v in profile["time_split_pct"].items())
+            lines += ["", f"Profile of the workers, hot SKUs at 64 buyers (py-spy): {split}."]
         lines.append("")
     b2 = out.get("B2")
     if b2:
@@ -269,6 +273,14 @@ def tables(out: dict) -> str:
             lines.append(
                 _row(name, r["connected_ms"], r["disconnected_ms"], f"{r['wiring_pct']} %")
             )
+        receivers = list(b4.get("per_receiver_ms", {}).items())[:8]
+        if receivers:
+            lines += [
+                "",
+                "Costliest receivers and on-commit callbacks (ms per operation): "
+                + "; ".join(f"{name} {ms}" for name, ms in receivers)
+                + ".",
+            ]
         lines.append("")
     for name, reason in out.get("skipped", {}).items():
         lines.append(f"- {name} not measured: {reason}")
