@@ -1,7 +1,7 @@
 """Builders for orders and payments tests: a stocked catalog, customers, signed webhooks.
 
 They go through the real services (stock arrives by `stock_receive`), so tests exercise the
-paths production does. Payment builders are in payments.testing.
+paths production does. Payment builders are in tests.payments_helpers.
 """
 
 import uuid

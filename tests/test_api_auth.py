@@ -13,7 +13,7 @@ from orders.models import Customer
 from storefront import cache as read_cache
 from storefront import throttle
 from storefront.models import ApiToken
-from storefront.testing import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
+from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
 
 pytestmark = pytest.mark.django_db
 

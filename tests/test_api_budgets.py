@@ -5,7 +5,13 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from storefront.testing import FAST_HASHERS, client_for, order_post, product_make, user_with_token
+from tests.storefront_helpers import (
+    FAST_HASHERS,
+    client_for,
+    order_post,
+    product_make,
+    user_with_token,
+)
 
 pytestmark = pytest.mark.django_db
 

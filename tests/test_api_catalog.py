@@ -6,7 +6,7 @@ from model_bakery import baker
 
 from catalog.models import Category, Product
 from inventory.services import stock_adjust
-from storefront.testing import product_make, warehouse_main
+from tests.storefront_helpers import product_make, warehouse_main
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,13 @@ from orders.models import Order
 from orders.signals import order_placed
 from outbox.models import OutboxMessage
 from storefront.models import IdempotencyKey
-from storefront.testing import FAST_HASHERS, client_for, order_post, product_make, user_with_token
+from tests.storefront_helpers import (
+    FAST_HASHERS,
+    client_for,
+    order_post,
+    product_make,
+    user_with_token,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

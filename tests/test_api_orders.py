@@ -14,7 +14,7 @@ from orders.models import Order, OrderStatus
 from payments.models import Payment
 from storefront.models import IdempotencyKey
 from storefront.tasks import idempotency_keys_purge_task
-from storefront.testing import (
+from tests.storefront_helpers import (
     ADDRESS,
     FAST_HASHERS,
     client_for,

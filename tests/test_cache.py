@@ -16,7 +16,7 @@ from catalog.signals import catalog_changed
 from inventory.services import stock_receive
 from orders.services import LineRequest, customer_for_user, order_cancel, order_place
 from storefront import cache as read_cache
-from storefront.testing import (
+from tests.storefront_helpers import (
     ADDRESS,
     CACHE_DOWN,
     FAST_HASHERS,

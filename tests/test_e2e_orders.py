@@ -12,10 +12,10 @@ from conftest import PROJECT_DIR
 from inventory.models import StockLevel, StockMovement
 from orders.models import OrderStatus, SentEmail
 from orders.services import order_ship
-from orders.testing import customer_new, order_new, variant_stocked
 from payments.models import Invoice
 from payments.services import webhook_handle
-from payments.testing import payment_event, signed
+from tests.orders_helpers import customer_new, order_new, variant_stocked
+from tests.payments_helpers import payment_event, signed
 
 pytestmark = [pytest.mark.worker, pytest.mark.redis, pytest.mark.postgres]
 

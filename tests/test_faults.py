@@ -19,7 +19,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from orders.models import EmailKind, Order, SentEmail
-from orders.testing import ADDRESS, customer_new, variant_stocked
 from outbox import services
 from outbox.models import OutboxMessage
 from outbox.services import outbox_relay
@@ -33,6 +32,7 @@ from tests.faults import (
     wait_until,
     workers,
 )
+from tests.orders_helpers import ADDRESS, customer_new, variant_stocked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

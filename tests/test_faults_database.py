@@ -14,10 +14,10 @@ from django.test import Client
 
 from inventory.models import StockLevel
 from orders.models import Order, OrderLine
-from orders.testing import ADDRESS, customer_new, variant_stocked
 from outbox.models import OutboxMessage
 from storefront.services import token_issue
 from tests.faults import wait_until
+from tests.orders_helpers import ADDRESS, customer_new, variant_stocked
 
 pytestmark = [pytest.mark.postgres]
 

@@ -20,8 +20,8 @@ from orders.services import (
     order_ship,
 )
 from orders.tasks import order_email_send as order_email_send_task
-from orders.testing import customer_new, order_new, variant_stocked
 from outbox.models import OutboxMessage
+from tests.orders_helpers import customer_new, order_new, variant_stocked
 
 pytestmark = pytest.mark.django_db
 

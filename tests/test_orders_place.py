@@ -16,8 +16,8 @@ from orders.services import (
     UnknownSku,
     order_place,
 )
-from orders.testing import ADDRESS, customer_new, order_new, variant_stocked
 from outbox.models import OutboxMessage
+from tests.orders_helpers import ADDRESS, customer_new, order_new, variant_stocked
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from orders.services import (
     order_ship,
     orders_expire_unpaid,
 )
-from orders.testing import customer_new, order_new, variant_stocked
 from outbox.models import OutboxMessage
+from tests.orders_helpers import customer_new, order_new, variant_stocked
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders.models import OrderStatus
-from orders.testing import customer_new, order_new, variant_stocked
 from payments.models import Invoice, Payment
+from tests.orders_helpers import customer_new, order_new, variant_stocked
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,10 +18,10 @@ from orders.services import (
     order_ship,
     orders_expire_unpaid,
 )
-from orders.testing import customer_new, order_new, variant_stocked, warehouse
 from payments.models import CreditNote, Invoice, Payment, Refund
 from payments.services import webhook_handle
-from payments.testing import payment_event, signed
+from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
+from tests.payments_helpers import payment_event, signed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -10,7 +10,6 @@ import pytest
 from inventory.models import StockLevel
 from orders.models import Customer, DailySales, OrderStatus, VariantSales
 from orders.services import InvalidTransition, order_cancel, order_mark_paid, order_ship
-from orders.testing import customer_new, order_new, variant_stocked
 from outbox.models import OutboxMessage
 from payments.models import CreditNote, Invoice, Payment, PaymentStatus, ProcessedEvent, Refund
 from payments.selectors import invoice_get_for_order, invoice_get_for_user
@@ -23,7 +22,8 @@ from payments.services import (
     webhook_handle,
     webhook_signature,
 )
-from payments.testing import payment_event, signed
+from tests.orders_helpers import customer_new, order_new, variant_stocked
+from tests.payments_helpers import payment_event, signed
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from storefront.services import token_issue
-from storefront.testing import FAST_HASHERS, product_make, user_with_token
+from tests.storefront_helpers import FAST_HASHERS, product_make, user_with_token
 
 pytestmark = pytest.mark.django_db
 
