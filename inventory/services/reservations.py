@@ -140,8 +140,8 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
                 requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
             )
 
-        # Availability after our update: exact for the rows we changed (their values under our
-        # lock), as planned for the rows we did not touch.
+        # Availability after this update: exact for the rows it changed (their values under
+        # this transaction's lock), as planned for the rows it did not touch.
         after = dict(available)
         for level_id, variant_id, on_hand, reserved in changed:
             after[variant_id] += (on_hand - reserved) - planned_free[level_id]
@@ -174,15 +174,16 @@ def _stale_plan(
         .annotate(available=Sum(F("on_hand") - F("reserved")))
         .values_list("variant_id", "available")
     )
-    # Our own statement already holds the units of the rows it did change: give them back.
-    held_by_us: dict[int, int] = defaultdict(int)
+    # This transaction's own UPDATE still holds the units of the rows it did change, and the
+    # refusal gives them back: count them as available.
+    held_by_this_order: dict[int, int] = defaultdict(int)
     for level_id in changed_ids:
-        held_by_us[plan_variant[level_id]] += plan[level_id]
+        held_by_this_order[plan_variant[level_id]] += plan[level_id]
     shortages = [
         Shortage(
             variant_id=variant_id,
             requested=requested[variant_id],
-            available=(fresh.get(variant_id) or 0) + held_by_us[variant_id],
+            available=(fresh.get(variant_id) or 0) + held_by_this_order[variant_id],
         )
         for variant_id in failed_variants
     ]

@@ -31,7 +31,7 @@ MAX_AMOUNT = Decimal("9999999999.99")  # what Payment.amount (12 digits, 2 place
 
 
 class WebhookError(Exception):
-    """A webhook we refuse: `code` is `bad_signature`, `stale_event` or `malformed_event`."""
+    """A refused webhook: `code` is `bad_signature`, `stale_event` or `malformed_event`."""
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
