@@ -27,8 +27,11 @@ class ApiToken(models.Model):
 class IdempotencyKey(models.Model):
     """The first answer to a POST with an `Idempotency-Key`, replayed for every retry of it.
 
-    The unique constraint decides between concurrent duplicates; `status_code` stays null while
-    the winning request is still running.
+    Written with its answer inside the transaction that does the work, so a row exists only
+    for committed work and always holds the answer to replay. The unique constraint decides
+    between concurrent duplicates: the second INSERT waits on the index, then replays this row.
+    (`status_code` and `response_body` are nullable only because an earlier design wrote the
+    row before the answer.)
     """
 
     user = models.ForeignKey(
