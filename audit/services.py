@@ -22,6 +22,7 @@ def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None
     """Record one change of `obj`: `changes` is `{field: [before, after]}` of JSON values.
 
     `actor` defaults to the current actor (the request's user, or "system").
+    Sends no signals, requests no tasks.
     """
     entry = _entry(action=action, obj=obj, changes=changes, actor=actor)
     entry.save()
@@ -31,7 +32,10 @@ def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None
 def audit_record_many(
     *, action: str, changes_by_object: Iterable[tuple[models.Model, Changes]], actor=None
 ) -> list[AuditEntry]:
-    """Record the same kind of change of many objects in one INSERT (for bulk paths)."""
+    """Record the same kind of change of many objects in one INSERT (for bulk paths).
+
+    Sends no signals, requests no tasks.
+    """
     entries = [
         _entry(action=action, obj=obj, changes=changes, actor=actor)
         for obj, changes in changes_by_object

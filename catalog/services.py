@@ -115,7 +115,8 @@ def product_search_refresh(*, product_ids: Iterable[int]) -> int:
     """Rewrite the search documents of these products from their rows; return how many changed.
 
     Set-based: per batch one SELECT of products with their categories, one of their SKUs and
-    one UPDATE of the documents that differ. Sends no signal (the document is derived data).
+    one UPDATE of the documents that differ. Sends no signal (the document is derived data),
+    requests no tasks.
     """
     ids = sorted(set(product_ids))
     changed = 0
@@ -190,6 +191,8 @@ def product_image_thumbnail_make(*, image_id: int) -> bool:
     Idempotent: an image that has a thumbnail is skipped (replacing the image clears it). The
     image is read and scaled outside any transaction; the result is attached only if the image
     row still holds the same file, otherwise the new thumbnail file is removed again.
+    Sends no custom signals, requests no tasks (the image file is unchanged, so the save's
+    post_save receivers ask for no second thumbnail).
     """
     image = ProductImage.objects.filter(pk=image_id).first()
     if image is None or not image.image or image.thumbnail:

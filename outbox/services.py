@@ -189,6 +189,7 @@ def outbox_relay(
     `message_ids` (the admin's "relay now") publish regardless of grace and backoff. The first
     sign that the broker is unreachable ends the run: the rest of the batch would only wait for
     the same timeout while holding its row locks.
+    Sends no signals and requests no tasks: it publishes tasks other code requested.
     """
     now = timezone.now()
     pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)
@@ -233,6 +234,7 @@ def outbox_prune(
     """Delete requests the broker took, and task failures, past retention; return how many.
 
     Unsent rows are never pruned, however old: they are work still owed.
+    Sends no signals, requests no tasks.
     """
     now = timezone.now()
     sent, _ = OutboxMessage.objects.filter(
@@ -259,7 +261,7 @@ def task_failure_record(
     """Keep a task's final failure (retries exhausted or none allowed) where staff can see it.
 
     The worker log alone scrolls away; a row in the admin is what an operator can act on (e.g.
-    fix the cause and request the task again).
+    fix the cause and request the task again). Sends no signals, requests no tasks.
     """
     return TaskFailure.objects.create(
         task_name=task_name[:200],

@@ -64,7 +64,10 @@ class RequestInProgress(Exception):
 
 @transaction.atomic
 def token_issue(*, user: AbstractBaseUser) -> str:
-    """Create a token for `user` and return it; this is the only time it exists in clear."""
+    """Create a token for `user` and return it; this is the only time it exists in clear.
+
+    Sends no signals, requests no tasks.
+    """
     raw = secrets.token_urlsafe(32)
     ApiToken.objects.create(
         user=user,
@@ -76,7 +79,10 @@ def token_issue(*, user: AbstractBaseUser) -> str:
 
 @transaction.atomic
 def token_revoke(*, raw: str) -> int:
-    """Revoke the token `raw` (idempotently); return how many rows changed."""
+    """Revoke the token `raw` (idempotently); return how many rows changed.
+
+    Sends no signals, requests no tasks.
+    """
     return ApiToken.objects.filter(key_hash=ApiToken.hash_of(raw), revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
@@ -89,7 +95,8 @@ def customer_register(*, email: str, password: str) -> tuple[AbstractBaseUser, s
 
     Raises RegistrationInvalid listing every problem (Django's password validators included)
     and EmailTaken when the e-mail is registered, also when a concurrent registration wins.
-    The orders app's post_save receiver creates the customer profile.
+    Sends no custom signals (saving the user sends post_save, on which the orders app creates
+    the customer profile), requests no tasks.
     """
     user_model = get_user_model()
     email = user_email_normalise(email)
@@ -159,6 +166,7 @@ def idempotent_perform(
     waits on the unique index until the first request commits, fails, and replays the
     stored answer; a wait beyond the connection's `lock_timeout` answers RequestInProgress.
     Raises IdempotencyKeyReused when the key came with another body.
+    Sends no signals and requests no tasks itself; `perform` sends and requests what it does.
     """
     stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
     if stored is not None:
@@ -185,6 +193,9 @@ def idempotent_perform(
 
 @transaction.atomic
 def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_LIFETIME) -> int:
-    """Delete keys older than `older_than`; return how many went."""
+    """Delete keys older than `older_than`; return how many went.
+
+    Sends no signals, requests no tasks.
+    """
     deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - older_than).delete()
     return deleted

@@ -44,7 +44,8 @@ def stock_set_on_hand(
     levels changed and the targets not applied.
 
     Sends `stock_changed` for the variants whose levels changed, and `stock_low` for each
-    variant whose availability falls through its threshold.
+    variant whose availability falls through its threshold. Requests no tasks itself; the
+    `stock_low` receiver requests `inventory.low_stock_alert`.
     """
     for quantity in targets.values():
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:

@@ -43,6 +43,7 @@ def warehouse_ensure(*, code: str, name: str, priority: int = 100) -> Warehouse:
     """Return the warehouse `code`, creating it with `name` and `priority` when missing.
 
     An existing warehouse is left as staff configured it, so running this twice changes nothing.
+    Sends no custom signals (a new warehouse is audited through post_save), requests no tasks.
     """
     warehouse, _ = Warehouse.objects.get_or_create(
         code=code, defaults={"name": name, "priority": priority}
@@ -62,7 +63,7 @@ def stock_receive(
 ) -> StockLevel:
     """Add `quantity` received units to the variant's level in the warehouse (created if new).
 
-    Sends `stock_changed`. Records a `stock` audit entry.
+    Records a `stock` audit entry. Sends `stock_changed`; requests no tasks.
     """
     quantity = positive_quantity(quantity)
     level, _ = StockLevel.objects.get_or_create(variant=variant, warehouse=warehouse)
@@ -93,7 +94,8 @@ def stock_adjust(
 
     `note` is the required reason (a stocktake, breakage). Sends `stock_changed`, and
     `stock_low` when the variant's availability falls through its threshold. Records a `stock`
-    audit entry.
+    audit entry. Requests no tasks itself; the `stock_low` receiver requests
+    `inventory.low_stock_alert`.
     """
     if isinstance(on_hand_delta, bool) or not isinstance(on_hand_delta, int):
         raise InvalidStockOperation(f"on_hand_delta must be a whole number, got {on_hand_delta!r}")

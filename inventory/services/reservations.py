@@ -92,7 +92,8 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     and the caller may run its whole transaction once more.
 
     Sends `stock_changed`, and `stock_low` for each variant whose availability falls through
-    its threshold.
+    its threshold. Requests no tasks itself; the `stock_low` receiver requests
+    `inventory.low_stock_alert`.
     """
     if not reference:
         raise InvalidStockOperation("a reservation needs a reference")
@@ -256,7 +257,7 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
     """Give back every unit `reference` still holds (order cancelled or expired).
 
     A no-op when the reference holds nothing, so a repeated cancel changes nothing.
-    Sends `stock_changed` when units were released.
+    Sends `stock_changed` when units were released; requests no tasks.
     """
     variant_ids = _settle(
         reference=reference,
@@ -278,7 +279,7 @@ def stock_ship(*, reference: str, actor=None) -> None:
 
     Raises `InvalidStockOperation` when the reference holds nothing (never reserved, already
     shipped or released): shipping goods that were never held is a bug to surface.
-    Sends `stock_changed`.
+    Sends `stock_changed`; requests no tasks.
     """
     variant_ids = _settle(
         reference=reference,
@@ -300,7 +301,7 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     """Put the units shipped for `reference` back on hand, in the warehouses they left.
 
     Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
-    already returned). Sends `stock_changed`.
+    already returned). Sends `stock_changed`; requests no tasks.
     """
     variant_ids = _settle(
         reference=reference,

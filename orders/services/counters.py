@@ -47,13 +47,19 @@ def _variant_sales_bump(*, units: dict[int, int], field: str) -> None:
 
 
 def counters_count_placed(*, customer_id: int) -> None:
-    """Count a placed order in its customer's order count (call after the commit)."""
+    """Count a placed order in its customer's order count (call after the commit).
+
+    Sends no signals, requests no tasks.
+    """
     Customer.objects.filter(pk=customer_id).update(order_count=F("order_count") + 1)
 
 
 @transaction.atomic
 def counters_count_paid(*, order_id: int) -> None:
-    """Count a paid order: customer lifetime value, daily sales and units sold per variant."""
+    """Count a paid order: customer lifetime value, daily sales and units sold per variant.
+
+    Sends no signals, requests no tasks.
+    """
     order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
     units = _units_by_variant(order_id)
     Customer.objects.filter(pk=order.customer_id).update(
@@ -71,14 +77,20 @@ def counters_count_paid(*, order_id: int) -> None:
 
 @transaction.atomic
 def counters_count_shipped(*, order_id: int) -> None:
-    """Count a shipped order's units per variant."""
+    """Count a shipped order's units per variant.
+
+    Sends no signals, requests no tasks.
+    """
     _variant_sales_bump(units=_units_by_variant(order_id), field="units_shipped")
 
 
 @transaction.atomic
 def counters_count_refund(*, order_id: int) -> None:
     """Take a refunded order's total back off its customer's lifetime value, if it was ever
-    counted there (only orders marked paid were)."""
+    counted there (only orders marked paid were).
+
+    Sends no signals, requests no tasks.
+    """
     order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
     if order.paid_at is None:
         return

@@ -76,7 +76,8 @@ def invoice_issue(*, order: Order) -> Invoice:
 def credit_note_issue(*, refund: Refund) -> CreditNote | None:
     """Issue the credit note that cancels (part of) the order's invoice for `refund`.
 
-    Returns None when the order was never invoiced (nothing to credit). Sends no signals.
+    Returns None when the order was never invoiced (nothing to credit).
+    Sends no signals, requests no tasks.
     """
     invoice = Invoice.objects.filter(order_id=refund.order_id).first()
     if invoice is None:
