@@ -127,6 +127,7 @@ def test_openapi_document_lists_every_operation_with_its_problems(client):
         ("GET", "/api/v1/orders/{number}"),
         ("POST", "/api/v1/orders/{number}/cancel"),
         ("GET", "/api/v1/orders/{number}/invoice"),
+        ("GET", "/api/v1/orders/{number}/invoice/document"),
         ("POST", "/api/v1/payments/webhook"),
         ("POST", "/api/v1/staff/orders/{number}/ship"),
     }
