@@ -170,7 +170,8 @@ def variant_price_bulk_set(*, prices: dict[int, Decimal], actor=None) -> int:
     Variant.objects.bulk_update([variant for variant, _ in changed], ["price", "updated_at"])
     audit_record_many(action=AuditAction.UPDATE, changes_by_object=changed, actor=actor)
     catalog_changed.send(
-        sender=Variant, product_ids=sorted({variant.product_id for variant, _ in changed})
+        sender=variant_price_bulk_set,
+        product_ids=sorted({variant.product_id for variant, _ in changed}),
     )
     return len(changed)
 

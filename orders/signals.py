@@ -1,7 +1,7 @@
 """Signals the orders app sends; importable from anywhere (it imports only django.dispatch).
 
-All are sent inside the service's transaction, after its state change; receivers that leave the
-database wait for the commit.
+All are sent inside the service's transaction, after its state change, with that service
+function as `sender`; receivers that leave the database wait for the commit.
 """
 
 from django.dispatch import Signal

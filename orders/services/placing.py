@@ -88,7 +88,7 @@ def order_place(
                     shipping_address=shipping_address,
                     actor=actor,
                 )
-                order_placed.send(sender=Order, order=order)
+                order_placed.send(sender=order_place, order=order)
                 if on_written is not None:
                     on_written(order, order_lines)
                 # Last: from here to the commit the stock rows stay locked.

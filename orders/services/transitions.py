@@ -95,7 +95,7 @@ def order_ship(*, order: Order, tracking_number: str, actor=None) -> Order:
         tracking_number=tracking_number,
     )
     stock_ship(reference=order.number, actor=actor)
-    order_shipped.send(sender=Order, order=order, actor=actor)
+    order_shipped.send(sender=order_ship, order=order, actor=actor)
     return order
 
 
@@ -116,7 +116,7 @@ def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
     )
     stock_release(reference=order.number, actor=actor, note=f"order cancelled {reason}".strip())
     order_cancelled.send(
-        sender=Order, order=order, previous_status=previous, actor=actor, reason=reason
+        sender=order_cancel, order=order, previous_status=previous, actor=actor, reason=reason
     )
     return order
 

@@ -47,5 +47,5 @@ def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
     Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
     if order.status in REFUNDABLE:
         order_mark_refunded(order=order, actor=actor, reason=reason)
-    refund_issued.send(sender=Refund, refund=refund, order=order)
+    refund_issued.send(sender=refund_issue, refund=refund, order=order)
     return refund

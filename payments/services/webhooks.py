@@ -213,7 +213,7 @@ def payment_record(*, provider: str, order: Order, event: PaymentEvent) -> Payme
             f"{order.get_status_display().lower()}",
         )
         return payment
-    payment_received.send(sender=Payment, payment=payment, order=order)
+    payment_received.send(sender=payment_record, payment=payment, order=order)
     return payment
 
 
@@ -254,5 +254,5 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
             reason=f"refund {refund.provider_reference} confirmed for an order that is "
             f"{order.get_status_display().lower()}",
         )
-    refund_issued.send(sender=Refund, refund=refund, order=order)
+    refund_issued.send(sender=refund_record, refund=refund, order=order)
     return refund
