@@ -25,8 +25,3 @@ def order_get_for_customer(*, customer: Customer, number: str) -> Order:
 def order_get(*, number: str) -> Order:
     """Any order by number (staff), with lines prefetched."""
     return _orders().get(number=number)
-
-
-def order_events(*, order: Order) -> QuerySet:
-    """The order's timeline, oldest first, with the acting users."""
-    return order.events.select_related("actor").order_by("created_at", "id")
