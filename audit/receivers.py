@@ -73,11 +73,13 @@ def _fields(model, update_fields):
 def _connect(audited: registry.AuditedModel) -> None:
     label = audited.model._meta.label_lower
     pre_save.connect(
-        snapshot_before_save, sender=audited.model, dispatch_uid=f"audit_snapshot_{label}"
+        snapshot_before_save,
+        sender=audited.model,
+        dispatch_uid=f"audit.snapshot_before_save.{label}",
     )
-    post_save.connect(record_save, sender=audited.model, dispatch_uid=f"audit_record_save_{label}")
+    post_save.connect(record_save, sender=audited.model, dispatch_uid=f"audit.record_save.{label}")
     post_delete.connect(
-        record_delete, sender=audited.model, dispatch_uid=f"audit_record_delete_{label}"
+        record_delete, sender=audited.model, dispatch_uid=f"audit.record_delete.{label}"
     )
 
 

@@ -25,10 +25,10 @@ PREVIOUS_FIELDS = {
 PREVIOUS_NAMES = {"image": "image_name", "thumbnail": "thumbnail_name"}
 
 
-@receiver(pre_save, sender=Category, dispatch_uid="catalog_fill_blank_slug_category")
-@receiver(pre_save, sender=Product, dispatch_uid="catalog_fill_blank_slug_product")
-@receiver(pre_save, sender=Collection, dispatch_uid="catalog_fill_blank_slug_collection")
-@receiver(pre_save, sender=Variant, dispatch_uid="catalog_fill_blank_slug_variant")
+@receiver(pre_save, sender=Category, dispatch_uid="catalog.fill_blank_slug.category")
+@receiver(pre_save, sender=Product, dispatch_uid="catalog.fill_blank_slug.product")
+@receiver(pre_save, sender=Collection, dispatch_uid="catalog.fill_blank_slug.collection")
+@receiver(pre_save, sender=Variant, dispatch_uid="catalog.fill_blank_slug.variant")
 def fill_blank_slug(sender, instance, raw=False, **kwargs) -> None:
     """Give a row saved without a slug (a variant without a SKU) a unique one from its name.
 
@@ -39,9 +39,9 @@ def fill_blank_slug(sender, instance, raw=False, **kwargs) -> None:
         services.unique_value_fill(instance=instance)
 
 
-@receiver(pre_save, sender=Variant, dispatch_uid="catalog_remember_previous_variant")
-@receiver(pre_save, sender=Category, dispatch_uid="catalog_remember_previous_category")
-@receiver(pre_save, sender=ProductImage, dispatch_uid="catalog_remember_previous_image")
+@receiver(pre_save, sender=Variant, dispatch_uid="catalog.remember_previous_values.variant")
+@receiver(pre_save, sender=Category, dispatch_uid="catalog.remember_previous_values.category")
+@receiver(pre_save, sender=ProductImage, dispatch_uid="catalog.remember_previous_values.image")
 def remember_previous_values(sender, instance, raw=False, **kwargs) -> None:
     """Note on the instance what the save is about to replace, for the post_save receivers.
 
@@ -60,27 +60,29 @@ def remember_previous_values(sender, instance, raw=False, **kwargs) -> None:
         instance.thumbnail = ""
 
 
-@receiver(post_save, sender=Product, dispatch_uid="catalog_refresh_search_product")
+@receiver(post_save, sender=Product, dispatch_uid="catalog.refresh_search_document_of_product")
 def refresh_search_document_of_product(sender, instance, raw=False, **kwargs) -> None:
     """Rewrite the saved product's search document (its name, description or category moved)."""
     if not raw:
         services.product_search_refresh(product_ids=[instance.pk])
 
 
-@receiver(post_save, sender=Variant, dispatch_uid="catalog_refresh_search_variant")
+@receiver(post_save, sender=Variant, dispatch_uid="catalog.refresh_search_document_of_variant")
 def refresh_search_document_of_variant(sender, instance, created, raw=False, **kwargs) -> None:
     """Rewrite the product's search document when a SKU appears or changes."""
     if not raw and (created or instance._previous_sku != instance.sku):
         services.product_search_refresh(product_ids=[instance.product_id])
 
 
-@receiver(post_delete, sender=Variant, dispatch_uid="catalog_refresh_search_variant_deleted")
+@receiver(
+    post_delete, sender=Variant, dispatch_uid="catalog.refresh_search_document_after_variant_delete"
+)
 def refresh_search_document_after_variant_delete(sender, instance, **kwargs) -> None:
     """Drop a deleted variant's SKU from its product's search document."""
     services.product_search_refresh(product_ids=[instance.product_id])
 
 
-@receiver(post_save, sender=Category, dispatch_uid="catalog_refresh_search_category")
+@receiver(post_save, sender=Category, dispatch_uid="catalog.refresh_search_documents_of_category")
 def refresh_search_documents_of_category(sender, instance, raw=False, **kwargs) -> None:
     """Rewrite the search documents of a renamed category's products."""
     if not raw and instance._previous_name not in (None, instance.name):
@@ -89,13 +91,15 @@ def refresh_search_documents_of_category(sender, instance, raw=False, **kwargs) 
         )
 
 
-@receiver(catalog_changed, dispatch_uid="catalog_refresh_search_bulk")
+@receiver(catalog_changed, dispatch_uid="catalog.refresh_search_documents_of_batch")
 def refresh_search_documents_of_batch(sender, product_ids, **kwargs) -> None:
     """Rewrite the search documents of products a bulk path wrote without model signals."""
     services.product_search_refresh(product_ids=product_ids)
 
 
-@receiver(post_save, sender=ProductImage, dispatch_uid="catalog_image_saved")
+@receiver(
+    post_save, sender=ProductImage, dispatch_uid="catalog.request_thumbnail_and_drop_replaced_files"
+)
 def request_thumbnail_and_drop_replaced_files(
     sender, instance, created, raw=False, **kwargs
 ) -> None:
@@ -114,7 +118,7 @@ def request_thumbnail_and_drop_replaced_files(
             _delete_file_on_commit(instance, field_name, previous)
 
 
-@receiver(post_delete, sender=ProductImage, dispatch_uid="catalog_image_deleted")
+@receiver(post_delete, sender=ProductImage, dispatch_uid="catalog.delete_image_files_on_commit")
 def delete_image_files_on_commit(sender, instance, **kwargs) -> None:
     """Delete a deleted image's files once the delete commits (a rollback keeps them)."""
     for field_name in ("image", "thumbnail"):

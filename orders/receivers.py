@@ -28,7 +28,7 @@ def normalise_user_identity(sender, instance, raw=False, **kwargs) -> None:
         instance.username = instance.username.strip().lower()
 
 
-@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="orders.create_customer")
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="orders.create_customer_profile")
 def create_customer_profile(sender, instance, created=False, raw=False, **kwargs) -> None:
     """Give every new user a Customer profile (the counters live there), in the same
     transaction, so no user exists without one."""
