@@ -1,3 +1,5 @@
+"""Celery tasks of the catalog app: idempotent, take ids, call services."""
+
 from celery import shared_task
 
 from catalog import services

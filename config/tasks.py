@@ -1,3 +1,6 @@
+"""Diagnostic Celery tasks: show an operator (and the worker tests) that workers run tasks,
+finish them on a warm shutdown and run a lost one again with one effect."""
+
 import os
 import re
 import socket

@@ -1,3 +1,5 @@
+"""The outbox's periodic Celery tasks (beat): publish what the broker missed, prune old rows."""
+
 from celery import shared_task
 
 from outbox import services

@@ -1,4 +1,4 @@
-"""Storefront tasks."""
+"""Celery tasks of the storefront: idempotent, they call services."""
 
 from celery import shared_task
 
