@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record
 from catalog.models import Variant
 from inventory.models import MovementReason, StockLevel, StockMovement, Warehouse
+from inventory.selectors import availability_by_variant
 from inventory.services.errors import InvalidStockOperation, positive_quantity
 from inventory.services.thresholds import crossings
 from inventory.signals import stock_changed, stock_low
-
-
-def _variant_availability(variant_id: int) -> int:
-    total = StockLevel.objects.filter(variant_id=variant_id, warehouse__is_active=True).aggregate(
-        available=Sum(F("on_hand") - F("reserved"))
-    )["available"]
-    return total or 0
 
 
 def _audit_stock_change(
@@ -131,7 +125,7 @@ def stock_adjust(
         reason="adjustment",
         note=note.strip()[:255],
     )
-    after = _variant_availability(variant.pk)
+    after = availability_by_variant(variant_ids=[variant.pk])[variant.pk]
     for crossing in crossings(
         before={variant.pk: after - on_hand_delta},
         after={variant.pk: after},
