@@ -43,10 +43,13 @@ class InvalidStockOperation(ValueError):
     code = "invalid_stock_operation"
 
 
-def positive_quantity(value: Any, *, name: str = "quantity") -> int:
-    # bool is an int subclass, and True units of stock is a bug in the caller.
+def positive_quantity(value: Any) -> int:
+    """Return `value` if it is a whole number of units above zero; raise InvalidStockOperation.
+
+    bool is an int subclass, and True units of stock is a bug in the caller.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidStockOperation(f"{name} must be a whole number, got {value!r}")
+        raise InvalidStockOperation(f"quantity must be a whole number, got {value!r}")
     if value <= 0:
-        raise InvalidStockOperation(f"{name} must be positive, got {value}")
+        raise InvalidStockOperation(f"quantity must be positive, got {value}")
     return value
