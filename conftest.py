@@ -103,6 +103,27 @@ def child_process_env(tmp_path) -> dict[str, str]:
     return env
 
 
+def celery_worker_command(*, queue: str, hostname: str, pool: str = "solo") -> list[str]:
+    """The command line of a test's own Celery worker: one process, one queue, no chatter with
+    other workers on the broker (gossip, mingle, heartbeat), so it starts in a second."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        f"--pool={pool}",
+        "--concurrency=1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+        f"--queues={queue}",
+        f"--hostname={hostname}",
+    ]
+
+
 @pytest.fixture
 def celery_worker(
     transactional_db, child_process_env, settings, tmp_path
@@ -116,22 +137,7 @@ def celery_worker(
     # A file, not a pipe nobody reads: a full pipe would stop the worker mid-test.
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-            f"--queues={queue}",
-            f"--hostname={queue}@%h",
-        ],
+        celery_worker_command(queue=queue, hostname=f"{queue}@%h"),
         cwd=PROJECT_DIR,
         env=child_process_env,
         stdout=log,

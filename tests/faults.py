@@ -13,13 +13,14 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from conftest import celery_worker_command
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -138,22 +139,7 @@ class WorkerProcess:
         self.name = f"w{uuid.uuid4().hex[:8]}@%h"
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                f"--pool={pool}",
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-                f"--queues={queue}",
-                f"--hostname={self.name}",
-            ],
+            celery_worker_command(queue=queue, hostname=self.name, pool=pool),
             cwd=PROJECT_DIR,
             env=env,
             stdout=subprocess.PIPE,
