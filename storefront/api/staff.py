@@ -1,21 +1,17 @@
 """Staff endpoints for warehouse integrations: staff tokens only."""
 
-from typing import Annotated
-
 from django.http import HttpRequest, JsonResponse
-from ninja import Path, Router
+from ninja import Router
 
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Order
 from storefront.api.errors import ApiError, Problem, ValidationProblem
-from storefront.api.orders import order_body
+from storefront.api.orders import OrderNumber, order_body
 from storefront.api.schemas import OrderOut, ShipIn
 from storefront.api.security import staff_token_auth
 
 router = Router(tags=["staff"], auth=staff_token_auth)
-
-OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$")]
 
 
 @router.post(
