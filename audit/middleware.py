@@ -1,8 +1,10 @@
+"""Who changed what: the request's user becomes the actor of the audit entries it causes."""
+
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from audit.context import current_actor
+from audit.context import acting_as
 
 
 class AuditActorMiddleware:
@@ -12,9 +14,5 @@ class AuditActorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        token = current_actor.set(user if user is not None and user.is_authenticated else None)
-        try:
+        with acting_as(getattr(request, "user", None)):
             return self.get_response(request)
-        finally:
-            current_actor.reset(token)
