@@ -23,7 +23,6 @@ from typing import Any
 from django.core.cache import cache
 
 from catalog.models import Product, Variant
-from orders.models import OrderLine
 
 logger = logging.getLogger("stockwire.cache")
 
@@ -180,9 +179,3 @@ def category_invalidate(*, category_id: int) -> None:
     """Invalidate the products of a category (they show its slug) and every list."""
     product_ids = set(Product.objects.filter(category_id=category_id).values_list("pk", flat=True))
     products_invalidate(product_ids=product_ids)
-
-
-def order_products_invalidate(*, order_id: int) -> None:
-    """Invalidate the products of an order's lines."""
-    variant_ids = OrderLine.objects.filter(order_id=order_id).values_list("variant_id", flat=True)
-    variants_invalidate(variant_ids=list(variant_ids))
