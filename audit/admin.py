@@ -1,10 +1,10 @@
 """The audit trail in the admin: read-only, searchable by object, actor and change."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from audit.models import AuditEntry
+from config.admin_read_only import ReadOnlyAdmin
 
 
 def change_pairs(changes: dict) -> list[tuple[str, object, object]]:
@@ -22,7 +22,7 @@ def changes_text(changes: dict) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "action", "object_type", "object_repr", "summary")
     list_filter = ("action", "object_type", "created_at")
     search_fields = ("object_repr", "object_id", "actor_label", "changes")
@@ -38,16 +38,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "change_table",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        # An audit trail that staff could edit would prove nothing.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="changes")
     def summary(self, entry: AuditEntry) -> str:

@@ -15,22 +15,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from config.admin_read_only import ReadOnlyAdmin
 from inventory.forms import StockAdjustForm, StockReceiveForm, StockReceiveNewForm
 from inventory.models import StockAllocation, StockLevel, StockMovement, Warehouse
 from inventory.services import InvalidStockOperation, stock_adjust, stock_receive
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: staff read them, nobody edits them here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Warehouse)

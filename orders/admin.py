@@ -16,38 +16,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from inventory.models import StockMovement
 from orders.forms import OrderReasonForm, OrderShipForm
 from orders.models import Customer, Order, OrderEvent, OrderLine
 from orders.services import OrderError, order_cancel, order_mark_delivered, order_ship
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    classes = ("sw-readonly",)
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows only services and receivers write (customers, payments, documents): read, not edited."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):

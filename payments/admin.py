@@ -15,8 +15,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from orders.admin import OrderAdmin as OrdersOrderAdmin
-from orders.admin import ReadOnlyAdmin, ReadOnlyInline
 from orders.models import Order
 from orders.services import OrderError
 from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
