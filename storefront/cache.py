@@ -92,15 +92,19 @@ def _product_version_key(product_id: int) -> str:
     return f"sf:product:version:{product_id}"
 
 
-def _current(key: str) -> str | None:
-    """Return the version stored at `key`, creating one when it is missing (None: no cache)."""
-    version = cache_call(cache.get, key, default=MISSING)
-    if version is MISSING:
-        return None
-    if version is None:
-        cache_call(cache.add, key, _new_version(), VERSION_TIMEOUT_SECONDS)
-        version = cache_call(cache.get, key)
-    return version
+def _versions(*keys: str) -> tuple[str | None, ...]:
+    """Return the versions stored at `keys`, read in one round trip (every cache hit needs two
+    or three of them), creating any that is missing; all None when there is no cache."""
+    found = cache_call(cache.get_many, list(keys), default=MISSING)
+    if found is MISSING:
+        return (None,) * len(keys)
+    return tuple(found[key] if key in found else _version_created(key) for key in keys)
+
+
+def _version_created(key: str) -> str | None:
+    """Create a version at `key` unless a concurrent reader just did; return the one stored."""
+    cache_call(cache.add, key, _new_version(), VERSION_TIMEOUT_SECONDS)
+    return cache_call(cache.get, key)
 
 
 def _get_or_build(key: str | None, build: Callable[[], Any]) -> Any:
@@ -117,7 +121,7 @@ def _get_or_build(key: str | None, build: Callable[[], Any]) -> Any:
 
 def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
     """Return one catalog page for `params`, built by `build()` when not cached."""
-    epoch, generation = _current(EPOCH_KEY), _current(LIST_GENERATION_KEY)
+    epoch, generation = _versions(EPOCH_KEY, LIST_GENERATION_KEY)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
     key = None if None in (epoch, generation) else f"sf:page:{epoch}:{generation}:{digest}"
     return _get_or_build(key, build)
@@ -125,7 +129,7 @@ def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
 
 def category_list(*, build: Callable[[], list]) -> list:
     """Return the category list, rebuilt whenever the list generation changes."""
-    epoch, generation = _current(EPOCH_KEY), _current(LIST_GENERATION_KEY)
+    epoch, generation = _versions(EPOCH_KEY, LIST_GENERATION_KEY)
     key = None if None in (epoch, generation) else f"sf:categories:{epoch}:{generation}"
     return _get_or_build(key, build)
 
@@ -142,8 +146,10 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
     product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
     if product_id is MISSING:
         return build()
-    epoch = _current(EPOCH_KEY)
-    version = None if product_id is None else _current(_product_version_key(product_id))
+    if product_id is None:
+        epoch, version = _versions(EPOCH_KEY)[0], None
+    else:
+        epoch, version = _versions(EPOCH_KEY, _product_version_key(product_id))
     key = None if None in (epoch, version) else f"sf:detail:{epoch}:{product_id}:{version}"
     if key is not None:
         cached = cache_call(cache.get, key)
