@@ -138,7 +138,7 @@ REDIS_CACHE_DB = env.int("REDIS_CACHE_DB", default=1)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.SharedClientRedisCache",
             "LOCATION": _redis_database(REDIS_URL, REDIS_CACHE_DB),
             "KEY_PREFIX": "stockwire",
             "OPTIONS": {

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from config.logging import RequestIdFilter
@@ -48,7 +49,7 @@ def test_readyz_names_the_cache_when_redis_is_unreachable(client, settings):
     # given a Redis cache on a port where nothing listens
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.SharedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/1",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -110,7 +111,7 @@ def test_every_log_line_of_a_request_carries_its_request_id(client, settings):
     # check fails, so the request logs a warning as well as its access line
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.SharedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/1",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -159,6 +160,23 @@ def test_postgres_sessions_get_statement_and_lock_timeouts(settings):
 
     assert lock_timeout == "5s"
     assert statement_timeout == "15s"
+
+
+@pytest.mark.redis
+def test_the_redis_cache_builds_one_client_and_serves_every_operation_with_it():
+    # given the configured Redis cache
+    backend = cache._cache
+
+    # when values go in and out through several operations
+    cache.set("foundation:one", {"a": 1}, 30)
+    cache.set_many({"foundation:two": 2, "foundation:three": 3}, 30)
+    found = cache.get_many(["foundation:one", "foundation:two", "foundation:three"])
+
+    # then Redis answered them all, through the one client built for its pool
+    assert found == {"foundation:one": {"a": 1}, "foundation:two": 2, "foundation:three": 3}
+    assert backend.get_client(write=True) is backend.get_client(write=False)
+    assert len(backend._clients) == 1
+    cache.delete_many(["foundation:one", "foundation:two", "foundation:three"])
 
 
 @pytest.mark.worker
