@@ -168,9 +168,8 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
     """Make the cached detail of these products and every cached list page unreachable."""
     versions = {_product_version_key(product_id): _new_version() for product_id in product_ids}
-    if versions:
-        cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)
-    cache_call(cache.set, LIST_GENERATION_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+    versions[LIST_GENERATION_KEY] = _new_version()
+    cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 
 def variants_invalidate(*, variant_ids: Iterable[int]) -> None:
