@@ -19,7 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from orders.services import user_email_normalise
@@ -162,15 +162,18 @@ def idempotent_perform(
 
     `perform` calls `record(status, body)` inside its own transaction with the answer it is
     about to give, so the key row commits or rolls back with the work: a request that fails
-    leaves no key and may be retried with it. On PostgreSQL a concurrent duplicate's INSERT
-    waits on the unique index until the first request commits, fails, and replays the
-    stored answer; a wait beyond the connection's `lock_timeout` answers RequestInProgress.
+    leaves no key and may be retried with it.
+
+    Optimistic: nearly every key arrives once, so nothing is looked up first. A key used before
+    shows as the unique (user, key) violation of `record`'s INSERT, which rolls the repeated work
+    back before any stock is reserved, and the stored answer is replayed. On PostgreSQL a
+    concurrent duplicate's INSERT waits on the unique index until the first request commits,
+    then does the same; a wait beyond the connection's `lock_timeout` answers
+    RequestInProgress. A repeat whose work fails before `record` (the stock is gone since, a
+    SKU withdrawn) is checked against the stored answer too, so it still gets the first answer.
     Raises IdempotencyKeyReused when the key came with another body.
     Sends no signals and requests no tasks itself; `perform` sends and requests what it does.
     """
-    stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
-    if stored is not None:
-        return stored
 
     def record(status: int, body: Any) -> None:
         IdempotencyKey.objects.create(
@@ -188,6 +191,13 @@ def idempotent_perform(
         if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
             raise  # the database itself failed: the API answers 503
         raise RequestInProgress() from error
+    except DatabaseError:
+        raise
+    except Exception:
+        stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
+        if stored is None:
+            raise
+        return stored
     return IdempotentAnswer(status, body, replayed=False)
 
 

@@ -134,6 +134,22 @@ def test_same_key_with_another_body_answers_422_idempotency_key_reused(ada, shir
     assert Order.objects.count() == 1
 
 
+def test_a_repeat_replays_the_first_answer_even_when_the_stock_is_gone_since(ada, bob, shirt):
+    # given ada's order, then bob buys what is left of the SKU
+    first = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}], key="k-1")
+    assert order_post(bob, lines=[{"sku": "SHIRT-M", "quantity": 3}]).status_code == 201
+
+    # when ada's client repeats its request (its first answer was lost on the way)
+    again = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}], key="k-1")
+
+    # then it gets the first answer, not the 409 a new order would get
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 2
+    assert StockLevel.objects.get(variant__sku="SHIRT-M").reserved == 5
+
+
 def test_keys_are_per_customer(ada, bob, shirt):
     # given
     order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
