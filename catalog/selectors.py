@@ -54,6 +54,13 @@ def variants_by_sku(*, skus: Iterable[str]) -> dict[str, Variant]:
     return {variant.sku: variant for variant in variants}
 
 
+def product_ids_of_variants(*, variant_ids: Iterable[int]) -> list[int]:
+    """The distinct products these variants belong to, in one query (sorted)."""
+    return sorted(
+        set(Variant.objects.filter(pk__in=list(variant_ids)).values_list("product_id", flat=True))
+    )
+
+
 def _with_storefront_relations(products: QuerySet[Product]) -> QuerySet[Product]:
     return products.select_related("category").prefetch_related(
         Prefetch("variants", queryset=Variant.objects.filter(is_active=True).order_by("sku")),

@@ -3,7 +3,8 @@
 from django.dispatch import Signal
 
 # Sent by every inventory service that moves stock (receive, adjust, reserve, release, ship,
-# return, import), inside its transaction, once per call. kwargs: variant_ids: list[int].
+# return, import), inside its transaction, once per call. kwargs: variant_ids: list[int] and
+# product_ids: list[int], the products of those variants (so no listener has to look them up).
 stock_changed = Signal()
 
 # Sent by stock services when a variant's availability falls through its low-stock threshold

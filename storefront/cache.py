@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from catalog.models import Product, Variant
+from catalog.models import Product
 
 logger = logging.getLogger("stockwire.cache")
 
@@ -170,14 +170,6 @@ def products_invalidate(*, product_ids: Iterable[int]) -> None:
     versions = {_product_version_key(product_id): _new_version() for product_id in product_ids}
     versions[LIST_GENERATION_KEY] = _new_version()
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
-
-
-def variants_invalidate(*, variant_ids: Iterable[int]) -> None:
-    """Invalidate the products these variants belong to (their price or availability moved)."""
-    product_ids = set(
-        Variant.objects.filter(pk__in=list(variant_ids)).values_list("product_id", flat=True)
-    )
-    products_invalidate(product_ids=product_ids)
 
 
 def category_invalidate(*, category_id: int) -> None:

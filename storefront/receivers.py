@@ -73,12 +73,13 @@ def invalidate_cached_products_changed_in_bulk(sender, product_ids, **kwargs) ->
 
 
 @receiver(stock_changed, dispatch_uid="storefront.stock_changed")
-def invalidate_cached_availability(sender, variant_ids, **kwargs) -> None:
+def invalidate_cached_availability(sender, product_ids, **kwargs) -> None:
     """Entries show each variant's availability, which every stock movement changes.
 
     This also covers placing and cancelling an order: both move stock (reserve, release) and
-    so send `stock_changed` with exactly the order's variants. Separate `order_placed` and
+    so send `stock_changed` with exactly the order's products. Separate `order_placed` and
     `order_cancelled` receivers would invalidate the same entries a second time on every
-    checkout (bench/README.md measured that at 2 ms of worker time per order).
+    checkout (bench/README.md measured that at 2 ms of worker time per order). The signal
+    carries the product ids, so nothing is read from the database after the commit.
     """
-    transaction.on_commit(partial(cache.variants_invalidate, variant_ids=list(variant_ids)))
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=list(product_ids)))

@@ -45,7 +45,7 @@ def test_receive_adds_units_writes_the_ledger_and_the_audit_trail():
     assert (level.on_hand, level.reserved) == (12, 0)
     movement = StockMovement.objects.get(level=level)
     assert (movement.on_hand_delta, movement.reserved_delta, movement.reason) == (12, 0, "receipt")
-    assert changed.calls == [{"variant_ids": [variant.pk]}]
+    assert changed.calls == [{"variant_ids": [variant.pk], "product_ids": [variant.product_id]}]
     entry = AuditEntry.objects.get(object_type="inventory.StockLevel", object_id=str(level.pk))
     assert entry.action == "stock"
     assert entry.changes == {
@@ -233,7 +233,7 @@ def test_release_gives_back_exactly_what_was_held_and_is_then_a_no_op():
 
     # then
     assert levels_of(variant) == {"first": (2, 0), "second": (5, 0)}
-    assert changed.calls == [{"variant_ids": [variant.pk]}]
+    assert changed.calls == [{"variant_ids": [variant.pk], "product_ids": [variant.product_id]}]
     assert StockMovement.objects.filter(reason="release").count() == 2
     assert set(StockAllocation.objects.values_list("state", flat=True)) == {"released"}
     assert stock_drift() == []

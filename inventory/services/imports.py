@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from catalog.models import Variant
+from catalog.selectors import product_ids_of_variants
 from inventory.models import MovementReason, StockLevel, Warehouse
 from inventory.services.errors import InvalidStockOperation
 from inventory.services.sql import insert_levels, insert_movements, update_levels
@@ -120,7 +121,11 @@ def stock_set_on_hand(
                 available=crossing.available,
                 threshold=crossing.threshold,
             )
-        stock_changed.send(sender=stock_set_on_hand, variant_ids=touched)
+        stock_changed.send(
+            sender=stock_set_on_hand,
+            variant_ids=touched,
+            product_ids=product_ids_of_variants(variant_ids=touched),
+        )
     return OnHandResult(changed_level_ids=[level_id for level_id, _ in applied], problems=problems)
 
 

@@ -76,7 +76,9 @@ def stock_receive(
     _audit_stock_change(
         level=level, actor=actor, on_hand_delta=quantity, reason="receipt", note=note
     )
-    stock_changed.send(sender=stock_receive, variant_ids=[variant.pk])
+    stock_changed.send(
+        sender=stock_receive, variant_ids=[variant.pk], product_ids=[variant.product_id]
+    )
     return level
 
 
@@ -137,5 +139,7 @@ def stock_adjust(
             available=crossing.available,
             threshold=crossing.threshold,
         )
-    stock_changed.send(sender=stock_adjust, variant_ids=[variant.pk])
+    stock_changed.send(
+        sender=stock_adjust, variant_ids=[variant.pk], product_ids=[variant.product_id]
+    )
     return level

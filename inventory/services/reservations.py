@@ -10,6 +10,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from catalog.models import Variant
+from catalog.selectors import product_ids_of_variants
 from inventory.models import (
     AllocationState,
     MovementReason,
@@ -38,7 +39,7 @@ def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
 # The checkout's statements are written out: on the hot path the ORM's query compilation
 # costs more Python time than the database spends on them.
 _CANDIDATES_SQL = (
-    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold "
+    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold, v.product_id "
     f"FROM {StockLevel._meta.db_table} l "
     f"JOIN {Warehouse._meta.db_table} w ON w.id = l.warehouse_id "
     f"JOIN {Variant._meta.db_table} v ON v.id = l.variant_id "
@@ -47,9 +48,9 @@ _CANDIDATES_SQL = (
 )
 
 
-def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int, int, int]]:
-    """(level_id, variant_id, on_hand, reserved, threshold) of the active levels of these
-    variants, each variant's levels in warehouse priority order. Unlocked: it only plans."""
+def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int, int, int, int]]:
+    """(level_id, variant_id, on_hand, reserved, threshold, product_id) of the active levels of
+    these variants, each variant's levels in warehouse priority order. Unlocked: it only plans."""
     with connection.cursor() as cursor:
         cursor.execute(
             _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids))), variant_ids
@@ -105,7 +106,7 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     plan_variant: dict[int, int] = {}
     planned_free: dict[int, int] = {}
     remaining = dict(requested)
-    for level_id, variant_id, on_hand, reserved, threshold in levels:
+    for level_id, variant_id, on_hand, reserved, threshold, _ in levels:
         thresholds[variant_id] = threshold
         free = on_hand - reserved
         available[variant_id] += free
@@ -154,7 +155,11 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
                 available=crossing.available,
                 threshold=crossing.threshold,
             )
-        stock_changed.send(sender=stock_reserve, variant_ids=list(requested))
+        stock_changed.send(
+            sender=stock_reserve,
+            variant_ids=list(requested),
+            product_ids=sorted({row[5] for row in levels}),
+        )
 
 
 def _stale_plan(
@@ -270,7 +275,11 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
         note=note,
     )
     if variant_ids:
-        stock_changed.send(sender=stock_release, variant_ids=variant_ids)
+        stock_changed.send(
+            sender=stock_release,
+            variant_ids=variant_ids,
+            product_ids=product_ids_of_variants(variant_ids=variant_ids),
+        )
 
 
 @transaction.atomic
@@ -293,7 +302,11 @@ def stock_ship(*, reference: str, actor=None) -> None:
     )
     if not variant_ids:
         raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
-    stock_changed.send(sender=stock_ship, variant_ids=variant_ids)
+    stock_changed.send(
+        sender=stock_ship,
+        variant_ids=variant_ids,
+        product_ids=product_ids_of_variants(variant_ids=variant_ids),
+    )
 
 
 @transaction.atomic
@@ -315,4 +328,8 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     )
     if not variant_ids:
         raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
-    stock_changed.send(sender=stock_return, variant_ids=variant_ids)
+    stock_changed.send(
+        sender=stock_return,
+        variant_ids=variant_ids,
+        product_ids=product_ids_of_variants(variant_ids=variant_ids),
+    )
