@@ -7,7 +7,7 @@ from django.db import connection
 from model_bakery import baker
 
 from catalog.models import Category, Product, Variant
-from catalog.selectors import category_list, product_get, product_list, variants_by_sku
+from catalog.selectors import category_list, priced_skus, product_get, product_list
 from catalog.services import product_search_refresh
 from catalog.signals import catalog_changed
 
@@ -61,7 +61,7 @@ def test_inactive_products_are_neither_listed_nor_found(shop):
     assert _names(product_list()) == ["Linen Shirt"]
     with pytest.raises(Product.DoesNotExist):
         product_get(slug="stoneware-mug")
-    assert variants_by_sku(skus=["MUG-001", "LS-BLU-M", "NOPE"]).keys() == {"LS-BLU-M"}
+    assert priced_skus(skus=["MUG-001", "LS-BLU-M", "NOPE"]).keys() == {"LS-BLU-M"}
 
 
 @pytest.mark.django_db
@@ -162,3 +162,21 @@ def test_postgres_search_uses_the_gin_index(shop):
 def test_postgres_search_stems_words(shop):
     assert _names(product_list(query="shirt")) == ["Linen Shirt"]
     assert _names(product_list(query="blends")) == ["Linen Shirt"]
+
+
+@pytest.mark.django_db
+def test_priced_skus_name_a_nameless_variant_after_its_product_at_its_exact_price():
+    # given a variant with its own name and one without
+    product = baker.make(Product, name="Stone mug", slug="", is_active=True)
+    baker.make(Variant, product=product, sku="MUG-S", name="Small", price=Decimal("9.90"))
+    baker.make(Variant, product=product, sku="MUG-L", name="", price=Decimal("12.00"))
+
+    # when
+    priced = priced_skus(skus=["MUG-S", "MUG-L", "MUG-S"])
+
+    # then
+    assert {sku: (p.name, p.price) for sku, p in priced.items()} == {
+        "MUG-S": ("Small", Decimal("9.90")),
+        "MUG-L": ("Stone mug", Decimal("12.00")),
+    }
+    assert str(priced["MUG-L"].price) == "12.00"

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from catalog.selectors import variants_by_sku
+from catalog.selectors import PricedSku, priced_skus
 from inventory.services import OutOfStock, stock_reserve
 from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, LinesOutOfStock, UnknownSku
@@ -110,7 +110,7 @@ def order_place(
 @dataclass(frozen=True)
 class _Requested:
     lines: list[LineRequest]  # one per SKU, quantities summed, in the caller's order
-    variants: dict
+    variants: dict[str, PricedSku]
 
 
 def _validated(*, lines: Sequence[LineRequest], shipping_address: dict) -> _Requested:
@@ -137,7 +137,7 @@ def _validated(*, lines: Sequence[LineRequest], shipping_address: dict) -> _Requ
         for field in SHIPPING_ADDRESS_FIELDS
     ):
         raise InvalidOrder(f"the shipping address needs {', '.join(SHIPPING_ADDRESS_FIELDS)}")
-    variants = variants_by_sku(skus=list(quantities))
+    variants = priced_skus(skus=list(quantities))
     unknown = [sku for sku in quantities if sku not in variants]
     if unknown:
         raise UnknownSku(unknown)
@@ -156,9 +156,9 @@ def _order_write(
         variant = requested.variants[line.sku]
         order_lines.append(
             OrderLine(
-                variant=variant,
+                variant_id=variant.variant_id,
                 sku=variant.sku,
-                name=variant.name or variant.product.name,
+                name=variant.name,
                 quantity=line.quantity,
                 unit_price=variant.price,
                 line_total=(variant.price * line.quantity).quantize(CENTS),
@@ -187,7 +187,7 @@ def _order_write(
 
 def _shortage_lines(*, error: OutOfStock, requested: _Requested) -> list[dict]:
     """Inventory's shortages (by variant id) as the API's `{sku, requested, available}`."""
-    sku_of = {variant.pk: sku for sku, variant in requested.variants.items()}
+    sku_of = {variant.variant_id: sku for sku, variant in requested.variants.items()}
     return [
         {"sku": sku_of[s.variant_id], "requested": s.requested, "available": s.available}
         for s in error.shortages
