@@ -1,0 +1,66 @@
+"""config.inserts: rows written without the ORM compiler read back as the ORM wrote them."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from model_bakery import baker
+
+from config.inserts import insert_instances
+from orders.models import Customer, Order, OrderEvent, OrderStatus
+
+
+def a_customer() -> Customer:
+    return baker.make(get_user_model()).customer  # its profile comes from a post_save receiver
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_inserted_instances_get_their_keys_in_order_and_read_back_unchanged():
+    # given two new orders, with JSON, decimals and an auto_now_add stamp to store
+    customer = a_customer()
+    orders = [
+        Order(
+            number=f"SW-TEST000{n}",
+            customer=customer,
+            currency="EUR",
+            subtotal=Decimal("19.99") * n,
+            shipping=Decimal("4.90"),
+            total=Decimal("19.99") * n + Decimal("4.90"),
+            shipping_address={"name": "Ada", "city": "Zürich", "n": n},
+        )
+        for n in (1, 2)
+    ]
+
+    # when
+    insert_instances(orders)
+
+    # then each instance holds its own row's key and the stamp it was stored with
+    for order in orders:
+        stored = Order.objects.get(pk=order.pk)
+        assert stored.number == order.number
+        assert (stored.subtotal, stored.total) == (order.subtotal, order.total)
+        assert stored.shipping_address == order.shipping_address
+        assert stored.status == OrderStatus.PENDING_PAYMENT
+        assert stored.placed_at == order.placed_at is not None
+        assert order._state.adding is False
+    assert orders[0].pk < orders[1].pk
+
+
+def test_an_instance_pointing_at_another_just_inserted_stores_the_reference():
+    # given an order just inserted and an event of it
+    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    insert_instances([order])
+    event = OrderEvent(order=order, kind="placed", to_status=OrderStatus.PENDING_PAYMENT)
+
+    # when
+    insert_instances([event])
+
+    # then
+    assert list(order.events.values_list("pk", "kind")) == [(event.pk, "placed")]
+
+
+def test_nothing_to_insert_runs_no_statement(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        insert_instances([])
