@@ -5,6 +5,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,10 @@ def machine() -> dict:
 
 
 def find_py_spy() -> str | None:
-    return os.environ.get("BENCH_PY_SPY") or shutil.which("py-spy")
+    """`BENCH_PY_SPY`, else the py-spy installed beside this Python (the bench lock's), else
+    one on the PATH."""
+    beside = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    return os.environ.get("BENCH_PY_SPY") or beside or shutil.which("py-spy")
 
 
 # --- the profile ------------------------------------------------------------------------------
@@ -327,18 +331,20 @@ def chart(out: dict) -> None:
     plt.close(figure)
 
 
-def write(out: dict) -> Path:
-    """Write the JSON, the chart and the README tables; return the JSON's path."""
+def write(out: dict, *, publish: bool = True) -> Path:
+    """Write the JSON and, with `publish`, the chart and the README tables; return the JSON's
+    path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
     out["file"] = f"{stamp}.json"
     path = RESULTS / out["file"]
     path.write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
-    publish(out)
+    if publish:
+        publish_figures(out)
     return path
 
 
-def publish(out: dict) -> None:
+def publish_figures(out: dict) -> None:
     """Draw the chart and replace the figures in bench/README.md with this run's."""
     chart(out)
     text = README.read_text()
@@ -352,4 +358,4 @@ if __name__ == "__main__":
     # `python -m bench.report bench/results/<run>.json`: redraw the chart and the README tables.
     import sys
 
-    publish(json.loads(Path(sys.argv[1]).read_text()))
+    publish_figures(json.loads(Path(sys.argv[1]).read_text()))
