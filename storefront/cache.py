@@ -167,8 +167,11 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
     """Make the cached detail of these products and every cached list page unreachable."""
-    versions = {_product_version_key(product_id): _new_version() for product_id in product_ids}
-    versions[LIST_GENERATION_KEY] = _new_version()
+    # One fresh value serves every key: a version only has to differ from the one it replaces
+    # (an import invalidates thousands of products at once).
+    version = _new_version()
+    versions = dict.fromkeys(map(_product_version_key, product_ids), version)
+    versions[LIST_GENERATION_KEY] = version
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 
