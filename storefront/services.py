@@ -19,7 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from config.inserts import insert_instances
@@ -158,6 +158,7 @@ def idempotent_perform(
     key: str,
     fingerprint: str,
     perform: Callable[[RecordAnswer], tuple[int, Any]],
+    refusals: tuple[type[Exception], ...] = (),
 ) -> IdempotentAnswer:
     """Run `perform(record)` once per (user, key) and return its answer, or replay the stored one.
 
@@ -170,8 +171,9 @@ def idempotent_perform(
     back before any stock is reserved, and the stored answer is replayed. On PostgreSQL a
     concurrent duplicate's INSERT waits on the unique index until the first request commits,
     then does the same; a wait beyond the connection's `lock_timeout` answers
-    RequestInProgress. A repeat whose work fails before `record` (the stock is gone since, a
-    SKU withdrawn) is checked against the stored answer too, so it still gets the first answer.
+    RequestInProgress. A repeat refused before `record` runs (one of `refusals`, the domain's
+    answers such as a SKU withdrawn since) is checked against the stored answer too, so it still
+    gets the first answer; any other error propagates as it is.
     Raises IdempotencyKeyReused when the key came with another body.
     Sends no signals and requests no tasks itself; `perform` sends and requests what it does.
     """
@@ -201,9 +203,7 @@ def idempotent_perform(
         if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
             raise  # the database itself failed: the API answers 503
         raise RequestInProgress() from error
-    except DatabaseError:
-        raise
-    except Exception:
+    except refusals:
         stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
         if stored is None:
             raise

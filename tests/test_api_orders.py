@@ -9,6 +9,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from catalog.models import Variant
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
 from payments.models import Payment
@@ -148,6 +149,33 @@ def test_a_repeat_replays_the_first_answer_even_when_the_stock_is_gone_since(ada
     assert again["Idempotent-Replayed"] == "true"
     assert Order.objects.count() == 2
     assert StockLevel.objects.get(variant__sku="SHIRT-M").reserved == 5
+
+
+def test_a_repeat_replays_the_first_answer_even_when_its_sku_was_withdrawn_since(ada, shirt):
+    # given ada's order, then the SKU leaves the catalog
+    first = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+    Variant.objects.filter(sku="SHIRT-M").update(is_active=False)
+
+    # when her client repeats the request
+    again = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # then it gets the first answer, not the 422 unknown_sku a new order would get
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert Order.objects.count() == 1
+
+
+def test_a_reused_key_whose_new_body_is_refused_answers_idempotency_key_reused(ada, shirt):
+    # given
+    order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="k-1")
+
+    # when the same key comes with another body that would be refused anyway
+    response = order_post(ada, lines=[{"sku": "NOPE", "quantity": 1}], key="k-1")
+
+    # then the reuse is what the client hears about
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert Order.objects.count() == 1
 
 
 def test_keys_are_per_customer(ada, bob, shirt):

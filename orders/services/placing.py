@@ -68,9 +68,10 @@ def order_place(
     between inventory's plan and its update while enough is still available, or the random
     order number clashed, the whole attempt is repeated once.
 
-    `on_written(order, lines)`, if given, runs after the order is written and before the
-    reservation, in the same transaction: the API records its idempotency key there, so that
-    row commits or rolls back with the order without lengthening the stock lock window.
+    `on_written(order, lines)`, if given, runs after the order is written, before
+    `order_placed` is sent and before the reservation, in the same transaction: the API records
+    its idempotency key there, so that row commits or rolls back with the order without
+    lengthening the stock lock window, and a repeated key fails before any receiver runs.
     An exception from it rolls the attempt back and propagates.
 
     Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
@@ -89,9 +90,9 @@ def order_place(
                     shipping_address=shipping_address,
                     actor=actor,
                 )
-                order_placed.send(sender=order_place, order=order)
                 if on_written is not None:
                     on_written(order, order_lines)
+                order_placed.send(sender=order_place, order=order)
                 # Last: from here to the commit the stock rows stay locked.
                 stock_reserve(
                     reference=number,

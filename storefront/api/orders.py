@@ -153,6 +153,7 @@ def order_place(request: HttpRequest, payload: OrderIn):
             method=request.method, path=request.path, payload=data
         ),
         perform=perform,
+        refusals=(order_services.OrderError,),
     )
     response = _json(answer.status, answer.body)
     if answer.replayed:
