@@ -16,6 +16,7 @@ from inventory.services import (
     stock_release,
     stock_reserve,
     stock_return,
+    stock_set_on_hand,
     stock_ship,
 )
 from inventory.signals import stock_changed, stock_low
@@ -397,3 +398,36 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
     assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
     assert StockAllocation.objects.count() == 0
+
+
+def test_every_stock_movement_announces_its_variants_with_their_products():
+    # given two variants of two products, in stock
+    mug, tee = make_variant(), make_variant()
+    warehouse = make_warehouse("main", 10)
+    products = sorted([mug.product_id, tee.product_id])
+
+    # when every kind of movement happens
+    with Recorder(stock_changed) as changed:
+        stock_receive(variant=mug, warehouse=warehouse, quantity=10)
+        stock_receive(variant=tee, warehouse=warehouse, quantity=10)
+        stock_adjust(variant=mug, warehouse=warehouse, on_hand_delta=-1, note="breakage")
+        stock_reserve(reference="SW-1", quantities=[(mug.pk, 2), (tee.pk, 1)])
+        stock_ship(reference="SW-1")
+        stock_return(reference="SW-1")
+        stock_reserve(reference="SW-2", quantities=[(mug.pk, 1), (tee.pk, 1)])
+        stock_release(reference="SW-2")
+        stock_set_on_hand(targets={(mug.pk, warehouse.pk): 3, (tee.pk, warehouse.pk): 4})
+
+    # then each announcement names the products of the variants it moved
+    assert [call["product_ids"] for call in changed.calls] == [
+        [mug.product_id],
+        [tee.product_id],
+        [mug.product_id],
+        products,
+        products,
+        products,
+        products,
+        products,
+        products,
+    ]
+    assert all(call["variant_ids"] == sorted(call["variant_ids"]) for call in changed.calls)

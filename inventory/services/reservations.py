@@ -10,7 +10,6 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from catalog.models import Variant
-from catalog.selectors import product_ids_of_variants
 from inventory.models import (
     AllocationState,
     MovementReason,
@@ -222,11 +221,20 @@ def _settle(
     reason: str,
     actor,
     note: str,
-) -> list[int]:
-    """Move what `reference` holds in `from_state` and write the ledger; return variant ids."""
+) -> tuple[list[int], list[int]]:
+    """Move what `reference` holds in `from_state` and write the ledger; return the ids of the
+    variants and of the products whose levels moved (both empty when nothing was held)."""
     moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
     if not moved:
-        return []
+        return [], []
+    # Read before the UPDATE below, which keeps the levels locked until the commit.
+    product_ids = sorted(
+        set(
+            StockLevel.objects.filter(pk__in=[level_id for level_id, _ in moved]).values_list(
+                "variant__product_id", flat=True
+            )
+        )
+    )
     StockMovement.objects.bulk_create(
         [
             StockMovement(
@@ -254,7 +262,7 @@ def _settle(
             f"the stock levels no longer hold what {reference!r} has {from_state}; "
             "run `manage.py inventory_verify`"
         )
-    return sorted({row[1] for row in changed})
+    return sorted({row[1] for row in changed}), product_ids
 
 
 @transaction.atomic
@@ -264,7 +272,7 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
     A no-op when the reference holds nothing, so a repeated cancel changes nothing.
     Sends `stock_changed` when units were released; requests no tasks.
     """
-    variant_ids = _settle(
+    variant_ids, product_ids = _settle(
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.RELEASED,
@@ -278,7 +286,7 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
         stock_changed.send(
             sender=stock_release,
             variant_ids=variant_ids,
-            product_ids=product_ids_of_variants(variant_ids=variant_ids),
+            product_ids=product_ids,
         )
 
 
@@ -290,7 +298,7 @@ def stock_ship(*, reference: str, actor=None) -> None:
     shipped or released): shipping goods that were never held is a bug to surface.
     Sends `stock_changed`; requests no tasks.
     """
-    variant_ids = _settle(
+    variant_ids, product_ids = _settle(
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.SHIPPED,
@@ -305,7 +313,7 @@ def stock_ship(*, reference: str, actor=None) -> None:
     stock_changed.send(
         sender=stock_ship,
         variant_ids=variant_ids,
-        product_ids=product_ids_of_variants(variant_ids=variant_ids),
+        product_ids=product_ids,
     )
 
 
@@ -316,7 +324,7 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
     already returned). Sends `stock_changed`; requests no tasks.
     """
-    variant_ids = _settle(
+    variant_ids, product_ids = _settle(
         reference=reference,
         from_state=AllocationState.SHIPPED,
         to_state=AllocationState.RETURNED,
@@ -331,5 +339,5 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     stock_changed.send(
         sender=stock_return,
         variant_ids=variant_ids,
-        product_ids=product_ids_of_variants(variant_ids=variant_ids),
+        product_ids=product_ids,
     )
