@@ -17,14 +17,21 @@ def insert_instances(instances: Sequence[Model]) -> None:
     What `bulk_create` does, minus its compiler. Each field prepares its own value
     (`pre_save` fills `auto_now`/`auto_now_add`, `get_db_prep_save` adapts it), so the rows
     are stored exactly as the ORM stores them. Like `bulk_create`, it sends no model signals:
-    callers send their own custom signal for what they wrote (design rule 8).
+    callers send their own custom signal for what they wrote (design rule 8). For plain models
+    only: one table (no multi-table inheritance), no generated columns.
     """
     if not instances:
         return
     model = type(instances[0])
     meta = model._meta
+    if meta.parents or any(type(instance) is not model for instance in instances):
+        raise TypeError("insert_instances writes instances of one model with its own table")
     connection = connections[router.db_for_write(model)]
-    fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
+    fields = [
+        field
+        for field in meta.concrete_fields
+        if field is not meta.auto_field and not getattr(field, "generated", False)
+    ]
     quote = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params = [

@@ -4,10 +4,12 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
 from config.inserts import insert_instances
-from orders.models import Customer, Order, OrderEvent, OrderStatus
+from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
+from storefront.models import IdempotencyKey
 
 
 def a_customer() -> Customer:
@@ -64,3 +66,11 @@ def test_an_instance_pointing_at_another_just_inserted_stores_the_reference():
 def test_nothing_to_insert_runs_no_statement(django_assert_num_queries):
     with django_assert_num_queries(0):
         insert_instances([])
+
+
+def test_no_model_signal_receiver_listens_to_the_models_the_checkout_inserts_directly():
+    # insert_instances sends no pre_save/post_save: a receiver added to one of these models
+    # would silently miss every order placed. Connect it to `order_placed` instead.
+    for model in (Order, OrderLine, OrderEvent, IdempotencyKey):
+        for signal in (pre_save, post_save):
+            assert not signal.has_listeners(model), f"{signal} has a receiver for {model}"
