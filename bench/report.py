@@ -356,6 +356,4 @@ def publish_figures(out: dict) -> None:
 
 if __name__ == "__main__":
     # `python -m bench.report bench/results/<run>.json`: redraw the chart and the README tables.
-    import sys
-
     publish_figures(json.loads(Path(sys.argv[1]).read_text()))

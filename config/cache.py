@@ -3,8 +3,8 @@
 Django's `RedisCacheClient.get_client` builds a new `redis.Redis` for every cache operation, and
 building one copies redis-py's table of response callbacks (some 170 entries): on the storefront's
 cached reads and on every checkout's invalidation that cost more CPU than the round trip itself.
-A `redis.Redis` holds no connection of its own (its pool does) and is safe to share between
-threads, so keeping one per pool changes nothing but the cost.
+A `redis.Redis` holds no connection of its own (its pool does), so keeping one per pool changes
+nothing but the cost. (Each thread has its own cache backend, and so its own clients.)
 """
 
 from typing import Any
@@ -17,14 +17,13 @@ class SharedClientRedisCacheClient(RedisCacheClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[Any, Any] = {}  # connection pool -> its client
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
-        client = self._clients.get(id(pool))
-        if client is None:
-            client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
-        return client
+        if pool not in self._clients:
+            self._clients[pool] = self._client(connection_pool=pool)
+        return self._clients[pool]
 
 
 class SharedClientRedisCache(RedisCache):

@@ -139,7 +139,8 @@ class SentEmail(models.Model):
 
 
 class DailySales(models.Model):
-    """Derived: orders, units and revenue per day, bumped with F() after each commit."""
+    """Derived: orders, units and revenue per day, bumped after each commit by an upsert that
+    adds to the stored values (the SQL form of F())."""
 
     date = models.DateField(unique=True)
     orders = models.PositiveIntegerField(default=0)
@@ -155,7 +156,8 @@ class DailySales(models.Model):
 
 
 class VariantSales(models.Model):
-    """Derived: units sold and shipped per variant, bumped with F() after each commit."""
+    """Derived: units sold and shipped per variant, bumped after each commit by an upsert that
+    adds to the stored values (the SQL form of F())."""
 
     variant = models.OneToOneField(
         "catalog.Variant", on_delete=models.CASCADE, primary_key=True, related_name="sales"

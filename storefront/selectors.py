@@ -34,6 +34,8 @@ def token_user(*, raw: str) -> AbstractBaseUser | None:
         return None
     user = users[0]
     if user.customer_pk is not None:
+        # Half-loaded, as after `.only("id", "user_id")`: enough to place and read orders; its
+        # counters load on first read. Never save() it (counters move only by F() bumps).
         user.customer = Customer.from_db(
             user._state.db, ["id", "user_id"], [user.customer_pk, user.pk]
         )

@@ -12,7 +12,8 @@ def customer_for_user(*, user) -> Customer:
     """Return the user's Customer profile, creating it if the post_save receiver never ran
     (users loaded from fixtures, created before the orders app existed).
 
-    A profile the caller loaded with the user (`select_related("customer")`) costs no query.
+    A profile loaded with the user (`select_related("customer")`, or attached by
+    `storefront.selectors.token_user`) costs no query.
     Not atomic itself: every request placing an order calls it, and get_or_create already
     takes a savepoint for the rare creation. Sends no signals, requests no tasks.
     """
