@@ -3,9 +3,11 @@
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
 from inventory.models import StockLevel
 from orders.models import Customer, DailySales, OrderStatus, VariantSales
@@ -17,7 +19,10 @@ from payments.services import (
     RefundError,
     WebhookError,
     credit_note_document_render,
+    document_number_next,
+    documents,
     invoice_document_render,
+    invoice_issue,
     refund_issue,
     webhook_handle,
     webhook_signature,
@@ -154,6 +159,40 @@ def test_a_replayed_event_is_a_no_op(order):
     assert Payment.objects.count() == 1
     assert Invoice.objects.count() == 1
     assert len([k for k in _requested("orders.email_send") if k["kind"] == "receipt"]) == 1
+
+
+def test_document_numbers_count_per_kind_and_year_and_a_rollback_gives_its_number_back(
+    monkeypatch,
+):
+    # given
+    def numbers(kind: str, year: int, count: int) -> list[str]:
+        monkeypatch.setattr(documents.timezone, "now", lambda: datetime(year, 6, 1, tzinfo=UTC))
+        return [document_number_next(kind=kind) for _ in range(count)]
+
+    numbers("INV", 2026, 2)
+
+    # when
+    with pytest.raises(RuntimeError), transaction.atomic():
+        numbers("INV", 2026, 1)
+        raise RuntimeError("the payment's transaction rolls back")
+
+    # then
+    assert numbers("INV", 2026, 1) == ["INV-2026-000003"]
+    assert numbers("CN", 2026, 1) == ["CN-2026-000001"]
+    assert numbers("INV", 2027, 2) == ["INV-2027-000001", "INV-2027-000002"]
+
+
+def test_issuing_an_invoice_twice_returns_the_first_and_takes_no_number(order):
+    # given
+    webhook_handle(**signed(payment_event(order)))
+    first = invoice_get_for_order(order=order)
+
+    # when
+    again = invoice_issue(order=order)
+
+    # then
+    assert again.pk == first.pk and again.number == first.number
+    assert document_number_next(kind="INV").endswith("-000002")
 
 
 def test_a_mismatched_amount_is_recorded_and_flags_the_order_instead_of_paying(order):

@@ -1,7 +1,7 @@
 """Invoices and credit notes: gap-free numbers per calendar year, snapshots, rendered documents."""
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -18,16 +18,30 @@ def document_number_next(*, kind: str) -> str:
     Must run inside the transaction that stores the document: the counter row stays locked
     until that commit, so concurrent payments queue here and a rollback gives the number
     back — numbers are never shared and never skipped. Call it as late as possible.
+
+    One statement creates the year's row or adds one to it and returns the number:
+    `INSERT … ON CONFLICT DO UPDATE SET last_number = last_number + 1 RETURNING`, the
+    database doing the addition under the row lock (no read-modify-write in Python), where
+    the ORM needed an insert-if-missing, a SELECT … FOR UPDATE and an UPDATE.
     """
     year = timezone.now().year
-    # Created race-safely: ON CONFLICT DO NOTHING, then everybody locks the one row.
-    DocumentSequence.objects.bulk_create(
-        [DocumentSequence(kind=kind, year=year)], ignore_conflicts=True
+    connection = connections[router.db_for_write(DocumentSequence)]
+    meta = DocumentSequence._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    kind_column, year_column, last_column = (
+        quote(meta.get_field(name).column) for name in ("kind", "year", "last_number")
     )
-    sequence = DocumentSequence.objects.select_for_update().get(kind=kind, year=year)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
-    return f"{kind}-{year}-{sequence.last_number:06d}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({kind_column}, {year_column}, {last_column}) "
+            f"VALUES (%s, %s, 1) ON CONFLICT ({kind_column}, {year_column}) "
+            f"DO UPDATE SET {last_column} = {table}.{last_column} + 1 "
+            f"RETURNING {last_column}",
+            [kind, year],
+        )
+        (number,) = cursor.fetchone()
+    return f"{kind}-{year}-{number:06d}"
 
 
 def _snapshot(order: Order) -> dict:
@@ -52,17 +66,26 @@ def _snapshot(order: Order) -> dict:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def invoice_issue(*, order: Order) -> Invoice:
     """Issue the order's invoice with the next gap-free number (once: a second call returns it).
 
     The snapshot is read before the number is taken, so the counter row is locked only for
-    its own UPDATE, the invoice INSERT and the commit. Sends no signals, requests no tasks.
+    its own UPDATE, the invoice INSERT and the commit. The read also answers whether the
+    order has its invoice already (the reverse one-to-one joined in). No savepoint: this runs
+    in the payment's transaction, and a failure here must roll the payment back with it.
+    Sends no signals, requests no tasks.
     """
-    existing = Invoice.objects.filter(order=order).first()
-    if existing is not None:
-        return existing
-    snapshot = _snapshot(Order.objects.select_related("customer__user").get(pk=order.pk))
+    order = (
+        Order.objects.select_related("customer__user", "invoice")
+        .prefetch_related("lines")
+        .get(pk=order.pk)
+    )
+    try:
+        return order.invoice
+    except Invoice.DoesNotExist:
+        pass
+    snapshot = _snapshot(order)
     return Invoice.objects.create(
         order=order,
         number=document_number_next(kind=INVOICE),
