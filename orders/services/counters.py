@@ -104,20 +104,20 @@ def counters_count_paid(*, order_id: int) -> None:
     _variant_sales_add(units=units, field="units_sold")
 
 
-@transaction.atomic
 def counters_count_shipped(*, order_id: int) -> None:
     """Count a shipped order's units per variant.
 
+    No transaction of its own: one statement writes, so there is nothing to keep together.
     Sends no signals, requests no tasks.
     """
     _variant_sales_add(units=_units_by_variant(order_id), field="units_shipped")
 
 
-@transaction.atomic
 def counters_count_refund(*, order_id: int) -> None:
     """Take a refunded order's total back off its customer's lifetime value, if it was ever
     counted there (only orders marked paid were).
 
+    No transaction of its own: one statement writes.
     Sends no signals, requests no tasks.
     """
     order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
