@@ -1,11 +1,12 @@
-"""The storefront's read cache: product pages and product details under versioned keys.
+"""The storefront's read cache: product pages and product details, checked against versions.
 
 Nothing is ever deleted to invalidate. Each product has a version key and all list pages share one
-generation key; an entry's key contains the version it was built for, so replacing the version
-(on commit of a change, by this app's receivers) makes every old entry unreachable at once.
-A reader reads the version *before* it reads the database, so an entry built from data older
-than a concurrent commit is stored under the version that commit has already replaced: it can
-never be served.
+generation key; an entry is stored with the versions it was built for and served only while they
+are still the current ones, so replacing a version (on commit of a change, by this app's
+receivers) makes every older entry unservable at once. The versions and the entry are read in one
+round trip (MGET), which is all a cached list page costs. A reader reads the versions *before* it
+reads the database, so an entry built from data older than a concurrent commit is stored with the
+version that commit has already replaced: it can never be served.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
@@ -33,8 +34,9 @@ ENTRY_TIMEOUT_SECONDS = 60 * 60
 VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
 LIST_GENERATION_KEY = "sf:products:generation"
-# Part of every entry's key. Invalidations attempted while Redis was unreachable are lost, so the
-# first process to reach Redis again replaces the epoch: every entry stored before is dropped.
+# One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
+# so the first process to reach Redis again replaces the epoch: every entry stored before is
+# dropped.
 EPOCH_KEY = "sf:epoch"
 
 _state_lock = threading.Lock()
@@ -92,46 +94,55 @@ def _product_version_key(product_id: int) -> str:
     return f"sf:product:version:{product_id}"
 
 
-def _versions(*keys: str) -> tuple[str | None, ...]:
-    """Return the versions stored at `keys`, read in one round trip (every cache hit needs two
-    or three of them), creating any that is missing; all None when there is no cache."""
-    found = cache_call(cache.get_many, list(keys), default=MISSING)
-    if found is MISSING:
-        return (None,) * len(keys)
-    return tuple(found[key] if key in found else _version_created(key) for key in keys)
-
-
 def _version_created(key: str) -> str | None:
     """Create a version at `key` unless a concurrent reader just did; return the one stored."""
     cache_call(cache.add, key, _new_version(), VERSION_TIMEOUT_SECONDS)
     return cache_call(cache.get, key)
 
 
-def _get_or_build(key: str | None, build: Callable[[], Any]) -> Any:
-    if key is None:
-        return build()
-    cached = cache_call(cache.get, key, default=MISSING)
-    if cached is not MISSING and cached is not None:
+def _read(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, Any]:
+    """Read the current versions at `version_keys` and the entry at `entry_key` in one round
+    trip; return the versions (None when there is no cache) and the entry's value if it was
+    built for exactly those versions (MISSING otherwise). A missing version is created."""
+    found = cache_call(cache.get_many, [*version_keys, entry_key], default=MISSING)
+    if found is MISSING:
+        return None, MISSING
+    versions = tuple(found[key] if key in found else _version_created(key) for key in version_keys)
+    if None in versions:
+        return None, MISSING
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == versions:
+        return versions, entry[1]
+    return versions, MISSING
+
+
+def _store(entry_key: str, versions: tuple, value: Any) -> None:
+    """Store `value` with the versions read before it was built (an entry replaces the last)."""
+    cache_call(cache.set, entry_key, (versions, value), ENTRY_TIMEOUT_SECONDS)
+
+
+def _get_or_build(entry_key: str, version_keys: tuple[str, ...], build: Callable[[], Any]) -> Any:
+    versions, cached = _read(entry_key, version_keys)
+    if cached is not MISSING:
         return cached
     value = build()
-    if cached is not MISSING and value is not None:
-        cache_call(cache.set, key, value, ENTRY_TIMEOUT_SECONDS)
+    if versions is not None and value is not None:
+        _store(entry_key, versions, value)
     return value
+
+
+LIST_VERSION_KEYS = (EPOCH_KEY, LIST_GENERATION_KEY)
 
 
 def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
     """Return one catalog page for `params`, built by `build()` when not cached."""
-    epoch, generation = _versions(EPOCH_KEY, LIST_GENERATION_KEY)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
-    key = None if None in (epoch, generation) else f"sf:page:{epoch}:{generation}:{digest}"
-    return _get_or_build(key, build)
+    return _get_or_build(f"sf:page:{digest}", LIST_VERSION_KEYS, build)
 
 
 def category_list(*, build: Callable[[], list]) -> list:
     """Return the category list, rebuilt whenever the list generation changes."""
-    epoch, generation = _versions(EPOCH_KEY, LIST_GENERATION_KEY)
-    key = None if None in (epoch, generation) else f"sf:categories:{epoch}:{generation}"
-    return _get_or_build(key, build)
+    return _get_or_build("sf:categories", LIST_VERSION_KEYS, build)
 
 
 def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | None:
@@ -146,20 +157,16 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
     product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
     if product_id is MISSING:
         return build()
-    if product_id is None:
-        epoch, version = _versions(EPOCH_KEY)[0], None
-    else:
-        epoch, version = _versions(EPOCH_KEY, _product_version_key(product_id))
-    key = None if None in (epoch, version) else f"sf:detail:{epoch}:{product_id}:{version}"
-    if key is not None:
-        cached = cache_call(cache.get, key)
-        if cached is not None and cached["slug"] == slug:
+    entry_key, versions = f"sf:detail:{product_id}", None
+    if product_id is not None:
+        versions, cached = _read(entry_key, (EPOCH_KEY, _product_version_key(product_id)))
+        if cached is not MISSING and cached["slug"] == slug:
             return cached
     value = build()
     if value is None:
         return None
-    if key is not None and value["id"] == product_id:
-        cache_call(cache.set, key, value, ENTRY_TIMEOUT_SECONDS)
+    if versions is not None and value["id"] == product_id:
+        _store(entry_key, versions, value)
     else:
         cache_call(cache.set, f"sf:product:slug:{slug}", value["id"], VERSION_TIMEOUT_SECONDS)
     return value

@@ -5,7 +5,7 @@ import logging
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import override_settings
@@ -93,6 +93,48 @@ def test_product_page_of_20_costs_at_most_4_queries_uncached_and_none_cached(
         second = client.get("/api/v1/products", {"limit": 20})
     assert len(first.json()["items"]) == 20
     assert second.content == first.content
+
+
+@pytest.fixture
+def cache_calls(monkeypatch):
+    """Record every call the read cache makes to the cache backend (which still answers).
+
+    Only outermost calls count: the local-memory backend's get_many calls its own get."""
+    backend = caches["default"]
+    calls: list[str] = []
+    depth = [0]
+    for name in ("get", "get_many", "set", "set_many", "add"):
+        real = getattr(backend, name)
+
+        def spy(*args, _name=name, _real=real, **kwargs):
+            if not depth[0]:
+                calls.append(_name)
+            depth[0] += 1
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        monkeypatch.setattr(backend, name, spy)
+    return calls
+
+
+def test_a_cached_page_costs_one_cache_round_trip_and_a_cached_detail_two(
+    client, shirt, cache_calls
+):
+    # given
+    warm(client)
+    cache_calls.clear()
+
+    # when
+    client.get("/api/v1/products")
+    page = list(cache_calls)
+    cache_calls.clear()
+    client.get("/api/v1/products/linen-shirt")
+
+    # then: the versions and the entry come in one MGET; a detail first maps its slug
+    assert page == ["get_many"]
+    assert cache_calls == ["get", "get_many"]
 
 
 def test_renamed_product_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
