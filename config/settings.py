@@ -7,6 +7,7 @@ message naming whichever is missing. The variable names are the ones in README's
 table, `.env.example`, CI and docker-compose.yml.
 """
 
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,6 +115,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
+    # The checkout and the document numbers write with INSERT … RETURNING (SQLite 3.35+).
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise ImproperlyConfigured(
+            f"SQLite 3.35 or newer is needed (INSERT … RETURNING); this Python has "
+            f"{sqlite3.sqlite_version}. Use a newer Python build or set DATABASE_URL to PostgreSQL."
+        )
     # SQLite serialises writers; waiting a little beats "database is locked" in eager tasks.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -5,15 +5,25 @@ import hmac
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
+from django.db.transaction import TransactionManagementError
 
 from inventory.models import StockLevel
 from orders.models import Customer, DailySales, OrderStatus, VariantSales
 from orders.services import InvalidTransition, order_cancel, order_mark_paid, order_ship
 from outbox.models import OutboxMessage
-from payments.models import CreditNote, Invoice, Payment, PaymentStatus, ProcessedEvent, Refund
+from payments.models import (
+    CreditNote,
+    DocumentSequence,
+    Invoice,
+    Payment,
+    PaymentStatus,
+    ProcessedEvent,
+    Refund,
+)
 from payments.selectors import invoice_get_for_order, invoice_get_for_user
 from payments.services import (
     RefundError,
@@ -166,7 +176,8 @@ def test_document_numbers_count_per_kind_and_year_and_a_rollback_gives_its_numbe
 ):
     # given
     def numbers(kind: str, year: int, count: int) -> list[str]:
-        monkeypatch.setattr(documents.timezone, "now", lambda: datetime(year, 6, 1, tzinfo=UTC))
+        clock = SimpleNamespace(now=lambda: datetime(year, 6, 1, tzinfo=UTC))
+        monkeypatch.setattr(documents, "timezone", clock)
         return [document_number_next(kind=kind) for _ in range(count)]
 
     numbers("INV", 2026, 2)
@@ -180,6 +191,14 @@ def test_document_numbers_count_per_kind_and_year_and_a_rollback_gives_its_numbe
     assert numbers("INV", 2026, 1) == ["INV-2026-000003"]
     assert numbers("CN", 2026, 1) == ["CN-2026-000001"]
     assert numbers("INV", 2027, 2) == ["INV-2027-000001", "INV-2027-000002"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_document_number_is_refused_outside_the_documents_transaction():
+    # when / then: in autocommit the number would be committed even if the document failed
+    with pytest.raises(TransactionManagementError):
+        document_number_next(kind="INV")
+    assert not DocumentSequence.objects.exists()
 
 
 def test_issuing_an_invoice_twice_returns_the_first_and_takes_no_number(order):

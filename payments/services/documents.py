@@ -2,6 +2,8 @@
 
 from django.core.files.base import ContentFile
 from django.db import connections, router, transaction
+from django.db.models import prefetch_related_objects
+from django.db.transaction import TransactionManagementError
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -26,6 +28,9 @@ def document_number_next(*, kind: str) -> str:
     """
     year = timezone.now().year
     connection = connections[router.db_for_write(DocumentSequence)]
+    if not connection.in_atomic_block:
+        # In autocommit the number would be committed at once and lost if the document fails.
+        raise TransactionManagementError("document_number_next needs the document's transaction")
     meta = DocumentSequence._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
@@ -71,20 +76,19 @@ def invoice_issue(*, order: Order) -> Invoice:
     """Issue the order's invoice with the next gap-free number (once: a second call returns it).
 
     The snapshot is read before the number is taken, so the counter row is locked only for
-    its own UPDATE, the invoice INSERT and the commit. The read also answers whether the
-    order has its invoice already (the reverse one-to-one joined in). No savepoint: this runs
-    in the payment's transaction, and a failure here must roll the payment back with it.
+    the number's upsert, the invoice INSERT and the commit. The order read also answers
+    whether the order has its invoice already (the reverse one-to-one joined in). No
+    savepoint of its own (two round trips fewer on every payment): it runs inside the
+    payment's transaction, which a failure here rolls back whole; a caller that caught the
+    error could not go on using that transaction.
     Sends no signals, requests no tasks.
     """
-    order = (
-        Order.objects.select_related("customer__user", "invoice")
-        .prefetch_related("lines")
-        .get(pk=order.pk)
-    )
+    order = Order.objects.select_related("customer__user", "invoice").get(pk=order.pk)
     try:
         return order.invoice
     except Invoice.DoesNotExist:
         pass
+    prefetch_related_objects([order], "lines")
     snapshot = _snapshot(order)
     return Invoice.objects.create(
         order=order,
