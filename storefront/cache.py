@@ -28,7 +28,8 @@ from catalog.models import Product
 logger = logging.getLogger("stockwire.cache")
 
 # Long enough that a quiet catalog is served from memory, short enough that Redis' memory is
-# reclaimed from entries orphaned by a version change without an eviction policy.
+# reclaimed, without an eviction policy, from entries nobody rebuilds (pages of rare queries,
+# deleted products).
 ENTRY_TIMEOUT_SECONDS = 60 * 60
 # Versions must outlive the entries built for them.
 VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
@@ -74,7 +75,9 @@ def cache_call(
     """Run one cache operation; when the cache fails, note the outage and return `default`.
 
     Every operation tries the cache, so it is used again as soon as it answers; a hung Redis
-    costs each operation the cache's socket timeout (settings: 0.5 s), never an error.
+    costs each operation the cache's socket timeout (settings: 0.5 s), never an error. The
+    first operation that succeeds after an outage also answers `default`: what it read was
+    checked against the epoch from before the outage, which the recovery is only now replacing.
     """
     try:
         result = operation(*args, **kwargs)
@@ -83,6 +86,7 @@ def cache_call(
         return default
     if _outage:
         _cache_recovered()
+        return default
     return result
 
 
@@ -117,7 +121,13 @@ def _read(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, 
 
 
 def _store(entry_key: str, versions: tuple, value: Any) -> None:
-    """Store `value` with the versions read before it was built (an entry replaces the last)."""
+    """Store `value` with the versions read before it was built.
+
+    The entry replaces whatever the key held. A slow builder may therefore replace a fresher
+    entry with one built for versions already replaced; that entry is never served, and the
+    next read rebuilds: a miss, never a stale answer. (Making the write conditional would
+    need a script on the Redis side for a race that costs one rebuild.)
+    """
     cache_call(cache.set, entry_key, (versions, value), ENTRY_TIMEOUT_SECONDS)
 
 
