@@ -11,8 +11,10 @@
 - `cpu`: a checkout request's time by package (cProfile self time), the profile that needs no
   py-spy.
 - `signals` (B4): place, pay and ship through the services, each with the project's receivers
-  connected and then disconnected from Django's receiver registry (restored afterwards), in
-  alternating rounds; reports the mean cost per operation and the wiring's share.
+  connected, disconnected from Django's receiver registry, and replaced by receivers that do
+  nothing (restored afterwards), in alternating rounds; reports the median cost per operation,
+  the wiring's share (connected against disconnected) and the dispatch's share (receivers that
+  do nothing against none: what sending the signals costs without their work).
 """
 
 import functools
@@ -260,35 +262,49 @@ def project_signals() -> list:
     return found
 
 
-def _receiver_module(entry) -> str:
-    target = entry[1]
-    if isinstance(target, weakref.ReferenceType):
-        target = target()
-    return getattr(target, "__module__", "") or ""
-
-
 @contextmanager
-def receivers_disconnected():
-    """Take every project receiver off every signal; put the very same entries back after."""
+def receivers_replaced(replace):
+    """Swap every project receiver on every signal for `replace(receiver)` (dropped where that
+    is None); put the very same entries back after. Yields how many receivers were swapped."""
     saved = []
+    swapped = 0
     for signal in project_signals():
         with signal.lock:
             saved.append((signal, list(signal.receivers)))
-            signal.receivers = [
-                entry
-                for entry in signal.receivers
-                if not _receiver_module(entry).startswith(PROJECT_APPS)
-            ]
+            kept = []
+            for key, target, is_async in signal.receivers:
+                function = target() if isinstance(target, weakref.ReferenceType) else target
+                if function is not None and (getattr(function, "__module__", "") or "").startswith(
+                    PROJECT_APPS
+                ):
+                    swapped += 1
+                    target = replace(function)
+                    if target is None:
+                        continue
+                kept.append((key, target, is_async))
+            signal.receivers = kept
             signal.sender_receivers_cache.clear()
     try:
-        yield sum(len(before) for _, before in saved) - sum(
-            len(signal.receivers) for signal, _ in saved
-        )
+        yield swapped
     finally:
         for signal, receivers in saved:
             with signal.lock:
                 signal.receivers = receivers
                 signal.sender_receivers_cache.clear()
+
+
+def receivers_disconnected():
+    """Take every project receiver off every signal (the services alone)."""
+    return receivers_replaced(lambda function: None)
+
+
+def _receive_nothing(*args, **kwargs) -> None:
+    return None
+
+
+def receivers_idle():
+    """Every project receiver replaced by one that does nothing: the signals' dispatch alone."""
+    return receivers_replaced(lambda function: _receive_nothing)
 
 
 def _label(function) -> str:
@@ -317,34 +333,17 @@ def receivers_timed(spent: dict[str, float], operation: list[str]):
 
         return wrapper
 
-    saved = []
-    for signal in project_signals():
-        with signal.lock:
-            saved.append((signal, list(signal.receivers)))
-            wrapped = []
-            for key, target, is_async in signal.receivers:
-                function = target() if isinstance(target, weakref.ReferenceType) else target
-                if function is not None and _receiver_module((key, target)).startswith(
-                    PROJECT_APPS
-                ):
-                    target = timed(_label(function), function)
-                wrapped.append((key, target, is_async))
-            signal.receivers = wrapped
-            signal.sender_receivers_cache.clear()
     original_on_commit = connection.on_commit
 
     def on_commit(func, robust=False):
         return original_on_commit(timed(f"on commit: {_label(func)}", func), robust)
 
-    connection.on_commit = on_commit
-    try:
-        yield
-    finally:
-        connection.on_commit = original_on_commit
-        for signal, receivers in saved:
-            with signal.lock:
-                signal.receivers = receivers
-                signal.sender_receivers_cache.clear()
+    with receivers_replaced(lambda function: timed(_label(function), function)):
+        connection.on_commit = on_commit
+        try:
+            yield
+        finally:
+            connection.on_commit = original_on_commit
 
 
 def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
@@ -359,10 +358,10 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
     )
     customer = customer_for_user(user=user)
     rng = random.Random(11)
-    times: dict[tuple[str, bool], list[float]] = {}
+    times: dict[tuple[str, str], list[float]] = {}
     operation = ["place"]
 
-    def one_cycle(connected: bool) -> None:
+    def one_cycle(mode: str) -> None:
         operation[0] = "place"
         skus = [bench_sku(n) for n in rng.sample(range(6, 10_001), 3)]
         started = time.perf_counter()
@@ -401,32 +400,40 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
             ("pay", paid - paid_started),
             ("ship", shipped - ship_started),
         ):
-            times.setdefault((name, connected), []).append(seconds)
+            times.setdefault((name, mode), []).append(seconds)
 
     for _ in range(3):  # warm-up, not counted
-        one_cycle(True)
+        one_cycle("connected")
     times.clear()
     for _ in range(rounds):
         for _ in range(per_round):
-            one_cycle(True)
+            one_cycle("connected")
         with receivers_disconnected() as count:
             disconnected_count = count
             for _ in range(per_round):
-                one_cycle(False)
-    result: dict = {"receivers_disconnected": disconnected_count, "orders": 2 * rounds * per_round}
+                one_cycle("disconnected")
+        with receivers_idle():
+            for _ in range(per_round):
+                one_cycle("idle")
+    result: dict = {"receivers_disconnected": disconnected_count, "orders": 3 * rounds * per_round}
     for name in ("place", "pay", "ship"):
-        on = statistics.median(times[(name, True)]) * 1000
-        off = statistics.median(times[(name, False)]) * 1000
+        on, off, idle = (
+            statistics.median(times[(name, mode)]) * 1000
+            for mode in ("connected", "disconnected", "idle")
+        )
         result[name] = {
             "connected_ms": round(on, 2),
             "disconnected_ms": round(off, 2),
             "wiring_pct": round(100 * (on - off) / on, 1),
+            # Receivers that do nothing: what sending the signals costs, without their work.
+            "idle_receivers_ms": round(idle, 2),
+            "dispatch_pct": round(100 * (idle - off) / on, 1),
         }
     # Where the wiring's time goes: one more round with every receiver and callback timed.
     spent: dict[str, float] = {}
     with receivers_timed(spent, operation):
         for _ in range(per_round):
-            one_cycle(True)
+            one_cycle("connected")
     times.clear()
     result["per_receiver_ms"] = {
         key: round(1000 * seconds / per_round, 2)

@@ -48,6 +48,7 @@ class Checkout:
         self.lines = spec.get("lines", 3)
         self.max_quantity = spec.get("max_quantity", 5)
         self.tokens = spec["tokens"]
+        self.path = spec.get("path", "/api/v1/orders")
         self.rng = random.Random(spec.get("seed", 1))
 
     def request(self, user: int) -> tuple[str, str, dict[str, str], bytes]:
@@ -63,7 +64,7 @@ class Checkout:
             "Idempotency-Key": str(uuid.uuid4()),
             "Content-Type": "application/json",
         }
-        return "POST", "/api/v1/orders", headers, json.dumps(body).encode()
+        return "POST", self.path, headers, json.dumps(body).encode()
 
 
 class Get:

@@ -131,7 +131,8 @@ def tables(out: dict) -> str:
     if b1:
         lines += [
             "**B1 checkout** (3-line orders; reference = the raw-SQL pgbench transaction at the "
-            "same concurrency in the same run)",
+            "same concurrency in the same run; naive ORM = the same 12 statements through the "
+            "ORM on the reference's tables, `bench/urls.py`, same server and driver)",
             "",
             _row(
                 "case",
@@ -145,16 +146,21 @@ def tables(out: dict) -> str:
                 "ratio",
                 "lock-late tx/s",
                 "ratio",
+                "naive ORM orders/s",
+                "ratio",
                 "app CPU ms/order",
                 "load avg",
             ),
-            _row(*["---"] * 13),
+            _row(*["---"] * 15),
         ]
+        naive_orm = b1.get("naive_orm", {})
         for case, ref_name in (("uncontended", "uncontended"), ("hot", "hot")):
-            for app, ref, late in zip(
+            naive_runs = naive_orm.get(case) or [{}] * len(b1["app"][case])
+            for app, ref, late, naive in zip(
                 b1["app"][case],
                 b1["reference"][ref_name],
                 b1["reference"]["hot_locklate"],
+                naive_runs,
                 strict=False,
             ):
                 statuses = app["statuses"]
@@ -172,6 +178,8 @@ def tables(out: dict) -> str:
                         _ratio(app["per_s"], ref["per_s"]),
                         late["per_s"] if case == "hot" else "–",
                         _ratio(app["per_s"], late["per_s"]) if case == "hot" else "–",
+                        naive.get("per_s", "–"),
+                        _ratio(app["per_s"], naive["per_s"]) if naive else "–",
                         app.get("app_cpu_ms_per_request", "–"),
                         app.get("load_average", "–"),
                     )
@@ -269,13 +277,27 @@ def tables(out: dict) -> str:
             f"**B4 signal wiring** (median per operation, {b4['orders']} orders, "
             f"{b4['receivers_disconnected']} receivers disconnected)",
             "",
-            _row("path", "receivers connected ms", "disconnected ms", "wiring share"),
-            _row("---", "---", "---", "---"),
+            _row(
+                "path",
+                "receivers connected ms",
+                "disconnected ms",
+                "wiring share",
+                "idle receivers ms",
+                "dispatch share",
+            ),
+            _row(*["---"] * 6),
         ]
         for name in ("place", "pay", "ship"):
             r = b4[name]
             lines.append(
-                _row(name, r["connected_ms"], r["disconnected_ms"], f"{r['wiring_pct']} %")
+                _row(
+                    name,
+                    r["connected_ms"],
+                    r["disconnected_ms"],
+                    f"{r['wiring_pct']} %",
+                    r.get("idle_receivers_ms", "–"),
+                    f"{r['dispatch_pct']} %" if "dispatch_pct" in r else "–",
+                )
             )
         receivers = list(b4.get("per_receiver_ms", {}).items())[:8]
         if receivers:
@@ -309,6 +331,8 @@ def chart(out: dict) -> None:
         ("raw SQL uncontended", b1["reference"]["uncontended"], "C0", ":"),
         ("raw SQL hot", b1["reference"]["hot"], "C3", ":"),
         ("raw SQL hot lock-late", b1["reference"]["hot_locklate"], "C2", ":"),
+        ("naive ORM uncontended", b1.get("naive_orm", {}).get("uncontended"), "C0", "--"),
+        ("naive ORM hot", b1.get("naive_orm", {}).get("hot"), "C3", "--"),
     ]
     for label, points, color, style in series:
         if not points:

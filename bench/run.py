@@ -139,7 +139,11 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
     log(f"B1: {len(tokens)} buyers registered")
     stack.recreate_database(REFERENCE_DB)
     stack.psql(REFERENCE_DB, file=stack.REFERENCE / "schema.sql")
-    b1: dict = {"app": {"uncontended": [], "hot": []}, "reference": {}}
+    b1: dict = {
+        "app": {"uncontended": [], "hot": []},
+        "naive_orm": {"uncontended": [], "hot": []},
+        "reference": {},
+    }
     scripts = {
         "uncontended": "place_order_uncontended.pgbench",
         "hot": "place_order_hot.pgbench",
@@ -149,29 +153,35 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
         b1["reference"][name] = []
     for clients in cfg["concurrency"]:
         for case, skus in (("uncontended", ALL_SKUS), ("hot", HOT_SKUS)):
+            spec = {
+                "kind": "checkout",
+                "base_url": server.base_url,
+                "concurrency": clients,
+                "duration": cfg["duration"],
+                "warmup": cfg["warmup"],
+                "max_requests": REQUEST_CAP,
+                "tokens": tokens,
+                "skus": skus,
+                "lines": 3,
+                "max_quantity": 5,
+                "seed": clients,
+            }
             before = stock_snapshot()
-            result = stack.drive(
-                {
-                    "kind": "checkout",
-                    "base_url": server.base_url,
-                    "concurrency": clients,
-                    "duration": cfg["duration"],
-                    "warmup": cfg["warmup"],
-                    "max_requests": REQUEST_CAP,
-                    "tokens": tokens,
-                    "skus": skus,
-                    "lines": 3,
-                    "max_quantity": 5,
-                    "seed": clients,
-                },
-                server.worker_pids(),
-            )
+            result = stack.drive(spec, server.worker_pids())
             result.update(stock_check(before))
             b1["app"][case].append(result)
             log(
                 f"B1 {case:11} c={clients:2}: {result['per_s']:7.1f} orders/s p50 "
                 f"{result['p50_ms']} p99 {result['p99_ms']} ms {result['statuses']} "
                 f"oversold {result['oversold_units']} cpu {result['cpu_busy_pct']}%"
+            )
+            # The same orders through the naive ORM checkout, on the reference's own tables.
+            stack.psql(REFERENCE_DB, file=stack.REFERENCE / "reset.sql")
+            naive = stack.drive({**spec, "path": "/bench/naive-checkout"}, server.worker_pids())
+            b1["naive_orm"][case].append(naive)
+            log(
+                f"B1 naive ORM {case:11} c={clients:2}: {naive['per_s']:7.1f} orders/s "
+                f"p99 {naive['p99_ms']} ms {naive['statuses']}"
             )
         for name, script in scripts.items():
             ref = stack.pgbench(

@@ -213,8 +213,9 @@ def load_history() -> None:
 
 
 def vacuum_analyze() -> None:
-    """VACUUM ANALYZE every table, so the planner sees a live shop, not an empty one."""
-    tables = [model._meta.db_table for model in apps.get_models()]
+    """VACUUM ANALYZE every table, so the planner sees a live shop, not an empty one (the
+    reference's unmanaged tables live in their own database)."""
+    tables = [model._meta.db_table for model in apps.get_models() if model._meta.managed]
     connection.ensure_connection()
     with connection.cursor() as cursor:
         for table in tables:
