@@ -36,8 +36,8 @@ VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
 LIST_GENERATION_KEY = "sf:products:generation"
 # One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
-# so the first process to reach Redis again replaces the epoch: every entry stored before is
-# dropped.
+# so a process that saw the outage replaces the epoch with its first cache call that succeeds
+# again: every entry stored before is dropped.
 EPOCH_KEY = "sf:epoch"
 
 _state_lock = threading.Lock()
@@ -96,6 +96,10 @@ def _new_version() -> str:
 
 def _product_version_key(product_id: int) -> str:
     return f"sf:product:version:{product_id}"
+
+
+def _detail_key(product_id: int) -> str:
+    return f"sf:detail:{product_id}"
 
 
 def _version_created(key: str) -> str | None:
@@ -167,16 +171,18 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
     product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
     if product_id is MISSING:
         return build()
-    entry_key, versions = f"sf:detail:{product_id}", None
+    versions = None
     if product_id is not None:
-        versions, cached = _read(entry_key, (EPOCH_KEY, _product_version_key(product_id)))
+        versions, cached = _read(
+            _detail_key(product_id), (EPOCH_KEY, _product_version_key(product_id))
+        )
         if cached is not MISSING and cached["slug"] == slug:
             return cached
     value = build()
     if value is None:
         return None
     if versions is not None and value["id"] == product_id:
-        _store(entry_key, versions, value)
+        _store(_detail_key(product_id), versions, value)
     else:
         cache_call(cache.set, f"sf:product:slug:{slug}", value["id"], VERSION_TIMEOUT_SECONDS)
     return value
