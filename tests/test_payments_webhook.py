@@ -157,6 +157,22 @@ def test_succeeded_payment_marks_the_order_paid_and_issues_the_invoice(order):
     assert _requested("payments.invoice_document_render") == [{"order_id": order.pk}]
 
 
+# Measured 21 with the test's own SAVEPOINT and RELEASE: the event's dedupe row (in a
+# savepoint), the order, the payment's look-up and row (in a savepoint), the guarded UPDATE, the
+# order re-read and its event (in order_mark_paid's savepoint), two outbox rows (receipt, invoice
+# document), then the invoice: order with its invoice joined, lines, the number's upsert, the row.
+PAYMENT_BUDGET = 21
+
+
+def test_a_paying_webhook_has_a_fixed_query_budget_invoice_included(
+    order, django_assert_num_queries
+):
+    # when / then
+    with django_assert_num_queries(PAYMENT_BUDGET):
+        webhook_handle(**signed(payment_event(order)))
+    assert invoice_get_for_order(order=order) is not None
+
+
 def test_a_replayed_event_is_a_no_op(order):
     # given
     call = signed(payment_event(order))
