@@ -1,8 +1,9 @@
-"""Writing new rows on the checkout's hot path without the ORM's query compiler.
+"""Writing rows on the hot paths without the ORM's query compiler.
 
-Placing an order inserts an order, its lines, its first event and its idempotency key. Through
-`Model.save()` or `bulk_create` each INSERT costs about a millisecond of CPU on the bench machine,
-most of it compiling the statement, several times what PostgreSQL spends on it (bench/README.md).
+Placing an order inserts an order, its lines, its first event and its idempotency key; paying
+and shipping bump counters and take an invoice number. Through `Model.save()`, `bulk_create` or
+a create-then-update each statement costs about a millisecond of CPU on the bench machine, most
+of it compiling, several times what PostgreSQL spends on it (bench/README.md).
 """
 
 from collections.abc import Sequence
@@ -51,3 +52,42 @@ def insert_instances(instances: Sequence[Model]) -> None:
         instance.pk = key
         instance._state.adding = False
         instance._state.db = connection.alias
+
+
+def upsert_adding(
+    model: type[Model], *, key: tuple[str, ...], fields: tuple[str, ...], rows: Sequence[tuple]
+) -> list[tuple]:
+    """Add each row's `fields` values to the stored row whose `key` fields match, creating it
+    with these values where there is none, in one statement; return the new values of `fields`
+    (in no particular order).
+
+    `INSERT … ON CONFLICT (key) DO UPDATE SET f = f + excluded.f RETURNING` is the SQL form of
+    an F() bump with create-if-missing: the database adds under the row lock, so concurrent
+    bumps never lose one, and a rolled-back transaction takes its addition back. Rows are
+    written in key order, so two transactions bumping the same rows lock them in the same order.
+    Each row is the key values followed by the field values. Needs a unique constraint on `key`.
+    """
+    if not rows:
+        return []
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = [meta.get_field(name) for name in (*key, *fields)]
+    names = [quote(column.column) for column in columns]
+    key_names, field_names = names[: len(key)], names[len(key) :]
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params = [
+        column.get_db_prep_save(value, connection)
+        for values in sorted(rows)
+        for column, value in zip(columns, values, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(rows))} "
+            f"ON CONFLICT ({', '.join(key_names)}) DO UPDATE SET "
+            + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in field_names)
+            + f" RETURNING {', '.join(field_names)}",
+            params,
+        )
+        return cursor.fetchall()

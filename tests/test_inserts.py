@@ -1,5 +1,6 @@
 """config.inserts: rows written without the ORM compiler read back as the ORM wrote them."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -7,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
-from config.inserts import insert_instances
-from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
+from config.inserts import insert_instances, upsert_adding
+from orders.models import Customer, DailySales, Order, OrderEvent, OrderLine, OrderStatus
 from storefront.models import IdempotencyKey
 
 
@@ -74,3 +75,31 @@ def test_no_model_signal_receiver_listens_to_the_models_the_checkout_inserts_dir
     for model in (Order, OrderLine, OrderEvent, IdempotencyKey):
         for signal in (pre_save, post_save):
             assert not signal.has_listeners(model), f"{signal} has a receiver for {model}"
+
+
+def test_upsert_adding_creates_missing_rows_adds_to_stored_ones_and_returns_the_totals(
+    django_assert_num_queries,
+):
+    # given
+    DailySales.objects.create(date=date(2026, 5, 1), orders=2, units=5, revenue=Decimal("10.00"))
+
+    # when
+    with django_assert_num_queries(1):
+        totals = upsert_adding(
+            DailySales,
+            key=("date",),
+            fields=("orders", "units", "revenue"),
+            rows=[
+                (date(2026, 5, 2), 1, 3, Decimal("7.50")),
+                (date(2026, 5, 1), 1, 1, Decimal("2.25")),
+            ],
+        )
+
+    # then
+    assert sorted(totals) == [(1, 3, Decimal("7.50")), (3, 6, Decimal("12.25"))]
+    assert list(
+        DailySales.objects.order_by("date").values_list("date", "orders", "units", "revenue")
+    ) == [
+        (date(2026, 5, 1), 3, 6, Decimal("12.25")),
+        (date(2026, 5, 2), 1, 3, Decimal("7.50")),
+    ]

@@ -11,10 +11,11 @@ Definitions (the reconcile task recomputes exactly these from the source rows):
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import connections, router, transaction
-from django.db.models import Count, F, Model, Q, Sum
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
+from config.inserts import upsert_adding
 from orders.models import Customer, DailySales, Order, OrderLine, OrderStatus, VariantSales
 
 ZERO = Decimal("0.00")
@@ -30,44 +31,12 @@ def _units_by_variant(order_id: int) -> dict[int, int]:
     return dict(units)
 
 
-def _counters_add(*, model: type[Model], key: str, fields: tuple[str, ...], rows: list) -> None:
-    """Add each row's values to the counter `fields` of the row whose `key` matches, creating
-    the rows that do not exist yet, in one statement.
-
-    `INSERT … ON CONFLICT (key) DO UPDATE SET f = f + excluded.f` is the SQL form of an F()
-    bump (the database adds, so concurrent bumps never lose one) and saves the separate
-    create-if-missing INSERT and CASE-built UPDATE this took through the ORM. Rows are written
-    in key order, so two transactions bumping the same rows lock them in the same order.
-    """
-    if not rows:
-        return
-    connection = connections[router.db_for_write(model)]
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    columns = [meta.get_field(name) for name in (key, *fields)]
-    names = [quote(column.column) for column in columns]
-    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    params = [
-        column.get_db_prep_save(value, connection)
-        for values in sorted(rows)
-        for column, value in zip(columns, values, strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(rows))} "
-            f"ON CONFLICT ({names[0]}) DO UPDATE SET "
-            + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in names[1:]),
-            params,
-        )
-
-
 def _variant_sales_add(*, units: dict[int, int], field: str) -> None:
     """Add `units[variant_id]` to `field` (units_sold or units_shipped) of each variant."""
     fields = ("units_sold", "units_shipped")
-    _counters_add(
-        model=VariantSales,
-        key="variant_id",
+    upsert_adding(
+        VariantSales,
+        key=("variant_id",),
         fields=fields,
         rows=[
             (variant_id, *(quantity if name == field else 0 for name in fields))
@@ -95,9 +64,9 @@ def counters_count_paid(*, order_id: int) -> None:
     Customer.objects.filter(pk=order.customer_id).update(
         lifetime_value=F("lifetime_value") + order.total
     )
-    _counters_add(
-        model=DailySales,
-        key="date",
+    upsert_adding(
+        DailySales,
+        key=("date",),
         fields=("orders", "units", "revenue"),
         rows=[(order.paid_at.date(), 1, sum(units.values()), order.total)],
     )

@@ -7,6 +7,7 @@ from django.db.transaction import TransactionManagementError
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from config.inserts import upsert_adding
 from orders.models import Order
 from payments.models import CreditNote, DocumentSequence, Invoice, Refund
 
@@ -21,31 +22,17 @@ def document_number_next(*, kind: str) -> str:
     until that commit, so concurrent payments queue here and a rollback gives the number
     back — numbers are never shared and never skipped. Call it as late as possible.
 
-    One statement creates the year's row or adds one to it and returns the number:
-    `INSERT … ON CONFLICT DO UPDATE SET last_number = last_number + 1 RETURNING`, the
-    database doing the addition under the row lock (no read-modify-write in Python), where
-    the ORM needed an insert-if-missing, a SELECT … FOR UPDATE and an UPDATE.
+    One statement creates the year's row or adds one to it and returns the number
+    (`upsert_adding`: the database adds under the row lock, no read-modify-write in Python),
+    where the ORM needed an insert-if-missing, a SELECT … FOR UPDATE and an UPDATE.
     """
     year = timezone.now().year
-    connection = connections[router.db_for_write(DocumentSequence)]
-    if not connection.in_atomic_block:
+    if not connections[router.db_for_write(DocumentSequence)].in_atomic_block:
         # In autocommit the number would be committed at once and lost if the document fails.
         raise TransactionManagementError("document_number_next needs the document's transaction")
-    meta = DocumentSequence._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    kind_column, year_column, last_column = (
-        quote(meta.get_field(name).column) for name in ("kind", "year", "last_number")
+    [(number,)] = upsert_adding(
+        DocumentSequence, key=("kind", "year"), fields=("last_number",), rows=[(kind, year, 1)]
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({kind_column}, {year_column}, {last_column}) "
-            f"VALUES (%s, %s, 1) ON CONFLICT ({kind_column}, {year_column}) "
-            f"DO UPDATE SET {last_column} = {table}.{last_column} + 1 "
-            f"RETURNING {last_column}",
-            [kind, year],
-        )
-        (number,) = cursor.fetchone()
     return f"{kind}-{year}-{number:06d}"
 
 
