@@ -1,12 +1,19 @@
 """The storefront's read cache: product pages and product details, checked against versions.
 
-Nothing is ever deleted to invalidate. Each product has a version key and all list pages share one
-generation key; an entry is stored with the versions it was built for and served only while they
-are still the current ones, so replacing a version (on commit of a change, by this app's
-receivers) makes every older entry unservable at once. The versions and the entry are read in one
-round trip (MGET), which is all a cached list page costs. A reader reads the versions *before* it
-reads the database, so an entry built from data older than a concurrent commit is stored with the
-version that commit has already replaced: it can never be served.
+Nothing is ever deleted to invalidate. Each product has a version key; an entry is stored with
+the versions it was built for and served only while they are still the current ones, so
+replacing a version (on commit of a change, by this app's receivers) makes every older entry
+unservable at once. A reader reads the versions *before* it reads the database, so an entry
+built from data older than a concurrent commit is stored with a version that commit has already
+replaced: it can never be served.
+
+Two generations sit above the product versions. A catalog change (a product, variant, image,
+category or collection saved, or `catalog_changed`) replaces the list generation: which products
+a page holds, and in which order, may have changed. A stock movement replaces the stock
+generation and only the versions of the products it moved: a page shows availability, but it
+holds the same products afterwards (unless it is filtered by availability), so it is checked
+against the versions of the products it shows and stays cached while other products sell. A
+cached page is one round trip (MGET) while no stock moved since it was stored, two after that.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
@@ -19,6 +26,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
@@ -34,7 +42,10 @@ ENTRY_TIMEOUT_SECONDS = 60 * 60
 # Versions must outlive the entries built for them.
 VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
+# Replaced by catalog changes: what every list page holds may have changed.
 LIST_GENERATION_KEY = "sf:products:generation"
+# Replaced by every stock movement: pages checked against it skip checking their products.
+STOCK_GENERATION_KEY = "sf:stock:generation"
 # One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
 # so a process that saw the outage replaces the epoch with its first cache call that succeeds
 # again: every entry stored before is dropped.
@@ -111,17 +122,24 @@ def _version_created(key: str) -> str | None:
 def _read(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, Any]:
     """Read the current versions at `version_keys` and the entry at `entry_key` in one round
     trip; return the versions (None when there is no cache) and the entry's value if it was
-    built for exactly those versions (MISSING otherwise). A missing version is created."""
-    found = cache_call(cache.get_many, [*version_keys, entry_key], default=MISSING)
-    if found is MISSING:
-        return None, MISSING
-    versions = tuple(found[key] if key in found else _version_created(key) for key in version_keys)
-    if None in versions:
-        return None, MISSING
-    entry = found.get(entry_key)
+    built for exactly those versions (MISSING otherwise)."""
+    versions, entry = _read_entry(entry_key, version_keys)
     if entry is not None and entry[0] == versions:
         return versions, entry[1]
     return versions, MISSING
+
+
+def _read_entry(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, Any]:
+    """Read the versions at `version_keys` and the entry stored at `entry_key`, whatever it
+    was built for, in one round trip: (None, None) without a cache. A missing version is
+    created."""
+    found = cache_call(cache.get_many, [*version_keys, entry_key], default=MISSING)
+    if found is MISSING:
+        return None, None
+    versions = tuple(found[key] if key in found else _version_created(key) for key in version_keys)
+    if None in versions:
+        return None, None
+    return versions, found.get(entry_key)
 
 
 def _store(entry_key: str, versions: tuple, value: Any) -> None:
@@ -146,12 +164,79 @@ def _get_or_build(entry_key: str, version_keys: tuple[str, ...], build: Callable
 
 
 LIST_VERSION_KEYS = (EPOCH_KEY, LIST_GENERATION_KEY)
+PAGE_VERSION_KEYS = (*LIST_VERSION_KEYS, STOCK_GENERATION_KEY)
 
 
-def product_page(*, params: dict[str, Any], build: Callable[[], dict]) -> dict:
-    """Return one catalog page for `params`, built by `build()` when not cached."""
+@dataclass(frozen=True)
+class Page:
+    """A rendered catalog page and the products it shows, in order."""
+
+    body: str
+    product_ids: tuple[int, ...]
+
+
+def product_page(
+    *, params: dict[str, Any], filtered_by_stock: bool, build: Callable[[], Page]
+) -> str:
+    """Return the body of one catalog page for `params`, built by `build()` when not cached.
+
+    A page `filtered_by_stock` (only products with units available) gains and loses products
+    as stock moves, so any stock movement makes it stale. Any other page is stale only when one
+    of its own products moved (see `_page_get_or_build`).
+    """
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
-    return _get_or_build(f"sf:page:{digest}", LIST_VERSION_KEYS, build)
+    if filtered_by_stock:
+        return _get_or_build(f"sf:page:{digest}", PAGE_VERSION_KEYS, lambda: build().body)
+    return _page_get_or_build(f"sf:list:{digest}", build)
+
+
+def _versions(keys: list[str]) -> tuple | None:
+    """The versions at `keys` (created where missing) in one round trip; None without a cache."""
+    found = cache_call(cache.get_many, keys, default=MISSING) if keys else {}
+    if found is MISSING:
+        return None
+    versions = tuple(found[key] if key in found else _version_created(key) for key in keys)
+    return None if None in versions else versions
+
+
+def _page_get_or_build(entry_key: str, build: Callable[[], Page]) -> str:
+    """A page entry is (list versions, (stock generation, product ids, their versions, body)).
+
+    While the stock generation is the one stored, no stock moved and the page is current. After
+    that, the page is current if its products' versions are still the stored ones; it is then
+    stored again for the new generation.
+
+    The product versions stored with a page must not be older than the data it was built from.
+    When the page is rebuilt, they are read before the database, from the products of the
+    previous entry, which a rebuild usually shows again. Otherwise they are read after the
+    build, which is safe only if the stock generation has not moved since it was read, before
+    the build: a stock movement replaces its products' versions before or with the generation.
+    Failing both, the entry is stored without them, served until stock next moves.
+    """
+    versions, entry = _read_entry(entry_key, PAGE_VERSION_KEYS)
+    if versions is None:
+        return build().body
+    listed, stock = versions[:-1], versions[-1]
+    shown, shown_versions = (), None
+    if entry is not None and entry[0] == listed:
+        entry_stock, shown, entry_versions, body = entry[1]
+        if entry_stock == stock:
+            return body
+        shown_versions = _versions([_product_version_key(pk) for pk in shown])
+        if shown_versions is not None and shown_versions == entry_versions:
+            # Stock moved, but none of this page's products: valid for this generation too.
+            _store(entry_key, listed, (stock, shown, entry_versions, body))
+            return body
+    page = build()
+    page_versions = shown_versions if page.product_ids == shown else None
+    if page_versions is None:
+        after = _versions(
+            [STOCK_GENERATION_KEY, *(_product_version_key(pk) for pk in page.product_ids)]
+        )
+        if after is not None and after[0] == stock:
+            page_versions = after[1:]
+    _store(entry_key, listed, (stock, page.product_ids, page_versions, page.body))
+    return page.body
 
 
 def category_list(*, build: Callable[[], list]) -> list:
@@ -189,12 +274,24 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 
 
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
-    """Make the cached detail of these products and every cached list page unreachable."""
+    """A catalog change: make the cached detail of these products and every list unreachable."""
+    _versions_replace(product_ids=product_ids, generation_key=LIST_GENERATION_KEY)
+
+
+def stock_invalidate(*, product_ids: Iterable[int]) -> None:
+    """Stock moved for these products: their details, the pages showing them and the pages
+    filtered by availability become unreachable; every other page stays cached."""
+    _versions_replace(product_ids=product_ids, generation_key=STOCK_GENERATION_KEY)
+
+
+def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> None:
     # One fresh value serves every key: a version only has to differ from the one it replaces
-    # (an import invalidates thousands of products at once).
+    # (an import invalidates thousands of products at once). The generation comes last: a
+    # backend that sets the keys one by one (not Redis' MSET) must never show the new
+    # generation beside an old product version, or a page could be revalidated as current.
     version = _new_version()
     versions = dict.fromkeys(map(_product_version_key, product_ids), version)
-    versions[LIST_GENERATION_KEY] = version
+    versions[generation_key] = version
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 

@@ -80,6 +80,8 @@ def invalidate_cached_availability(sender, product_ids, **kwargs) -> None:
     so send `stock_changed` with exactly the order's products. Separate `order_placed` and
     `order_cancelled` receivers would invalidate the same entries a second time on every
     checkout (bench/README.md measured that at 2 ms of worker time per order). The signal
-    carries the product ids, so nothing is read from the database after the commit.
+    carries the product ids, so nothing is read from the database after the commit. Only the
+    pages showing these products (and those filtered by availability) are rebuilt: the rest of
+    the catalog stays cached while orders come in.
     """
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=list(product_ids)))
+    transaction.on_commit(partial(cache.stock_invalidate, product_ids=list(product_ids)))

@@ -13,6 +13,7 @@ from model_bakery import baker
 
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
+from inventory import selectors as inventory_selectors
 from inventory.services import stock_receive
 from orders.services import LineRequest, customer_for_user, order_cancel, order_place
 from storefront import cache as read_cache
@@ -381,3 +382,115 @@ def test_placed_and_cancelled_orders_show_in_availability_on_the_next_read(
     assert after_order[1][0]["variants"][0]["available"] == 3
     assert detail(client)["variants"][0]["available"] == 5
     assert listed(client)[0]["variants"][0]["available"] == 5
+
+
+# --- Pages while orders come in: a stock movement rebuilds only the pages showing it ---------
+
+
+def category_page(client, slug, **params):
+    return client.get("/api/v1/products", {"category": slug, **params})
+
+
+def hats(quantity: int) -> LineRequest:
+    return LineRequest(sku="HAT-1", quantity=quantity)
+
+
+@pytest.fixture
+def two_categories():
+    """A shirt under `shirts` and a hat under `hats`: each category's page shows one product."""
+    shirts = baker.make(Category, name="Shirts", slug="shirts")
+    hats = baker.make(Category, name="Hats", slug="hats")
+    shirt = product_make(name="Linen shirt", category=shirts, skus=("SHIRT-M",), on_hand=5)
+    hat = product_make(name="Straw hat", category=hats, skus=("HAT-1",), on_hand=5)
+    return shirt, hat
+
+
+def test_a_sale_leaves_pages_without_the_sold_product_cached(
+    client, two_categories, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    # given
+    category_page(client, "shirts")
+    category_page(client, "hats")
+    customer = customer_for_user(user=user_with_token()[0])
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        order_place(customer=customer, lines=[hats(2)], shipping_address=ADDRESS)
+
+    # then: the shirts' page is still served from the cache, the hats' page shows the sale
+    with django_assert_num_queries(0):
+        shirts = category_page(client, "shirts").json()["items"]
+    assert shirts[0]["variants"][0]["available"] == 5
+    assert category_page(client, "hats").json()["items"][0]["variants"][0]["available"] == 3
+
+
+def test_a_page_revalidated_after_an_unrelated_sale_costs_one_round_trip_again(
+    client, two_categories, cache_calls
+):
+    # given
+    _, hat = two_categories
+    category_page(client, "shirts")
+
+    # when: stock moves for the hat only
+    read_cache.stock_invalidate(product_ids=[hat.pk])
+    cache_calls.clear()
+    category_page(client, "shirts")
+    revalidated = list(cache_calls)
+    cache_calls.clear()
+    category_page(client, "shirts")
+
+    # then: versions and entry, the shirt's version, the entry marked current; then one MGET
+    assert revalidated == ["get_many", "get_many", "set"]
+    assert cache_calls == ["get_many"]
+
+
+def test_a_page_filtered_by_availability_follows_every_stock_movement(
+    client, two_categories, django_capture_on_commit_callbacks
+):
+    # given
+    customer = customer_for_user(user=user_with_token()[0])
+    in_stock = {"in_stock": "true"}
+    assert len(client.get("/api/v1/products", in_stock).json()["items"]) == 2
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(customer=customer, lines=[hats(5)], shipping_address=ADDRESS)
+    sold_out = client.get("/api/v1/products", in_stock).json()["items"]
+    with django_capture_on_commit_callbacks(execute=True):
+        order_cancel(order=order)
+
+    # then
+    assert [product["name"] for product in sold_out] == ["Linen shirt"]
+    assert len(client.get("/api/v1/products", in_stock).json()["items"]) == 2
+
+
+@pytest.mark.parametrize("cached_before", [True, False], ids=["rebuild", "first-fill"])
+def test_stock_committed_while_a_page_is_built_from_older_data_shows_on_the_next_read(
+    client, two_categories, monkeypatch, django_capture_on_commit_callbacks, cached_before
+):
+    # given: a page that must be built (again), and a receipt of 3 shirts that commits while
+    # the build holds the availability it read just before
+    shirt, _ = two_categories
+    if cached_before:
+        category_page(client, "shirts")
+        read_cache.stock_invalidate(product_ids=[shirt.pk])
+    real_availability = inventory_selectors.availability_by_variant
+
+    def availability_then_a_concurrent_receipt(**kwargs):
+        monkeypatch.setattr(inventory_selectors, "availability_by_variant", real_availability)
+        read = real_availability(**kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(variant=shirt.variants.get(), warehouse=warehouse_main(), quantity=3)
+        return read
+
+    monkeypatch.setattr(
+        inventory_selectors, "availability_by_variant", availability_then_a_concurrent_receipt
+    )
+
+    # when
+    built_before_the_receipt = category_page(client, "shirts").json()["items"]
+    next_read = category_page(client, "shirts").json()["items"]
+
+    # then: the page built from the older data is never served again
+    assert built_before_the_receipt[0]["variants"][0]["available"] == 5
+    assert next_read[0]["variants"][0]["available"] == 8

@@ -114,7 +114,7 @@ def product_list(
     limit = min(limit, MAX_PAGE_SIZE)
     params = {"category": category, "q": q, "in_stock": in_stock, "limit": limit, "offset": offset}
 
-    def build() -> str:
+    def build() -> cache.Page:
         products = catalog_selectors.product_list(category=category or None, query=q or None)
         if in_stock:
             products = inventory_selectors.products_in_stock(products)
@@ -122,9 +122,13 @@ def product_list(
         page = list(products.annotate(total_count=Window(Count("pk")))[offset : offset + limit])
         # An empty page beyond the end still owes the client the total: one more query then.
         count = page[0].total_count if page else (products.count() if offset else 0)
-        return json.dumps({"count": count, "items": _render_products(page)})
+        return cache.Page(
+            body=json.dumps({"count": count, "items": _render_products(page)}),
+            product_ids=tuple(product.pk for product in page),
+        )
 
-    return _json_response(cache.product_page(params=params, build=build))
+    body = cache.product_page(params=params, filtered_by_stock=bool(in_stock), build=build)
+    return _json_response(body)
 
 
 @router.get(
