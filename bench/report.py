@@ -225,6 +225,7 @@ def tables(out: dict) -> str:
             "bare_json",
             "list_cached",
             "detail_cached",
+            "list_cached_while_ordering",
             "list_uncached",
             "detail_uncached",
         ):
@@ -241,6 +242,14 @@ def tables(out: dict) -> str:
                         r.get("load_average", "–"),
                     )
                 )
+        selling = b2.get("orders_while_listing")
+        if selling:
+            lines += [
+                "",
+                f"`list_cached_while_ordering` reads the first 5 pages of 20 products while 8 "
+                f"buyers place {selling['per_s']} orders/s of 3 random SKUs on the same server "
+                f"(p99 {selling['p99_ms']} ms, {selling['statuses']}).",
+            ]
         lines.append("")
     conn = out.get("CONN")
     if conn:
