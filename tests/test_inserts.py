@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
-from config.inserts import insert_instances, upsert_adding
+from config.inserts import insert_instances, update_adding, upsert_adding
 from orders.models import Customer, DailySales, Order, OrderEvent, OrderLine, OrderStatus
 from storefront.models import IdempotencyKey
 
@@ -103,3 +103,27 @@ def test_upsert_adding_creates_missing_rows_adds_to_stored_ones_and_returns_the_
         (date(2026, 5, 1), 3, 6, Decimal("12.25")),
         (date(2026, 5, 2), 1, 3, Decimal("7.50")),
     ]
+
+
+def test_update_adding_adds_to_the_named_row_only_and_counts_it(django_assert_num_queries):
+    # given
+    ada, bob = a_customer(), a_customer()
+    Customer.objects.filter(pk=ada.pk).update(order_count=2, lifetime_value=Decimal("10.00"))
+
+    # when
+    with django_assert_num_queries(1):
+        changed = update_adding(
+            Customer, pk=ada.pk, deltas={"order_count": 1, "lifetime_value": Decimal("-2.50")}
+        )
+    missing = update_adding(Customer, pk=bob.pk + 1000, deltas={"order_count": 1})
+
+    # then
+    assert (changed, missing) == (1, 0)
+    assert Customer.objects.values_list("order_count", "lifetime_value").get(pk=ada.pk) == (
+        3,
+        Decimal("7.50"),
+    )
+    assert Customer.objects.values_list("order_count", "lifetime_value").get(pk=bob.pk) == (
+        0,
+        Decimal("0.00"),
+    )

@@ -1,4 +1,5 @@
-"""Derived sales counters: bumped with F() after commits, recomputed by the reconcile task.
+"""Derived sales counters: bumped in the database after commits (`SET f = f + delta`, what an F()
+expression sends), recomputed by the reconcile task.
 
 Definitions (the reconcile task recomputes exactly these from the source rows):
 - Customer.order_count: orders the customer placed, whatever became of them.
@@ -12,10 +13,10 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from config.inserts import upsert_adding
+from config.inserts import update_adding, upsert_adding
 from orders.models import Customer, DailySales, Order, OrderLine, OrderStatus, VariantSales
 
 ZERO = Decimal("0.00")
@@ -50,7 +51,7 @@ def counters_count_placed(*, customer_id: int) -> None:
 
     Sends no signals, requests no tasks.
     """
-    Customer.objects.filter(pk=customer_id).update(order_count=F("order_count") + 1)
+    update_adding(Customer, pk=customer_id, deltas={"order_count": 1})
 
 
 @transaction.atomic
@@ -61,9 +62,7 @@ def counters_count_paid(*, order_id: int) -> None:
     """
     order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
     units = _units_by_variant(order_id)
-    Customer.objects.filter(pk=order.customer_id).update(
-        lifetime_value=F("lifetime_value") + order.total
-    )
+    update_adding(Customer, pk=order.customer_id, deltas={"lifetime_value": order.total})
     upsert_adding(
         DailySales,
         key=("date",),
@@ -92,9 +91,7 @@ def counters_count_refund(*, order_id: int) -> None:
     order = Order.objects.only("customer_id", "total", "paid_at").get(pk=order_id)
     if order.paid_at is None:
         return
-    Customer.objects.filter(pk=order.customer_id).update(
-        lifetime_value=F("lifetime_value") - order.total
-    )
+    update_adding(Customer, pk=order.customer_id, deltas={"lifetime_value": -order.total})
 
 
 def counters_recomputed() -> dict[str, dict]:
