@@ -13,7 +13,7 @@ a page holds, and in which order, may have changed. A stock movement replaces th
 generation and only the versions of the products it moved: a page shows availability, but it
 holds the same products afterwards (unless it is filtered by availability), so it is checked
 against the versions of the products it shows and stays cached while other products sell. A
-cached page is one round trip (MGET) while no stock moved since it was stored, two after that.
+cached page is one round trip (MGET) while no stock moved since it was stored.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
@@ -39,7 +39,8 @@ logger = logging.getLogger("stockwire.cache")
 # reclaimed, without an eviction policy, from entries nobody rebuilds (pages of rare queries,
 # deleted products).
 ENTRY_TIMEOUT_SECONDS = 60 * 60
-# Versions must outlive the entries built for them.
+# Versions outlive the entries built for them. One that expires anyway (a page stored again for
+# every stock movement lives on) is recreated with a new value: a rebuild, never a stale answer.
 VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
 # Replaced by catalog changes: what every list page holds may have changed.
@@ -131,15 +132,17 @@ def _read(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, 
 
 def _read_entry(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, Any]:
     """Read the versions at `version_keys` and the entry stored at `entry_key`, whatever it
-    was built for, in one round trip: (None, None) without a cache. A missing version is
-    created."""
+    was built for, in one round trip: (None, None) without a cache."""
     found = cache_call(cache.get_many, [*version_keys, entry_key], default=MISSING)
-    if found is MISSING:
-        return None, None
-    versions = tuple(found[key] if key in found else _version_created(key) for key in version_keys)
-    if None in versions:
-        return None, None
-    return versions, found.get(entry_key)
+    versions = None if found is MISSING else _versions_found(found, version_keys)
+    return (None, None) if versions is None else (versions, found.get(entry_key))
+
+
+def _versions_found(found: dict[str, Any], keys: list[str] | tuple[str, ...]) -> tuple | None:
+    """The versions at `keys` in `found` (what one MGET answered), creating those missing;
+    None when one could not be read (no cache)."""
+    versions = tuple(found[key] if key in found else _version_created(key) for key in keys)
+    return None if None in versions else versions
 
 
 def _store(entry_key: str, versions: tuple, value: Any) -> None:
@@ -190,52 +193,44 @@ def product_page(
     return _page_get_or_build(f"sf:list:{digest}", build)
 
 
-def _versions(keys: list[str]) -> tuple | None:
-    """The versions at `keys` (created where missing) in one round trip; None without a cache."""
+def _product_versions(product_ids: tuple[int, ...]) -> tuple | None:
+    """The current versions of these products in one round trip; None without a cache."""
+    keys = [_product_version_key(product_id) for product_id in product_ids]
     found = cache_call(cache.get_many, keys, default=MISSING) if keys else {}
-    if found is MISSING:
-        return None
-    versions = tuple(found[key] if key in found else _version_created(key) for key in keys)
-    return None if None in versions else versions
+    return None if found is MISSING else _versions_found(found, keys)
 
 
 def _page_get_or_build(entry_key: str, build: Callable[[], Page]) -> str:
     """A page entry is (list versions, (stock generation, product ids, their versions, body)).
 
     While the stock generation is the one stored, no stock moved and the page is current. After
-    that, the page is current if its products' versions are still the stored ones; it is then
-    stored again for the new generation.
+    a movement it is current if its products' versions are still the stored ones, and is stored
+    again for the new generation: the first read after each movement reads twice and writes.
 
-    The product versions stored with a page must not be older than the data it was built from.
-    When the page is rebuilt, they are read before the database, from the products of the
-    previous entry, which a rebuild usually shows again. Otherwise they are read after the
-    build, which is safe only if the stock generation has not moved since it was read, before
-    the build: a stock movement replaces its products' versions before or with the generation.
-    Failing both, the entry is stored without them, served until stock next moves.
+    Like every version, the products' versions must be read before the database. A page's
+    products are known only once it is built, so they are read for the products of the previous
+    entry (whatever list generation it was built for), which a rebuild usually shows again.
+    When the page shows others, or there was no entry, it is stored without them and served
+    only until stock next moves; the rebuild then stores them. Reading them after the build
+    would not do: a movement committed during the build may have replaced them already.
     """
     versions, entry = _read_entry(entry_key, PAGE_VERSION_KEYS)
     if versions is None:
         return build().body
-    listed, stock = versions[:-1], versions[-1]
+    listed, stock_generation = versions[:-1], versions[-1]
     shown, shown_versions = (), None
-    if entry is not None and entry[0] == listed:
-        entry_stock, shown, entry_versions, body = entry[1]
-        if entry_stock == stock:
+    if entry is not None:
+        built_for, (entry_generation, shown, entry_versions, body) = entry
+        if built_for == listed and entry_generation == stock_generation:
             return body
-        shown_versions = _versions([_product_version_key(pk) for pk in shown])
-        if shown_versions is not None and shown_versions == entry_versions:
+        shown_versions = _product_versions(shown)
+        if built_for == listed and shown_versions is not None and shown_versions == entry_versions:
             # Stock moved, but none of this page's products: valid for this generation too.
-            _store(entry_key, listed, (stock, shown, entry_versions, body))
+            _store(entry_key, listed, (stock_generation, shown, entry_versions, body))
             return body
     page = build()
     page_versions = shown_versions if page.product_ids == shown else None
-    if page_versions is None:
-        after = _versions(
-            [STOCK_GENERATION_KEY, *(_product_version_key(pk) for pk in page.product_ids)]
-        )
-        if after is not None and after[0] == stock:
-            page_versions = after[1:]
-    _store(entry_key, listed, (stock, page.product_ids, page_versions, page.body))
+    _store(entry_key, listed, (stock_generation, page.product_ids, page_versions, page.body))
     return page.body
 
 

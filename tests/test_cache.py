@@ -405,12 +405,22 @@ def two_categories():
     return shirt, hat
 
 
+def page_cached_with_its_products(client, slug: str) -> None:
+    """Store a page with its products' versions. They are read before the database, from the
+    products of the page's previous entry: the first build has none, so it is stored without
+    them and rebuilt at the next stock movement (here one that moves nothing), which stores
+    them."""
+    category_page(client, slug)
+    read_cache.stock_invalidate(product_ids=[])
+    category_page(client, slug)
+
+
 def test_a_sale_leaves_pages_without_the_sold_product_cached(
     client, two_categories, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     # given
-    category_page(client, "shirts")
-    category_page(client, "hats")
+    page_cached_with_its_products(client, "shirts")
+    page_cached_with_its_products(client, "hats")
     customer = customer_for_user(user=user_with_token()[0])
 
     # when
@@ -425,16 +435,17 @@ def test_a_sale_leaves_pages_without_the_sold_product_cached(
 
 
 def test_a_page_revalidated_after_an_unrelated_sale_costs_one_round_trip_again(
-    client, two_categories, cache_calls
+    client, two_categories, cache_calls, django_assert_num_queries
 ):
     # given
     _, hat = two_categories
-    category_page(client, "shirts")
+    page_cached_with_its_products(client, "shirts")
 
     # when: stock moves for the hat only
     read_cache.stock_invalidate(product_ids=[hat.pk])
     cache_calls.clear()
-    category_page(client, "shirts")
+    with django_assert_num_queries(0):
+        category_page(client, "shirts")
     revalidated = list(cache_calls)
     cache_calls.clear()
     category_page(client, "shirts")
@@ -442,6 +453,27 @@ def test_a_page_revalidated_after_an_unrelated_sale_costs_one_round_trip_again(
     # then: versions and entry, the shirt's version, the entry marked current; then one MGET
     assert revalidated == ["get_many", "get_many", "set"]
     assert cache_calls == ["get_many"]
+
+
+def test_a_page_rebuilt_after_a_catalog_change_stays_cached_through_other_sales(
+    client, two_categories, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # given: a page stored with its products' versions, then any product renamed (every list
+    # is rebuilt: which products a page holds, and their order, may have changed)
+    _, hat = two_categories
+    page_cached_with_its_products(client, "shirts")
+    with django_capture_on_commit_callbacks(execute=True):
+        hat.name = "Panama hat"
+        hat.save()
+    category_page(client, "shirts")
+
+    # when
+    read_cache.stock_invalidate(product_ids=[hat.pk])
+
+    # then: the rebuild read the shirt's version before the database, so the page stays
+    with django_assert_num_queries(0):
+        shirts = category_page(client, "shirts").json()["items"]
+    assert [product["name"] for product in shirts] == ["Linen shirt"]
 
 
 def test_a_page_filtered_by_availability_follows_every_stock_movement(
@@ -472,7 +504,7 @@ def test_stock_committed_while_a_page_is_built_from_older_data_shows_on_the_next
     # the build holds the availability it read just before
     shirt, _ = two_categories
     if cached_before:
-        category_page(client, "shirts")
+        page_cached_with_its_products(client, "shirts")
         read_cache.stock_invalidate(product_ids=[shirt.pk])
     real_availability = inventory_selectors.availability_by_variant
 
