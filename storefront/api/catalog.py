@@ -42,7 +42,7 @@ def _json_response(body: str, *, etag: str | None = None) -> HttpResponse:
 
 
 def _render_products(products: list[Product]) -> list[dict]:
-    variant_ids = [variant.pk for product in products for variant in product.variants.all()]
+    variant_ids = [variant.pk for product in products for variant in product.active_variants]
     available = inventory_selectors.availability_by_variant(variant_ids=variant_ids)
     return [
         {
@@ -56,7 +56,7 @@ def _render_products(products: list[Product]) -> list[dict]:
                     "thumbnail_url": image.thumbnail.url if image.thumbnail else None,
                     "alt_text": image.alt_text,
                 }
-                for image in product.images.all()
+                for image in product.ordered_images
             ],
             "variants": [
                 {
@@ -66,7 +66,7 @@ def _render_products(products: list[Product]) -> list[dict]:
                     "currency": variant.currency,
                     "available": max(0, available.get(variant.pk, 0)),
                 }
-                for variant in product.variants.all()
+                for variant in product.active_variants
             ],
         }
         for product in products
