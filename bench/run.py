@@ -135,6 +135,33 @@ def inventory_verify(env: dict[str, str]) -> dict:
 # --- the cases --------------------------------------------------------------------------------
 
 
+def checkout_load(
+    server: stack.Server,
+    *,
+    concurrency: int,
+    tokens: list[str],
+    skus: list[str],
+    duration: float,
+    warmup: float,
+    **overrides: Any,
+) -> dict:
+    """The driver's spec for orders through the API (`bench.load`'s checkout kind): 3 lines of
+    1-5 units by default; `overrides` set lines, max_quantity, seed, max_requests or path."""
+    return {
+        "kind": "checkout",
+        "base_url": server.base_url,
+        "concurrency": concurrency,
+        "duration": duration,
+        "warmup": warmup,
+        "max_requests": REQUEST_CAP,
+        "tokens": tokens,
+        "skus": skus,
+        "lines": 3,
+        "max_quantity": 5,
+        **overrides,
+    }
+
+
 def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
     tokens = inproc(env, "buyers", str(BUYERS))
     log(f"B1: {len(tokens)} buyers registered")
@@ -154,19 +181,15 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
         b1["reference"][name] = []
     for clients in cfg["concurrency"]:
         for case, skus in (("uncontended", ALL_SKUS), ("hot", HOT_SKUS)):
-            spec = {
-                "kind": "checkout",
-                "base_url": server.base_url,
-                "concurrency": clients,
-                "duration": cfg["duration"],
-                "warmup": cfg["warmup"],
-                "max_requests": REQUEST_CAP,
-                "tokens": tokens,
-                "skus": skus,
-                "lines": 3,
-                "max_quantity": 5,
-                "seed": clients,
-            }
+            spec = checkout_load(
+                server,
+                concurrency=clients,
+                tokens=tokens,
+                skus=skus,
+                duration=cfg["duration"],
+                warmup=cfg["warmup"],
+                seed=clients,
+            )
             before = stock_snapshot()
             result = stack.drive(spec, server.worker_pids())
             result.update(stock_check(before))
@@ -195,18 +218,17 @@ def b1_checkout(cfg: dict, env: dict, server: stack.Server, out: dict) -> None:
     # Scarce: 10 units, 64 buyers of one unit each: exactly 10 orders may succeed.
     before = stock_snapshot()
     scarce = stack.drive(
-        {
-            "kind": "checkout",
-            "base_url": server.base_url,
-            "concurrency": 64,
-            "duration": 3,
-            "warmup": 0,
-            "max_requests": 640,
-            "tokens": tokens,
-            "skus": ["BENCH-SCARCE"],
-            "lines": 1,
-            "max_quantity": 1,
-        }
+        checkout_load(
+            server,
+            concurrency=64,
+            tokens=tokens,
+            skus=["BENCH-SCARCE"],
+            duration=3,
+            warmup=0,
+            max_requests=640,
+            lines=1,
+            max_quantity=1,
+        )
     )
     scarce.update(stock_check(before))
     b1["scarce_10_units_64_buyers"] = scarce
@@ -231,17 +253,8 @@ def profile_hot(cfg: dict, server: stack.Server, tokens: list[str]) -> dict:
     py_spy = report.find_py_spy()
     if not py_spy:
         return {"skipped": "py-spy not found (pip install py-spy, or set BENCH_PY_SPY)"}
-    hot = {
-        "kind": "checkout",
-        "base_url": server.base_url,
-        "concurrency": 64,
-        "warmup": 0,
-        "max_requests": REQUEST_CAP,
-        "tokens": tokens,
-        "skus": HOT_SKUS,
-        "lines": 3,
-    }
-    stack.drive({**hot, "duration": 3})  # warm every worker up before sampling
+    hot = checkout_load(server, concurrency=64, tokens=tokens, skus=HOT_SKUS, duration=3, warmup=0)
+    stack.drive(hot)  # warm every worker up before sampling
     with tempfile.TemporaryDirectory() as folder:
         spies = [
             subprocess.Popen(
@@ -311,19 +324,16 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
     # A shop that is selling: the first 5 list pages (the 100 products most shoppers see) read
     # while 8 buyers order 3 random SKUs of the 10,000 each as fast as they can. Each order moves
     # the stock of 3 products, so it makes the pages showing those stale, and only those.
-    selling = {
-        "kind": "checkout",
-        "base_url": server.base_url,
-        "concurrency": 8,
-        "duration": cfg["duration"],
-        "warmup": cfg["warmup"],
-        "max_requests": REQUEST_CAP,
-        "tokens": inproc(env, "buyers", "8"),
-        "skus": ALL_SKUS,
-        "lines": 3,
-        "max_quantity": 2,
-        "seed": 99,
-    }
+    selling = checkout_load(
+        server,
+        concurrency=8,
+        tokens=inproc(env, "buyers", "8"),
+        skus=ALL_SKUS,
+        duration=cfg["duration"],
+        warmup=cfg["warmup"],
+        max_quantity=2,
+        seed=99,
+    )
     with ThreadPoolExecutor(max_workers=1) as background:
         orders = background.submit(stack.drive, selling)
         # No worker CPU per request here: the same workers also serve the orders.
