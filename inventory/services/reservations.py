@@ -15,11 +15,10 @@ from inventory.models import (
     MovementReason,
     StockAllocation,
     StockLevel,
-    StockMovement,
     Warehouse,
 )
 from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
-from inventory.services.sql import insert_movements, move_levels, with_rows
+from inventory.services.sql import RowsWrite, move_levels, movements_written
 from inventory.services.thresholds import crossings
 from inventory.signals import stock_changed, stock_low
 
@@ -57,20 +56,17 @@ def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int,
         return cursor.fetchall()
 
 
-def _insert_allocations(*, reference: str, plan: list[tuple[int, int]]) -> None:
-    """Record which levels hold how many units for `reference`, in one INSERT."""
+def _allocations_written(*, reference: str) -> RowsWrite:
+    """Which levels hold how many units for `reference`: the reservation's rows
+    `v(level_id, dh, dr)` as allocations, written with the reservation's UPDATE."""
     now = timezone.now()
-    with_rows(
-        names=("level_id", "quantity"),
-        types=("bigint", "integer"),
-        rows=plan,
+    return RowsWrite(
         sql=(
-            "WITH v(level_id, quantity) AS ({rows}) "
             f"INSERT INTO {StockAllocation._meta.db_table} "
             "(reference, level_id, quantity, state, created_at, updated_at) "
-            "SELECT %s, level_id, quantity, %s, %s, %s FROM v"
+            "SELECT %s, level_id, dr, %s, %s, %s FROM v"
         ),
-        tail=[reference, AllocationState.RESERVED.value, now, now],
+        params=[reference, AllocationState.RESERVED.value, now, now],
     )
 
 
@@ -79,10 +75,11 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
 
     `quantities` are (variant_id, quantity) pairs; a variant may repeat and is summed first.
     Units are drawn from active warehouses in priority order. Lock-late, for the checkout's
-    hot path: one unlocked SELECT plans the split, the allocations and ledger rows are
-    inserted, and ONE conditional UPDATE for all planned levels comes last, so the stock rows
-    stay locked only for that statement and the commit. Four queries whatever the number of
-    lines. Call it as the last write of the caller's transaction.
+    hot path: one unlocked SELECT plans the split, then ONE statement for all planned levels
+    comes last: the conditional UPDATE, with the allocations and ledger rows written in it (on
+    PostgreSQL), so the stock rows stay locked only for that statement and the commit. Two
+    queries whatever the number of lines (four on SQLite). Call it as the last write of the
+    caller's transaction.
 
     Raises `OutOfStock` with nothing reserved. When the plan already shows a shortage it is
     raised before any write, and the caller's transaction stays usable. When the UPDATE finds
@@ -124,17 +121,17 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
         raise OutOfStock(shortages)
 
     with transaction.atomic(savepoint=False):
-        _insert_allocations(reference=reference, plan=sorted(plan.items()))
-        actor_id = actor.pk if actor is not None else None
-        insert_movements(
-            [
-                (level_id, 0, quantity, MovementReason.RESERVATION.value, reference, actor_id, "")
-                for level_id, quantity in sorted(plan.items())
-            ]
-        )
         changed = move_levels(
             deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
             require_available=True,
+            writes=[
+                _allocations_written(reference=reference),
+                movements_written(
+                    reason=MovementReason.RESERVATION.value,
+                    reference=reference,
+                    actor_id=actor.pk if actor is not None else None,
+                ),
+            ],
         )
         if len(changed) != len(plan):
             raise _stale_plan(
@@ -235,26 +232,20 @@ def _settle(
             )
         )
     )
-    StockMovement.objects.bulk_create(
-        [
-            StockMovement(
-                level_id=level_id,
-                on_hand_delta=on_hand_sign * quantity,
-                reserved_delta=reserved_sign * quantity,
-                reason=reason,
-                reference=reference,
-                actor=actor,
-                note=note[:255],
-            )
-            for level_id, quantity in moved
-        ]
-    )
     changed = move_levels(
         deltas=[
             (level_id, on_hand_sign * quantity, reserved_sign * quantity)
             for level_id, quantity in moved
         ],
         require_available=False,
+        writes=[
+            movements_written(
+                reason=reason,
+                reference=reference,
+                actor_id=actor.pk if actor is not None else None,
+                note=note,
+            )
+        ],
     )
     if len(changed) != len(moved):
         # Only drift (a level changed behind the ledger's back) can get here; roll back.

@@ -6,8 +6,23 @@ row counts returned are what decide (design rule 5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 from django.db import connection
 from django.utils import timezone
+
+# The ledger's columns, in the order `insert_movements` and `movements_written` fill them.
+_MOVEMENT_COLUMNS = (
+    "level_id",
+    "on_hand_delta",
+    "reserved_delta",
+    "reason",
+    "reference",
+    "actor_id",
+    "note",
+    "created_at",
+)
 
 
 def with_rows(
@@ -40,8 +55,22 @@ def with_rows(
         return result
 
 
+@dataclass(frozen=True)
+class RowsWrite:
+    """A write that goes with a level update: `sql` (an INSERT … SELECT … FROM v) reads the
+    update's rows `v(level_id, *columns)`, and `params` are its parameters, in order."""
+
+    sql: str
+    params: list = field(default_factory=list)
+
+
 def update_levels(
-    *, columns: tuple[str, ...], rows: list[tuple], assignments: str, guard: str
+    *,
+    columns: tuple[str, ...],
+    rows: list[tuple],
+    assignments: str,
+    guard: str,
+    writes: Sequence[RowsWrite] = (),
 ) -> list[tuple[int, int, int, int]]:
     """Run one guarded UPDATE of many levels from rows `v(level_id, *columns)` of integers.
 
@@ -50,42 +79,60 @@ def update_levels(
     compares the count with what it asked for. On PostgreSQL the rows are locked in level-id
     order inside the statement: a join's own order is the planner's choice and could differ
     between two transactions, which would let them deadlock.
+
+    `writes` run over the same rows `v`. On PostgreSQL they ride in the UPDATE as
+    data-modifying CTEs, one statement and one round trip for all of it: PostgreSQL completes
+    such CTEs at the end of the statement, so they lengthen the time the rows stay locked by
+    their own execution (a few rows' inserts), never by a round trip. They are written for
+    every row of `v`, changed or not; a caller whose count falls short must roll back. SQLite
+    runs them as statements of their own before the UPDATE.
     """
     names = ("level_id", *columns)
+    rows = sorted(rows)
+    values = f"v({', '.join(names)}) AS ({{rows}})"
     if connection.vendor == "postgresql":
+        written = "".join(f"w{index} AS ({write.sql}), " for index, write in enumerate(writes))
         sql = (
-            f"WITH v({', '.join(names)}) AS ({{rows}}), "
+            f"WITH {values}, {written}"
             "locked AS (SELECT s.id FROM inventory_stocklevel s "
             "WHERE s.id IN (SELECT level_id FROM v) ORDER BY s.id FOR NO KEY UPDATE) "
             f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
             f"FROM v, locked WHERE l.id = v.level_id AND locked.id = l.id AND ({guard}) "
             "RETURNING l.id, l.variant_id, l.on_hand, l.reserved"
         )
+        params = [param for write in writes for param in write.params]
     else:
+        for write in writes:
+            _with_integer_rows(
+                names=names, rows=rows, sql=f"WITH {values} {write.sql}", tail=write.params
+            )
         # SQLite has one writer at a time, so there is no lock order to keep.
         sql = (
-            f"WITH v({', '.join(names)}) AS ({{rows}}) "
+            f"WITH {values} "
             f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
             f"FROM v WHERE l.id = v.level_id AND ({guard}) "
             # SQLite's RETURNING names the columns of the updated table without its alias.
             "RETURNING id, variant_id, on_hand, reserved"
         )
-    return with_rows(
-        names=names,
-        types=("bigint",) * len(names),
-        rows=sorted(rows),
-        sql=sql,
-        tail=[timezone.now()],
-    )
+        params = []
+    return _with_integer_rows(names=names, rows=rows, sql=sql, tail=[*params, timezone.now()])
+
+
+def _with_integer_rows(*, names: tuple[str, ...], rows: list[tuple], sql: str, tail: list) -> list:
+    return with_rows(names=names, types=("bigint",) * len(names), rows=rows, sql=sql, tail=tail)
 
 
 def move_levels(
-    *, deltas: list[tuple[int, int, int]], require_available: bool
+    *,
+    deltas: list[tuple[int, int, int]],
+    require_available: bool,
+    writes: Sequence[RowsWrite] = (),
 ) -> list[tuple[int, int, int, int]]:
     """Apply (level_id, Δon_hand, Δreserved) to many levels in one guarded statement.
 
     A row changes only if afterwards `0 <= reserved <= on_hand` holds and, with
-    `require_available`, only if it had Δreserved units available before.
+    `require_available`, only if it had Δreserved units available before. `writes` read the
+    rows as `v(level_id, dh, dr)` (see `update_levels`).
     """
     guard = "l.reserved + v.dr >= 0 AND l.on_hand + v.dh >= l.reserved + v.dr"
     if require_available:
@@ -95,21 +142,36 @@ def move_levels(
         rows=deltas,
         assignments="on_hand = l.on_hand + v.dh, reserved = l.reserved + v.dr",
         guard=guard,
+        writes=writes,
+    )
+
+
+def movements_written(
+    *, reason: str, reference: str, actor_id: int | None, note: str = ""
+) -> RowsWrite:
+    """The ledger rows of a `move_levels` call, one per level with its deltas, as a write that
+    goes with it."""
+    return RowsWrite(
+        sql=(
+            f"INSERT INTO inventory_stockmovement ({', '.join(_MOVEMENT_COLUMNS)}) "
+            "SELECT level_id, dh, dr, %s, %s, %s, %s, %s FROM v"
+        ),
+        params=[reason, reference, actor_id, note[:255], timezone.now()],
     )
 
 
 def insert_movements(rows: list[tuple[int, int, int, str, str, int | None, str]]) -> None:
     """Append ledger rows (level_id, Δon_hand, Δreserved, reason, reference, actor_id, note)
     in one INSERT without building a model instance per row (the import writes 100,000s)."""
-    names = ("level_id", "on_hand_delta", "reserved_delta", "reason", "reference", "actor_id")
+    names = _MOVEMENT_COLUMNS[:-1]
     with_rows(
-        names=(*names, "note"),
+        names=names,
         types=("bigint", "integer", "integer", "text", "text", "bigint", "text"),
         rows=rows,
         sql=(
-            f"WITH v({', '.join(names)}, note) AS ({{rows}}) "
-            f"INSERT INTO inventory_stockmovement ({', '.join(names)}, note, created_at) "
-            f"SELECT {', '.join(names)}, note, %s FROM v"
+            f"WITH v({', '.join(names)}) AS ({{rows}}) "
+            f"INSERT INTO inventory_stockmovement ({', '.join(_MOVEMENT_COLUMNS)}) "
+            f"SELECT {', '.join(names)}, %s FROM v"
         ),
         tail=[timezone.now()],
     )
