@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
 
 
 def insert_instances(instances: Sequence[Model]) -> None:
@@ -25,32 +26,122 @@ def insert_instances(instances: Sequence[Model]) -> None:
     """
     if not instances:
         return
-    model = type(instances[0])
-    meta = model._meta
-    if meta.parents or any(type(instance) is not model for instance in instances):
-        raise TypeError("insert_instances writes instances of one model with its own table")
+    model = _model_of(instances)
     connection = connections[router.db_for_write(model)]
+    sql, params = _insert_sql(instances, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {_pk_column(model, connection)}", params)
+        keys = [key for (key,) in cursor.fetchall()]
+    _keys_set(instances, keys, connection)
+
+
+def insert_with_children(parent: Model, *families: Sequence[Model]) -> None:
+    """Insert `parent` and its children, and set every primary key and every child's foreign
+    key to the parent: an order with its lines and its first event.
+
+    Each family is a sequence of new instances of one model with exactly one foreign key to the
+    parent's model. On PostgreSQL this is one statement, the parent's INSERT feeding its key
+    to the children's INSERTs as data-modifying CTEs: one round trip where a checkout made one
+    per table. Elsewhere (SQLite, which has no such CTEs) one `insert_instances` per table.
+    Rows are stored as `insert_instances` stores them, and no model signals are sent.
+    """
+    model = _model_of([parent])
+    families = [family for family in families if family]
+    links = [_link_to(model, _model_of(family)) for family in families]
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        insert_instances([parent])
+        for family, link in zip(families, links, strict=True):
+            for child in family:
+                setattr(child, link.name, parent)
+            insert_instances(family)
+        return
+    pk = _pk_column(model, connection)
+    parent_sql, params = _insert_sql([parent], connection)
+    ctes = [f"p AS ({parent_sql} RETURNING {pk})"]
+    selects = [f"SELECT 0, {pk} FROM p"]
+    for number, (family, link) in enumerate(zip(families, links, strict=True), start=1):
+        child_sql, child_params = _insert_sql(
+            family, connection, link=(link, f"(SELECT {pk} FROM p)")
+        )
+        child_pk = _pk_column(type(family[0]), connection)
+        ctes.append(f"c{number} AS ({child_sql} RETURNING {child_pk})")
+        selects.append(f"SELECT {number}, {child_pk} FROM c{number}")
+        params += child_params
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}", params)
+        rows = cursor.fetchall()
+    # Within one table, RETURNING gives the keys in the order of the VALUES rows, which
+    # `bulk_create` relies on too.
+    keys: dict[int, list] = {}
+    for number, key in rows:
+        keys.setdefault(number, []).append(key)
+    _keys_set([parent], keys[0], connection)
+    for number, (family, link) in enumerate(zip(families, links, strict=True), start=1):
+        for child in family:
+            setattr(child, link.name, parent)
+        _keys_set(family, keys[number], connection)
+
+
+def _model_of(instances: Sequence[Model]) -> type[Model]:
+    model = type(instances[0])
+    if model._meta.parents or any(type(instance) is not model for instance in instances):
+        raise TypeError("inserts write instances of one model with its own table")
+    return model
+
+
+def _link_to(parent: type[Model], child: type[Model]) -> Field:
+    links = [
+        field
+        for field in child._meta.concrete_fields
+        if field.is_relation and field.related_model is parent
+    ]
+    if len(links) != 1:
+        raise TypeError(f"{child.__name__} needs exactly one foreign key to {parent.__name__}")
+    return links[0]
+
+
+def _pk_column(model: type[Model], connection: BaseDatabaseWrapper) -> str:
+    return connection.ops.quote_name(model._meta.pk.column)
+
+
+def _insert_sql(
+    instances: Sequence[Model],
+    connection: BaseDatabaseWrapper,
+    *,
+    link: tuple[Field, str] | None = None,
+) -> tuple[str, list]:
+    """`INSERT INTO table (columns) VALUES (…), …` for `instances` and its parameters. `link`
+    is a foreign key written as the given SQL expression in every row instead of a value."""
+    meta = instances[0]._meta
     fields = [
         field
         for field in meta.concrete_fields
-        if field is not meta.auto_field and not getattr(field, "generated", False)
+        if field is not meta.auto_field
+        and not getattr(field, "generated", False)
+        and (link is None or field is not link[0])
     ]
     quote = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = [quote(field.column) for field in fields]
+    placeholders = ["%s"] * len(fields)
+    if link is not None:
+        columns.insert(0, quote(link[0].column))
+        placeholders.insert(0, link[1])
+    row = "(" + ", ".join(placeholders) + ")"
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection)
         for instance in instances
         for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} "
-            f"({', '.join(quote(field.column) for field in fields)}) "
-            f"VALUES {', '.join([row] * len(instances))} RETURNING {quote(meta.pk.column)}",
-            params,
-        )
-        keys = cursor.fetchall()
-    for instance, (key,) in zip(instances, keys, strict=True):
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES {', '.join([row] * len(instances))}"
+    )
+    return sql, params
+
+
+def _keys_set(instances: Sequence[Model], keys: list, connection: BaseDatabaseWrapper) -> None:
+    for instance, key in zip(instances, keys, strict=True):
         instance.pk = key
         instance._state.adding = False
         instance._state.db = connection.alias

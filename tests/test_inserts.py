@@ -5,10 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
-from config.inserts import insert_instances, update_adding, upsert_adding
+from config.inserts import insert_instances, insert_with_children, update_adding, upsert_adding
 from orders.models import Customer, DailySales, Order, OrderEvent, OrderLine, OrderStatus
 from storefront.models import IdempotencyKey
 
@@ -62,6 +63,48 @@ def test_an_instance_pointing_at_another_just_inserted_stores_the_reference():
 
     # then
     assert list(order.events.values_list("pk", "kind")) == [(event.pk, "placed")]
+
+
+def test_a_parent_and_its_children_are_inserted_together_each_child_pointing_at_it(
+    django_assert_num_queries,
+):
+    # given a new order, two lines and an event, none of them pointing at the order yet
+    order = baker.prepare(Order, customer=a_customer(), shipping_address={"city": "Zürich"})
+    lines = [
+        OrderLine(
+            variant_id=baker.make("catalog.Variant").pk,
+            sku=f"SKU-{n}",
+            name=f"Line {n}",
+            quantity=n,
+            unit_price=Decimal("2.50"),
+            line_total=Decimal("2.50") * n,
+        )
+        for n in (1, 2)
+    ]
+    event = OrderEvent(kind="placed", to_status=OrderStatus.PENDING_PAYMENT)
+
+    # when: one statement on PostgreSQL, one per table on SQLite
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 3):
+        insert_with_children(order, lines, [event])
+
+    # then every instance holds its own row's key, and the rows point at the order
+    stored = Order.objects.get(pk=order.pk)
+    assert stored.shipping_address == {"city": "Zürich"}
+    assert stored.placed_at == order.placed_at is not None
+    assert list(stored.lines.order_by("pk").values_list("pk", "sku", "quantity")) == [
+        (lines[0].pk, "SKU-1", 1),
+        (lines[1].pk, "SKU-2", 2),
+    ]
+    assert list(stored.events.values_list("pk", "kind")) == [(event.pk, "placed")]
+    assert all(line.order is order and line.order_id == order.pk for line in lines)
+    assert event.order_id == order.pk and not event._state.adding
+
+
+def test_children_of_a_model_without_a_foreign_key_to_the_parent_are_refused():
+    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    with pytest.raises(TypeError, match="exactly one foreign key to Order"):
+        insert_with_children(order, [baker.prepare(Customer, user=None)])
+    assert not Order.objects.exists()
 
 
 def test_nothing_to_insert_runs_no_statement(django_assert_num_queries):

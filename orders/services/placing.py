@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from catalog.selectors import PricedSku, priced_skus
-from config.inserts import insert_instances
+from config.inserts import insert_with_children
 from inventory.services import OutOfStock, stock_reserve
 from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, LinesOutOfStock, UnknownSku
@@ -152,9 +152,10 @@ def _validated(*, lines: Sequence[LineRequest], shipping_address: dict) -> _Requ
 def _order_write(
     *, number: str, customer: Customer, requested: "_Requested", shipping_address: dict, actor
 ) -> tuple[Order, list[OrderLine]]:
-    """Insert the order, its lines (one statement) and its first timeline event.
+    """Insert the order, its lines and its first timeline event, in one statement on
+    PostgreSQL.
 
-    Through `insert_instances`, not `save()`: these three INSERTs run in every checkout, and
+    Through `insert_with_children`, not `save()`: these INSERTs run in every checkout, and
     no model-signal receiver listens to these models (`order_placed` announces the order).
     """
     order_lines = []
@@ -182,13 +183,8 @@ def _order_write(
         total=subtotal + shipping,
         shipping_address=shipping_address,
     )
-    insert_instances([order])
-    for line in order_lines:
-        line.order = order
-    insert_instances(order_lines)
-    insert_instances(
-        [OrderEvent(order=order, kind="placed", to_status=OrderStatus.PENDING_PAYMENT, actor=actor)]
-    )
+    placed = OrderEvent(kind="placed", to_status=OrderStatus.PENDING_PAYMENT, actor=actor)
+    insert_with_children(order, order_lines, [placed])
     return order, order_lines
 
 
