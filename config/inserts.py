@@ -43,30 +43,44 @@ def insert_with_children(parent: Model, *families: Sequence[Model]) -> None:
     parent's model. On PostgreSQL this is one statement, the parent's INSERT feeding its key
     to the children's INSERTs as data-modifying CTEs: one round trip where a checkout made one
     per table. Elsewhere (SQLite, which has no such CTEs) one `insert_instances` per table.
-    Rows are stored as `insert_instances` stores them, and no model signals are sent.
+    Rows are stored as `insert_instances` stores them, and no model signals are sent. The keys
+    come back in one column, so the parent's and the children's keys must share a type.
     """
     model = _model_of([parent])
-    families = [family for family in families if family]
-    links = [_link_to(model, _model_of(family)) for family in families]
+    linked = [(family, _link_to(model, _model_of(family))) for family in families if family]
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
         insert_instances([parent])
-        for family, link in zip(families, links, strict=True):
-            for child in family:
-                setattr(child, link.name, parent)
+        for family, link in linked:
+            _point_at(parent, family, link)
             insert_instances(family)
         return
-    pk = _pk_column(model, connection)
+    _insert_together(parent, linked, connection)
+    for family, link in linked:
+        _point_at(parent, family, link)
+
+
+def _point_at(parent: Model, family: Sequence[Model], link: Field) -> None:
+    for child in family:
+        setattr(child, link.name, parent)
+
+
+def _insert_together(
+    parent: Model, linked: list[tuple[Sequence[Model], Field]], connection: BaseDatabaseWrapper
+) -> None:
+    """`insert_with_children` on PostgreSQL: one statement, keys set on every instance."""
+    pk = _pk_column(type(parent), connection)
     parent_sql, params = _insert_sql([parent], connection)
     ctes = [f"p AS ({parent_sql} RETURNING {pk})"]
+    # Each key comes back tagged with its table: 0 for the parent, n for the n-th family.
     selects = [f"SELECT 0, {pk} FROM p"]
-    for number, (family, link) in enumerate(zip(families, links, strict=True), start=1):
+    for tag, (family, link) in enumerate(linked, start=1):
         child_sql, child_params = _insert_sql(
             family, connection, link=(link, f"(SELECT {pk} FROM p)")
         )
         child_pk = _pk_column(type(family[0]), connection)
-        ctes.append(f"c{number} AS ({child_sql} RETURNING {child_pk})")
-        selects.append(f"SELECT {number}, {child_pk} FROM c{number}")
+        ctes.append(f"c{tag} AS ({child_sql} RETURNING {child_pk})")
+        selects.append(f"SELECT {tag}, {child_pk} FROM c{tag}")
         params += child_params
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}", params)
@@ -74,13 +88,11 @@ def insert_with_children(parent: Model, *families: Sequence[Model]) -> None:
     # Within one table, RETURNING gives the keys in the order of the VALUES rows, which
     # `bulk_create` relies on too.
     keys: dict[int, list] = {}
-    for number, key in rows:
-        keys.setdefault(number, []).append(key)
+    for tag, key in rows:
+        keys.setdefault(tag, []).append(key)
     _keys_set([parent], keys[0], connection)
-    for number, (family, link) in enumerate(zip(families, links, strict=True), start=1):
-        for child in family:
-            setattr(child, link.name, parent)
-        _keys_set(family, keys[number], connection)
+    for tag, (family, _) in enumerate(linked, start=1):
+        _keys_set(family, keys[tag], connection)
 
 
 def _model_of(instances: Sequence[Model]) -> type[Model]:

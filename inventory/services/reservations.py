@@ -18,7 +18,7 @@ from inventory.models import (
     Warehouse,
 )
 from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
-from inventory.services.sql import RowsWrite, move_levels, movements_written
+from inventory.services.sql import RowsWrite, move_levels, movements_insert
 from inventory.services.thresholds import crossings
 from inventory.signals import stock_changed, stock_low
 
@@ -56,9 +56,9 @@ def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int,
         return cursor.fetchall()
 
 
-def _allocations_written(*, reference: str) -> RowsWrite:
-    """Which levels hold how many units for `reference`: the reservation's rows
-    `v(level_id, dh, dr)` as allocations, written with the reservation's UPDATE."""
+def _allocations_insert(*, reference: str) -> RowsWrite:
+    """The INSERT recording which levels hold how many units for `reference`, from the
+    reservation's rows `v(level_id, dh, dr)`; it goes with the reservation's UPDATE."""
     now = timezone.now()
     return RowsWrite(
         sql=(
@@ -66,7 +66,7 @@ def _allocations_written(*, reference: str) -> RowsWrite:
             "(reference, level_id, quantity, state, created_at, updated_at) "
             "SELECT %s, level_id, dr, %s, %s, %s FROM v"
         ),
-        params=[reference, AllocationState.RESERVED.value, now, now],
+        params=(reference, AllocationState.RESERVED, now, now),
     )
 
 
@@ -125,9 +125,9 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
             deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
             require_available=True,
             writes=[
-                _allocations_written(reference=reference),
-                movements_written(
-                    reason=MovementReason.RESERVATION.value,
+                _allocations_insert(reference=reference),
+                movements_insert(
+                    reason=MovementReason.RESERVATION,
                     reference=reference,
                     actor_id=actor.pk if actor is not None else None,
                 ),
@@ -239,7 +239,7 @@ def _settle(
         ],
         require_available=False,
         writes=[
-            movements_written(
+            movements_insert(
                 reason=reason,
                 reference=reference,
                 actor_id=actor.pk if actor is not None else None,

@@ -7,13 +7,13 @@ row counts returned are what decide (design rule 5).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import connection
 from django.utils import timezone
 
-# The ledger's columns, in the order `insert_movements` and `movements_written` fill them.
-_MOVEMENT_COLUMNS = (
+# A ledger row's own values, then the stamp every row of one statement shares.
+_MOVEMENT_VALUES = (
     "level_id",
     "on_hand_delta",
     "reserved_delta",
@@ -21,8 +21,8 @@ _MOVEMENT_COLUMNS = (
     "reference",
     "actor_id",
     "note",
-    "created_at",
 )
+_MOVEMENT_COLUMNS = (*_MOVEMENT_VALUES, "created_at")
 
 
 def with_rows(
@@ -57,11 +57,15 @@ def with_rows(
 
 @dataclass(frozen=True)
 class RowsWrite:
-    """A write that goes with a level update: `sql` (an INSERT … SELECT … FROM v) reads the
-    update's rows `v(level_id, *columns)`, and `params` are its parameters, in order."""
+    """An INSERT that goes with a level update and reads the update's rows.
+
+    `sql` is `INSERT … SELECT … FROM v`, where `v(level_id, *columns)` are the update's rows;
+    `params` fill its `%s` in order. It becomes part of a larger statement that is formatted
+    (`{rows}`) and bound (`%s`), so it holds no other braces and no literal percent sign.
+    """
 
     sql: str
-    params: list = field(default_factory=list)
+    params: tuple
 
 
 def update_levels(
@@ -104,7 +108,7 @@ def update_levels(
     else:
         for write in writes:
             _with_integer_rows(
-                names=names, rows=rows, sql=f"WITH {values} {write.sql}", tail=write.params
+                names=names, rows=rows, sql=f"WITH {values} {write.sql}", tail=list(write.params)
             )
         # SQLite has one writer at a time, so there is no lock order to keep.
         sql = (
@@ -146,32 +150,31 @@ def move_levels(
     )
 
 
-def movements_written(
+def movements_insert(
     *, reason: str, reference: str, actor_id: int | None, note: str = ""
 ) -> RowsWrite:
-    """The ledger rows of a `move_levels` call, one per level with its deltas, as a write that
-    goes with it."""
+    """The INSERT of the ledger rows of a `move_levels` call: one per level, with its deltas.
+    Pass it in `writes`."""
     return RowsWrite(
         sql=(
             f"INSERT INTO inventory_stockmovement ({', '.join(_MOVEMENT_COLUMNS)}) "
             "SELECT level_id, dh, dr, %s, %s, %s, %s, %s FROM v"
         ),
-        params=[reason, reference, actor_id, note[:255], timezone.now()],
+        params=(reason, reference, actor_id, note[:255], timezone.now()),
     )
 
 
 def insert_movements(rows: list[tuple[int, int, int, str, str, int | None, str]]) -> None:
     """Append ledger rows (level_id, Δon_hand, Δreserved, reason, reference, actor_id, note)
     in one INSERT without building a model instance per row (the import writes 100,000s)."""
-    names = _MOVEMENT_COLUMNS[:-1]
     with_rows(
-        names=names,
+        names=_MOVEMENT_VALUES,
         types=("bigint", "integer", "integer", "text", "text", "bigint", "text"),
         rows=rows,
         sql=(
-            f"WITH v({', '.join(names)}) AS ({{rows}}) "
+            f"WITH v({', '.join(_MOVEMENT_VALUES)}) AS ({{rows}}) "
             f"INSERT INTO inventory_stockmovement ({', '.join(_MOVEMENT_COLUMNS)}) "
-            f"SELECT {', '.join(names)}, %s FROM v"
+            f"SELECT {', '.join(_MOVEMENT_VALUES)}, %s FROM v"
         ),
         tail=[timezone.now()],
     )
