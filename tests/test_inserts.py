@@ -100,6 +100,31 @@ def test_a_parent_and_its_children_are_inserted_together_each_child_pointing_at_
     assert event.order_id == order.pk and not event._state.adding
 
 
+def test_each_of_many_children_gets_the_key_of_its_own_row():
+    # given an order of 100 lines, each with its own SKU and quantity
+    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    variant = baker.make("catalog.Variant")
+    lines = [
+        OrderLine(
+            variant=variant,
+            sku=f"SKU-{n:03d}",
+            name="Line",
+            quantity=n,
+            unit_price=Decimal("1.00"),
+            line_total=Decimal(n),
+        )
+        for n in range(1, 101)
+    ]
+
+    # when
+    insert_with_children(order, lines)
+
+    # then
+    stored = dict(OrderLine.objects.filter(order=order).values_list("pk", "sku"))
+    assert {line.pk: line.sku for line in lines} == stored
+    assert len(stored) == 100
+
+
 def test_children_of_a_model_without_a_foreign_key_to_the_parent_are_refused():
     order = baker.prepare(Order, customer=a_customer(), shipping_address={})
     with pytest.raises(TypeError, match="exactly one foreign key to Order"):

@@ -269,18 +269,30 @@ def test_ship_moves_on_hand_and_reserved_down_and_return_brings_units_back():
     stock_receive(variant=variant, warehouse=second, quantity=5)
     stock_reserve(reference="SW-9", quantities=[(variant.pk, 4)])
 
+    staff = baker.make(get_user_model())
+
+    def ledger(reason: str) -> list[tuple]:
+        return sorted(
+            StockMovement.objects.filter(reason=reason).values_list(
+                "level__warehouse__code", "on_hand_delta", "reserved_delta", "actor", "note"
+            )
+        )
+
     # when
-    stock_ship(reference="SW-9")
+    stock_ship(reference="SW-9", actor=staff)
 
     # then
     assert levels_of(variant) == {"first": (0, 0), "second": (3, 0)}
+    assert ledger("shipment") == [("first", -2, -2, staff.pk, ""), ("second", -2, -2, staff.pk, "")]
     assert stock_drift() == []
 
-    # when
-    stock_return(reference="SW-9", note="parcel refused")
+    # when: a note longer than the ledger keeps is cut to its 255 characters
+    stock_return(reference="SW-9", note="parcel refused " * 20)
 
     # then
     assert levels_of(variant) == {"first": (2, 0), "second": (5, 0)}
+    kept = ("parcel refused " * 20)[:255]
+    assert ledger("return") == [("first", 2, 0, None, kept), ("second", 2, 0, None, kept)]
     assert set(StockAllocation.objects.values_list("state", flat=True)) == {"returned"}
     assert stock_drift() == []
 
@@ -416,8 +428,11 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     with pytest.raises(OutOfStock) as raised, transaction.atomic():
         stock_reserve(reference="SW-19", quantities=[(variant.pk, 5)])
 
-    # then: the second warehouse alone could serve the order now
+    # then: the second warehouse alone could serve the order now, and nothing of the refused
+    # attempt is left
     assert raised.value.retryable is True
+    assert not StockAllocation.objects.filter(reference="SW-19").exists()
+    assert not StockMovement.objects.filter(reference="SW-19").exists()
     assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
     assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
     assert StockAllocation.objects.count() == 0

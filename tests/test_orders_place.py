@@ -4,10 +4,12 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from inventory.models import StockAllocation, StockLevel, StockMovement
+from inventory.services import reservations, stock_receive
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services import (
     InvalidOrder,
@@ -15,9 +17,10 @@ from orders.services import (
     LinesOutOfStock,
     UnknownSku,
     order_place,
+    placing,
 )
 from outbox.models import OutboxMessage
-from tests.orders_helpers import ADDRESS, customer_new, order_new, variant_stocked
+from tests.orders_helpers import ADDRESS, customer_new, order_new, variant_stocked, warehouse
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +153,85 @@ def test_order_failing_on_its_third_line_leaves_no_trace():
     assert OutboxMessage.objects.count() == 0
     customer.refresh_from_db()
     assert customer.order_count == 0
+
+
+def test_an_order_placed_by_staff_names_them_on_its_event_and_its_ledger_rows():
+    # given
+    variant_stocked("MUG-1")
+    staff = get_user_model().objects.create_user(username="staff", is_staff=True)
+
+    # when
+    order = order_place(
+        customer=customer_new(),
+        lines=[LineRequest(sku="MUG-1", quantity=2)],
+        shipping_address=ADDRESS,
+        actor=staff,
+    )
+
+    # then
+    assert list(order.events.values_list("kind", "actor")) == [("placed", staff.pk)]
+    assert list(
+        StockMovement.objects.filter(reference=order.number).values_list(
+            "reason", "reserved_delta", "actor"
+        )
+    ) == [("reservation", 2, staff.pk)]
+
+
+def test_an_order_whose_stock_plan_went_stale_is_placed_once_on_the_second_attempt(
+    monkeypatch,
+):
+    # given: another buyer takes the first warehouse's units between the first attempt's
+    # plan and its update; the second warehouse could serve the order alone
+    variant = variant_stocked("MUG-1", on_hand=3)
+    stock_receive(variant=variant, warehouse=warehouse("backup", priority=20), quantity=10)
+    first_level = StockLevel.objects.get(variant=variant, warehouse__code="main")
+    plan = reservations._reservation_candidates
+    attempts = []
+
+    def plan_then_lose_the_first_warehouse_once(variant_ids):
+        candidates = plan(variant_ids)
+        if not attempts:
+            StockLevel.objects.filter(pk=first_level.pk).update(reserved=3)
+        attempts.append(candidates)
+        return candidates
+
+    monkeypatch.setattr(
+        reservations, "_reservation_candidates", plan_then_lose_the_first_warehouse_once
+    )
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 5))
+
+    # then: one order, its lines, event, allocations and ledger rows, all of the second attempt
+    # (in a test the other buyer's update runs inside the first attempt and rolls back with it)
+    assert len(attempts) == 2
+    assert list(Order.objects.values_list("number", flat=True)) == [order.number]
+    assert OrderLine.objects.count() == OrderEvent.objects.count() == 1
+    assert sorted(
+        StockAllocation.objects.values_list("reference", "level__warehouse__code", "quantity")
+    ) == [(order.number, "backup", 2), (order.number, "main", 3)]
+    assert sorted(
+        StockMovement.objects.filter(reason="reservation").values_list(
+            "reference", "reserved_delta"
+        )
+    ) == [(order.number, 2), (order.number, 3)]
+
+
+def test_an_order_number_already_taken_is_replaced_by_a_fresh_one(monkeypatch):
+    # given an order holding the number the next attempt draws first
+    variant_stocked("MUG-1")
+    taken = order_new(customer_new(), ("MUG-1", 1))
+    numbers = iter([taken.number, "SW-FRESH000"])
+    monkeypatch.setattr(placing, "order_number_new", lambda: next(numbers))
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 2))
+
+    # then
+    assert order.number == "SW-FRESH000"
+    assert Order.objects.get(number=order.number).lines.get().quantity == 2
+    assert StockLevel.objects.get().reserved == 3
+    assert OrderEvent.objects.count() == 2
 
 
 def test_confirmation_email_and_order_count_wait_for_the_commit(django_capture_on_commit_callbacks):
