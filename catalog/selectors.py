@@ -12,7 +12,7 @@ from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
-from catalog.models import Category, Product, ProductImage, Variant
+from catalog.models import Category, Product, Variant
 
 # The text search configuration of the search index; the query must use the same one, or
 # PostgreSQL cannot use the index (the migration builds it from `product_search_vector()`).
@@ -110,11 +110,7 @@ def _with_storefront_relations(products: QuerySet[Product]) -> QuerySet[Product]
             queryset=Variant.objects.filter(is_active=True).order_by("sku"),
             to_attr="active_variants",
         ),
-        Prefetch(
-            "images",
-            queryset=ProductImage.objects.all(),
-            to_attr="ordered_images",
-        ),
+        Prefetch("images", to_attr="ordered_images"),  # in ProductImage's Meta ordering
     )
 
 
