@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 from model_bakery import baker
 
-from catalog.models import Category, Product
+from catalog.models import Category, Product, ProductImage
 from inventory.services import stock_adjust
 from tests.storefront_helpers import product_make, warehouse_main
 
@@ -53,6 +53,27 @@ def test_product_page_shows_variants_with_price_currency_and_availability(client
         {"sku": "SHIRT-L", "name": "SHIRT-L", "price": "19.99", "currency": "EUR", "available": 7},
         {"sku": "SHIRT-M", "name": "SHIRT-M", "price": "19.99", "currency": "EUR", "available": 7},
     ]
+
+
+def test_product_images_come_in_their_display_order(client):
+    # given three images stored out of their display order
+    product = product_make(name="Mug")
+    for position, alt_text in ((2, "back"), (0, "front"), (1, "side")):
+        baker.make(
+            ProductImage,
+            product=product,
+            image=f"products/{alt_text}.jpg",
+            alt_text=alt_text,
+            position=position,
+        )
+
+    # when
+    listed = client.get("/api/v1/products").json()["items"][0]["images"]
+    detailed = client.get(f"/api/v1/products/{product.slug}").json()["images"]
+
+    # then
+    assert [image["alt_text"] for image in listed] == ["front", "side", "back"]
+    assert detailed == listed
 
 
 def test_product_page_hides_inactive_products(client):
