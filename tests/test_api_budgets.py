@@ -3,8 +3,11 @@
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from model_bakery import baker
 
+from catalog.models import Category, ProductImage
 from tests.storefront_helpers import (
     FAST_HASHERS,
     client_for,
@@ -52,3 +55,43 @@ def test_placing_an_order_has_a_fixed_query_budget_not_growing_with_lines():
     assert one_line == ORDER_BASE_BUDGET
     assert ten_lines == one_line
     print(f"POST /orders: {one_line} queries with 1 line, {ten_lines} with 10")
+
+
+def catalog_with_images(products: int) -> None:
+    """`products` products in one category, each with 3 variants in stock and 2 images."""
+    category = baker.make(Category, name="Kitchen", slug="")
+    for n in range(products):
+        product = product_make(
+            name=f"Bowl {n:02d}", category=category, skus=(f"B{n}-S", f"B{n}-M", f"B{n}-L")
+        )
+        for position in range(2):
+            baker.make(
+                ProductImage,
+                product=product,
+                image=f"products/bowl-{n}-{position}.jpg",
+                thumbnail=f"products/thumbnails/bowl-{n}-{position}.jpg",
+                alt_text=f"Bowl {n} view {position}",
+                position=position,
+            )
+
+
+def queries_for_uncached(path: str) -> tuple[int, dict]:
+    cache.clear()
+    with CaptureQueriesContext(connection) as captured:
+        response = Client().get(path)
+    assert response.status_code == 200
+    return len(captured), response.json()
+
+
+def test_an_uncached_product_detail_has_a_fixed_query_budget():
+    # given
+    catalog_with_images(1)
+
+    # when
+    queries, detail = queries_for_uncached("/api/v1/products/bowl-00")
+
+    # then product with its category, variants, images, availability
+    assert queries == 4
+    assert detail["category"] == "kitchen"
+    assert [image["alt_text"] for image in detail["images"]] == ["Bowl 0 view 0", "Bowl 0 view 1"]
+    assert [variant["name"] for variant in detail["variants"]] == ["B0-L", "B0-M", "B0-S"]
