@@ -83,6 +83,26 @@ def queries_for_uncached(path: str) -> tuple[int, dict]:
     return len(captured), response.json()
 
 
+def test_an_uncached_product_page_has_a_fixed_query_budget_not_growing_with_products():
+    # given
+    catalog_with_images(30)
+
+    # when
+    small, small_page = queries_for_uncached("/api/v1/products?limit=2")
+    full, full_page = queries_for_uncached("/api/v1/products?limit=25")
+    last, last_page = queries_for_uncached("/api/v1/products?limit=25&offset=25")
+
+    # then products, their total, variants, images, availability; every field rendered
+    assert small == full == 5
+    assert len(full_page["items"]) == 25
+    assert full_page["items"][0]["images"][1]["thumbnail_url"].endswith("bowl-0-1.jpg")
+    assert full_page["items"][24]["variants"][2]["available"] == 10
+    # and a page cut short by the end of the listing knows the total without counting
+    assert last == 4
+    assert [small_page["count"], full_page["count"], last_page["count"]] == [30, 30, 30]
+    assert len(last_page["items"]) == 5
+
+
 def test_an_uncached_product_detail_has_a_fixed_query_budget():
     # given
     catalog_with_images(1)

@@ -160,6 +160,22 @@ def test_postgres_search_uses_the_gin_index(shop):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
+def test_postgres_reads_a_listing_page_off_the_listing_index_without_sorting(shop):
+    # given a planner that would rather neither scan nor sort (the test table is tiny)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+
+    # when
+    plan = product_list()[40:60].explain()
+
+    # then
+    assert "catalog_product_listing" in plan
+    assert "Sort" not in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
 def test_postgres_search_stems_words(shop):
     assert _names(product_list(query="shirt")) == ["Linen Shirt"]
     assert _names(product_list(query="blends")) == ["Linen Shirt"]

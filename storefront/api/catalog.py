@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Annotated
 
-from django.db.models import Count, Window
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router
 
@@ -73,6 +73,19 @@ def _render_products(products: list[Product]) -> list[dict]:
     ]
 
 
+def _listing_total(products: QuerySet[Product], *, offset: int, limit: int, page: list) -> int:
+    """How many products the whole listing holds, counted only when the page cannot tell.
+
+    A page cut short by the end of the listing (or the first page of an empty one) already
+    knows the total. Otherwise the count is its own query rather than a window over the page
+    query: a window makes PostgreSQL read and sort every matching product for each page, where
+    the page alone is read off the listing index and the count off that index's entries.
+    """
+    if 0 < len(page) < limit or (not page and offset == 0):
+        return offset + len(page)
+    return products.count()
+
+
 @router.get("/categories", response={200: list[CategoryOut]}, summary="List categories")
 def category_list(request: HttpRequest):
     """Every category with its parent's slug, parents and children alike."""
@@ -118,10 +131,8 @@ def product_list(
         products = catalog_selectors.product_list(category=category or None, query=q or None)
         if in_stock:
             products = inventory_selectors.products_in_stock(products)
-        # The total rides along on every row, so the page and its count are one query.
-        page = list(products.annotate(total_count=Window(Count("pk")))[offset : offset + limit])
-        # An empty page beyond the end still owes the client the total: one more query then.
-        count = page[0].total_count if page else (products.count() if offset else 0)
+        page = list(products[offset : offset + limit])
+        count = _listing_total(products, offset=offset, limit=limit, page=page)
         return cache.Page(
             body=json.dumps({"count": count, "items": _render_products(page)}),
             product_ids=tuple(product.pk for product in page),
