@@ -290,6 +290,12 @@ def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> Non
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 
+def everything_invalidate() -> None:
+    """Make every entry unreachable at once by replacing the epoch: for the rare change that
+    moves what every product shows (a warehouse opened or closed changes all availability)."""
+    cache_call(cache.set, EPOCH_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+
+
 def category_invalidate(*, category_id: int) -> None:
     """Invalidate the products of a category (they show its slug) and every list."""
     product_ids = set(Product.objects.filter(category_id=category_id).values_list("pk", flat=True))

@@ -13,6 +13,7 @@ from django.dispatch import receiver
 
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
+from inventory.models import Warehouse
 from inventory.signals import stock_changed
 from storefront import cache
 
@@ -70,6 +71,17 @@ def invalidate_cached_collection_products(sender, instance, action, pk_set, **kw
 def invalidate_cached_products_changed_in_bulk(sender, product_ids, **kwargs) -> None:
     """Bulk paths (import, price changes) send no model signals, only this one."""
     transaction.on_commit(partial(cache.products_invalidate, product_ids=list(product_ids)))
+
+
+@receiver(post_save, sender=Warehouse, dispatch_uid="storefront.warehouse_saved")
+@receiver(post_delete, sender=Warehouse, dispatch_uid="storefront.warehouse_deleted")
+def invalidate_cache_for_warehouse(sender, instance, raw=False, **kwargs) -> None:
+    """Availability counts active warehouses only, so opening or closing one changes every
+    product it stocks, without a stock movement. Warehouses change rarely (staff, in the
+    admin): every entry is dropped rather than the warehouse's products looked up."""
+    if raw:
+        return
+    transaction.on_commit(cache.everything_invalidate)
 
 
 @receiver(stock_changed, dispatch_uid="storefront.stock_changed")

@@ -523,3 +523,27 @@ def test_stock_committed_while_a_page_is_built_from_older_data_shows_on_the_next
     # then: the page built from the older data is never served again
     assert built_before_the_receipt[0]["variants"][0]["available"] == 5
     assert next_read[0]["variants"][0]["available"] == 8
+
+
+def test_a_warehouse_closed_or_reopened_shows_in_availability_on_the_next_read(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    warm(client)
+    warehouse = warehouse_main()
+
+    # when staff close the only warehouse holding the shirt
+    with django_capture_on_commit_callbacks(execute=True):
+        warehouse.is_active = False
+        warehouse.save()
+    closed_detail, closed_page = detail(client), listed(client)
+    closed_in_stock = client.get("/api/v1/products", {"in_stock": "true"}).json()["items"]
+    with django_capture_on_commit_callbacks(execute=True):
+        warehouse.is_active = True
+        warehouse.save()
+
+    # then
+    assert closed_detail["variants"][0]["available"] == 0
+    assert closed_page[0]["variants"][0]["available"] == 0
+    assert closed_in_stock == []
+    assert detail(client)["variants"][0]["available"] == 5
