@@ -229,7 +229,12 @@ def main() -> None:
         product_ids, variant_ids = load_catalog()
         # Bulk paths announce their batch (design rule 8): caches, search and audit follow.
         catalog_changed.send(sender=None, product_ids=product_ids)
-        stock_changed.send(sender=None, variant_ids=variant_ids, product_ids=product_ids)
+        stock_changed.send(
+            sender=None,
+            variant_ids=variant_ids,
+            product_ids=product_ids,
+            availability_crossed_zero=True,  # every level came from nothing
+        )
     catalog_s = time.perf_counter() - started
     with transaction.atomic():
         load_history()

@@ -4,7 +4,10 @@ from django.dispatch import Signal
 
 # Sent by every inventory service that moves stock (receive, adjust, reserve, release, ship,
 # return, import), inside its transaction, once per call. kwargs: variant_ids: list[int] and
-# product_ids: list[int], the products of those variants (so no listener has to look them up).
+# product_ids: list[int], the products of those variants (so no listener has to look them up);
+# availability_crossed_zero: bool, whether some level's available units reached zero or left
+# it. Only then may a product have sold out or come back: False promises that no product's
+# in-stock state changed, True only that it may have.
 stock_changed = Signal()
 
 # Sent by stock services when a variant's availability falls through its low-stock threshold

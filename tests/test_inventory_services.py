@@ -48,7 +48,13 @@ def test_receive_adds_units_writes_the_ledger_and_the_audit_trail():
     assert (level.on_hand, level.reserved) == (12, 0)
     movement = StockMovement.objects.get(level=level)
     assert (movement.on_hand_delta, movement.reserved_delta, movement.reason) == (12, 0, "receipt")
-    assert changed.calls == [{"variant_ids": [variant.pk], "product_ids": [variant.product_id]}]
+    assert changed.calls == [
+        {
+            "variant_ids": [variant.pk],
+            "product_ids": [variant.product_id],
+            "availability_crossed_zero": True,
+        }
+    ]
     entry = AuditEntry.objects.get(object_type="inventory.StockLevel", object_id=str(level.pk))
     assert entry.action == "stock"
     assert entry.changes == {
@@ -243,7 +249,13 @@ def test_release_gives_back_exactly_what_was_held_and_is_then_a_no_op():
 
     # then: one ledger row per level the reference held, saying who released it and why
     assert levels_of(variant) == {"first": (2, 0), "second": (5, 0)}
-    assert changed.calls == [{"variant_ids": [variant.pk], "product_ids": [variant.product_id]}]
+    assert changed.calls == [
+        {
+            "variant_ids": [variant.pk],
+            "product_ids": [variant.product_id],
+            "availability_crossed_zero": True,  # the first warehouse had none left
+        }
+    ]
     assert sorted(
         StockMovement.objects.filter(reason="release").values_list(
             "level__warehouse__code",
@@ -436,6 +448,44 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
     assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
     assert StockAllocation.objects.count() == 0
+
+
+def test_every_stock_movement_says_whether_a_level_ran_out_or_came_back():
+    # given a variant and two warehouses
+    mug = make_variant()
+    main, spare = make_warehouse("main", 10), make_warehouse("spare", 20)
+    key = (mug.pk, main.pk)
+
+    # when each kind of movement happens, crossing zero or not
+    with Recorder(stock_changed) as changed:
+        stock_receive(variant=mug, warehouse=main, quantity=10)  # 0 -> 10
+        stock_receive(variant=mug, warehouse=main, quantity=3)  # 10 -> 13
+        stock_reserve(reference="SW-1", quantities=[(mug.pk, 13)])  # 13 -> 0
+        stock_ship(reference="SW-1")  # 0 -> 0: on hand and reserved fall together
+        stock_return(reference="SW-1")  # 0 -> 13
+        stock_reserve(reference="SW-2", quantities=[(mug.pk, 5)])  # 13 -> 8
+        stock_release(reference="SW-2")  # 8 -> 13
+        stock_adjust(variant=mug, warehouse=main, on_hand_delta=-13, note="flood")  # 13 -> 0
+        stock_adjust(variant=mug, warehouse=main, on_hand_delta=2, note="found")  # 0 -> 2
+        stock_set_on_hand(targets={key: 5})  # 2 -> 5
+        stock_set_on_hand(targets={key: 0})  # 5 -> 0
+        stock_set_on_hand(targets={(mug.pk, spare.pk): 4})  # a new level: 0 -> 4
+
+    # then
+    assert [call["availability_crossed_zero"] for call in changed.calls] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_every_stock_movement_announces_its_variants_with_their_products():

@@ -1,7 +1,8 @@
 """Stock writes: receive, adjust, reserve, release, ship, return, and the import's bulk set.
 
 Every service is one transaction, writes a ledger row for every change of a level, and sends
-`stock_changed(variant_ids=[...], product_ids=[...])` once, inside that transaction. Stock
+`stock_changed(variant_ids=[...], product_ids=[...], availability_crossed_zero=...)` once,
+inside that transaction. Stock
 moves only through guarded conditional UPDATEs whose row counts decide (design rule 5); rows
 are touched in primary-key order so concurrent callers cannot deadlock. Split by entity: `levels`
 (warehouses, receipts, adjustments), `reservations` (reserve, release, ship, return),

@@ -13,7 +13,11 @@ from catalog.selectors import product_ids_of_variants
 from inventory.models import MovementReason, StockLevel, Warehouse
 from inventory.services.errors import InvalidStockOperation
 from inventory.services.sql import insert_levels, insert_movements, update_levels
-from inventory.services.thresholds import LowStockCrossing, crossings
+from inventory.services.thresholds import (
+    LowStockCrossing,
+    availability_crossed_zero,
+    crossings,
+)
 from inventory.signals import stock_changed, stock_low
 
 
@@ -112,9 +116,10 @@ def stock_set_on_hand(
     )
     touched = sorted({key_of[level_id][0] for level_id, _ in applied})
     if touched:
-        for crossing in _import_crossings(
-            levels=levels, created_ids=created_ids, applied=applied, touched=touched
-        ):
+        available = _available_before_and_after(
+            levels=levels, created_ids=created_ids, applied=applied
+        )
+        for crossing in _import_crossings(levels=levels, available=available, touched=touched):
             stock_low.send(
                 sender=stock_set_on_hand,
                 variant_id=crossing.variant_id,
@@ -125,15 +130,32 @@ def stock_set_on_hand(
             sender=stock_set_on_hand,
             variant_ids=touched,
             product_ids=product_ids_of_variants(variant_ids=touched),
+            availability_crossed_zero=availability_crossed_zero(available.values()),
         )
     return OnHandResult(changed_level_ids=[level_id for level_id, _ in applied], problems=problems)
+
+
+def _available_before_and_after(
+    *,
+    levels: dict[tuple[int, int], tuple],
+    created_ids: set[int],
+    applied: list[tuple[int, int]],
+) -> dict[int, tuple[int, int]]:
+    """Each level's available units (before, after) the import, by level id."""
+    delta_of = dict(applied)
+    available = {}
+    for level_id, _, _, on_hand, reserved in levels.values():
+        # `levels` holds a created level with its target (nothing before), an existing one
+        # as read before the update.
+        was = 0 if level_id in created_ids else on_hand - reserved
+        available[level_id] = (was, was + delta_of.get(level_id, 0))
+    return available
 
 
 def _import_crossings(
     *,
     levels: dict[tuple[int, int], tuple],
-    created_ids: set[int],
-    applied: list[tuple[int, int]],
+    available: dict[int, tuple[int, int]],
     touched: list[int],
 ) -> list[LowStockCrossing]:
     """The variants the import pushed through their low-stock threshold."""
@@ -141,15 +163,12 @@ def _import_crossings(
     thresholds = dict(
         Variant.objects.filter(pk__in=touched).values_list("pk", "low_stock_threshold")
     )
-    delta_of = dict(applied)
     before: dict[int, int] = defaultdict(int)
     after: dict[int, int] = defaultdict(int)
-    for (variant_id, warehouse_id), (level_id, _, _, on_hand, reserved) in levels.items():
+    for (variant_id, warehouse_id), (level_id, *_) in levels.items():
         if warehouse_id not in active:
             continue
-        # `levels` holds a created level with its target (nothing before), an existing one
-        # as read before the update.
-        was = 0 if level_id in created_ids else on_hand - reserved
+        was, now = available[level_id]
         before[variant_id] += was
-        after[variant_id] += was + delta_of.get(level_id, 0)
+        after[variant_id] += now
     return crossings(before=before, after=after, thresholds=thresholds)

@@ -12,7 +12,7 @@ from catalog.models import Variant
 from inventory.models import MovementReason, StockLevel, StockMovement, Warehouse
 from inventory.selectors import availability_by_variant
 from inventory.services.errors import InvalidStockOperation, positive_quantity
-from inventory.services.thresholds import crossings
+from inventory.services.thresholds import availability_crossed_zero, crossings
 from inventory.signals import stock_changed, stock_low
 
 
@@ -76,8 +76,12 @@ def stock_receive(
     _audit_stock_change(
         level=level, actor=actor, on_hand_delta=quantity, reason="receipt", note=note
     )
+    free = level.on_hand - level.reserved
     stock_changed.send(
-        sender=stock_receive, variant_ids=[variant.pk], product_ids=[variant.product_id]
+        sender=stock_receive,
+        variant_ids=[variant.pk],
+        product_ids=[variant.product_id],
+        availability_crossed_zero=availability_crossed_zero([(free - quantity, free)]),
     )
     return level
 
@@ -139,7 +143,11 @@ def stock_adjust(
             available=crossing.available,
             threshold=crossing.threshold,
         )
+    free = level.on_hand - level.reserved
     stock_changed.send(
-        sender=stock_adjust, variant_ids=[variant.pk], product_ids=[variant.product_id]
+        sender=stock_adjust,
+        variant_ids=[variant.pk],
+        product_ids=[variant.product_id],
+        availability_crossed_zero=availability_crossed_zero([(free - on_hand_delta, free)]),
     )
     return level

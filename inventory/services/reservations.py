@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -19,7 +20,7 @@ from inventory.models import (
 )
 from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
 from inventory.services.sql import RowsWrite, move_levels, movements_insert
-from inventory.services.thresholds import crossings
+from inventory.services.thresholds import availability_crossed_zero, crossings
 from inventory.signals import stock_changed, stock_low
 
 
@@ -155,6 +156,10 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
             sender=stock_reserve,
             variant_ids=list(requested),
             product_ids=sorted({row[5] for row in levels}),
+            availability_crossed_zero=availability_crossed_zero(
+                (planned_free[level_id], on_hand - reserved)
+                for level_id, _, on_hand, reserved in changed
+            ),
         )
 
 
@@ -208,6 +213,15 @@ def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list
         return sorted(cursor.fetchall())
 
 
+@dataclass(frozen=True)
+class _Settled:
+    """What a settlement moved: nothing (no ids) when the reference held nothing."""
+
+    variant_ids: list[int]
+    product_ids: list[int]
+    availability_crossed_zero: bool
+
+
 def _settle(
     *,
     reference: str,
@@ -218,12 +232,12 @@ def _settle(
     reason: str,
     actor,
     note: str,
-) -> tuple[list[int], list[int]]:
-    """Move what `reference` holds in `from_state` and write the ledger; return the ids of the
-    variants and of the products whose levels moved (both empty when nothing was held)."""
+) -> _Settled:
+    """Move what `reference` holds in `from_state` and write the ledger; return the variants
+    and products whose levels moved and whether a level's availability crossed zero."""
     moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
     if not moved:
-        return [], []
+        return _Settled(variant_ids=[], product_ids=[], availability_crossed_zero=False)
     # Read before the UPDATE below, which keeps the levels locked until the commit.
     product_ids = sorted(
         set(
@@ -253,7 +267,18 @@ def _settle(
             f"the stock levels no longer hold what {reference!r} has {from_state}; "
             "run `manage.py inventory_verify`"
         )
-    return sorted({row[1] for row in changed}), product_ids
+    # Each level's availability moved by (Δon_hand - Δreserved) per unit: a shipment, which
+    # takes both, leaves it where it was.
+    freed_per_unit = on_hand_sign - reserved_sign
+    quantity_of = dict(moved)
+    return _Settled(
+        variant_ids=sorted({row[1] for row in changed}),
+        product_ids=product_ids,
+        availability_crossed_zero=availability_crossed_zero(
+            (on_hand - reserved - freed_per_unit * quantity_of[level_id], on_hand - reserved)
+            for level_id, _, on_hand, reserved in changed
+        ),
+    )
 
 
 @transaction.atomic
@@ -263,7 +288,7 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
     A no-op when the reference holds nothing, so a repeated cancel changes nothing.
     Sends `stock_changed` when units were released; requests no tasks.
     """
-    variant_ids, product_ids = _settle(
+    settled = _settle(
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.RELEASED,
@@ -273,11 +298,12 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
         actor=actor,
         note=note,
     )
-    if variant_ids:
+    if settled.variant_ids:
         stock_changed.send(
             sender=stock_release,
-            variant_ids=variant_ids,
-            product_ids=product_ids,
+            variant_ids=settled.variant_ids,
+            product_ids=settled.product_ids,
+            availability_crossed_zero=settled.availability_crossed_zero,
         )
 
 
@@ -289,7 +315,7 @@ def stock_ship(*, reference: str, actor=None) -> None:
     shipped or released): shipping goods that were never held is a bug to surface.
     Sends `stock_changed`; requests no tasks.
     """
-    variant_ids, product_ids = _settle(
+    settled = _settle(
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.SHIPPED,
@@ -299,12 +325,13 @@ def stock_ship(*, reference: str, actor=None) -> None:
         actor=actor,
         note="",
     )
-    if not variant_ids:
+    if not settled.variant_ids:
         raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
     stock_changed.send(
         sender=stock_ship,
-        variant_ids=variant_ids,
-        product_ids=product_ids,
+        variant_ids=settled.variant_ids,
+        product_ids=settled.product_ids,
+        availability_crossed_zero=settled.availability_crossed_zero,
     )
 
 
@@ -315,7 +342,7 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
     already returned). Sends `stock_changed`; requests no tasks.
     """
-    variant_ids, product_ids = _settle(
+    settled = _settle(
         reference=reference,
         from_state=AllocationState.SHIPPED,
         to_state=AllocationState.RETURNED,
@@ -325,10 +352,11 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
         actor=actor,
         note=note,
     )
-    if not variant_ids:
+    if not settled.variant_ids:
         raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
     stock_changed.send(
         sender=stock_return,
-        variant_ids=variant_ids,
-        product_ids=product_ids,
+        variant_ids=settled.variant_ids,
+        product_ids=settled.product_ids,
+        availability_crossed_zero=settled.availability_crossed_zero,
     )
