@@ -7,13 +7,16 @@ unservable at once. A reader reads the versions *before* it reads the database, 
 built from data older than a concurrent commit is stored with a version that commit has already
 replaced: it can never be served.
 
-Two generations sit above the product versions. A catalog change (a product, variant, image,
+Generations sit above the product versions. A catalog change (a product, variant, image,
 category or collection saved, or `catalog_changed`) replaces the list generation: which products
 a page holds, and in which order, may have changed. A stock movement replaces the stock
 generation and only the versions of the products it moved: a page shows availability, but it
-holds the same products afterwards (unless it is filtered by availability), so it is checked
-against the versions of the products it shows and stays cached while other products sell. A
-cached page is one round trip (MGET) while no stock moved since it was stored.
+holds the same products afterwards, so it is checked against the versions of the products it
+shows and stays cached while other products sell. A page filtered by availability holds other
+products only once a product sells out or comes back, which only a movement that takes a level
+to zero or from it can do: such a movement also replaces the in-stock generation, which those
+pages are built for. A cached page is one round trip (MGET) while no stock moved since it was
+stored.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
@@ -47,6 +50,9 @@ VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 LIST_GENERATION_KEY = "sf:products:generation"
 # Replaced by every stock movement: pages checked against it skip checking their products.
 STOCK_GENERATION_KEY = "sf:stock:generation"
+# Replaced by stock movements that may sell a product out or bring it back: which products the
+# pages filtered by availability hold may have changed.
+IN_STOCK_GENERATION_KEY = "sf:in-stock:generation"
 # One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
 # so a process that saw the outage replaces the epoch with its first cache call that succeeds
 # again: every entry stored before is dropped.
@@ -167,7 +173,7 @@ def _get_or_build(entry_key: str, version_keys: tuple[str, ...], build: Callable
 
 
 LIST_VERSION_KEYS = (EPOCH_KEY, LIST_GENERATION_KEY)
-PAGE_VERSION_KEYS = (*LIST_VERSION_KEYS, STOCK_GENERATION_KEY)
+IN_STOCK_LIST_VERSION_KEYS = (*LIST_VERSION_KEYS, IN_STOCK_GENERATION_KEY)
 
 
 @dataclass(frozen=True)
@@ -183,14 +189,14 @@ def product_page(
 ) -> str:
     """Return the body of one catalog page for `params`, built by `build()` when not cached.
 
-    A page `filtered_by_stock` (only products with units available) gains and loses products
-    as stock moves, so any stock movement makes it stale. Any other page is stale only when one
-    of its own products moved (see `_page_get_or_build`).
+    A page is stale when one of its own products moved (see `_page_get_or_build`), or when
+    what it holds may have changed: after a catalog change, and, for a page
+    `filtered_by_stock` (only products with units available), after a product may have sold
+    out or come back.
     """
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
-    if filtered_by_stock:
-        return _get_or_build(f"sf:page:{digest}", PAGE_VERSION_KEYS, lambda: build().body)
-    return _page_get_or_build(f"sf:list:{digest}", build)
+    listed_keys = IN_STOCK_LIST_VERSION_KEYS if filtered_by_stock else LIST_VERSION_KEYS
+    return _page_get_or_build(f"sf:list:{digest}", listed_keys, build)
 
 
 def _product_versions(product_ids: tuple[int, ...]) -> tuple | None:
@@ -200,8 +206,11 @@ def _product_versions(product_ids: tuple[int, ...]) -> tuple | None:
     return None if found is MISSING else _versions_found(found, keys)
 
 
-def _page_get_or_build(entry_key: str, build: Callable[[], Page]) -> str:
-    """A page entry is (list versions, (stock generation, product ids, their versions, body)).
+def _page_get_or_build(
+    entry_key: str, listed_keys: tuple[str, ...], build: Callable[[], Page]
+) -> str:
+    """A page entry is (versions at `listed_keys`, (stock generation, product ids, their
+    versions, body)); `listed_keys` are the versions of what the page holds.
 
     While the stock generation is the one stored, no stock moved and the page is current. After
     a movement it is current if its products' versions are still the stored ones, and is stored
@@ -214,7 +223,7 @@ def _page_get_or_build(entry_key: str, build: Callable[[], Page]) -> str:
     only until stock next moves; the rebuild then stores them. Reading them after the build
     would not do: a movement committed during the build may have replaced them already.
     """
-    versions, entry = _read_entry(entry_key, PAGE_VERSION_KEYS)
+    versions, entry = _read_entry(entry_key, (*listed_keys, STOCK_GENERATION_KEY))
     if versions is None:
         return build().body
     listed, stock_generation = versions[:-1], versions[-1]
@@ -270,23 +279,25 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
     """A catalog change: make the cached detail of these products and every list unreachable."""
-    _versions_replace(product_ids=product_ids, generation_key=LIST_GENERATION_KEY)
+    _versions_replace(product_ids=product_ids, generation_keys=(LIST_GENERATION_KEY,))
 
 
-def stock_invalidate(*, product_ids: Iterable[int]) -> None:
-    """Stock moved for these products: their details, the pages showing them and the pages
-    filtered by availability become unreachable; every other page stays cached."""
-    _versions_replace(product_ids=product_ids, generation_key=STOCK_GENERATION_KEY)
+def stock_invalidate(*, product_ids: Iterable[int], in_stock_may_have_changed: bool) -> None:
+    """Stock moved for these products: their details and the pages showing them become
+    unreachable, and, when a product may have sold out or come back, the pages filtered by
+    availability; every other page stays cached."""
+    generations = (IN_STOCK_GENERATION_KEY,) if in_stock_may_have_changed else ()
+    _versions_replace(product_ids=product_ids, generation_keys=(*generations, STOCK_GENERATION_KEY))
 
 
-def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> None:
+def _versions_replace(*, product_ids: Iterable[int], generation_keys: tuple[str, ...]) -> None:
     # One fresh value serves every key: a version only has to differ from the one it replaces
-    # (an import invalidates thousands of products at once). The generation comes last: a
-    # backend that sets the keys one by one (not Redis' MSET) must never show the new
+    # (an import invalidates thousands of products at once). The generations come last: a
+    # backend that sets the keys one by one (not Redis' MSET) must never show a new
     # generation beside an old product version, or a page could be revalidated as current.
     version = _new_version()
     versions = dict.fromkeys(map(_product_version_key, product_ids), version)
-    versions[generation_key] = version
+    versions.update(dict.fromkeys(generation_keys, version))
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 

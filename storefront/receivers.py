@@ -85,7 +85,9 @@ def invalidate_cache_for_warehouse(sender, instance, raw=False, **kwargs) -> Non
 
 
 @receiver(stock_changed, dispatch_uid="storefront.stock_changed")
-def invalidate_cached_availability(sender, product_ids, **kwargs) -> None:
+def invalidate_cached_availability(
+    sender, product_ids, availability_crossed_zero, **kwargs
+) -> None:
     """Entries show each variant's availability, which every stock movement changes.
 
     This also covers placing and cancelling an order: both move stock (reserve, release) and
@@ -93,7 +95,13 @@ def invalidate_cached_availability(sender, product_ids, **kwargs) -> None:
     `order_cancelled` receivers would invalidate the same entries a second time on every
     checkout (bench/README.md measured that at 2 ms of worker time per order). The signal
     carries the product ids, so nothing is read from the database after the commit. Only the
-    pages showing these products (and those filtered by availability) are rebuilt: the rest of
-    the catalog stays cached while orders come in.
+    pages showing these products are rebuilt, and the pages filtered by availability only when
+    a level ran out or came back: the rest of the catalog stays cached while orders come in.
     """
-    transaction.on_commit(partial(cache.stock_invalidate, product_ids=list(product_ids)))
+    transaction.on_commit(
+        partial(
+            cache.stock_invalidate,
+            product_ids=list(product_ids),
+            in_stock_may_have_changed=availability_crossed_zero,
+        )
+    )

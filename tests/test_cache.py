@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache, caches
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
 from catalog.models import Category, Collection, Product, ProductImage, Variant
@@ -402,14 +403,14 @@ def two_categories():
     return shirt, hat
 
 
-def page_cached_with_its_products(client, slug: str) -> None:
+def page_cached_with_its_products(client, slug: str, **params) -> None:
     """Store a page with its products' versions. They are read before the database, from the
     products of the page's previous entry: the first build has none, so it is stored without
     them and rebuilt at the next stock movement (here one that moves nothing), which stores
     them."""
-    category_page(client, slug)
-    read_cache.stock_invalidate(product_ids=[])
-    category_page(client, slug)
+    category_page(client, slug, **params)
+    read_cache.stock_invalidate(product_ids=[], in_stock_may_have_changed=False)
+    category_page(client, slug, **params)
 
 
 def test_a_sale_leaves_pages_without_the_sold_product_cached(
@@ -439,7 +440,7 @@ def test_a_page_revalidated_after_an_unrelated_sale_costs_one_round_trip_again(
     page_cached_with_its_products(client, "shirts")
 
     # when: stock moves for the hat only
-    read_cache.stock_invalidate(product_ids=[hat.pk])
+    read_cache.stock_invalidate(product_ids=[hat.pk], in_stock_may_have_changed=False)
     cache_calls.clear()
     with django_assert_num_queries(0):
         category_page(client, "shirts")
@@ -465,7 +466,7 @@ def test_a_page_rebuilt_after_a_catalog_change_stays_cached_through_other_sales(
     category_page(client, "shirts")
 
     # when
-    read_cache.stock_invalidate(product_ids=[hat.pk])
+    read_cache.stock_invalidate(product_ids=[hat.pk], in_stock_may_have_changed=False)
 
     # then: the rebuild read the shirt's version before the database, so the page stays
     with django_assert_num_queries(0):
@@ -473,7 +474,7 @@ def test_a_page_rebuilt_after_a_catalog_change_stays_cached_through_other_sales(
     assert [product["name"] for product in shirts] == ["Linen shirt"]
 
 
-def test_a_page_filtered_by_availability_follows_every_stock_movement(
+def test_a_page_filtered_by_availability_follows_products_selling_out_and_coming_back(
     client, two_categories, django_capture_on_commit_callbacks
 ):
     # given
@@ -493,6 +494,33 @@ def test_a_page_filtered_by_availability_follows_every_stock_movement(
     assert len(client.get("/api/v1/products", in_stock).json()["items"]) == 2
 
 
+def test_a_page_filtered_by_availability_stays_cached_until_a_product_sells_out(
+    client, two_categories, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    # given the shirts' in-stock page, stored with its products' versions
+    page_cached_with_its_products(client, "shirts", in_stock="true")
+    customer = customer_for_user(user=user_with_token()[0])
+
+    # when hats sell and some are left
+    with django_capture_on_commit_callbacks(execute=True):
+        order_place(customer=customer, lines=[hats(2)], shipping_address=ADDRESS)
+
+    # then the page is served from the cache
+    with django_assert_num_queries(0):
+        kept = category_page(client, "shirts", in_stock="true").json()["items"]
+    assert [product["name"] for product in kept] == ["Linen shirt"]
+
+    # when the last hats sell
+    with django_capture_on_commit_callbacks(execute=True):
+        order_place(customer=customer, lines=[hats(3)], shipping_address=ADDRESS)
+
+    # then every page filtered by availability is built again: what it holds may have changed
+    with CaptureQueriesContext(connection) as rebuilt:
+        category_page(client, "shirts", in_stock="true")
+    assert len(rebuilt) > 0
+    assert client.get("/api/v1/products", {"in_stock": "true"}).json()["count"] == 1
+
+
 @pytest.mark.parametrize("cached_before", [True, False], ids=["rebuild", "first-fill"])
 def test_stock_committed_while_a_page_is_built_from_older_data_shows_on_the_next_read(
     client, two_categories, monkeypatch, django_capture_on_commit_callbacks, cached_before
@@ -502,7 +530,7 @@ def test_stock_committed_while_a_page_is_built_from_older_data_shows_on_the_next
     shirt, _ = two_categories
     if cached_before:
         page_cached_with_its_products(client, "shirts")
-        read_cache.stock_invalidate(product_ids=[shirt.pk])
+        read_cache.stock_invalidate(product_ids=[shirt.pk], in_stock_may_have_changed=False)
     real_availability = inventory_selectors.availability_by_variant
 
     def availability_then_a_concurrent_receipt(**kwargs):
