@@ -12,6 +12,7 @@ from inventory.services import (
     InvalidStockOperation,
     OutOfStock,
     Shortage,
+    imports,
     reservations,
     stock_adjust,
     stock_receive,
@@ -486,6 +487,29 @@ def test_every_stock_movement_says_whether_a_level_ran_out_or_came_back():
         True,
         True,
     ]
+
+
+def test_an_import_racing_a_sale_still_says_when_the_level_ran_out(monkeypatch):
+    # given 5 mugs, and a sale of 3 that lands between the import's read and its update (its
+    # compare-and-set guards on_hand only)
+    mug = make_variant()
+    main = make_warehouse("main", 10)
+    stock_receive(variant=mug, warehouse=main, quantity=5)
+    update_levels = imports.update_levels
+
+    def sale_then_update(**kwargs):
+        stock_reserve(reference="SW-1", quantities=[(mug.pk, 3)])
+        return update_levels(**kwargs)
+
+    monkeypatch.setattr(imports, "update_levels", sale_then_update)
+
+    # when the import counts 3 on hand
+    with Recorder(stock_changed) as changed:
+        stock_set_on_hand(targets={(mug.pk, main.pk): 3})
+
+    # then the sale left 2 available, the import none
+    assert levels_of(mug) == {"main": (3, 3)}
+    assert [call["availability_crossed_zero"] for call in changed.calls] == [False, True]
 
 
 def test_every_stock_movement_announces_its_variants_with_their_products():

@@ -117,7 +117,7 @@ def stock_set_on_hand(
     touched = sorted({key_of[level_id][0] for level_id, _ in applied})
     if touched:
         available = _available_before_and_after(
-            levels=levels, created_ids=created_ids, applied=applied
+            levels=levels, created_ids=created_ids, changed=changed, applied=applied
         )
         for crossing in _import_crossings(levels=levels, available=available, touched=touched):
             stock_low.send(
@@ -139,9 +139,14 @@ def _available_before_and_after(
     *,
     levels: dict[tuple[int, int], tuple],
     created_ids: set[int],
+    changed: list[tuple[int, int, int, int]],
     applied: list[tuple[int, int]],
 ) -> dict[int, tuple[int, int]]:
-    """Each level's available units (before, after) the import, by level id."""
+    """Each level's available units (before, after) the import, by level id.
+
+    A level the update changed is taken from what the update returned: the compare-and-set
+    guards on_hand only, so a sale may have reserved units since the level was read.
+    """
     delta_of = dict(applied)
     available = {}
     for level_id, _, _, on_hand, reserved in levels.values():
@@ -149,6 +154,9 @@ def _available_before_and_after(
         # as read before the update.
         was = 0 if level_id in created_ids else on_hand - reserved
         available[level_id] = (was, was + delta_of.get(level_id, 0))
+    for level_id, _, on_hand, reserved in changed:
+        now = on_hand - reserved
+        available[level_id] = (now - delta_of[level_id], now)
     return available
 
 
