@@ -11,7 +11,8 @@ Running the same file twice changes nothing the second time: every write compare
 is stored first. Bad rows are reported with their line numbers; the good rows are imported.
 `bulk_create`/`bulk_update` send no model signals, so each batch ends by sending
 `catalog_changed(product_ids=...)` (search, cache, audit) and, through `stock_set_on_hand`,
-`stock_changed(variant_ids=..., product_ids=...)` (design rule 8).
+`stock_changed(variant_ids=..., product_ids=..., availability_crossed_zero=...)` (design
+rule 8).
 """
 
 from __future__ import annotations
