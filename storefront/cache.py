@@ -53,6 +53,11 @@ STOCK_GENERATION_KEY = "sf:stock:generation"
 # Replaced by stock movements that may sell a product out or bring it back: which products the
 # pages filtered by availability hold may have changed.
 IN_STOCK_GENERATION_KEY = "sf:in-stock:generation"
+# ...and short-lived, so those pages are rebuilt at least this often whatever happened: a
+# sell-out whose invalidation never ran (a process killed between its commit and its on-commit
+# callbacks, or, during a rolling deploy, a process of a release that did not replace this key)
+# shows within this long. Each such page costs one rebuild per period.
+IN_STOCK_GENERATION_TIMEOUT_SECONDS = 5 * 60
 # One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
 # so a process that saw the outage replaces the epoch with its first cache call that succeeds
 # again: every entry stored before is dropped.
@@ -122,8 +127,14 @@ def _detail_key(product_id: int) -> str:
 
 def _version_created(key: str) -> str | None:
     """Create a version at `key` unless a concurrent reader just did; return the one stored."""
-    cache_call(cache.add, key, _new_version(), VERSION_TIMEOUT_SECONDS)
+    cache_call(cache.add, key, _new_version(), _version_timeout(key))
     return cache_call(cache.get, key)
+
+
+def _version_timeout(key: str) -> int:
+    if key == IN_STOCK_GENERATION_KEY:
+        return IN_STOCK_GENERATION_TIMEOUT_SECONDS
+    return VERSION_TIMEOUT_SECONDS
 
 
 def _read(entry_key: str, version_keys: tuple[str, ...]) -> tuple[tuple | None, Any]:
@@ -279,25 +290,33 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
     """A catalog change: make the cached detail of these products and every list unreachable."""
-    _versions_replace(product_ids=product_ids, generation_keys=(LIST_GENERATION_KEY,))
+    _versions_replace(product_ids=product_ids, generation_key=LIST_GENERATION_KEY)
 
 
 def stock_invalidate(*, product_ids: Iterable[int], in_stock_may_have_changed: bool) -> None:
     """Stock moved for these products: their details and the pages showing them become
     unreachable, and, when a product may have sold out or come back, the pages filtered by
     availability; every other page stays cached."""
-    generations = (IN_STOCK_GENERATION_KEY,) if in_stock_may_have_changed else ()
-    _versions_replace(product_ids=product_ids, generation_keys=(*generations, STOCK_GENERATION_KEY))
+    _versions_replace(product_ids=product_ids, generation_key=STOCK_GENERATION_KEY)
+    if in_stock_may_have_changed:
+        # After the products' versions: a page kept in between is stored for the in-stock
+        # generation this replaces, so it is never served afterwards.
+        cache_call(
+            cache.set,
+            IN_STOCK_GENERATION_KEY,
+            _new_version(),
+            IN_STOCK_GENERATION_TIMEOUT_SECONDS,
+        )
 
 
-def _versions_replace(*, product_ids: Iterable[int], generation_keys: tuple[str, ...]) -> None:
+def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> None:
     # One fresh value serves every key: a version only has to differ from the one it replaces
-    # (an import invalidates thousands of products at once). The generations come last: a
-    # backend that sets the keys one by one (not Redis' MSET) must never show a new
+    # (an import invalidates thousands of products at once). The generation comes last: a
+    # backend that sets the keys one by one (not Redis' MSET) must never show the new
     # generation beside an old product version, or a page could be revalidated as current.
     version = _new_version()
     versions = dict.fromkeys(map(_product_version_key, product_ids), version)
-    versions.update(dict.fromkeys(generation_keys, version))
+    versions[generation_key] = version
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 

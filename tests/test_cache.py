@@ -583,3 +583,24 @@ def test_a_warehouse_closed_or_reopened_shows_in_availability_on_the_next_read(
     assert detail(client)["variants"][0]["available"] == 5
     assert listed(client)[0]["variants"][0]["available"] == 5
     assert in_stock()[0]["variants"][0]["available"] == 5
+
+
+def test_a_sell_out_whose_invalidation_was_lost_shows_once_the_in_stock_generation_expires(
+    client, two_categories
+):
+    # given a page that shows the shirt only, stored with its versions, and the hats sold out
+    # by a process whose invalidation said nothing of it (a release before the in-stock
+    # generation, during a rolling deploy)
+    _, hat = two_categories
+    page_cached_with_its_products(client, **FIRST_IN_STOCK)
+    customer = customer_for_user(user=user_with_token()[0])
+    order_place(customer=customer, lines=[hats(5)], shipping_address=ADDRESS)
+    read_cache.stock_invalidate(product_ids=[hat.pk], in_stock_may_have_changed=False)
+    until_it_expires = first_in_stock(client)
+
+    # when the in-stock generation expires
+    cache.delete(read_cache.IN_STOCK_GENERATION_KEY)
+
+    # then
+    assert until_it_expires == (["Linen shirt"], 2)
+    assert first_in_stock(client) == (["Linen shirt"], 1)
