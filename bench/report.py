@@ -119,6 +119,13 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "–"
 
 
+# What B2's cases of a selling shop read (bench/run.py, `selling_reads`).
+SELLING_READS = {
+    "list_cached_while_ordering": "the first 5 pages of 20 products",
+    "in_stock_cached_while_ordering": "the first 5 pages of 20 products in stock",
+}
+
+
 def tables(out: dict) -> str:
     lines = [
         f"Run of {out['started_at']} on {out['machine']['cpus']} cores, PostgreSQL "
@@ -226,6 +233,7 @@ def tables(out: dict) -> str:
             "list_cached",
             "detail_cached",
             "list_cached_while_ordering",
+            "in_stock_cached_while_ordering",
             "list_uncached",
             "detail_uncached",
         ):
@@ -242,12 +250,11 @@ def tables(out: dict) -> str:
                         r.get("load_average", "–"),
                     )
                 )
-        selling = b2.get("orders_while_listing")
-        if selling:
+        for name, selling in b2.get("orders_alongside", {}).items():
             lines += [
                 "",
-                f"`list_cached_while_ordering` reads the first 5 pages of 20 products while 8 "
-                f"buyers place {selling['per_s']} orders/s of 3 random SKUs on the same server "
+                f"`{name}` reads {SELLING_READS[name]} while 8 buyers place "
+                f"{selling['per_s']} orders/s of 3 random SKUs on the same server "
                 f"(p99 {selling['p99_ms']} ms, {selling['statuses']}).",
             ]
         lines.append("")

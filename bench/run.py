@@ -321,25 +321,35 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
 
     for name, paths in cases.items():
         run(name, server.base_url, paths, server.worker_pids())
-    # A shop that is selling: the first 5 list pages (the 100 products most shoppers see) read
-    # while 8 buyers order 3 random SKUs of the 10,000 each as fast as they can. Each order moves
-    # the stock of 3 products, so it makes the pages showing those stale, and only those.
-    selling = checkout_load(
-        server,
-        concurrency=8,
-        tokens=inproc(env, "buyers", "8"),
-        skus=ALL_SKUS,
-        duration=cfg["duration"],
-        warmup=cfg["warmup"],
-        max_quantity=2,
-        seed=99,
-    )
-    with ThreadPoolExecutor(max_workers=1) as background:
-        orders = background.submit(stack.drive, selling)
-        # No worker CPU per request here: the same workers also serve the orders.
-        run("list_cached_while_ordering", server.base_url, list_paths[:5], [])
-        b2["orders_while_listing"] = orders.result()
-    log(f"B2 orders alongside: {b2['orders_while_listing']['per_s']} orders/s")
+    # A shop that is selling: the first 5 list pages (the 100 products most shoppers see), and
+    # the first 5 pages of products in stock, read while 8 buyers order 3 random SKUs of the
+    # 10,000 each as fast as they can. Each order moves the stock of 3 products, so it makes
+    # the pages showing those stale, and only those; none sells a product out.
+    selling_reads = {
+        "list_cached_while_ordering": list_paths[:5],
+        "in_stock_cached_while_ordering": [
+            f"/api/v1/products?in_stock=true&limit=20&offset={20 * page}" for page in range(5)
+        ],
+    }
+    tokens = inproc(env, "buyers", "8")
+    b2["orders_alongside"] = {}
+    for name, paths in selling_reads.items():
+        selling = checkout_load(
+            server,
+            concurrency=8,
+            tokens=tokens,
+            skus=ALL_SKUS,
+            duration=cfg["duration"],
+            warmup=cfg["warmup"],
+            max_quantity=2,
+            seed=99,
+        )
+        with ThreadPoolExecutor(max_workers=1) as background:
+            orders = background.submit(stack.drive, selling)
+            # No worker CPU per request here: the same workers also serve the orders.
+            run(name, server.base_url, paths, [])
+            b2["orders_alongside"][name] = orders.result()
+        log(f"B2 orders alongside {name}: {b2['orders_alongside'][name]['per_s']} orders/s")
     # Uncached: the same code on a server whose cache never hits (DummyCache), walking 100
     # list pages and 2,000 product pages, so every request runs the selectors and serialisers.
     with stack.running({**env, "BENCH_CACHE": "dummy"}, log_dir, "uncached") as uncached:
@@ -351,7 +361,7 @@ def b2_catalog(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: d
         for name in (
             "list_cached",
             "detail_cached",
-            "list_cached_while_ordering",
+            *selling_reads,
             "list_uncached",
             "detail_uncached",
         )
