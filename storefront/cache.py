@@ -85,7 +85,7 @@ def _cache_recovered() -> None:
             return
         _outage = False
     try:
-        cache.set(EPOCH_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+        _epoch_replace()
     except Exception as error:  # down again at once: the next recovery replaces the epoch
         _cache_down(error)
         return
@@ -111,6 +111,11 @@ def cache_call(
         _cache_recovered()
         return default
     return result
+
+
+def _epoch_replace() -> None:
+    """Replace the version every entry is stored with: no entry stored before is served."""
+    cache.set(EPOCH_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
 
 
 def _new_version() -> str:
@@ -323,7 +328,7 @@ def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> Non
 def everything_invalidate() -> None:
     """Make every entry unreachable at once by replacing the epoch: for the rare change that
     moves what every product shows (a warehouse opened or closed changes all availability)."""
-    cache_call(cache.set, EPOCH_KEY, _new_version(), VERSION_TIMEOUT_SECONDS)
+    cache_call(_epoch_replace)
 
 
 def category_invalidate(*, category_id: int) -> None:
