@@ -128,6 +128,37 @@ def test_a_malformed_event_is_refused(order, event):
     assert ProcessedEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("id", "evt\x00nul"),  # PostgreSQL stores no NUL character
+        ("payment_reference", "pay\x00nul"),
+        ("note", "an extra field\x00"),  # kept in Payment.raw_event
+        ("id", "evt\ud800"),  # an unpaired surrogate: no database stores it
+        ("currency", "\u00df\u00df\u00df"),  # "ßßß" upper-cases to 6 letters
+        ("currency", "E1R"),
+    ],
+)
+def test_an_event_the_database_cannot_store_is_refused_as_malformed(order, field, value):
+    # given
+    event = payment_event(order)
+    (event if field == "id" else event["data"])[field] = value
+
+    # when / then
+    with pytest.raises(WebhookError) as error:
+        webhook_handle(**signed(event))
+    assert error.value.code == "malformed_event"
+    assert (ProcessedEvent.objects.count(), Payment.objects.count()) == (0, 0)
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "9" * 4301])
+def test_a_signature_timestamp_that_is_not_plain_digits_is_a_bad_signature(order, timestamp):
+    call = signed(payment_event(order))
+    with pytest.raises(WebhookError) as error:
+        webhook_handle(**{**call, "signature_header": f"t={timestamp},v1=00"})
+    assert error.value.code == "bad_signature"
+
+
 def test_succeeded_payment_marks_the_order_paid_and_issues_the_invoice(order):
     # when
     webhook_handle(**signed(payment_event(order, payment_reference="pay_1")))

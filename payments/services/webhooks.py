@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 PROVIDERS = ("demo",)
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
 MAX_AMOUNT = Decimal("9999999999.99")  # what Payment.amount (12 digits, 2 places) can hold
+# A Unix time in seconds, in ASCII digits: `str.isdigit` also takes "²", which int() refuses,
+# and int() refuses more than 4,300 digits.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class WebhookError(Exception):
@@ -63,7 +69,7 @@ def webhook_verify(
     timestamp, candidates = None, []
     for part in (signature_header or "").split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and TIMESTAMP.fullmatch(value):
             timestamp = int(value)
         elif key == "v1":
             candidates.append(value)
@@ -86,6 +92,35 @@ def _text(value, *, field: str, max_length: int = 128) -> str:
     return value.strip()
 
 
+def _strings(value) -> Iterator[str]:
+    """Every string in a parsed JSON value, keys included (walked without recursion, so no
+    nesting that json.loads accepts can exhaust the stack)."""
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            yield from value.keys()
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+def _storable(raw: dict) -> None:
+    """Refuse text the database cannot store: the whole event is kept (`Payment.raw_event`),
+    and PostgreSQL refuses NUL characters, and no database takes an unpaired surrogate (which
+    JSON's `\\ud800` escapes can spell)."""
+    for text in _strings(raw):
+        if "\x00" in text:
+            raise WebhookError("malformed_event", "the event holds a NUL character")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            message = "the event holds an unpaired surrogate"
+            raise WebhookError("malformed_event", message) from error
+
+
 def webhook_parse(*, body: bytes) -> PaymentEvent:
     """Parse and validate an event body; raise WebhookError(`malformed_event`)."""
     try:
@@ -94,6 +129,7 @@ def webhook_parse(*, body: bytes) -> PaymentEvent:
         raise WebhookError("malformed_event", "the body is not JSON") from error
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
         raise WebhookError("malformed_event", "the body needs `id`, `type` and a `data` object")
+    _storable(raw)
     event_type = _text(raw.get("type"), field="type", max_length=64)
     if event_type not in EVENT_TYPES:
         raise WebhookError("malformed_event", f"unknown event type {event_type!r}")
@@ -109,6 +145,8 @@ def webhook_parse(*, body: bytes) -> PaymentEvent:
     ):
         raise WebhookError("malformed_event", "`data.amount` must be positive with 2 places")
     currency = _text(data.get("currency"), field="data.currency", max_length=3).upper()
+    if not CURRENCY.fullmatch(currency):
+        raise WebhookError("malformed_event", "`data.currency` must be a 3-letter ISO code")
     refund_reference = data.get("refund_reference") or ""
     return PaymentEvent(
         id=_text(raw.get("id"), field="id"),
