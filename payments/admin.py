@@ -155,7 +155,9 @@ class OrderAdmin(OrdersOrderAdmin):
             action="refund_orders",
             title="Refund orders",
             submit="Refund",
-            intro="The payment is refunded in full and a credit note is issued.",
+            intro="What is left of the payment that paid the order is refunded and credited "
+            "against its invoice. Once that payment is refunded, refunding the order again "
+            "refunds its newest other payment (a duplicate charge, a late payment).",
             verb="refunded",
             service=refund_issue,
             errors=(RefundError, OrderError),

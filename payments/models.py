@@ -15,6 +15,12 @@ class Payment(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    settles_order = models.BooleanField(
+        default=False,
+        help_text="This payment paid the order: it is the one invoiced, and refunding it in "
+        "full refunds the order. Other payments of the order (a duplicate charge, a wrong "
+        "amount, one that came after a cancellation) only flag it.",
+    )
     raw_event = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -24,6 +30,11 @@ class Payment(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_reference"], name="payments_reference_per_provider"
+            ),
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(settles_order=True),
+                name="payments_one_settling_payment_per_order",
             ),
         ]
 
@@ -68,6 +79,13 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"refund {self.amount} {self.currency} of order {self.order_id}"
+
+    @property
+    def refunds_the_order(self) -> bool:
+        """Whether this refund gave back the last of the payment that paid the order, which
+        takes the order's total off the customer's lifetime value. A partial refund, or one of
+        another payment (a duplicate charge, a late payment), does not."""
+        return self.payment.settles_order and self.payment.status == PaymentStatus.REFUNDED
 
 
 class DocumentSequence(models.Model):

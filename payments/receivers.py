@@ -71,9 +71,11 @@ def render_credit_note_document(sender, refund, **kwargs) -> None:
 
 
 @receiver(refund_issued, dispatch_uid="payments.count_refund")
-def count_refund(sender, order, **kwargs) -> None:
-    """Take the refunded order off the customer's lifetime value after the commit."""
-    transaction.on_commit(partial(counters_count_refund, order_id=order.pk))
+def count_refund(sender, refund, order, **kwargs) -> None:
+    """Take the order off the customer's lifetime value after the commit, once the payment
+    that paid it is refunded in full (a partial refund or a stray payment's leaves it)."""
+    if refund.refunds_the_order:
+        transaction.on_commit(partial(counters_count_refund, order_id=order.pk))
 
 
 @receiver(refund_issued, dispatch_uid="payments.issue_credit_note_for_refund")

@@ -19,7 +19,7 @@ from orders.services import (
     orders_expire_unpaid,
 )
 from payments.models import CreditNote, Invoice, Payment, Refund
-from payments.services import webhook_handle
+from payments.services import refund_issue, webhook_handle
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
 from tests.payments_helpers import payment_event, signed
 
@@ -216,3 +216,53 @@ def test_a_payment_racing_the_expiry_either_pays_or_is_flagged(run_concurrently,
         assert order.needs_attention is True
         assert StockLevel.objects.get(variant=variant).reserved == 0
         assert Invoice.objects.count() == 0
+
+
+def test_four_events_for_one_new_payment_at_once_record_it_once_without_an_error(
+    run_concurrently,
+):
+    # given: four events (different ids) for the same payment, as a provider's retries can be
+    variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 2))
+    calls = [signed(payment_event(order, payment_reference="pay_same")) for _ in range(4)]
+
+    # when
+    results = run_concurrently(lambda index: webhook_handle(**calls[index]), 4)
+
+    # then
+    assert results == [None] * 4
+    payment = Payment.objects.get()
+    assert payment.settles_order
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (OrderStatus.PAID, False)
+
+
+def test_a_staff_refund_and_the_providers_refund_of_one_payment_at_once_refund_it_once(
+    run_concurrently,
+):
+    # given: five cancelled orders, each with a late payment that staff and provider refund
+    variant_stocked("MUG-1", price="12.50", on_hand=100)
+    customer = customer_new()
+    for attempt in range(5):
+        order = order_new(customer, ("MUG-1", 2))
+        order_cancel(order=order, reason="expired")
+        reference = f"pay_late_{attempt}"
+        webhook_handle(**signed(payment_event(order, payment_reference=reference)))
+        provider_refund = payment_event(
+            order, event_type="refund.succeeded", payment_reference=reference
+        )
+        provider_refund["data"]["refund_reference"] = f"re_{attempt}"
+        call = signed(provider_refund)
+
+        def refund(index: int, order=order, call=call):
+            if index == 0:
+                return refund_issue(order=Order.objects.get(pk=order.pk), reason="late payment")
+            return webhook_handle(**call)
+
+        # when
+        results = run_concurrently(refund, 2)
+
+        # then
+        assert not [r for r in results if isinstance(r, Exception)], results
+        refunds = Refund.objects.filter(payment__provider_reference=reference)
+        assert list(refunds.values_list("amount", flat=True)) == [Decimal("29.90")], attempt

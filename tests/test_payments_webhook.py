@@ -2,12 +2,14 @@
 
 import hashlib
 import hmac
+import importlib
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import transaction
 from django.db.transaction import TransactionManagementError
 
@@ -188,11 +190,13 @@ def test_succeeded_payment_marks_the_order_paid_and_issues_the_invoice(order):
     assert _requested("payments.invoice_document_render") == [{"order_id": order.pk}]
 
 
-# Measured 21 with the test's own SAVEPOINT and RELEASE: the event's dedupe row (in a
-# savepoint), the order, the payment's look-up and row (in a savepoint), the guarded UPDATE, the
-# order re-read and its event (in order_mark_paid's savepoint), two outbox rows (receipt, invoice
-# document), then the invoice: order with its invoice joined, lines, the number's upsert, the row.
-PAYMENT_BUDGET = 21
+# Measured 23 with the test's own SAVEPOINT and RELEASE: the event's dedupe row (in a
+# savepoint), the order, the payment's row (in payment_record's savepoint and its own, which a
+# reference seen before rolls back), the guarded UPDATE, the order re-read and its event (in
+# order_mark_paid's savepoint), the payment marked as the one that settles the order, two outbox
+# rows (receipt, invoice document), then the invoice: order with its invoice joined, lines, the
+# number's upsert, the row.
+PAYMENT_BUDGET = 23
 
 
 def test_a_paying_webhook_has_a_fixed_query_budget_invoice_included(
@@ -445,3 +449,187 @@ def test_refunding_an_unpaid_order_is_refused(order):
     with pytest.raises(RefundError):
         refund_issue(order=order)
     assert Refund.objects.count() == 0
+
+
+# Which payment stands for the order: only the one that paid it is invoiced, and only refunding
+# it refunds the order. A duplicate charge or a wrong amount is kept and flags the order.
+
+
+def _pay(order, reference: str, event_type: str = "payment.succeeded", **data) -> None:
+    event = payment_event(order, event_type=event_type, payment_reference=reference)
+    event["data"].update(data)
+    webhook_handle(**signed(event))
+
+
+def test_refunding_a_duplicate_charge_leaves_the_paid_order_paid(
+    order, django_capture_on_commit_callbacks
+):
+    # given: paid twice (a double click), the second payment only flags the order
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_A")
+        _pay(order, "pay_B")
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (OrderStatus.PAID, True)
+
+    # when: the duplicate is refunded at the provider
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_B", event_type="refund.succeeded", refund_reference="re_B")
+
+    # then: the money went back, the order still ships, nothing is credited against its invoice
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert StockLevel.objects.get().reserved == 2
+    assert Refund.objects.get().payment.provider_reference == "pay_B"
+    assert Payment.objects.get(provider_reference="pay_A").status == PaymentStatus.SUCCEEDED
+    assert CreditNote.objects.count() == 0
+    assert Customer.objects.get(pk=order.customer_id).lifetime_value == Decimal("29.90")
+
+
+def test_cancelling_refunds_the_payment_that_paid_the_order_not_a_later_one(order):
+    # given: paid, then a stray payment of 1.00 arrives
+    _pay(order, "pay_A")
+    _pay(order, "pay_B", amount="1.00")
+    order.refresh_from_db()
+
+    # when
+    order_cancel(order=order, reason="customer asked")
+
+    # then
+    refund = Refund.objects.get()
+    assert (refund.payment.provider_reference, refund.amount) == ("pay_A", Decimal("29.90"))
+    assert CreditNote.objects.get().amount == Decimal("29.90")
+    # and staff refunding the order again refund the stray payment, with no credit note
+    stray = refund_issue(order=order, reason="stray payment")
+    assert (stray.payment.provider_reference, stray.amount) == ("pay_B", Decimal("1.00"))
+    assert CreditNote.objects.count() == 1
+    assert refund_issue(order=order) == stray
+
+
+@pytest.mark.parametrize(
+    "amount, currency", [("299.00", "EUR"), ("29.90", "USD"), ("29.91", "EUR")]
+)
+def test_a_provider_refund_the_payment_cannot_hold_flags_the_order_and_records_nothing(
+    order, amount, currency
+):
+    # given
+    _pay(order, "pay_A")
+
+    # when
+    _pay(order, "pay_A", event_type="refund.succeeded", amount=amount, currency=currency)
+
+    # then
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (OrderStatus.PAID, True)
+    assert f"{amount} {currency}" in order.attention_reason
+    assert (Refund.objects.count(), CreditNote.objects.count()) == (0, 0)
+    assert Payment.objects.get().status == PaymentStatus.SUCCEEDED
+
+
+def test_partial_provider_refunds_are_credited_and_the_last_one_refunds_the_order(
+    order, django_capture_on_commit_callbacks
+):
+    # given
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_A")
+
+    # when: 10.00 of 29.90 goes back
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_A", event_type="refund.succeeded", amount="10.00", refund_reference="re_1")
+
+    # then: credited, the order stays paid (and counted) and is flagged for staff
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (OrderStatus.PAID, True)
+    assert "partial refund re_1" in order.attention_reason
+    assert list(CreditNote.objects.values_list("amount", flat=True)) == [Decimal("10.00")]
+    assert Customer.objects.get(pk=order.customer_id).lifetime_value == Decimal("29.90")
+
+    # when: the rest goes back
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_A", event_type="refund.succeeded", amount="19.90", refund_reference="re_2")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.REFUNDED
+    assert Payment.objects.get().status == PaymentStatus.REFUNDED
+    assert sum(CreditNote.objects.values_list("amount", flat=True)) == Decimal("29.90")
+    assert Customer.objects.get(pk=order.customer_id).lifetime_value == Decimal("0.00")
+    assert StockLevel.objects.get().reserved == 0
+
+
+def test_cancelling_after_a_partial_refund_refunds_what_is_left(order):
+    _pay(order, "pay_A")
+    _pay(order, "pay_A", event_type="refund.succeeded", amount="10.00", refund_reference="re_1")
+    order.refresh_from_db()
+
+    order_cancel(order=order, reason="customer asked")
+
+    assert sorted(Refund.objects.values_list("amount", flat=True)) == [
+        Decimal("10.00"),
+        Decimal("19.90"),
+    ]
+    assert Payment.objects.get().status == PaymentStatus.REFUNDED
+
+
+def test_a_provider_refund_of_a_failed_payment_flags_the_order_and_records_nothing(order):
+    _pay(order, "pay_A", event_type="payment.failed")
+
+    _pay(order, "pay_A", event_type="refund.succeeded")
+
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (OrderStatus.PENDING_PAYMENT, True)
+    assert Refund.objects.count() == 0
+
+
+def test_a_payment_that_succeeds_after_failing_under_its_reference_pays_the_order(order):
+    # given: the provider keeps one reference across the retries of a charge
+    _pay(order, "pi_1", event_type="payment.failed")
+
+    # when
+    _pay(order, "pi_1")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    payment = Payment.objects.get()
+    assert (payment.status, payment.settles_order) == (PaymentStatus.SUCCEEDED, True)
+    assert Invoice.objects.filter(order=order).exists()
+    # and a late copy of the failure changes nothing
+    _pay(order, "pi_1", event_type="payment.failed")
+    assert Payment.objects.get().status == PaymentStatus.SUCCEEDED
+
+
+def test_a_refund_confirmed_before_its_payment_is_recorded_flags_the_order(order):
+    # when: the provider's events arrive out of order
+    _pay(order, "pay_A", event_type="refund.succeeded", refund_reference="re_A")
+    _pay(order, "pay_A")
+
+    # then: staff see the order, and why
+    order.refresh_from_db()
+    assert order.needs_attention
+    assert "payment pay_A, which is not recorded" in order.events.get(kind="flagged").note
+
+
+def test_a_paid_order_with_the_longest_payment_reference_can_be_cancelled(order):
+    _pay(order, "pi_" + "x" * 125)
+    order.refresh_from_db()
+
+    order_cancel(order=order, reason="customer asked")
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert Refund.objects.get().amount == Decimal("29.90")
+
+
+def test_the_migration_marks_the_payment_that_paid_each_order(order):
+    # given: rows from before `settles_order`, one order paid and charged twice
+    _pay(order, "pay_A")
+    _pay(order, "pay_B")
+    Payment.objects.update(settles_order=False)
+    migration = importlib.import_module("payments.migrations.0002_payment_settles_order")
+
+    # when
+    migration.mark_settling_payments(django_apps, None)
+
+    # then
+    settling = Payment.objects.filter(settles_order=True)
+    assert list(settling.values_list("provider_reference", flat=True)) == ["pay_A"]

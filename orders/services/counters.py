@@ -4,7 +4,8 @@ expression sends), recomputed by the reconcile task.
 Definitions (the reconcile task recomputes exactly these from the source rows):
 - Customer.order_count: orders the customer placed, whatever became of them.
 - Customer.lifetime_value: totals of the customer's orders that are paid and stay paid
-  (paid, shipped, delivered); a refund (always of the whole order) takes the total back off.
+  (paid, shipped, delivered); refunding the last of the payment that paid an order takes its
+  total back off (a partial refund leaves the order paid, and counted).
 - DailySales(date): orders paid that day (UTC), their units and their totals (gross).
 - VariantSales.units_sold: units on paid orders; units_shipped: units on shipped orders.
 """

@@ -90,9 +90,12 @@ def invoice_issue(*, order: Order) -> Invoice:
 def credit_note_issue(*, refund: Refund) -> CreditNote | None:
     """Issue the credit note that cancels (part of) the order's invoice for `refund`.
 
-    Returns None when the order was never invoiced (nothing to credit).
+    Returns None when there is nothing to credit: the order was never invoiced, or the refunded
+    payment is not the one invoiced (a duplicate charge, a late payment).
     Sends no signals, requests no tasks.
     """
+    if not refund.payment.settles_order:
+        return None
     invoice = Invoice.objects.filter(order_id=refund.order_id).first()
     if invoice is None:
         return None

@@ -1,51 +1,116 @@
-"""Refunds: issued by us (the demo provider refunds at once) or reported by the provider."""
+"""Refunds: issued by us (the demo provider refunds at once) or reported by the provider.
+
+Only the payment that paid the order (`Payment.settles_order`) stands for the order: its
+refunds are credited against the invoice, and refunding the last of it refunds the order (a
+paid, shipped or delivered one becomes `refunded`, a cancelled one stays cancelled) and takes
+the order's total off the customer's lifetime value. Any other payment of the order (a
+duplicate charge, a wrong amount, one that came after a cancellation) is refunded on its own:
+the money goes back and the order is left as it is.
+
+A refund locks the order's row, then the payment's: the order in which a cancellation takes
+them. So a cancellation, a staff refund and the provider's confirmation of the same payment are
+decided one after the other, and no payment is refunded beyond its amount.
+"""
+
+from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Sum
 
 from orders.models import Order, OrderStatus
 from orders.services import order_mark_refunded
 from payments.models import Payment, PaymentStatus, Refund
 from payments.signals import refund_issued
 
-# A refund of an order in one of these moves it to `refunded`; a cancelled order stays cancelled.
+# A full refund of an order in one of these moves it to `refunded`; a cancelled order stays
+# cancelled.
 REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+# The reference of the refund Stockwire issues itself: at most one per payment (the payment
+# is refunded in full by it), and short whatever the provider's payment reference is.
+OWN_REFUND_REFERENCE = "stockwire-refund-{payment_id}"
 
 
 class RefundError(Exception):
     code = "refund_impossible"
 
 
-@transaction.atomic
-def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
-    """Refund the order's succeeded payment in full (once: a second call returns the refund).
+def order_lock(*, order: Order) -> str:
+    """Lock the order's row for this transaction; return its status as committed now."""
+    return Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
 
-    A paid, shipped or delivered order becomes `refunded` (guarded; a paid order's
-    reservation is released); a cancelled one (the cancellation calls this) stays cancelled.
-    The built-in `demo` provider refunds synchronously, so the Refund is recorded at once;
-    a real provider would be asked by a task and confirm with a `refund.succeeded` event.
-    Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
-    transaction and request the refund e-mail (orders.email_send).
+
+def payment_left_to_refund(*, payment: Payment) -> Decimal:
+    """What of `payment` has not been refunded yet (lock the payment's row first)."""
+    refunded = Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
+    return payment.amount - (refunded or Decimal("0.00"))
+
+
+def refund_apply(
+    *,
+    order: Order,
+    order_status: str,
+    payment: Payment,
+    amount: Decimal,
+    provider_reference: str,
+    reason: str,
+    actor=None,
+) -> Refund:
+    """Record a refund of `amount` of `payment` and what follows from it; the caller has
+    locked the order's row (its status then: `order_status`) and the payment's, checked that
+    `amount` is left to refund, and sends `refund_issued`.
+
+    Refunding the last of the payment marks it refunded; when that payment paid the order, an
+    order in REFUNDABLE is marked refunded (its reservation released).
     """
-    payment = (
-        Payment.objects.filter(order=order, status__in=[PaymentStatus.SUCCEEDED])
-        .order_by("-created_at")
-        .first()
-    )
-    if payment is None:
-        existing = Refund.objects.filter(order=order).first()
-        if existing is not None:
-            return existing
-        raise RefundError(f"order {order.number} has no payment to refund")
+    refunds_the_rest = amount == payment_left_to_refund(payment=payment)
     refund = Refund.objects.create(
         order=order,
         payment=payment,
-        amount=payment.amount,
+        amount=amount,
         currency=payment.currency,
-        provider_reference=f"{payment.provider_reference}-refund",
-        reason=reason[:255],
+        provider_reference=provider_reference,
+        reason=reason[: Refund._meta.get_field("reason").max_length],
     )
-    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
-    if order.status in REFUNDABLE:
-        order_mark_refunded(order=order, actor=actor, reason=reason)
+    if refunds_the_rest:
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
+        payment.status = PaymentStatus.REFUNDED
+        if payment.settles_order and order_status in REFUNDABLE:
+            order_mark_refunded(order=order, actor=actor, reason=reason)
+    return refund
+
+
+@transaction.atomic
+def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
+    """Refund in full what is left of the order's payment: the one that paid it while it
+    stands, otherwise the newest other payment that succeeded (a payment that came after a
+    cancellation). A call with nothing left to refund returns the order's last refund.
+
+    The built-in `demo` provider refunds synchronously, so the Refund is recorded at once;
+    a real provider would be asked by a task and confirm with a `refund.succeeded` event.
+    Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
+    transaction (for the payment that paid the order) and request the refund e-mail
+    (orders.email_send).
+    """
+    order_status = order_lock(order=order)
+    payment = (
+        Payment.objects.select_for_update()
+        .filter(order=order, status=PaymentStatus.SUCCEEDED)
+        .order_by("-settles_order", "-created_at", "-pk")
+        .first()
+    )
+    if payment is None:
+        existing = Refund.objects.filter(order=order).order_by("-created_at", "-pk").first()
+        if existing is not None:
+            return existing
+        raise RefundError(f"order {order.number} has no payment to refund")
+    refund = refund_apply(
+        order=order,
+        order_status=order_status,
+        payment=payment,
+        amount=payment_left_to_refund(payment=payment),
+        provider_reference=OWN_REFUND_REFERENCE.format(payment_id=payment.pk),
+        reason=reason,
+        actor=actor,
+    )
     refund_issued.send(sender=refund_issue, refund=refund, order=order)
     return refund

@@ -18,11 +18,12 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from orders.models import Order
-from orders.services import InvalidTransition, order_flag, order_mark_paid, order_mark_refunded
+from orders.models import Order, OrderStatus
+from orders.services import InvalidTransition, order_flag, order_mark_paid
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund
-from payments.services.refunds import REFUNDABLE
+from payments.services.refunds import order_lock, payment_left_to_refund, refund_apply
 from payments.signals import payment_received, refund_issued
 
 logger = logging.getLogger(__name__)
@@ -210,35 +211,25 @@ def _event_apply(*, provider: str, event: PaymentEvent) -> None:
 def payment_record(*, provider: str, order: Order, event: PaymentEvent) -> Payment:
     """Record a provider's payment event for `order` and, if it pays the order, mark it paid.
 
-    A succeeded payment whose amount or currency does not match, or that arrives for an order
-    no longer pending (cancelled, expired), is kept and flags the order for staff
-    (`needs_attention` with the reason) instead. A payment reference seen before is a no-op.
+    The payment that marks the order paid is the one that settles it (`settles_order`). A
+    succeeded payment whose amount or currency does not match, or that arrives for an order
+    no longer pending (paid by another payment, cancelled, expired), is kept and flags the
+    order for staff (`needs_attention` with the reason) instead.
+    A payment reference seen before is a no-op, except that a failed payment the provider
+    now reports succeeded (a retried charge keeps its reference) counts from then on.
     Sends `payment_received(payment, order)` when the order is marked paid; its receivers
     issue the invoice in this transaction and request the receipt e-mail
     (orders.email_send) and the invoice document (payments.invoice_document_render).
     """
-    existing = Payment.objects.filter(
-        provider=provider, provider_reference=event.payment_reference
-    ).first()
-    if existing is not None:
-        return existing
-    succeeded = event.type == "payment.succeeded"
-    payment = Payment.objects.create(
-        order=order,
-        provider=provider,
-        provider_reference=event.payment_reference,
-        amount=event.amount,
-        currency=event.currency,
-        status=PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED,
-        raw_event=event.raw,
-    )
-    if not succeeded:
+    payment, changed = _payment_claim(provider=provider, order=order, event=event)
+    if not changed or payment.status != PaymentStatus.SUCCEEDED:
         return payment
-    if (event.amount, event.currency) != (order.total, order.currency):
+    order = payment.order
+    if (payment.amount, payment.currency) != (order.total, order.currency):
         order_flag(
             order=order,
-            reason=f"payment {event.payment_reference} of {event.amount} {event.currency} "
-            f"does not match the order total {order.total} {order.currency}",
+            reason=f"payment {payment.provider_reference} of {payment.amount} "
+            f"{payment.currency} does not match the order total {order.total} {order.currency}",
         )
         return payment
     try:
@@ -247,50 +238,107 @@ def payment_record(*, provider: str, order: Order, event: PaymentEvent) -> Payme
         order.refresh_from_db()
         order_flag(
             order=order,
-            reason=f"payment {event.payment_reference} arrived for an order that is "
+            reason=f"payment {payment.provider_reference} arrived for an order that is "
             f"{order.get_status_display().lower()}",
         )
         return payment
+    Payment.objects.filter(pk=payment.pk).update(settles_order=True)
+    payment.settles_order = True
     payment_received.send(sender=payment_record, payment=payment, order=order)
     return payment
 
 
+def _payment_claim(*, provider: str, order: Order, event: PaymentEvent) -> tuple[Payment, bool]:
+    """The payment the event reports, recorded; and whether this event changed it.
+
+    A reference seen before fails the INSERT on its unique key (also when two events for one
+    new reference arrive at the same moment: the second INSERT waits for the first to commit),
+    and the row is read instead. A failed payment the event reports succeeded is switched by a
+    guarded UPDATE, so only one event makes that change.
+    """
+    status = PaymentStatus.SUCCEEDED if event.type == "payment.succeeded" else PaymentStatus.FAILED
+    reported = {
+        "amount": event.amount,
+        "currency": event.currency,
+        "status": status,
+        "raw_event": event.raw,
+    }
+    try:
+        with transaction.atomic():
+            return Payment.objects.create(
+                order=order,
+                provider=provider,
+                provider_reference=event.payment_reference,
+                **reported,
+            ), True
+    except IntegrityError:
+        pass
+    seen = Payment.objects.filter(provider=provider, provider_reference=event.payment_reference)
+    switched = status == PaymentStatus.SUCCEEDED and seen.filter(
+        status=PaymentStatus.FAILED
+    ).update(**reported, updated_at=timezone.now())
+    return seen.select_related("order").get(), bool(switched)
+
+
 @transaction.atomic
 def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
-    """Record a refund the provider confirms and mark the order refunded.
+    """Record a refund the provider confirms, with what follows from it (`refund_apply`).
 
-    Unknown payment references are logged and ignored; a payment already refunded (by
-    `refund_issue` when the order was cancelled) is a no-op.
+    A refund the payment cannot hold (another currency, more than is left of it, a payment
+    that failed) is not recorded and flags the order, as does a refund of a payment Stockwire
+    has not recorded (its event may come later: the order is flagged, so staff see both).
+    A refund already
+    recorded, and the confirmation of one Stockwire issued (the payment is refunded in full),
+    are no-ops.
     Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
-    transaction and request the refund e-mail (orders.email_send).
+    transaction (for the payment that paid the order) and request the refund e-mail
+    (orders.email_send).
     """
-    payment = (
-        Payment.objects.select_related("order")
-        .filter(provider=provider, provider_reference=event.payment_reference)
-        .first()
-    )
+    payment = Payment.objects.filter(
+        provider=provider, provider_reference=event.payment_reference
+    ).first()
     if payment is None:
+        order = Order.objects.filter(number=event.order_number).first()
         logger.warning("refund for an unknown payment", extra={"event_id": event.id})
-        return None
-    if Refund.objects.filter(payment=payment).exists():
+        if order is not None:
+            order_flag(
+                order=order,
+                reason=f"refund of {event.amount} {event.currency} confirmed for payment "
+                f"{event.payment_reference}, which is not recorded",
+            )
         return None
     order = payment.order
-    refund = Refund.objects.create(
-        order=order,
-        payment=payment,
-        amount=event.amount,
-        currency=event.currency,
-        provider_reference=event.refund_reference or event.id,
-        reason="refund confirmed by the provider",
-    )
-    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
-    if order.status in REFUNDABLE:
-        order_mark_refunded(order=order, reason="refund confirmed by the provider")
-    else:
+    order_status = order_lock(order=order)
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    reference = event.refund_reference or event.id
+    if (
+        payment.status == PaymentStatus.REFUNDED
+        or payment.refunds.filter(provider_reference=reference).exists()
+    ):
+        return None
+    # A charge that failed holds no money to give back.
+    failed = payment.status == PaymentStatus.FAILED
+    left = Decimal("0.00") if failed else payment_left_to_refund(payment=payment)
+    if event.currency != payment.currency or event.amount > left:
         order_flag(
             order=order,
-            reason=f"refund {refund.provider_reference} confirmed for an order that is "
-            f"{order.get_status_display().lower()}",
+            reason=f"refund {reference} of {event.amount} {event.currency} confirmed for "
+            f"payment {payment.provider_reference}, which has {left} {payment.currency} left",
+        )
+        return None
+    refund = refund_apply(
+        order=order,
+        order_status=order_status,
+        payment=payment,
+        amount=event.amount,
+        provider_reference=reference,
+        reason="refund confirmed by the provider",
+    )
+    if event.amount < left:
+        order_flag(
+            order=order,
+            reason=f"partial refund {reference} of {event.amount} {event.currency} of payment "
+            f"{payment.provider_reference}; the order stays {OrderStatus(order_status).label}",
         )
     refund_issued.send(sender=refund_record, refund=refund, order=order)
     return refund
