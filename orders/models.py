@@ -126,12 +126,20 @@ class SentEmail(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="sent_emails")
     kind = models.CharField(max_length=16, choices=EmailKind.choices)
+    reference = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="What the e-mail is about, for a kind an order can have several of (each "
+        "refund has its own notice); blank for the kinds sent once per order.",
+    )
     recipient = models.EmailField()
     sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["order", "kind"], name="orders_one_email_per_kind"),
+            models.UniqueConstraint(
+                fields=["order", "kind", "reference"], name="orders_one_email_per_subject"
+            ),
         ]
 
     def __str__(self) -> str:

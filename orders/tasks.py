@@ -19,9 +19,13 @@ EMAIL_MAX_RETRIES = 10
     retry_jitter=True,
     max_retries=EMAIL_MAX_RETRIES,
 )
-def order_email_send(order_id: int, kind: str) -> bool:
+def order_email_send(
+    order_id: int, kind: str, reference: str = "", context: dict[str, str] | None = None
+) -> bool:
     """Send one order e-mail once (a copy of this task that runs again sends nothing)."""
-    return services.order_email_send(order_id=order_id, kind=kind)
+    return services.order_email_send(
+        order_id=order_id, kind=kind, reference=reference, context=context
+    )
 
 
 @shared_task(name="orders.expire_unpaid", ignore_result=True)

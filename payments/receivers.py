@@ -55,9 +55,15 @@ def refund_paid_order(sender, order, previous_status, actor=None, reason="", **k
 
 
 @receiver(refund_issued, dispatch_uid="payments.email_refund_notice")
-def email_refund_notice(sender, order, **kwargs) -> None:
-    """Request the refund e-mail through the outbox: sent only if the refund commits."""
-    order_email_request(order=order, kind=EmailKind.REFUND)
+def email_refund_notice(sender, refund, order, **kwargs) -> None:
+    """Request the refund's own notice, with its amount, through the outbox: sent only if the
+    refund commits, and once per refund (an order refunded in parts gets a notice per part)."""
+    order_email_request(
+        order=order,
+        kind=EmailKind.REFUND,
+        reference=f"refund-{refund.pk}",
+        context={"amount": str(refund.amount), "currency": refund.currency},
+    )
 
 
 @receiver(refund_issued, dispatch_uid="payments.render_credit_note_document")

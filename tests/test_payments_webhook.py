@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.apps import apps as django_apps
+from django.core import mail
 from django.db import transaction
 from django.db.transaction import TransactionManagementError
 
@@ -554,6 +555,31 @@ def test_partial_provider_refunds_are_credited_and_the_last_one_refunds_the_orde
     assert sum(CreditNote.objects.values_list("amount", flat=True)) == Decimal("29.90")
     assert Customer.objects.get(pk=order.customer_id).lifetime_value == Decimal("0.00")
     assert StockLevel.objects.get().reserved == 0
+
+
+def test_each_refund_sends_its_own_notice_with_its_amount(
+    order, django_capture_on_commit_callbacks
+):
+    # given
+    with django_capture_on_commit_callbacks(execute=True):
+        _pay(order, "pay_A")
+    mail.outbox.clear()
+
+    # when: refunded in two parts, the second one replayed
+    for reference, amount in (("re_1", "10.00"), ("re_2", "19.90"), ("re_2", "19.90")):
+        with django_capture_on_commit_callbacks(execute=True):
+            _pay(
+                order,
+                "pay_A",
+                event_type="refund.succeeded",
+                amount=amount,
+                refund_reference=reference,
+            )
+
+    # then
+    notices = [m.body for m in mail.outbox if m.subject == f"Refund for order {order.number}"]
+    assert len(notices) == 2
+    assert "We refunded 10.00 EUR" in notices[0] and "We refunded 19.90 EUR" in notices[1]
 
 
 def test_cancelling_after_a_partial_refund_refunds_what_is_left(order):

@@ -1,4 +1,9 @@
-"""Order e-mails: rendered from templates, sent at most once per order and kind."""
+"""Order e-mails: rendered from templates, sent at most once per order, kind and reference.
+
+Most kinds are sent once per order; a kind an order can have several of (the refund notice:
+one per refund) names what each is about with a `reference`, and carries the facts the
+orders app cannot look up itself (a refund's amount lives in payments) as `context`.
+"""
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -9,9 +14,12 @@ from orders.models import EmailKind, Order, SentEmail
 from outbox.services import outbox_enqueue
 
 
-def order_email_render(*, order: Order, kind: str) -> EmailMultiAlternatives:
+def order_email_render(
+    *, order: Order, kind: str, context: dict[str, str] | None = None
+) -> EmailMultiAlternatives:
     """Build the text + HTML message of `kind` for `order` (templates in orders/email/)."""
     context = {
+        **(context or {}),
         "order": order,
         "lines": list(order.lines.all()),
         "customer_email": order.customer.user.email,
@@ -29,23 +37,31 @@ def order_email_render(*, order: Order, kind: str) -> EmailMultiAlternatives:
     return message
 
 
-def order_email_request(*, order: Order, kind: str) -> None:
+def order_email_request(
+    *, order: Order, kind: str, reference: str = "", context: dict[str, str] | None = None
+) -> None:
     """Request the `kind` e-mail of an order in the caller's transaction.
 
     Through the outbox, so the e-mail goes only if that transaction commits; the dedupe key
-    makes a second request for the same order and kind the same request.
+    makes a second request for the same order, kind and reference the same request.
     Sends no signals; requests the `orders.email_send` task.
     """
+    kwargs: dict = {"order_id": order.pk, "kind": kind}
+    if reference:
+        kwargs.update(reference=reference, context=context or {})
     outbox_enqueue(
         task_name="orders.email_send",
-        kwargs={"order_id": order.pk, "kind": kind},
-        dedupe_key=f"email:{kind}:{order.pk}",
+        kwargs=kwargs,
+        dedupe_key=":".join(part for part in ("email", kind, str(order.pk), reference) if part),
     )
 
 
 @transaction.atomic
-def order_email_send(*, order_id: int, kind: str) -> bool:
-    """Send the `kind` e-mail of an order unless it was sent already; return whether it was.
+def order_email_send(
+    *, order_id: int, kind: str, reference: str = "", context: dict[str, str] | None = None
+) -> bool:
+    """Send the `kind` e-mail of an order (about `reference`) unless it was sent already;
+    return whether it was.
 
     The SentEmail row is claimed first (its unique key makes a concurrent copy of the task wait
     and then skip); if sending fails the claim rolls back with the transaction, so a retry
@@ -60,9 +76,9 @@ def order_email_send(*, order_id: int, kind: str) -> bool:
     if not recipient:
         return False
     _, claimed = SentEmail.objects.get_or_create(
-        order=order, kind=kind, defaults={"recipient": recipient}
+        order=order, kind=kind, reference=reference, defaults={"recipient": recipient}
     )
     if not claimed:
         return False
-    order_email_render(order=order, kind=kind).send()
+    order_email_render(order=order, kind=kind, context=context).send()
     return True
