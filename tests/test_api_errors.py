@@ -5,8 +5,11 @@ import logging
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import SuspiciousOperation
 
 from catalog import selectors as catalog_selectors
+from orders.models import Order
+from tests.storefront_helpers import FAST_HASHERS, client_for, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +85,68 @@ def test_nul_characters_answer_422_not_a_database_error(client):
     assert response.status_code == 422
 
 
+# Over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): what a client or proxy may send by mistake.
+OVERSIZED_BODY = json.dumps({"email": "ada@example.com", "password": "x" * 3_000_000})
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/payments/webhook"]
+)
+def test_body_over_the_upload_limit_answers_413_problem(client, path, caplog):
+    # when
+    response = client.post(
+        path,
+        data=OVERSIZED_BODY,
+        content_type="application/json",
+        headers={"Stockwire-Signature": "t=1,v1=00"},
+    )
+
+    # then
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert set(body) >= PROBLEM_FIELDS
+    assert (body["status"], body["code"]) == (413, "payload_too_large")
+    assert not [r for r in caplog.records if r.name == "stockwire.api"]
+
+
+def test_order_body_over_the_upload_limit_answers_413_and_places_nothing(settings):
+    # given
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    ada = client_for(user_with_token()[1])
+    lines = [{"sku": "X" * 60, "quantity": 1}] * 50_000
+
+    # when
+    response = ada.post(
+        "/api/v1/orders",
+        data=json.dumps({"lines": lines}),
+        content_type="application/json",
+        headers={"Idempotency-Key": "key-1"},
+    )
+
+    # then
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert Order.objects.count() == 0
+
+
+def test_request_django_deems_suspicious_answers_400_problem(client, monkeypatch):
+    # given
+    def suspicious():
+        raise SuspiciousOperation("suspicious internals")
+
+    monkeypatch.setattr(catalog_selectors, "category_list", suspicious)
+
+    # when
+    response = client.get("/api/v1/categories")
+
+    # then
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "bad_request"
+    assert "suspicious internals" not in response.content.decode()
+
+
 def test_unexpected_error_answers_500_problem_without_traceback_and_logs_the_request_id(
     client, monkeypatch, caplog
 ):
@@ -134,6 +199,8 @@ def test_openapi_document_lists_every_operation_with_its_problems(client):
     for item in paths.values():
         for operation in item.values():
             assert {"400", "422", "500"} <= set(operation["responses"])
+            if "requestBody" in operation:
+                assert "413" in operation["responses"]
 
 
 def test_interactive_docs_are_served(client):

@@ -23,6 +23,8 @@ PROBLEMS_EVERYWHERE = {
     "500": ("Server error", PROBLEM_REF),
     "503": ("Database unavailable; retry after `Retry-After` seconds", PROBLEM_REF),
 }
+# Only an operation that reads a body can receive one over DATA_UPLOAD_MAX_MEMORY_SIZE.
+PROBLEMS_WITH_A_BODY = {"413": ("Request body too large", PROBLEM_REF)}
 
 
 class StorefrontAPI(NinjaAPI):
@@ -31,7 +33,10 @@ class StorefrontAPI(NinjaAPI):
         for path in schema["paths"].values():
             for operation in path.values():
                 responses = {str(status): value for status, value in operation["responses"].items()}
-                for status, (description, ref) in PROBLEMS_EVERYWHERE.items():
+                problems = PROBLEMS_EVERYWHERE
+                if "requestBody" in operation:
+                    problems = {**PROBLEMS_EVERYWHERE, **PROBLEMS_WITH_A_BODY}
+                for status, (description, ref) in problems.items():
                     responses.setdefault(
                         status,
                         {

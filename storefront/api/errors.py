@@ -5,6 +5,8 @@ each code to its HTTP status, so the API never imports another app's exception c
 translate them. Anything without a known code is a bug: it is logged with the request id and
 answered as a bare 500 problem (no traceback leaves the server). A database that does not
 answer is a 503 with `Retry-After`: nothing was written, and retrying is the right reaction.
+What Django refuses as suspicious (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) is
+the client's doing, so it is a 4xx here as it is in Django's own handler, not a bug.
 """
 
 import json
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from ninja import NinjaAPI, Schema
@@ -205,6 +209,18 @@ def _on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
     )
 
 
+def _on_suspicious_operation(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    # Logged where Django's own handler logs it, so alerts on django.security see the API too.
+    logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(
+            413,
+            "payload_too_large",
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        )
+    return problem_response(400, "bad_request", "The request was refused as malformed.")
+
+
 def _on_database_unavailable(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
     # The connection broke or the server refused a statement (down, restarting, a timeout):
     # the transaction rolled back, nothing was written, and a retry may well succeed.
@@ -233,6 +249,7 @@ def register_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(ApiError, _on_api_error)
     api.add_exception_handler(HttpError, _on_http_error)
     api.add_exception_handler(Http404, _on_not_found)
+    api.add_exception_handler(SuspiciousOperation, _on_suspicious_operation)
     api.add_exception_handler(Exception, _on_exception)
 
 
