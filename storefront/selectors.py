@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Case, Q, When
+from django.db.models import Case, Q, QuerySet, When
 from django.utils import timezone
 
 from orders.models import Customer
@@ -42,23 +42,33 @@ def token_user(*, raw: str) -> AbstractBaseUser | None:
     return user
 
 
+def users_with_email(*, email: str) -> QuerySet:
+    """Users whose username or e-mail is the normalised `email`, in either case.
+
+    A customer's username is their e-mail; a staff member's may not be, so the e-mail column
+    counts too: an address is taken when any user holds it in either column.
+    """
+    return get_user_model().objects.filter(Q(username__iexact=email) | Q(email__iexact=email))
+
+
 def user_for_credentials(*, email: str, password: str) -> AbstractBaseUser | None:
     """Return the active user with this e-mail and password, or None.
 
-    A customer's username is their normalised e-mail; a staff member's may not be, so the
-    e-mail column is the fallback. A miss still runs the password hasher, so response time
-    does not tell which e-mails have accounts.
+    Registration refuses an e-mail any user holds, but users created before that rule, or
+    by staff in the admin, may share one; each candidate's password is checked, so one
+    account's wrong password never shadows another's right one (the username match first).
+    A miss still runs the password hasher, so response time does not tell which e-mails have
+    accounts.
     """
     email = user_email_normalise(email)
-    user_model = get_user_model()
-    user = (
-        user_model.objects.filter(Q(username=email) | Q(email__iexact=email))
+    candidates = list(
+        users_with_email(email=email)
+        .filter(is_active=True)
         .order_by(Case(When(username=email, then=0), default=1), "pk")
-        .first()
     )
-    if user is None:
-        user_model().set_password(password)
-        return None
-    if not user.check_password(password) or not user.is_active:
-        return None
-    return user
+    for user in candidates:
+        if user.check_password(password):
+            return user
+    if not candidates:
+        get_user_model()().set_password(password)
+    return None

@@ -25,6 +25,7 @@ from django.utils import timezone
 from config.inserts import insert_instances
 from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
+from storefront.selectors import users_with_email
 
 # PostgreSQL's SQLSTATE for a lock wait cut short by `lock_timeout`.
 LOCK_NOT_AVAILABLE = "55P03"
@@ -95,7 +96,8 @@ def customer_register(*, email: str, password: str) -> tuple[AbstractBaseUser, s
     first token (returned in clear), in one transaction.
 
     Raises RegistrationInvalid listing every problem (Django's password validators included)
-    and EmailTaken when the e-mail is registered, also when a concurrent registration wins.
+    and EmailTaken when any user holds the e-mail as username or e-mail (a staff member's
+    included, whose log-in it would otherwise share), also when a concurrent registration wins.
     Sends no custom signals (saving the user sends post_save, on which the orders app creates
     the customer profile), requests no tasks.
     """
@@ -113,7 +115,7 @@ def customer_register(*, email: str, password: str) -> tuple[AbstractBaseUser, s
         errors += [{"field": "password", "message": message} for message in error.messages]
     if errors:
         raise RegistrationInvalid(errors)
-    if user_model.objects.filter(username=email).exists():
+    if users_with_email(email=email).exists():
         raise EmailTaken()
     candidate.set_password(password)
     try:

@@ -77,6 +77,50 @@ def test_register_with_a_taken_email_answers_409_email_taken(client):
     assert get_user_model().objects.count() == 1
 
 
+def test_register_with_a_staff_members_email_answers_409_and_staff_still_log_in(client):
+    # given
+    get_user_model().objects.create_user(
+        username="alice", email="alice@shop.example", password=GOOD_PASSWORD, is_staff=True
+    )
+
+    # when
+    registered = post(
+        client,
+        "/api/v1/auth/register",
+        {"email": "Alice@Shop.example", "password": "someone else 456!"},
+    )
+    login = post(
+        client, "/api/v1/auth/token", {"email": "alice@shop.example", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert registered.status_code == 409
+    assert registered.json()["code"] == "email_taken"
+    assert get_user_model().objects.count() == 1
+    assert login.status_code == 200
+
+
+def test_login_finds_the_account_whose_password_matches_when_two_share_an_email(client):
+    # given: a customer and a staff member with one e-mail, as left by an older release
+    user_model = get_user_model()
+    user_model.objects.create_user(
+        username="ada@example.com", email="ada@example.com", password="customer pass 123!"
+    )
+    staff = user_model.objects.create_user(
+        username="ada", email="ada@example.com", password=GOOD_PASSWORD, is_staff=True
+    )
+
+    # when
+    response = post(
+        client, "/api/v1/auth/token", {"email": "ada@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert response.status_code == 200
+    token = ApiToken.objects.get(key_hash=ApiToken.hash_of(response.json()["token"]))
+    assert token.user_id == staff.pk
+
+
 def test_register_lists_every_password_and_email_problem(client):
     # when
     response = post(client, "/api/v1/auth/register", {"email": "not-an-email", "password": "123"})
