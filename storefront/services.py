@@ -104,10 +104,17 @@ def customer_register(*, email: str, password: str) -> tuple[AbstractBaseUser, s
     user_model = get_user_model()
     email = user_email_normalise(email)
     errors = []
-    try:
-        validate_email(email)
-    except DjangoValidationError as error:
-        errors += [{"field": "email", "message": message} for message in error.messages]
+    # Lower-casing can lengthen an address ('İ' becomes two characters), so the schema's limit
+    # on what was sent does not bound what would be stored as username and e-mail.
+    max_length = min(user_model._meta.get_field(name).max_length for name in ("username", "email"))
+    if len(email) > max_length:
+        message = f"Ensure this value has at most {max_length} characters once lower-cased."
+        errors.append({"field": "email", "message": message})
+    else:
+        try:
+            validate_email(email)
+        except DjangoValidationError as error:
+            errors += [{"field": "email", "message": message} for message in error.messages]
     candidate = user_model(username=email, email=email)
     try:
         validate_password(password, user=candidate)

@@ -135,6 +135,22 @@ def test_register_lists_every_password_and_email_problem(client):
     assert get_user_model().objects.count() == 0
 
 
+def test_register_with_an_email_too_long_once_lower_cased_answers_422_naming_it(client):
+    # given: 'İ' (U+0130) lower-cases to two characters, so 129 characters become 249
+    email = "a@" + ".".join(["\u0130" * 30] * 4) + ".com"
+    assert len(email) <= 150 < len(email.lower())
+
+    # when
+    response = post(client, "/api/v1/auth/register", {"email": email, "password": GOOD_PASSWORD})
+
+    # then
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [error["field"] for error in body["errors"]] == ["email"]
+    assert get_user_model().objects.count() == 0
+
+
 def test_register_without_password_lists_the_missing_field(client):
     # when
     response = post(client, "/api/v1/auth/register", {"email": "ada@example.com"})
