@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -33,6 +34,32 @@ class Category(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Refuse a parent that is this category or one below it.
+
+        The tree would become a loop: the category and its branch would hang under nothing
+        and every walk down from them would never end. A database constraint cannot see the
+        whole chain, so the admin's form checks it here; code that sets `parent` without
+        full_clean() is not checked, which is why the walks down keep a seen set too.
+        """
+        super().clean()
+        if self.pk is None:
+            return
+        seen: set[int] = set()
+        ancestor_id = self.parent_id
+        while ancestor_id is not None and ancestor_id not in seen:
+            if ancestor_id == self.pk:
+                raise ValidationError(
+                    {
+                        "parent": "A category cannot be placed under itself or one of its "
+                        "own subcategories."
+                    }
+                )
+            seen.add(ancestor_id)
+            ancestor_id = (
+                Category.objects.filter(pk=ancestor_id).values_list("parent_id", flat=True).first()
+            )
 
 
 class Product(TimeStamped):

@@ -131,7 +131,8 @@ def _category_and_descendant_ids(*, slug: str) -> list[int]:
     """Ids of the category with `slug` and of every category below it.
 
     Reads the whole tree (id and parent only) in one query: a shop's category tree is
-    hundreds of rows, and this avoids a query per level.
+    hundreds of rows, and this avoids a query per level. A parent chain that loops (the admin
+    refuses one, but `update()` and code that skips full_clean() do not) is walked once.
     """
     children: dict[int | None, list[int]] = defaultdict(list)
     root = None
@@ -141,11 +142,14 @@ def _category_and_descendant_ids(*, slug: str) -> list[int]:
             root = pk
     if root is None:
         return []
-    found, pending = [], [root]
+    found, pending, seen = [], [root], {root}
     while pending:
         pk = pending.pop()
         found.append(pk)
-        pending.extend(children[pk])
+        for child in children[pk]:
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
     return found
 
 

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image as PILImage
 
-from catalog.models import ProductImage
+from catalog.models import Category, ProductImage
 from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
 from orders.models import Order, OrderStatus
@@ -717,6 +717,49 @@ def test_product_page_shows_variants_and_the_price_history(client):
     assert "CAP-RED" in html
     assert "15.00 → 17.00" in html
     assert "manager@stockwire.example" in html
+
+
+@pytest.mark.parametrize("new_parent", ["itself", "its grandchild"])
+def test_category_cannot_be_moved_under_itself_or_its_descendants(client, new_parent):
+    # given
+    clothes = Category.objects.create(name="Clothes", slug="clothes")
+    shirts = Category.objects.create(name="Shirts", slug="shirts", parent=clothes)
+    linen = Category.objects.create(name="Linen", slug="linen", parent=shirts)
+    client.force_login(staff_user("manager"))
+    parent = {"itself": clothes, "its grandchild": linen}[new_parent]
+
+    # when
+    response = client.post(
+        reverse("admin:catalog_category_change", args=[clothes.pk]),
+        {"name": "Clothes", "slug": "clothes", "parent": parent.pk},
+    )
+
+    # then
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.errors["parent"] == [
+        "A category cannot be placed under itself or one of its own subcategories."
+    ]
+    clothes.refresh_from_db()
+    assert clothes.parent_id is None
+
+
+def test_category_can_be_moved_under_another_branch(client):
+    # given
+    clothes = Category.objects.create(name="Clothes", slug="clothes")
+    shirts = Category.objects.create(name="Shirts", slug="shirts", parent=clothes)
+    sale = Category.objects.create(name="Sale", slug="sale")
+    client.force_login(staff_user("manager"))
+
+    # when
+    response = client.post(
+        reverse("admin:catalog_category_change", args=[shirts.pk]),
+        {"name": "Shirts", "slug": "shirts", "parent": sale.pk},
+    )
+
+    # then
+    assert response.status_code == 302
+    shirts.refresh_from_db()
+    assert shirts.parent_id == sale.pk
 
 
 def test_support_downloads_the_invoice_document_and_warehouse_may_not(

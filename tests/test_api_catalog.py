@@ -106,6 +106,22 @@ def test_product_page_filters_by_category_including_descendants(client):
     assert [item["slug"] for item in body["items"]] == ["shirt"]
 
 
+@pytest.mark.timeout(5, method="signal")
+def test_category_filter_answers_even_when_the_tree_loops(client):
+    # given: a loop the admin refuses, written past it as code or an older release could
+    clothes = baker.make(Category, name="Clothes", slug="clothes")
+    shirts = baker.make(Category, name="Shirts", slug="shirts", parent=clothes)
+    Category.objects.filter(pk=clothes.pk).update(parent=shirts)
+    product_make(name="Shirt", category=shirts, skus=("S-1",))
+
+    # when
+    response = client.get("/api/v1/products", {"category": "clothes"})
+
+    # then
+    assert response.status_code == 200
+    assert [item["slug"] for item in response.json()["items"]] == ["shirt"]
+
+
 def test_product_page_searches_with_q(client):
     # given
     product_make(name="Linen shirt", skus=("S-1",))
