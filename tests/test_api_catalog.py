@@ -191,6 +191,46 @@ def test_product_detail_has_a_strong_etag_and_answers_304_to_it(client):
     assert again["ETag"] == first["ETag"]
 
 
+@pytest.mark.parametrize(
+    "if_none_match",
+    [
+        "W/{etag}",  # what a proxy that compresses the answer hands the client
+        '"older", {etag}',
+        '"older",W/{etag}',
+        "*",
+    ],
+)
+def test_product_detail_answers_304_to_a_weak_tag_a_list_or_a_star(client, if_none_match):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    etag = client.get("/api/v1/products/linen-shirt")["ETag"]
+
+    # when
+    response = client.get(
+        "/api/v1/products/linen-shirt",
+        headers={"If-None-Match": if_none_match.format(etag=etag)},
+    )
+
+    # then
+    assert response.status_code == 304
+    assert response["ETag"] == etag
+
+
+def test_product_detail_answers_200_when_no_offered_tag_matches(client):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    etag = client.get("/api/v1/products/linen-shirt")["ETag"]
+
+    # when
+    response = client.get(
+        "/api/v1/products/linen-shirt", headers={"If-None-Match": '"older", W/"oldest"'}
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response["ETag"] == etag
+
+
 def test_product_detail_etag_changes_when_availability_changes(
     client, django_capture_on_commit_callbacks
 ):

@@ -2,7 +2,7 @@
 
 Bodies are rendered to JSON once and cached as text, so a cached answer costs no database query
 and no serialisation. Details carry a strong ETag (the SHA-256 of the body) and answer a
-matching `If-None-Match` with 304.
+matching `If-None-Match` (weak comparison, a list, or `*`) with 304.
 """
 
 import hashlib
@@ -11,6 +11,7 @@ from typing import Annotated
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import parse_etags
 from ninja import Path, Query, Router
 
 from catalog import selectors as catalog_selectors
@@ -39,6 +40,16 @@ def _json_response(body: str, *, etag: str | None = None) -> HttpResponse:
     if etag:
         response["ETag"] = etag
     return response
+
+
+def _not_modified(if_none_match: str, *, etag: str) -> bool:
+    """Whether the `If-None-Match` header names the current representation (answer 304).
+
+    RFC 9110 (13.1.2) compares If-None-Match weakly: `W/"x"` matches `"x"`. Proxies that
+    compress an answer weaken its ETag (nginx's gzip does), and their clients send it back so.
+    """
+    offered = parse_etags(if_none_match)
+    return "*" in offered or etag.removeprefix("W/") in {tag.removeprefix("W/") for tag in offered}
 
 
 def _render_products(products: list[Product]) -> list[dict]:
@@ -165,8 +176,7 @@ def product_detail(request: HttpRequest, slug: SlugPath):
     entry = cache.product_detail(slug=slug, build=build)
     if entry is None:
         raise ApiError(404, "not_found", f"No product {slug!r}.")
-    offered = {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}
-    if entry["etag"] in offered or "*" in offered:
+    if _not_modified(request.headers.get("If-None-Match", ""), etag=entry["etag"]):
         response = HttpResponse(status=304)
         response["ETag"] = entry["etag"]
         response["Cache-Control"] = CACHE_CONTROL
