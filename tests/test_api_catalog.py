@@ -174,6 +174,34 @@ def test_negative_limit_answers_422_naming_the_field(client):
     assert [error["field"] for error in response.json()["errors"]] == ["limit"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/categories", "/api/v1/products", "/api/v1/products/linen-shirt"]
+)
+def test_head_answers_what_get_answers_without_the_body(client, path):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    got = client.get(path)
+
+    # when
+    head = client.head(path)
+
+    # then
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    for header in ("Content-Type", "Cache-Control", "Content-Length"):
+        assert head[header] == got[header]
+    assert head.get("ETag") == got.get("ETag")
+
+
+def test_head_of_an_unknown_product_answers_404(client):
+    # when
+    response = client.head("/api/v1/products/nothing-here")
+
+    # then
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
 def test_product_detail_has_a_strong_etag_and_answers_304_to_it(client):
     # given
     product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)

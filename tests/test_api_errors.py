@@ -49,8 +49,17 @@ def test_unsupported_method_answers_405_problem_with_allow(client):
     # then
     assert response.status_code == 405
     assert response["Content-Type"] == "application/problem+json"
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_head_where_get_is_not_served_answers_405_with_allow(client):
+    # when
+    response = client.head("/api/v1/auth/register")
+
+    # then
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
 
 
 def test_body_that_is_not_json_answers_400_problem(client):
