@@ -297,3 +297,14 @@ def test_unknown_or_inactive_product_answers_404_problem(client):
     assert missing["Content-Type"] == "application/problem+json"
     assert missing.json()["code"] == "not_found"
     assert inactive.status_code == 404
+
+
+@pytest.mark.parametrize("slug", ["é", "a.b", "x" * 221])
+def test_slug_no_product_could_have_answers_404_like_an_unknown_one(client, slug):
+    # when
+    response = client.get(f"/api/v1/products/{slug}")
+
+    # then
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"

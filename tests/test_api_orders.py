@@ -271,6 +271,24 @@ def test_customers_see_only_their_own_orders(ada, bob, shirt):
     assert other.json()["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/orders/SW_1"),
+        ("get", "/api/v1/orders/SW.1/invoice"),
+        ("post", "/api/v1/orders/SW_1/cancel"),
+    ],
+)
+def test_order_number_no_order_could_have_answers_404_like_an_unknown_one(ada, method, path):
+    # when
+    response = getattr(ada, method)(path)
+
+    # then
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
 def test_customer_cancels_their_order_and_the_stock_comes_back(ada, shirt):
     # given
     number = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}]).json()["number"]

@@ -160,6 +160,10 @@ def validation_problem(errors: list[dict[str, str]]) -> HttpResponse:
 
 
 def _on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    # A path value outside its pattern (a slug with a dot, an order number with "_") names
+    # no resource that could exist: the contract's 404, as for one that does not.
+    if any(tuple(error.get("loc", ()))[:1] == ("path",) for error in exc.errors):
+        return problem_response(404, "not_found", f"Nothing at {request.path}.")
     errors = [
         {"field": _field_name(error.get("loc", ())), "message": str(error.get("msg", "invalid"))}
         for error in exc.errors
