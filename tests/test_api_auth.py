@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from orders.models import Customer
 from storefront import cache as read_cache
 from storefront import throttle
 from storefront.models import ApiToken
+from storefront.selectors import users_with_email
 from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
 
 pytestmark = pytest.mark.django_db
@@ -328,3 +330,18 @@ def test_login_still_works_with_the_cache_down(client, monkeypatch):
 
     # then
     assert statuses == [200] * (throttle.LOGIN_PER_EMAIL.requests + 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgres_finds_a_user_by_email_in_either_case_through_indexes():
+    # given a planner that would rather not scan (the test table is tiny)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+
+    # when
+    plan = users_with_email(email="ada@example.com").explain()
+
+    # then: log-in and registration read two index entries, not every user
+    assert "storefront_auth_user_upper_username" in plan
+    assert "storefront_auth_user_upper_email" in plan
