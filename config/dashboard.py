@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from catalog.models import Variant
 from orders.models import Order, OrderStatus
+from payments.models import Refund
 
 CHART_DAYS = 30
 # Enough rows to act on in one sitting; the full lists are one click away.
@@ -62,18 +63,29 @@ class ChartTick:
 def sales_by_day(*, days: int = CHART_DAYS, today: datetime.date | None = None) -> list[DaySales]:
     """Orders placed and revenue kept, per day of the last `days` days (oldest first), one query.
 
+    Revenue kept is the total of orders still paid, shipped or delivered, less what was given
+    back of the payments that paid them (a partial refund leaves its order paid).
     Days without orders are present with zeros, so the chart's time axis has no gaps.
     """
     today = today or timezone.localdate()
     first = today - datetime.timedelta(days=days - 1)
     start = timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+    refunded = (
+        Refund.objects.filter(order=OuterRef("pk"), payment__settles_order=True)
+        .values("order")
+        .annotate(amount=Sum("amount"))
+        .values("amount")
+    )
     rows = (
         Order.objects.filter(placed_at__gte=start)
-        .annotate(day=TruncDate("placed_at"))
+        .annotate(
+            day=TruncDate("placed_at"),
+            kept=F("total") - Coalesce(Subquery(refunded), Decimal("0")),
+        )
         .values("day")
         .annotate(
             orders=Count("id"),
-            revenue=Sum("total", filter=Q(status__in=SOLD_STATUSES), default=Decimal("0")),
+            revenue=Sum("kept", filter=Q(status__in=SOLD_STATUSES), default=Decimal("0")),
         )
         .order_by("day")
     )

@@ -15,7 +15,9 @@ from config.dashboard import (
 )
 from orders.models import Order
 from orders.services import order_cancel
+from payments.services import webhook_handle
 from tests.admin_shop import order_paid, order_placed, variant_stocked, warehouse_main
+from tests.payments_helpers import payment_event, signed
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +59,43 @@ def test_sales_count_every_order_but_revenue_only_of_orders_kept_paid():
     assert (days[-3].orders, days[-3].revenue) == (1, two_days_ago.total)
     assert sum(day.orders for day in days) == 4
     assert all(day.revenue == Decimal("0.00") for day in days[:-3])
+
+
+def test_revenue_leaves_out_what_was_refunded_of_a_paid_order():
+    # given: two paid orders, 5.00 of one refunded by the provider, a duplicate charge of the
+    # other refunded in full
+    variant = variant_stocked(price="10.00", on_hand=20)
+    partly, charged_twice = (
+        order_paid(variant=variant, quantity=2, email=email)
+        for email in ("a@example.com", "b@example.com")
+    )
+    webhook_handle(
+        **signed(
+            payment_event(
+                partly,
+                event_type="refund.succeeded",
+                amount="5.00",
+                payment_reference=partly.payments.get().provider_reference,
+            )
+        )
+    )
+    webhook_handle(**signed(payment_event(charged_twice, payment_reference="pay_twice")))
+    webhook_handle(
+        **signed(
+            payment_event(
+                charged_twice, event_type="refund.succeeded", payment_reference="pay_twice"
+            )
+        )
+    )
+
+    # when
+    today = sales_by_day(days=1)[-1]
+
+    # then
+    assert (today.orders, today.revenue) == (
+        2,
+        partly.total - Decimal("5.00") + charged_twice.total,
+    )
 
 
 def test_chart_bars_are_scaled_to_the_best_day():
