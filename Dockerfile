@@ -13,7 +13,10 @@ COPY --from=build /venv /venv
 WORKDIR /app
 COPY --chown=stockwire:stockwire . /app
 # collectstatic needs settings but no secrets of production; these throwaway values never run.
-RUN SECRET_KEY=build-only PAYMENT_WEBHOOK_SECRET=build-only python manage.py collectstatic --noinput
+# The static and media folders belong to the app's user, so the volumes compose mounts there
+# (created from these folders) are writable by it.
+RUN SECRET_KEY=build-only PAYMENT_WEBHOOK_SECRET=build-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/media && chown -R stockwire:stockwire /app/staticfiles /app/media
 USER stockwire
 EXPOSE 8000
 # Graceful: gunicorn finishes in-flight requests on SIGTERM within --graceful-timeout.
