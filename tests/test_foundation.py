@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -103,6 +104,20 @@ def test_deploy_check_is_clean_with_the_example_production_values():
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_every_setting_read_from_the_environment_is_documented_and_in_the_example():
+    # given the names config/settings.py reads (env.str("NAME", …), env.int(…), …)
+    source = (PROJECT_DIR / "config" / "settings.py").read_text()
+    read = set(re.findall(r'env\.[a-z]+\("([A-Z][A-Z0-9_]*)"', source)) | {"DATABASE_URL"}
+    readme = (PROJECT_DIR / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    example = (PROJECT_DIR / ".env.example").read_text()
+
+    # then an operator finds each in the README's table and in .env.example
+    assert len(read) > 20
+    assert sorted(name for name in read if f"`{name}`" not in table) == []
+    assert sorted(name for name in read if not re.search(rf"^#? ?{name}=", example, re.M)) == []
 
 
 @pytest.mark.django_db
