@@ -37,7 +37,7 @@ from catalog.models import Category, Product, Variant
 from catalog.services import product_search_document
 from catalog.signals import catalog_changed
 from inventory.models import StockLevel, StockMovement, Warehouse
-from inventory.services import stock_set_on_hand, warehouse_ensure
+from inventory.services import MAX_UNITS, stock_set_on_hand, warehouse_ensure
 
 REQUIRED_COLUMNS = ("sku", "product", "variant", "category", "price", "warehouse", "on_hand")
 OPTIONAL_COLUMNS = ("low_stock_threshold", "description", "is_active")
@@ -302,10 +302,15 @@ def _price(cell: str) -> Decimal:
 
 
 def _whole_number(name: str, cell: str) -> int:
+    """A count in a cell: ASCII digits only (`isdigit` alone takes "²"), within the column."""
     value = cell.strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
-    return int(value)
+    digits = value.lstrip("0") or "0"
+    # The length first: int() refuses a cell of more than 4,300 digits.
+    if len(digits) > len(str(MAX_UNITS)) or int(digits) > MAX_UNITS:
+        raise ValueError(f"{name} must be at most {MAX_UNITS}")
+    return int(digits)
 
 
 def _flag(cell: str) -> bool | None:

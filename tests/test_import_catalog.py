@@ -224,3 +224,33 @@ def test_rows_naming_an_existing_product_extend_it(tmp_path):
     # then
     assert Variant.objects.get(sku="L-9").product == lamp
     assert Product.objects.count() == 1
+
+
+def test_numbers_beyond_their_columns_are_row_errors_and_the_good_rows_are_kept(tmp_path):
+    # given: counts above the largest integer column value, a price beyond its ten digits
+    path = tmp_path / "big.csv"
+    path.write_text(
+        HEADER
+        + "A-1,Lamp,,Home,30.00,main,5,,\n"
+        + "A-2,Lamp,,Home,30.00,main,2147483648,,\n"
+        + "A-3,Lamp,,Home,30.00,main,1,99999999999,\n"
+        + "A-4,Lamp,,Home,100000000.00,main,1,,\n"
+        + "A-5,Lamp,,Home,30.00,main,²,,\n"
+        + "A-6,Lamp,,Home,30.00,main,2147483647,,\n"
+    )
+    err = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="4 bad row"):
+        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+
+    # then
+    assert err.getvalue().splitlines() == [
+        "line 3: on_hand must be at most 2147483647",
+        "line 4: low_stock_threshold must be at most 2147483647",
+        "line 5: price '100000000.00' is too large",
+        "line 6: on_hand must be a whole number >= 0, got '²'",
+    ]
+    levels = StockLevel.objects.values_list("variant__sku", "on_hand").order_by("variant__sku")
+    assert list(levels) == [("A-1", 5), ("A-6", 2147483647)]
+    assert stock_drift() == []

@@ -9,7 +9,7 @@ deadlock. Split by entity: `levels` (warehouses, receipts, adjustments), `reserv
 the set-based statements.
 """
 
-from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage
+from inventory.services.errors import MAX_UNITS, InvalidStockOperation, OutOfStock, Shortage
 from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on_hand
 from inventory.services.levels import stock_adjust, stock_receive, warehouse_ensure
 from inventory.services.reservations import (
@@ -20,6 +20,7 @@ from inventory.services.reservations import (
 )
 
 __all__ = [
+    "MAX_UNITS",
     "InvalidStockOperation",
     "OnHandProblem",
     "OnHandResult",

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The largest count of units a stock column holds (PostgreSQL `integer`, also the range of
+# `PositiveIntegerField`). SQLite would store more; input is refused alike on both.
+MAX_UNITS = 2_147_483_647
+
 
 @dataclass(frozen=True)
 class Shortage:
