@@ -184,7 +184,7 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
     first_of_level: dict[tuple[str, str], int] = {}
     first_of_sku: dict[str, Row] = {}
     first_of_product: dict[str, Row] = {}
-    for line, record in enumerate(records, start=2):
+    for line, record in _numbered(records):
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(columns):
@@ -204,6 +204,22 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
         first_of_product.setdefault(row.product, row)
         rows.append(row)
     return rows, errors
+
+
+def _numbered(records: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """Pair each record after the header with the line of the file it starts on.
+
+    A csv reader counts the lines it has read, and a quoted cell may span several: a record
+    starts on the line after the one its predecessor ended on. Records built in code (no
+    `line_num`) take one line each.
+    """
+    if not hasattr(records, "line_num"):
+        yield from enumerate(records, start=2)
+        return
+    ended = records.line_num
+    for record in records:
+        yield ended + 1, record
+        ended = records.line_num
 
 
 def _clash(

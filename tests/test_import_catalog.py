@@ -254,3 +254,31 @@ def test_numbers_beyond_their_columns_are_row_errors_and_the_good_rows_are_kept(
     levels = StockLevel.objects.values_list("variant__sku", "on_hand").order_by("variant__sku")
     assert list(levels) == [("A-1", 5), ("A-6", 2147483647)]
     assert stock_drift() == []
+
+
+def test_rows_after_a_description_of_several_lines_are_reported_by_their_line_in_the_file(
+    tmp_path,
+):
+    # given: a quoted description over lines 2-4, a bad row of two lines from line 6
+    path = tmp_path / "described.csv"
+    path.write_text(
+        HEADER
+        + 'A-1,Lamp,,Home,30.00,main,5,,"Brass.\nWarm light.\nDimmable."\n'
+        + "A-2,Lamp,,Home,-3,main,1,,\n"
+        + 'A-3,Lamp,,Home,30.00,main,x,,"Spare\nshade"\n'
+        + "\n"
+        + "A-4,Lamp,,Home,30.00,main,y,,\n"
+    )
+    err = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="3 bad row"):
+        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+
+    # then
+    assert err.getvalue().splitlines() == [
+        "line 5: price must be greater than 0, got '-3'",
+        "line 6: on_hand must be a whole number >= 0, got 'x'",
+        "line 9: on_hand must be a whole number >= 0, got 'y'",
+    ]
+    assert Product.objects.get().description == "Brass.\nWarm light.\nDimmable."
