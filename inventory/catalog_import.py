@@ -160,8 +160,8 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
     Also refused: a second row for the same SKU and warehouse, and a row whose SKU or product
     says something else than the first row that named it.
     """
-    records = iter(lines)
-    header = next(records, None)
+    records = _numbered(iter(lines))
+    _, header = next(records, (1, None))
     if header is None:
         raise ImportFileError("the file is empty; it needs a header row")
     columns = [name.strip().lower() for name in header]
@@ -184,7 +184,7 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
     first_of_level: dict[tuple[str, str], int] = {}
     first_of_sku: dict[str, Row] = {}
     first_of_product: dict[str, Row] = {}
-    for line, record in _numbered(records):
+    for line, record in records:
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(columns):
@@ -207,19 +207,23 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
 
 
 def _numbered(records: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    """Pair each record after the header with the line of the file it starts on.
+    """Pair each record with the line of the file it starts on, the header's being 1.
 
     A csv reader counts the lines it has read, and a quoted cell may span several: a record
-    starts on the line after the one its predecessor ended on. Records built in code (no
-    `line_num`) take one line each.
+    starts on the line after the one its predecessor ended on. A record the reader cannot
+    read (a cell beyond its field size limit) ends the file with an ImportFileError saying
+    where. Records built in code (no `line_num`) take one line each.
     """
     if not hasattr(records, "line_num"):
-        yield from enumerate(records, start=2)
+        yield from enumerate(records, start=1)
         return
     ended = records.line_num
-    for record in records:
-        yield ended + 1, record
-        ended = records.line_num
+    try:
+        for record in records:
+            yield ended + 1, record
+            ended = records.line_num
+    except csv.Error as error:
+        raise ImportFileError(f"cannot read line {ended + 1}: {error}") from error
 
 
 def _clash(

@@ -282,3 +282,21 @@ def test_rows_after_a_description_of_several_lines_are_reported_by_their_line_in
         "line 9: on_hand must be a whole number >= 0, got 'y'",
     ]
     assert Product.objects.get().description == "Brass.\nWarm light.\nDimmable."
+
+
+def test_a_cell_beyond_the_csv_field_limit_refuses_the_file_naming_its_line(tmp_path):
+    # given: a description of 200,000 characters, above csv's limit of 131,072
+    text = (
+        HEADER
+        + "A-1,Lamp,,Home,30.00,main,5,,\n"
+        + f'A-2,Lamp,,Home,30.00,main,5,,"{"x" * 200_000}"\n'
+    )
+
+    # when
+    with pytest.raises(
+        CommandError, match=r"^cannot read line 3: field larger than field limit \(131072\)$"
+    ):
+        run_import(tmp_path, text)
+
+    # then
+    assert Product.objects.count() == 0
