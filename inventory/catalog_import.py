@@ -287,6 +287,10 @@ def _warehouse_code(cell: str) -> str:
 
 
 def _row(line: int, cells: dict[str, str]) -> Row:
+    for name, cell in cells.items():
+        # PostgreSQL text cannot hold NUL: stored, it would fail the whole batch.
+        if "\x00" in cell:
+            raise ValueError(f"{name} holds a NUL character")
     threshold_cell = cells.get("low_stock_threshold", "").strip()
     return Row(
         line=line,

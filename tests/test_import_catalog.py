@@ -300,3 +300,27 @@ def test_a_cell_beyond_the_csv_field_limit_refuses_the_file_naming_its_line(tmp_
 
     # then
     assert Product.objects.count() == 0
+
+
+def test_a_nul_character_in_a_cell_is_a_row_error_and_the_good_rows_are_kept(tmp_path):
+    # given
+    path = tmp_path / "nul.csv"
+    path.write_text(
+        HEADER
+        + "A-1,Lamp,,Home,30.00,main,5,,\n"
+        + "A-\x002,Lamp,,Home,30.00,main,5,,\n"
+        + "A-3,Lamp,,Home,30.00,main,5,,Brass\x00\n"
+    )
+    err = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="2 bad row"):
+        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+
+    # then
+    assert err.getvalue().splitlines() == [
+        "line 3: sku holds a NUL character",
+        "line 4: description holds a NUL character",
+    ]
+    assert list(Variant.objects.values_list("sku", flat=True)) == ["A-1"]
+    assert StockLevel.objects.get().on_hand == 5
