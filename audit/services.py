@@ -10,12 +10,16 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connections, models, router
+from django.utils import timezone
 
 from audit.context import SYSTEM_ACTOR_LABEL, current_actor
 from audit.models import AuditAction, AuditEntry
 
 Changes = dict[str, list[Any]]
+# Types JSON stores as they are (exact types: a str enum is written by its value), so a
+# snapshot skips the encoder round trip for most fields of a row.
+_JSON_SCALARS = frozenset({str, int, bool})
 
 
 def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None) -> AuditEntry:
@@ -31,16 +35,40 @@ def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None
 
 def audit_record_many(
     *, action: str, changes_by_object: Iterable[tuple[models.Model, Changes]], actor=None
-) -> list[AuditEntry]:
-    """Record the same kind of change of many objects in one INSERT (for bulk paths).
+) -> int:
+    """Record the same kind of change of many objects in one INSERT (for bulk paths); return
+    how many entries were written.
 
+    On PostgreSQL the entries travel as one JSON array that the INSERT unpacks: building an
+    AuditEntry per object and binding its eight values is what `bulk_create` would spend on
+    the tens of thousands of rows of a catalog import. Elsewhere: `bulk_create`.
     Sends no signals, requests no tasks.
     """
-    entries = [
-        _entry(action=action, obj=obj, changes=changes, actor=actor)
-        for obj, changes in changes_by_object
-    ]
-    return AuditEntry.objects.bulk_create(entries)
+    pairs = list(changes_by_object)
+    connection = connections[router.db_for_write(AuditEntry)]
+    if not pairs or connection.vendor != "postgresql":
+        entries = [
+            _entry(action=action, obj=obj, changes=changes, actor=actor) for obj, changes in pairs
+        ]
+        return len(AuditEntry.objects.bulk_create(entries))
+    _check_action(action)
+    user, label = _actor(actor)
+    rows = [(obj._meta.label, str(obj.pk), str(obj)[:200], changes) for obj, changes in pairs]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AuditEntry._meta.db_table} (actor_id, actor_label, action, "
+            "object_type, object_id, object_repr, changes, created_at) "
+            "SELECT %s, %s, %s, e->>0, e->>1, e->>2, e->3, %s "
+            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(e, n) ORDER BY n",
+            [
+                user.pk if user is not None else None,
+                label,
+                action,
+                timezone.now(),
+                json.dumps(rows),
+            ],
+        )
+        return cursor.rowcount
 
 
 def audit_snapshot(*, instance: models.Model, fields: Iterable[models.Field]) -> dict[str, Any]:
@@ -59,15 +87,25 @@ def audit_diff(*, before: dict[str, Any], after: dict[str, Any]) -> Changes:
     }
 
 
-def _entry(*, action: str, obj: models.Model, changes: Changes, actor) -> AuditEntry:
-    if action not in AuditAction.values:
-        raise ValueError(f"unknown audit action {action!r}")
+def _actor(actor) -> tuple[Any, str]:
+    """The user an entry names and its label: `actor`, else the current actor, else system."""
     user = actor if actor is not None else current_actor.get()
     if user is not None and not user.is_authenticated:
         user = None
+    return user, user.get_username() if user is not None else SYSTEM_ACTOR_LABEL
+
+
+def _check_action(action: str) -> None:
+    if action not in AuditAction.values:
+        raise ValueError(f"unknown audit action {action!r}")
+
+
+def _entry(*, action: str, obj: models.Model, changes: Changes, actor) -> AuditEntry:
+    _check_action(action)
+    user, label = _actor(actor)
     return AuditEntry(
         actor=user,
-        actor_label=user.get_username() if user is not None else SYSTEM_ACTOR_LABEL,
+        actor_label=label,
         action=action,
         object_type=obj._meta.label,
         object_id=str(obj.pk),
@@ -87,6 +125,8 @@ def _json_value(field: models.Field, value: Any) -> Any:
     if isinstance(field, models.FileField):
         return (value.name or "") if hasattr(value, "name") else str(value)
     value = field.to_python(value)
+    if type(value) in _JSON_SCALARS:
+        return value
     if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
         return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))

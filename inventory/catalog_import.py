@@ -9,10 +9,12 @@ ledger as an `import` movement. An empty optional cell leaves the stored value a
 
 Running the same file twice changes nothing the second time: every write compares with what
 is stored first. Bad rows are reported with their line numbers; the good rows are imported.
-`bulk_create`/`bulk_update` send no model signals, so each batch ends by sending
-`catalog_changed(product_ids=...)` (search, cache, audit) and, through `stock_set_on_hand`,
+`bulk_create`/`bulk_update` send no model signals, so each batch records its own audit
+entries for the products and variants it created or changed (one INSERT per action, the
+changed fields' `[before, after]` as the audit receivers write them), ends by sending
+`catalog_changed(product_ids=...)` (search, cache) and, through `stock_set_on_hand`,
 `stock_changed(variant_ids=..., product_ids=..., availability_crossed_zero=...)` (design
-rule 8).
+rule 8); the stock itself goes to the ledger.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from django.db.models import Min, Model, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.models import AuditAction
+from audit.registry import audited_model
+from audit.services import Changes, audit_diff, audit_record_many, audit_snapshot
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_document
 from catalog.signals import catalog_changed
@@ -461,6 +466,50 @@ def _unique_slugs(
     return slugs
 
 
+@dataclass
+class _AuditBatch:
+    """A batch's audit entries, recorded together when its writes are done."""
+
+    created: list[tuple[Model, Changes]] = field(default_factory=list)
+    updated: list[tuple[Model, Changes]] = field(default_factory=list)
+
+    def create(self, instance: Model, fields: tuple[Any, ...]) -> None:
+        snapshot = audit_snapshot(instance=instance, fields=fields)
+        self.created.append((instance, {name: [None, value] for name, value in snapshot.items()}))
+
+    def assign(self, instance: Model, values: dict[str, Any], fields: tuple[Any, ...]) -> bool:
+        """Set the `values` (by attname) that differ on `instance` and note the change for
+        the audit trail; return whether any did."""
+        changed = {
+            name: value for name, value in values.items() if getattr(instance, name) != value
+        }
+        if not changed:
+            return False
+        before = audit_snapshot(instance=instance, fields=fields)
+        for name, value in changed.items():
+            setattr(instance, name, value)
+        after = audit_snapshot(instance=instance, fields=fields)
+        self.updated.append((instance, audit_diff(before=before, after=after)))
+        return True
+
+    def record(self, *, actor) -> None:
+        audit_record_many(action=AuditAction.CREATE, changes_by_object=self.created, actor=actor)
+        audit_record_many(action=AuditAction.UPDATE, changes_by_object=self.updated, actor=actor)
+
+
+def _audited_fields(model: type[Model], names: Iterable[str] | None = None) -> tuple[Any, ...]:
+    """The fields of `model` the audit trail records, of those named (default: all).
+
+    An updated row is loaded with the imported columns only: reading another would cost a
+    query per row.
+    """
+    fields = audited_model(model).fields
+    if names is None:
+        return fields
+    wanted = set(names)
+    return tuple(audited for audited in fields if audited.name in wanted)
+
+
 @transaction.atomic
 def catalog_import_batch(
     batch: list[Row],
@@ -471,7 +520,8 @@ def catalog_import_batch(
     report: ImportReport,
     actor,
 ) -> None:
-    """Write one batch in one transaction: products, variants, then levels.
+    """Write one batch in one transaction: products, variants, their audit entries, then
+    levels.
 
     Sends `catalog_changed(product_ids)` for the products created or changed, and (through
     `stock_set_on_hand`) `stock_changed` and `stock_low`.
@@ -485,8 +535,12 @@ def catalog_import_batch(
     skus_of: dict[str, list[str]] = {}
     for sku, row in first_of_sku.items():
         skus_of.setdefault(row.product, []).append(sku)
-    changed_products = _products_write(first_of_product, skus_of, categories, products, report)
-    variant_ids, changed_variant_products = _variants_write(first_of_sku, products, report)
+    audit = _AuditBatch()
+    changed_products = _products_write(
+        first_of_product, skus_of, categories, products, report, audit
+    )
+    variant_ids, changed_variant_products = _variants_write(first_of_sku, products, report, audit)
+    audit.record(actor=actor)
 
     targets = {(variant_ids[row.sku], warehouses[row.warehouse]): row.on_hand for row in batch}
     line_of = {(variant_ids[row.sku], warehouses[row.warehouse]): row.line for row in batch}
@@ -505,6 +559,7 @@ def _products_write(
     categories: dict[tuple[str, ...], Category],
     products: dict[str, int],
     report: ImportReport,
+    audit: _AuditBatch,
 ) -> set[int]:
     """Update changed products and create new ones; return the ids of both."""
     unknown = [name for name in first_of_product if name not in products]
@@ -523,17 +578,17 @@ def _products_write(
         ).only("pk", "name", "category_id", "description")
     }
     stale = []
+    imported = _audited_fields(Product, ("category", "description"))
     for name, row in first_of_product.items():
         product = stored.get(products.get(name))
         if product is None:
             continue
-        category_id = categories[row.category].pk if row.category else None
-        dirty = product.category_id != category_id
-        product.category_id = category_id
-        if row.description is not None and product.description != row.description:
-            product.description = row.description
-            dirty = True
-        if dirty:
+        wanted: dict[str, Any] = {
+            "category_id": categories[row.category].pk if row.category else None
+        }
+        if row.description is not None:
+            wanted["description"] = row.description
+        if audit.assign(product, wanted, imported):
             stale.append(product)
     if stale:
         Product.objects.bulk_update(stale, ["category", "description"])
@@ -544,6 +599,7 @@ def _products_write(
     if new_names:
         slugs = _unique_slugs(Product, new_names)
         fresh = []
+        built = []
         for name, slug in zip(new_names, slugs, strict=True):
             row = first_of_product[name]
             product = Product(
@@ -565,16 +621,24 @@ def _products_write(
                     ),
                 }
             )
+            built.append(product)
         by_slug = _insert_new(Product, fresh, key="slug")
         for row in fresh:
             products[row["name"]] = by_slug[row["slug"]]
+        audited = _audited_fields(Product)
+        for product in built:
+            product.pk = by_slug[product.slug]
+            audit.create(product, audited)
         report.products_created += len(fresh)
         changed.update(by_slug.values())
     return changed
 
 
 def _variants_write(
-    first_of_sku: dict[str, Row], products: dict[str, int], report: ImportReport
+    first_of_sku: dict[str, Row],
+    products: dict[str, int],
+    report: ImportReport,
+    audit: _AuditBatch,
 ) -> tuple[dict[str, int], set[int]]:
     """Create new SKUs and update changed ones; return sku → id and the products touched."""
     stored = {
@@ -586,6 +650,9 @@ def _variants_write(
     touched: set[int] = set()
     stale = []
     fresh = []
+    imported = _audited_fields(
+        Variant, ("product", "name", "price", "low_stock_threshold", "is_active")
+    )
     for sku, row in first_of_sku.items():
         product_id = products[row.product]
         variant = stored.get(sku)
@@ -612,14 +679,11 @@ def _variants_write(
             "low_stock_threshold": row.low_stock_threshold,
             "is_active": row.is_active,
         }
-        dirty = False
-        for attname, value in wanted.items():
-            if value is not None and getattr(variant, attname) != value:
-                if attname == "product_id":
-                    touched.add(variant.product_id)
-                setattr(variant, attname, value)
-                dirty = True
-        if dirty:
+        moved_from = variant.product_id
+        if audit.assign(
+            variant, {name: value for name, value in wanted.items() if value is not None}, imported
+        ):
+            touched.add(moved_from)
             stale.append(variant)
     if stale:
         Variant.objects.bulk_update(
@@ -632,6 +696,19 @@ def _variants_write(
         ids.update(_insert_new(Variant, fresh, key="sku"))
         report.variants_created += len(fresh)
         touched.update(row["product_id"] for row in fresh)
+    # A variant without a name is shown by its product's name: each entry's variant gets its
+    # product, built from what the file says, instead of a query per entry.
+    owners = {
+        products[name]: Product(pk=products[name], name=name)
+        for name in {row.product for row in first_of_sku.values()}
+    }
+    for variant in stale:
+        variant.product = owners[variant.product_id]
+    audited = _audited_fields(Variant)
+    for values in fresh:
+        variant = Variant(pk=ids[values["sku"]], **values)
+        variant.product = owners[variant.product_id]
+        audit.create(variant, audited)
     return ids, touched
 
 

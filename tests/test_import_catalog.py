@@ -5,8 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
+from audit.models import AuditAction, AuditEntry
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_refresh
 from catalog.signals import catalog_changed
@@ -324,3 +327,102 @@ def test_a_nul_character_in_a_cell_is_a_row_error_and_the_good_rows_are_kept(tmp
     ]
     assert list(Variant.objects.values_list("sku", flat=True)) == ["A-1"]
     assert StockLevel.objects.get().on_hand == 5
+
+
+def test_the_import_records_created_and_changed_products_and_variants_in_the_audit_trail(
+    tmp_path,
+):
+    # given
+    run_import(
+        tmp_path,
+        HEADER + "A-1,Lamp,,Home,30.00,main,5,2,Brass\n" + "A-2,Lamp,Tall,Home,40.00,main,1,,\n",
+        "one.csv",
+    )
+    lamp, home = Product.objects.get(), Category.objects.get()
+    short, tall = Variant.objects.order_by("sku")
+    created = AuditEntry.objects.filter(
+        action=AuditAction.CREATE, object_type__in=["catalog.Product", "catalog.Variant"]
+    )
+
+    # when prices, a threshold and the description change
+    with CaptureQueriesContext(connection) as queries:
+        run_import(
+            tmp_path,
+            HEADER
+            + "A-1,Lamp,,Home,32.50,main,5,3,Steel\n"
+            + "A-2,Lamp,Tall,Home,41.00,main,1,,\n",
+            "two.csv",
+        )
+
+    # then the first import recorded the creations with every audited field, as saves do
+    assert sorted((e.object_type, e.object_repr, e.changes) for e in created) == [
+        (
+            "catalog.Product",
+            "Lamp",
+            {
+                "name": [None, "Lamp"],
+                "slug": [None, "lamp"],
+                "description": [None, "Brass"],
+                "category_id": [None, home.pk],
+                "is_active": [None, True],
+            },
+        ),
+        (
+            "catalog.Variant",
+            "A-1 (Lamp)",
+            {
+                "product_id": [None, lamp.pk],
+                "sku": [None, "A-1"],
+                "name": [None, ""],
+                "attributes": [None, {}],
+                "price": [None, "30.00"],
+                "currency": [None, short.currency],
+                "low_stock_threshold": [None, 2],
+                "is_active": [None, True],
+            },
+        ),
+        (
+            "catalog.Variant",
+            "A-2 (Tall)",
+            {
+                "product_id": [None, lamp.pk],
+                "sku": [None, "A-2"],
+                "name": [None, "Tall"],
+                "attributes": [None, {}],
+                "price": [None, "40.00"],
+                "currency": [None, tall.currency],
+                "low_stock_threshold": [None, 5],
+                "is_active": [None, True],
+            },
+        ),
+    ]
+    # and the second one the changed fields, before and after, by the system, in one INSERT
+    updated = AuditEntry.objects.filter(action=AuditAction.UPDATE).order_by("object_repr")
+    assert [(e.actor_label, e.object_id, e.object_repr, e.changes) for e in updated] == [
+        (
+            "system",
+            str(short.pk),
+            "A-1 (Lamp)",
+            {"price": ["30.00", "32.50"], "low_stock_threshold": [2, 3]},
+        ),
+        ("system", str(tall.pk), "A-2 (Tall)", {"price": ["40.00", "41.00"]}),
+        ("system", str(lamp.pk), "Lamp", {"description": ["Brass", "Steel"]}),
+    ]
+    audit_inserts = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].startswith("INSERT") and "audit_auditentry" in query["sql"]
+    ]
+    assert len(audit_inserts) == 1
+
+
+def test_an_unchanged_file_records_no_audit_entry(tmp_path):
+    # given
+    run_import(tmp_path, GOOD)
+    entries = AuditEntry.objects.count()
+
+    # when
+    run_import(tmp_path, GOOD)
+
+    # then
+    assert AuditEntry.objects.count() == entries
