@@ -1,16 +1,29 @@
-"""E-mails to staff about stock running low (sent by the inventory tasks)."""
+"""E-mails to staff about stock running low (sent by the inventory tasks).
+
+Each e-mail claims a `SentAlert` row first, the way `orders.email_send` claims its SentEmail:
+the unique key makes a second delivery of the same task (the relay publishing a row whose
+mark-sent failed, a redelivery after a worker was killed) wait for the first and then send
+nothing. Sending in the claim's transaction means a failed send releases the claim, so the
+task's retry sends; a crash after the SMTP server accepted the message but before the commit
+can still send twice (at-least-once, rather than an alert lost).
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
 
 from catalog.models import Variant
+from inventory.models import SentAlert
 from inventory.selectors import availability_by_variant, variants_low_on_stock
 
 
+@transaction.atomic
 def low_stock_alert_send(*, variant_id: int) -> bool:
-    """E-mail staff that one variant fell to or below its threshold; return whether sent.
+    """E-mail staff that one variant fell to or below its threshold, once a day; return
+    whether sent.
 
     Availability is read again when the task runs: if a receipt came in meanwhile and the
     variant is above its threshold, no e-mail is sent.
@@ -20,6 +33,8 @@ def low_stock_alert_send(*, variant_id: int) -> bool:
         return False
     available = availability_by_variant(variant_ids=[variant_id])[variant_id]
     if available > variant.low_stock_threshold:
+        return False
+    if not _claimed(f"low_stock:{variant_id}:{timezone.localdate().isoformat()}"):
         return False
     send_mail(
         subject=f"Low stock: {variant.sku} ({available} left)",
@@ -34,13 +49,17 @@ def low_stock_alert_send(*, variant_id: int) -> bool:
     return True
 
 
+@transaction.atomic
 def low_stock_digest_send() -> int:
-    """E-mail staff one list of every variant at or below its threshold; return its length.
+    """E-mail staff one list of every variant at or below its threshold, once a day; return
+    its length (0 when nothing was sent).
 
     Nothing is sent when the list is empty.
     """
     low = variants_low_on_stock()
     if not low or not settings.STAFF_ALERT_EMAILS:
+        return 0
+    if not _claimed(f"low_stock_digest:{timezone.localdate().isoformat()}"):
         return 0
     lines = [
         f"{variant.sku}\t{available} available (threshold {variant.low_stock_threshold})\t"
@@ -54,3 +73,9 @@ def low_stock_digest_send() -> int:
         recipient_list=list(settings.STAFF_ALERT_EMAILS),
     )
     return len(low)
+
+
+def _claimed(key: str) -> bool:
+    """Claim the alert `key` in the caller's transaction; False when it was sent already."""
+    _, created = SentAlert.objects.get_or_create(key=key)
+    return created

@@ -124,3 +124,17 @@ class StockAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.quantity} × level {self.level_id} ({self.state})"
+
+
+class SentAlert(models.Model):
+    """One row per staff alert e-mail delivered, so an alert task that runs twice sends once."""
+
+    key = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="The alert: `low_stock:<variant id>:<day>` or `low_stock_digest:<day>`.",
+    )
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} at {self.sent_at:%Y-%m-%d %H:%M:%S}"

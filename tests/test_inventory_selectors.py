@@ -2,6 +2,7 @@
 
 import io
 import json
+import smtplib
 
 import pytest
 from django.core import mail
@@ -11,7 +12,8 @@ from model_bakery import baker
 
 from audit.models import AuditEntry
 from catalog.models import Product
-from inventory.models import StockAllocation, StockLevel, Warehouse
+from inventory.alerts import low_stock_alert_send
+from inventory.models import SentAlert, StockAllocation, StockLevel, Warehouse
 from inventory.selectors import (
     availability_by_variant,
     products_in_stock,
@@ -152,6 +154,57 @@ def test_low_stock_digest_mails_every_variant_at_or_below_its_threshold(settings
     assert mail.outbox[0].to == ["stock@example.com", "boss@example.com"]
     assert low.sku in mail.outbox[0].body and at.sku in mail.outbox[0].body
     assert fine.sku not in mail.outbox[0].body
+
+
+def test_a_low_stock_alert_delivered_twice_sends_one_email(settings):
+    # given: the same outbox row handed out again (a relay after a failed mark-sent, a
+    # redelivery after a worker was killed)
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=2)
+
+    # when
+    first = low_stock_alert.apply(kwargs={"variant_id": variant.pk}, task_id="row-1").get()
+    second = low_stock_alert.apply(kwargs={"variant_id": variant.pk}, task_id="row-1").get()
+
+    # then
+    assert (first, second) == (True, False)
+    assert [message.subject for message in mail.outbox] == [f"Low stock: {variant.sku} (2 left)"]
+
+
+def test_a_low_stock_alert_that_failed_to_send_is_sent_by_its_retry(settings):
+    # given
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=2)
+    settings.EMAIL_BACKEND = "tests.test_orders_emails_counters.FailingBackend"
+
+    # when
+    with pytest.raises(smtplib.SMTPException):
+        low_stock_alert_send(variant_id=variant.pk)
+
+    # then the claim went with the failure
+    assert SentAlert.objects.count() == 0
+
+    # when the server is back
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert low_stock_alert_send(variant_id=variant.pk) is True
+    assert low_stock_alert_send(variant_id=variant.pk) is False
+    assert len(mail.outbox) == 1
+
+
+def test_the_low_stock_digest_delivered_twice_the_same_day_sends_one_email(settings):
+    # given
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    stock_receive(variant=make_variant(threshold=3), warehouse=make_warehouse("main"), quantity=1)
+
+    # when
+    first = low_stock_digest.apply(task_id="beat-1").get()
+    second = low_stock_digest.apply(task_id="beat-1").get()
+
+    # then
+    assert (first, second) == (1, 0)
+    assert len(mail.outbox) == 1
 
 
 def test_loading_a_fixture_triggers_no_task_no_mail_and_no_audit_entry(tmp_path):
