@@ -2,16 +2,22 @@
 
 from celery import shared_task
 
+from config.retries import EMAIL_RETRY
 from inventory import alerts
 
 
-@shared_task(name="inventory.low_stock_alert", ignore_result=True)
+@shared_task(name="inventory.low_stock_alert", ignore_result=True, **EMAIL_RETRY)
 def low_stock_alert(*, variant_id: int) -> bool:
-    """E-mail staff that a variant runs low (requested on commit by the `stock_low` receiver)."""
+    """E-mail staff that a variant runs low (requested on commit by the `stock_low` receiver).
+
+    Retried on SMTP failures: its outbox row is already sent and the day's dedupe key stops
+    a later fall from asking again, so a failure not ridden out loses the alert.
+    """
     return alerts.low_stock_alert_send(variant_id=variant_id)
 
 
-@shared_task(name="inventory.low_stock_digest", ignore_result=True)
+@shared_task(name="inventory.low_stock_digest", ignore_result=True, **EMAIL_RETRY)
 def low_stock_digest() -> int:
-    """E-mail staff the day's list of variants at or below their threshold (beat, daily)."""
+    """E-mail staff the day's list of variants at or below their threshold (beat, daily;
+    retried on SMTP failures like every e-mail)."""
     return alerts.low_stock_digest_send()

@@ -1,24 +1,12 @@
 """Celery tasks of the orders app: idempotent, take ids, call services."""
 
-from smtplib import SMTPException
-
 from celery import shared_task
 
+from config.retries import EMAIL_RETRY
 from orders import services
 
-# An SMTP outage of about an hour is ridden out: retries 1, 2, 4 … 600 s apart, with jitter.
-EMAIL_MAX_RETRIES = 10
 
-
-@shared_task(
-    name="orders.email_send",
-    ignore_result=True,
-    autoretry_for=(SMTPException, OSError),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=EMAIL_MAX_RETRIES,
-)
+@shared_task(name="orders.email_send", ignore_result=True, **EMAIL_RETRY)
 def order_email_send(
     order_id: int, kind: str, reference: str = "", context: dict[str, str] | None = None
 ) -> bool:

@@ -5,6 +5,7 @@ import json
 import smtplib
 
 import pytest
+from celery.exceptions import Retry
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db.models import F
@@ -205,6 +206,26 @@ def test_the_low_stock_digest_delivered_twice_the_same_day_sends_one_email(setti
     # then
     assert (first, second) == (1, 0)
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize("task", [low_stock_alert, low_stock_digest], ids=lambda t: t.name)
+def test_the_alert_tasks_retry_smtp_failures_like_the_order_emails(task):
+    assert smtplib.SMTPException in task.autoretry_for
+    assert OSError in task.autoretry_for
+    assert (task.retry_backoff, task.retry_jitter, task.max_retries) == (True, True, 10)
+
+
+def test_a_low_stock_alert_rides_out_an_smtp_blip_with_a_retry(settings):
+    # given
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=2)
+    settings.EMAIL_BACKEND = "tests.test_orders_emails_counters.FailingBackend"
+
+    # when / then: the task asks to run again instead of failing for good
+    with pytest.raises(Retry):
+        low_stock_alert.apply(kwargs={"variant_id": variant.pk})
+    assert SentAlert.objects.count() == 0
 
 
 def test_loading_a_fixture_triggers_no_task_no_mail_and_no_audit_entry(tmp_path):
