@@ -4,6 +4,7 @@ from django import forms
 
 from catalog.models import Variant
 from inventory.models import Warehouse
+from inventory.services import MAX_UNITS
 
 RECEIVE_REASONS = [
     ("Supplier delivery", "Supplier delivery"),
@@ -21,7 +22,9 @@ ADJUST_REASONS = [
 
 
 class StockReceiveForm(forms.Form):
-    quantity = forms.IntegerField(min_value=1, help_text="Units received into each level.")
+    quantity = forms.IntegerField(
+        min_value=1, max_value=MAX_UNITS, help_text="Units received into each level."
+    )
     reason = forms.ChoiceField(choices=RECEIVE_REASONS)
     reference = forms.CharField(
         max_length=64, required=False, help_text="Delivery note or purchase order number."
@@ -45,7 +48,9 @@ class StockReceiveNewForm(StockReceiveForm):
 
 class StockAdjustForm(forms.Form):
     quantity = forms.IntegerField(
-        help_text="Change of units on hand in each level: negative removes, positive adds."
+        min_value=-MAX_UNITS,
+        max_value=MAX_UNITS,
+        help_text="Change of units on hand in each level: negative removes, positive adds.",
     )
     reason = forms.ChoiceField(choices=ADJUST_REASONS)
     note = forms.CharField(max_length=200, required=False)

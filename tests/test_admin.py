@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from catalog.models import Category, ProductImage
 from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
+from inventory.services import MAX_UNITS
 from orders.models import Order, OrderStatus
 from orders.services import order_ship
 from payments.models import CreditNote, Refund
@@ -479,6 +480,71 @@ def test_receive_action_refuses_a_non_positive_quantity_and_changes_nothing(clie
     assert "quantity" in response.context["form"].errors
     level.refresh_from_db()
     assert level.on_hand == 2
+
+
+def test_receive_and_adjust_forms_refuse_quantities_beyond_the_stock_columns(client):
+    # given
+    variant = variant_stocked(on_hand=2)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    receipt = run_action(
+        client,
+        LEVELS_URL,
+        "receive_stock",
+        [level],
+        apply="Receive",
+        quantity=10**12,
+        reason="Supplier delivery",
+        note="",
+    )
+    adjustment = run_action(
+        client,
+        LEVELS_URL,
+        "adjust_stock",
+        [level],
+        apply="Adjust",
+        quantity=-(10**12),
+        reason="Lost or stolen",
+        note="",
+    )
+
+    # then
+    assert receipt.status_code == adjustment.status_code == 200
+    assert "quantity" in receipt.context["form"].errors
+    assert "quantity" in adjustment.context["form"].errors
+    level.refresh_from_db()
+    assert level.on_hand == 2
+
+
+def test_receive_action_that_would_overflow_the_level_says_so_and_changes_nothing(client):
+    # given
+    variant = variant_stocked(on_hand=2)
+    level = StockLevel.objects.get(variant=variant)
+    movements = StockMovement.objects.count()
+    client.force_login(staff_user("warehouse"))
+
+    # when: the largest quantity the form takes, onto units already there
+    response = run_action(
+        client,
+        LEVELS_URL,
+        "receive_stock",
+        [level],
+        apply="Receive",
+        quantity=MAX_UNITS,
+        reason="Supplier delivery",
+        note="",
+    )
+
+    # then
+    assert messages_of(response) == [
+        f"MUG-BLUE in main not received: receiving {MAX_UNITS} would put more than "
+        f"{MAX_UNITS} units on hand"
+    ]
+    level.refresh_from_db()
+    assert level.on_hand == 2
+    assert StockMovement.objects.count() == movements
 
 
 def test_adjust_action_refuses_to_go_below_reserved_and_says_so(client):

@@ -9,6 +9,7 @@ from audit.models import AuditEntry
 from inventory.models import StockAllocation, StockLevel, StockMovement
 from inventory.selectors import availability_by_variant, stock_drift
 from inventory.services import (
+    MAX_UNITS,
     InvalidStockOperation,
     OutOfStock,
     Shortage,
@@ -186,7 +187,7 @@ def test_reserve_refuses_a_quantity_that_is_not_a_positive_whole_number(quantity
     assert StockMovement.objects.filter(reason="reservation").count() == 0
 
 
-@pytest.mark.parametrize("quantity", [0, -4, 2.0, "3"])
+@pytest.mark.parametrize("quantity", [0, -4, 2.0, "3", MAX_UNITS + 1])
 def test_receive_refuses_a_bad_quantity_and_changes_nothing(quantity):
     variant = make_variant()
     warehouse = make_warehouse("main")
@@ -205,6 +206,8 @@ def test_receive_refuses_a_bad_quantity_and_changes_nothing(quantity):
         (-1, "  ", "needs a reason"),
         (1.5, "recount", "whole number"),
         (-3, "recount", "fewer units on hand than are reserved"),
+        (MAX_UNITS - 3, "found", f"more than {MAX_UNITS} units on hand"),
+        (-MAX_UNITS - 1, "lost", f"at most {MAX_UNITS} units"),
     ],
 )
 def test_adjust_refuses_bad_input_and_going_below_reserved(delta, note, message):
@@ -222,6 +225,25 @@ def test_adjust_refuses_bad_input_and_going_below_reserved(delta, note, message)
     # then
     assert levels_of(variant) == {"main": (4, 2)}
     assert StockMovement.objects.count() == movements
+
+
+def test_a_receipt_that_would_overflow_the_level_is_refused_and_changes_nothing():
+    # given
+    variant = make_variant()
+    warehouse = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=warehouse, quantity=2)
+    movements = StockMovement.objects.count()
+
+    # when
+    with pytest.raises(InvalidStockOperation, match=f"more than {MAX_UNITS} units on hand"):
+        stock_receive(variant=variant, warehouse=warehouse, quantity=MAX_UNITS - 1)
+
+    # then
+    assert levels_of(variant) == {"main": (2, 0)}
+    assert StockMovement.objects.count() == movements
+    # and the column's last unit is still storable
+    stock_receive(variant=variant, warehouse=warehouse, quantity=MAX_UNITS - 2)
+    assert levels_of(variant) == {"main": (MAX_UNITS, 0)}
 
 
 def test_adjust_of_a_level_that_does_not_exist_is_refused():
@@ -449,6 +471,20 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
     assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
     assert StockAllocation.objects.count() == 0
+
+
+@pytest.mark.parametrize("target", [-1, MAX_UNITS + 1, 2.0])
+def test_setting_on_hand_outside_the_column_is_refused_and_changes_nothing(target):
+    # given
+    mug = make_variant()
+    main = make_warehouse("main")
+
+    # when
+    with pytest.raises(InvalidStockOperation, match=f"from 0 to {MAX_UNITS}"):
+        stock_set_on_hand(targets={(mug.pk, main.pk): 1, (mug.pk, main.pk + 1): target})
+
+    # then
+    assert StockLevel.objects.count() == 0
 
 
 def test_every_stock_movement_says_whether_a_level_ran_out_or_came_back():

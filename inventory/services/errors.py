@@ -48,7 +48,8 @@ class InvalidStockOperation(ValueError):
 
 
 def positive_quantity(value: Any) -> int:
-    """Return `value` if it is a whole number of units above zero; raise InvalidStockOperation.
+    """Return `value` if it is a whole number of units above zero that a stock column holds;
+    raise InvalidStockOperation.
 
     bool is an int subclass, and True units of stock is a bug in the caller.
     """
@@ -56,4 +57,6 @@ def positive_quantity(value: Any) -> int:
         raise InvalidStockOperation(f"quantity must be a whole number, got {value!r}")
     if value <= 0:
         raise InvalidStockOperation(f"quantity must be positive, got {value}")
+    if value > MAX_UNITS:
+        raise InvalidStockOperation(f"quantity must be at most {MAX_UNITS} units, got {value}")
     return value

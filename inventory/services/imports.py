@@ -11,7 +11,7 @@ from django.db import transaction
 from catalog.models import Variant
 from catalog.selectors import product_ids_of_variants
 from inventory.models import MovementReason, StockLevel, Warehouse
-from inventory.services.errors import InvalidStockOperation
+from inventory.services.errors import MAX_UNITS, InvalidStockOperation
 from inventory.services.sql import insert_levels, insert_movements, update_levels
 from inventory.services.thresholds import (
     LowStockCrossing,
@@ -53,8 +53,14 @@ def stock_set_on_hand(
     `stock_low` receiver requests `inventory.low_stock_alert`.
     """
     for quantity in targets.values():
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-            raise InvalidStockOperation(f"on_hand must be a whole number >= 0, got {quantity!r}")
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 <= quantity <= MAX_UNITS
+        ):
+            raise InvalidStockOperation(
+                f"on_hand must be a whole number from 0 to {MAX_UNITS}, got {quantity!r}"
+            )
     if not targets:
         return OnHandResult(changed_level_ids=[], problems=[])
     variant_ids = sorted({variant_id for variant_id, _ in targets})

@@ -11,7 +11,7 @@ from audit.services import audit_record
 from catalog.models import Variant
 from inventory.models import MovementReason, StockLevel, StockMovement, Warehouse
 from inventory.selectors import availability_by_variant
-from inventory.services.errors import InvalidStockOperation, positive_quantity
+from inventory.services.errors import MAX_UNITS, InvalidStockOperation, positive_quantity
 from inventory.services.thresholds import availability_crossed_zero, crossings
 from inventory.signals import stock_changed, stock_low
 
@@ -61,9 +61,14 @@ def stock_receive(
     """
     quantity = positive_quantity(quantity)
     level, _ = StockLevel.objects.get_or_create(variant=variant, warehouse=warehouse)
-    StockLevel.objects.filter(pk=level.pk).update(
+    # Guarded, not checked against a read: the level's column must hold the sum.
+    updated = StockLevel.objects.filter(pk=level.pk, on_hand__lte=MAX_UNITS - quantity).update(
         on_hand=F("on_hand") + quantity, updated_at=timezone.now()
     )
+    if updated == 0:
+        raise InvalidStockOperation(
+            f"receiving {quantity} would put more than {MAX_UNITS} units on hand"
+        )
     StockMovement.objects.create(
         level=level,
         on_hand_delta=quantity,
@@ -101,6 +106,8 @@ def stock_adjust(
         raise InvalidStockOperation(f"on_hand_delta must be a whole number, got {on_hand_delta!r}")
     if on_hand_delta == 0:
         raise InvalidStockOperation("on_hand_delta must not be zero")
+    if abs(on_hand_delta) > MAX_UNITS:
+        raise InvalidStockOperation(f"an adjustment moves at most {MAX_UNITS} units")
     if not note or not note.strip():
         raise InvalidStockOperation("an adjustment needs a reason in `note`")
     level = StockLevel.objects.filter(variant=variant, warehouse=warehouse).first()
@@ -108,13 +115,18 @@ def stock_adjust(
         raise InvalidStockOperation(
             f"no stock level for variant {variant.pk} in warehouse {warehouse.code}"
         )
-    # on_hand + delta >= reserved keeps the reserved units and the CHECK constraints intact.
+    # on_hand + delta >= reserved keeps the reserved units and the CHECK constraints intact;
+    # on_hand + delta <= MAX_UNITS keeps the sum in its column.
     updated = StockLevel.objects.filter(
-        pk=level.pk, on_hand__gte=F("reserved") - on_hand_delta
+        pk=level.pk,
+        on_hand__gte=F("reserved") - on_hand_delta,
+        on_hand__lte=MAX_UNITS - on_hand_delta,
     ).update(on_hand=F("on_hand") + on_hand_delta, updated_at=timezone.now())
     if updated == 0:
         raise InvalidStockOperation(
-            f"adjusting by {on_hand_delta} would leave fewer units on hand than are reserved"
+            f"adjusting by {on_hand_delta} would put more than {MAX_UNITS} units on hand"
+            if on_hand_delta > 0
+            else f"adjusting by {on_hand_delta} would leave fewer units on hand than are reserved"
         )
     StockMovement.objects.create(
         level=level,
