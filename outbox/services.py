@@ -147,25 +147,52 @@ def _resume_broker() -> None:
 
 
 def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str, Any]) -> None:
-    """Publish a just-committed request; on failure leave it to the relay."""
+    """Publish a just-committed request; on any failure log it and leave the row to the relay.
+
+    Never raises: it runs after the caller's COMMIT, where an error would reach a caller whose
+    work is saved (a placed order answered as a failure) and stop Django from running the
+    transaction's later on-commit callbacks (counters, cache invalidation). A failing on-commit
+    effect is logged and retried through the outbox (design rule 7): the row stays unsent.
+    Not `on_commit(robust=True)`: Django 5.2 names a failed callback by its `__qualname__`,
+    which a partial lacks, so the failure would surface as an AttributeError.
+    """
     if _broker_paused():
         return
+    log = {"task_name": task_name, "message_id": str(message_id)}
     try:
         _publish(message_id=message_id, task_name=task_name, kwargs=kwargs)
     except Exception as error:
         if isinstance(error, BrokerUnavailable | OSError):
             _pause_broker()
         logger.warning(
-            "outbox publish failed, the relay will retry",
-            extra={"task_name": task_name, "message_id": str(message_id), "error": repr(error)},
+            "outbox publish failed, the relay will retry", extra={**log, "error": repr(error)}
         )
-        OutboxMessage.objects.filter(pk=message_id).update(
-            attempts=F("attempts") + 1,
-            last_error=repr(error)[:_ERROR_MAX_LENGTH],
-            next_attempt_at=timezone.now() + _backoff(1),
-        )
+        try:
+            _record_publish_failure(message_id=message_id, error=error)
+        except Exception as bookkeeping_error:
+            logger.warning(
+                "outbox publish failure not recorded, the relay will retry without backoff",
+                extra={**log, "error": repr(bookkeeping_error)},
+            )
         return
-    _mark_sent(message_id)
+    try:
+        _mark_sent(message_id)
+    except Exception as error:
+        # The broker has the task; the relay publishes the row again and the idempotent task
+        # runs once more to no effect.
+        logger.warning(
+            "outbox row published but not marked sent, the relay will publish it again",
+            extra={**log, "error": repr(error)},
+        )
+
+
+def _record_publish_failure(*, message_id: UUID, error: Exception) -> None:
+    """Keep the error on the row and give it its first backoff before the relay's next try."""
+    OutboxMessage.objects.filter(pk=message_id).update(
+        attempts=F("attempts") + 1,
+        last_error=repr(error)[:_ERROR_MAX_LENGTH],
+        next_attempt_at=timezone.now() + _backoff(1),
+    )
 
 
 def _mark_sent(message_id: UUID) -> None:

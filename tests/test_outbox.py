@@ -8,16 +8,19 @@ import pytest
 import redis
 from celery.signals import task_failure
 from django.conf import settings as django_settings
+from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from model_bakery import baker
 
 from config.tasks import slow_mark
+from orders.models import Customer, Order
 from outbox import services
 from outbox.models import OutboxMessage, TaskFailure
 from outbox.services import outbox_enqueue, outbox_prune, outbox_relay
+from tests.admin_shop import order_placed, variant_stocked
 from tests.faults import celery_broker, closed_port
 
 pytestmark = pytest.mark.django_db
@@ -157,6 +160,43 @@ def test_after_a_broker_failure_the_next_publishes_are_left_to_the_relay(
     assert second.sent_at is None
     assert second.attempts == 0
     assert second.last_error == ""
+
+
+@pytest.mark.parametrize(
+    ("failing", "published"),
+    [("_mark_sent", True), ("_record_publish_failure", False)],
+    ids=["mark-sent", "failure-bookkeeping"],
+)
+def test_an_outbox_step_failing_after_the_commit_leaves_the_order_placed_and_counted(
+    transactional_db, monkeypatch, caplog, failing, published
+):
+    # given: the connection drops right after the order's COMMIT
+    variant = variant_stocked(on_hand=5)
+    if not published:
+        monkeypatch.setattr(services, "_publish", _refused)
+    monkeypatch.setattr(services, failing, _connection_dropped)
+
+    # when
+    order = order_placed(variant=variant, quantity=1)
+
+    # then: the caller gets its order, the later on-commit effects ran, the row waits
+    assert Order.objects.get() == order
+    assert Customer.objects.get(pk=order.customer_id).order_count == 1
+    row = OutboxMessage.objects.get(task_name="orders.email_send")
+    assert row.sent_at is None
+    assert len(mail.outbox) == (1 if published else 0)
+    logged = caplog.records[-1]
+    assert (logged.name, logged.levelname) == ("outbox.services", "WARNING")
+    assert "the relay will" in logged.getMessage()
+    assert "server closed the connection" in logged.error
+
+
+def _connection_dropped(*args, **kwargs) -> None:
+    raise OperationalError("server closed the connection unexpectedly")
+
+
+def _refused(**kwargs) -> None:
+    raise ConnectionRefusedError("broker refused")
 
 
 @pytest.mark.redis
