@@ -11,15 +11,16 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
 from celery import Task
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -221,7 +222,17 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class _RelayBatch:
+    """What one relay batch did: rows published and tried, where it stopped, and whether it
+    stopped because the broker is unreachable."""
+
+    published: int
+    tried: int
+    last: tuple[datetime, UUID] | None
+    broker_unreachable: bool
+
+
 def outbox_relay(
     *,
     batch_size: int = RELAY_BATCH_SIZE,
@@ -229,7 +240,8 @@ def outbox_relay(
     now_due: bool = False,
     message_ids: Iterable[UUID] | None = None,
 ) -> int:
-    """Publish requests still unsent after `grace`; return how many were handed to the broker.
+    """Publish one batch of requests still unsent after `grace`, oldest first; return how many
+    were handed to the broker.
 
     Rows are claimed with `SELECT … FOR UPDATE SKIP LOCKED`, so relays running at once (beat on
     two hosts, a manual `outbox_relay`) never publish the same row twice. A row the broker
@@ -239,14 +251,57 @@ def outbox_relay(
     the same timeout while holding its row locks.
     Sends no signals and requests no tasks: it publishes tasks other code requested.
     """
+    return _relay_batch(
+        batch_size=batch_size, grace=grace, now_due=now_due, message_ids=message_ids
+    ).published
+
+
+def outbox_relay_drain(
+    *, now_due: bool = False, stopping: Callable[[], bool] = lambda: False
+) -> int:
+    """Relay batch after batch until every due row was tried once; return how many were
+    published.
+
+    Each batch starts after the last row the one before tried, so one run tries a row at most
+    once and reaches every row behind those it cannot publish (a task no longer deployed, which
+    `now_due` would otherwise hand every batch first). The run ends with a batch that finds
+    fewer rows than it may take, at the first sign of an unreachable broker, or when
+    `stopping()` says so. Sends no signals and requests no tasks.
+    """
+    total, after = 0, None
+    while not stopping():
+        batch = _relay_batch(now_due=now_due, after=after)
+        total += batch.published
+        if batch.broker_unreachable or batch.tried < RELAY_BATCH_SIZE:
+            break
+        after = batch.last
+    return total
+
+
+@transaction.atomic
+def _relay_batch(
+    *,
+    batch_size: int = RELAY_BATCH_SIZE,
+    grace: timedelta = RELAY_GRACE,
+    now_due: bool = False,
+    message_ids: Iterable[UUID] | None = None,
+    after: tuple[datetime, UUID] | None = None,
+) -> _RelayBatch:
+    """`outbox_relay`'s batch, from the row after `after` (created_at, id) when given."""
     now = timezone.now()
     pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)
     if message_ids is not None:
         pending = pending.filter(pk__in=list(message_ids))
     elif not now_due:
         pending = pending.filter(created_at__lte=now - grace).exclude(next_attempt_at__gt=now)
-    published = 0
-    for message in pending.order_by("created_at")[:batch_size]:
+    if after is not None:
+        created_at, pk = after
+        pending = pending.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+    published = tried = 0
+    last, unreachable = None, False
+    for message in pending.order_by("created_at", "pk")[:batch_size]:
+        tried += 1
+        last = (message.created_at, message.pk)
         try:
             _publish(message_id=message.pk, task_name=message.task_name, kwargs=message.kwargs)
         except Exception as error:
@@ -264,6 +319,7 @@ def outbox_relay(
             )
             if isinstance(error, BrokerUnavailable | OSError):
                 _pause_broker()
+                unreachable = True
                 break
             continue
         message.sent_at = timezone.now()
@@ -271,7 +327,7 @@ def outbox_relay(
         published += 1
     if published:
         _resume_broker()
-    return published
+    return _RelayBatch(published=published, tried=tried, last=last, broker_unreachable=unreachable)
 
 
 def outbox_prune(

@@ -19,7 +19,7 @@ from config.tasks import slow_mark
 from orders.models import Customer, Order
 from outbox import services
 from outbox.models import OutboxMessage, TaskFailure
-from outbox.services import outbox_enqueue, outbox_prune, outbox_relay
+from outbox.services import RELAY_BATCH_SIZE, outbox_enqueue, outbox_prune, outbox_relay
 from tests.admin_shop import order_placed, variant_stocked
 from tests.faults import celery_broker, closed_port
 
@@ -401,6 +401,29 @@ def test_outbox_relay_command_drains_every_due_row(broker_queue, capsys):
     assert len(broker_queue()) == 3
     assert capsys.readouterr().out.strip() == "relayed 3"
     assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("now", [True, False], ids=["now", "due"])
+def test_outbox_relay_command_reaches_good_rows_behind_a_full_batch_it_cannot_publish(
+    broker_queue, capsys, now
+):
+    # given: the oldest rows, a whole batch of them, name a task no longer deployed
+    unknown = [
+        _pending(age=timedelta(hours=1), task_name="removed.in.last.deploy")
+        for _ in range(RELAY_BATCH_SIZE)
+    ]
+    good = _pending(age=timedelta(minutes=5))
+
+    # when
+    call_command("outbox_relay", *(["--now"] if now else []))
+
+    # then: the good row went out, each unknown one was tried once and kept with its error
+    assert broker_queue() == [str(good.pk)]
+    assert capsys.readouterr().out.strip() == "relayed 1"
+    tried = OutboxMessage.objects.filter(pk__in=[row.pk for row in unknown], sent_at__isnull=True)
+    assert sorted(set(tried.values_list("attempts", flat=True))) == [1]
+    assert tried.count() == RELAY_BATCH_SIZE
 
 
 def test_readiness_reports_pending_count_and_oldest_age(client):

@@ -5,16 +5,16 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from outbox.services import RELAY_BATCH_SIZE, outbox_relay
+from outbox.services import outbox_relay_drain
 
 LOOP_INTERVAL_SECONDS = 5
 
 
 class Command(BaseCommand):
     help = (
-        "Publish unsent outbox rows to the broker. Without --loop, one pass until nothing is "
-        "due; with --loop, every few seconds until stopped (a relay without beat). SIGTERM or "
-        "Ctrl-C stops the loop after the batch in hand."
+        "Publish unsent outbox rows to the broker. Without --loop, one pass that tries every "
+        "due row once; with --loop, such a pass every few seconds until stopped (a relay "
+        "without beat). SIGTERM or Ctrl-C stops the loop after the batch in hand."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,19 +39,8 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stopping.set())
         while True:
-            total = self._drain(now_due=now, stopping=stopping)
+            total = outbox_relay_drain(now_due=now, stopping=stopping.is_set)
             self.stdout.write(f"relayed {total}")
             self.stdout.flush()
             if not loop or stopping.wait(interval):
                 return
-
-    @staticmethod
-    def _drain(*, now_due: bool, stopping: threading.Event) -> int:
-        """Relay batch after batch until a batch comes back short (nothing more is due)."""
-        total = 0
-        while not stopping.is_set():
-            published = outbox_relay(now_due=now_due)
-            total += published
-            if published < RELAY_BATCH_SIZE:
-                break
-        return total
