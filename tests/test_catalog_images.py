@@ -1,18 +1,21 @@
 """Thumbnails are made after the upload commits; files leave storage only after the commit."""
 
+import errno
 import io
 import time
 
 import pytest
+from celery.exceptions import Retry
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
 from django.utils import timezone
 from model_bakery import baker
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from catalog.models import Product, ProductImage
 from catalog.services import product_image_thumbnail_make
+from catalog.tasks import thumbnail_make
 from outbox.models import OutboxMessage
 
 
@@ -235,3 +238,28 @@ def test_a_real_worker_makes_the_thumbnail_of_a_committed_upload(celery_worker, 
     assert image.thumbnail.name.startswith("products/thumbnails/photo")
     assert default_storage.exists(image.thumbnail.name)
     assert OutboxMessage.objects.get().sent_at is not None
+
+
+@pytest.mark.django_db
+def test_a_thumbnail_rides_out_a_full_disk_but_not_a_file_that_is_not_an_image(monkeypatch):
+    # given an uploaded image, and a disk that is full for a moment
+    image = _upload(baker.make(Product))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
+
+    # when / then: the task asks to run again
+    with pytest.raises(Retry):
+        thumbnail_make.apply(kwargs={"image_id": image.pk})
+    monkeypatch.undo()
+
+    # given a file that is no image
+    broken = _upload(baker.make(Product))
+    with default_storage.open(broken.image.name, "wb") as file:
+        file.write(b"not a picture")
+
+    # when / then: waiting will not help, so it fails at once (kept as a TaskFailure)
+    with pytest.raises(UnidentifiedImageError):
+        thumbnail_make.apply(kwargs={"image_id": broken.pk})

@@ -1,5 +1,6 @@
 """Provider webhooks: signatures, replays, payments that pay or flag, refunds and documents."""
 
+import errno
 import hashlib
 import hmac
 import importlib
@@ -9,8 +10,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from celery.exceptions import Retry
 from django.apps import apps as django_apps
 from django.core import mail
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.db.transaction import TransactionManagementError
 
@@ -40,6 +43,8 @@ from payments.services import (
     webhook_handle,
     webhook_signature,
 )
+from payments.tasks import credit_note_document_render as credit_note_document_task
+from payments.tasks import invoice_document_render as invoice_document_task
 from tests.orders_helpers import customer_new, order_new, variant_stocked
 from tests.payments_helpers import payment_event, signed
 
@@ -374,6 +379,25 @@ def test_invoice_document_is_rendered_once(order, settings, tmp_path):
     html = first.document.read().decode()
     assert first.number in html and "Item MUG-1" in html and "29.90" in html
     assert len(list(tmp_path.rglob("*.html"))) == 1
+
+
+@pytest.mark.parametrize("task", [invoice_document_task, credit_note_document_task])
+def test_a_document_task_rides_out_a_full_disk(order, settings, tmp_path, monkeypatch, task):
+    # given a paid and refunded order, and a disk that is full for a moment
+    settings.MEDIA_ROOT = tmp_path
+    webhook_handle(**signed(payment_event(order)))
+    order.refresh_from_db()
+    refund = refund_issue(order=order)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
+    kwargs = {"order_id": order.pk} if task is invoice_document_task else {"refund_id": refund.pk}
+
+    # when / then: the task asks to run again instead of failing for good
+    with pytest.raises(Retry):
+        task.apply(kwargs=kwargs)
 
 
 def test_credit_note_document_is_rendered_once(order, settings, tmp_path):
