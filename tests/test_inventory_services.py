@@ -208,6 +208,8 @@ def test_receive_refuses_a_bad_quantity_and_changes_nothing(quantity):
         (-3, "recount", "fewer units on hand than are reserved"),
         (MAX_UNITS - 3, "found", f"more than {MAX_UNITS} units on hand"),
         (-MAX_UNITS - 1, "lost", f"at most {MAX_UNITS} units"),
+        # reserved + MAX_UNITS is beyond the column: the guard must not compute it there
+        (-MAX_UNITS, "lost", "fewer units on hand than are reserved"),
     ],
 )
 def test_adjust_refuses_bad_input_and_going_below_reserved(delta, note, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import F
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -115,11 +116,12 @@ def stock_adjust(
         raise InvalidStockOperation(
             f"no stock level for variant {variant.pk} in warehouse {warehouse.code}"
         )
-    # on_hand + delta >= reserved keeps the reserved units and the CHECK constraints intact;
-    # on_hand + delta <= MAX_UNITS keeps the sum in its column.
+    # on_hand - reserved >= -delta keeps the reserved units and the CHECK constraints intact;
+    # on_hand + delta <= MAX_UNITS keeps the sum in its column. Each side is computed from
+    # values within the column's range, so no guard overflows it itself.
     updated = StockLevel.objects.filter(
+        GreaterThanOrEqual(F("on_hand") - F("reserved"), -on_hand_delta),
         pk=level.pk,
-        on_hand__gte=F("reserved") - on_hand_delta,
         on_hand__lte=MAX_UNITS - on_hand_delta,
     ).update(on_hand=F("on_hand") + on_hand_delta, updated_at=timezone.now())
     if updated == 0:
