@@ -1,5 +1,7 @@
 """Races on PostgreSQL with real threads: replayed webhooks, invoice numbers, ship vs cancel."""
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,7 +21,7 @@ from orders.services import (
     orders_expire_unpaid,
 )
 from payments.models import CreditNote, Invoice, Payment, Refund
-from payments.services import refund_issue, webhook_handle
+from payments.services import refund_issue, webhook_handle, webhooks
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
 from tests.payments_helpers import payment_event, signed
 
@@ -266,3 +268,43 @@ def test_a_staff_refund_and_the_providers_refund_of_one_payment_at_once_refund_i
         assert not [r for r in results if isinstance(r, Exception)], results
         refunds = Refund.objects.filter(payment__provider_reference=reference)
         assert list(refunds.values_list("amount", flat=True)) == [Decimal("29.90")], attempt
+
+
+def test_a_retried_charge_and_its_refund_confirmation_at_once_do_not_deadlock(
+    run_concurrently, monkeypatch
+):
+    # given a charge that failed, which the provider then reports succeeded and refunded
+    variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 2))
+    webhook_handle(
+        **signed(payment_event(order, event_type="payment.failed", payment_reference="pi_1"))
+    )
+    succeeded = signed(payment_event(order, payment_reference="pi_1"))
+    refund = payment_event(order, event_type="refund.succeeded", payment_reference="pi_1")
+    refund["data"]["refund_reference"] = "re_1"
+    refunded = signed(refund)
+    # and the refund confirmation arriving while the success holds the payment's row
+    claimed = threading.Event()
+    claim = webhooks._payment_claim
+
+    def claim_then_pause(**kwargs):
+        result = claim(**kwargs)
+        claimed.set()
+        time.sleep(0.5)
+        return result
+
+    monkeypatch.setattr(webhooks, "_payment_claim", claim_then_pause)
+
+    def deliver(index: int):
+        if index == 0:
+            return webhook_handle(**succeeded)
+        claimed.wait(5)
+        return webhook_handle(**refunded)
+
+    # when
+    results = run_concurrently(deliver, 2)
+
+    # then: both rows are taken in one order on both paths, so neither event fails
+    assert results == [None, None]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.REFUNDED

@@ -145,6 +145,8 @@ def test_a_malformed_event_is_refused(order, event):
         ("id", "evt\ud800"),  # an unpaired surrogate: no database stores it
         ("currency", "\u00df\u00df\u00df"),  # "ßßß" upper-cases to 6 letters
         ("currency", "E1R"),
+        ("fee", float("nan")),  # json.loads takes NaN and Infinity; jsonb refuses them
+        ("fee", float("-inf")),
     ],
 )
 def test_an_event_the_database_cannot_store_is_refused_as_malformed(order, field, value):

@@ -122,10 +122,16 @@ def _storable(raw: dict) -> None:
             raise WebhookError("malformed_event", message) from error
 
 
+def _refuse_constant(name: str):
+    """json.loads takes NaN and ±Infinity, which are not JSON and which PostgreSQL's jsonb
+    (the stored event) refuses."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def webhook_parse(*, body: bytes) -> PaymentEvent:
     """Parse and validate an event body; raise WebhookError(`malformed_event`)."""
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise WebhookError("malformed_event", "the body is not JSON") from error
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
@@ -274,10 +280,16 @@ def _payment_claim(*, provider: str, order: Order, event: PaymentEvent) -> tuple
     except IntegrityError:
         pass
     seen = Payment.objects.filter(provider=provider, provider_reference=event.payment_reference)
-    switched = status == PaymentStatus.SUCCEEDED and seen.filter(
-        status=PaymentStatus.FAILED
-    ).update(**reported, updated_at=timezone.now())
-    return seen.select_related("order").get(), bool(switched)
+    payment = seen.select_related("order").get()
+    if status != PaymentStatus.SUCCEEDED or payment.status != PaymentStatus.FAILED:
+        return payment, False
+    # The switch locks the payment's row, and marking the order paid then locks the order's:
+    # take the order's first, the order in which every refund takes them.
+    order_lock(order=payment.order)
+    if not seen.filter(status=PaymentStatus.FAILED).update(**reported, updated_at=timezone.now()):
+        return payment, False
+    payment.refresh_from_db(fields=[*reported, "updated_at"])
+    return payment, True
 
 
 @transaction.atomic
