@@ -155,3 +155,14 @@ def test_text_parts_are_not_html_escaped_and_html_parts_are():
     # then
     assert "Fish & Chips <large>" in message.body
     assert "Fish &amp; Chips &lt;large&gt;" in message.alternatives[0][0]
+
+
+def test_a_refund_notice_requested_before_notices_carried_their_amount_states_the_total(order):
+    # given an outbox row written by the release before (kwargs without reference or context)
+    order_mark_paid(order=order)
+
+    # when
+    order_email_send_task.apply(kwargs={"order_id": order.pk, "kind": "refund"})
+
+    # then
+    assert f"We refunded {order.total} {order.currency}" in mail.outbox[-1].body
