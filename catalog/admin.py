@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import changes_text
 from audit.models import AuditEntry
 from catalog.models import Category, Collection, Product, ProductImage, Variant
+from config.admin_panels import PanelPermissionsMixin
 
 # The most recent changes shown on a product page; the audit trail has the rest.
 HISTORY_ROWS = 15
@@ -60,7 +61,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(PanelPermissionsMixin, admin.ModelAdmin):
     list_display = ("name", "first_image", "category", "variant_count", "is_active", "updated_at")
     list_filter = ("is_active", "category", "collections")
     search_fields = ("name", "slug", "description", "variants__sku")
@@ -68,6 +69,8 @@ class ProductAdmin(admin.ModelAdmin):
     autocomplete_fields = ("category",)
     fields = ("name", "slug", "category", "description", "is_active", "change_history")
     readonly_fields = ("change_history",)
+    # The audit trail is refused to warehouse staff; so are its entries on a product page.
+    panel_permissions = {"change_history": "audit.view_auditentry"}
     inlines = (VariantInline, ProductImageInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:

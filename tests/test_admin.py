@@ -785,6 +785,41 @@ def test_product_page_shows_variants_and_the_price_history(client):
     assert "manager@stockwire.example" in html
 
 
+@pytest.mark.parametrize(("role", "shown"), [("warehouse", False), ("support", True)])
+def test_product_page_shows_its_audit_entries_only_to_who_may_read_the_audit_trail(
+    client, role, shown
+):
+    # given: a manager changed a price (an audit entry naming the manager, with the diff)
+    variant = variant_stocked(sku="CAP-RED", price="15.00")
+    client.force_login(staff_user("manager"))
+    client.post(
+        reverse("admin:catalog_variant_change", args=[variant.pk]),
+        {
+            "product": variant.product_id,
+            "sku": "CAP-RED",
+            "name": "CAP-RED",
+            "attributes": "{}",
+            "price": "17.00",
+            "low_stock_threshold": 3,
+            "is_active": "on",
+        },
+    )
+    user = staff_user(role)
+    assert user.has_perm("audit.view_auditentry") is shown
+    client.force_login(user)
+
+    # when
+    page = client.get(reverse("admin:catalog_product_change", args=[variant.product_id]))
+
+    # then: the same rows the audit trail's own list would show or refuse
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "CAP-RED" in html
+    assert ("15.00 → 17.00" in html) is shown
+    assert ("manager@stockwire.example" in html) is shown
+    assert ("/admin/audit/auditentry/" in html) is shown
+
+
 @pytest.mark.parametrize("new_parent", ["itself", "its grandchild"])
 def test_category_cannot_be_moved_under_itself_or_its_descendants(client, new_parent):
     # given
