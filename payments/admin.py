@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.admin_panels import PanelPermissionsMixin
 from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from orders.admin import OrderAdmin as OrdersOrderAdmin
 from orders.models import Order
@@ -115,7 +116,7 @@ admin.site.unregister(Order)
 
 
 @admin.register(Order)
-class OrderAdmin(OrdersOrderAdmin):
+class OrderAdmin(PanelPermissionsMixin, OrdersOrderAdmin):
     """The order page with its payments, refunds, invoice and credit notes, and refunds."""
 
     inlines = (*OrdersOrderAdmin.inlines, PaymentInline, RefundInline)
@@ -125,6 +126,12 @@ class OrderAdmin(OrdersOrderAdmin):
         ("Documents", {"fields": ("invoice_link", "credit_note_links")}),
     )
     readonly_fields = (*OrdersOrderAdmin.readonly_fields, "invoice_link", "credit_note_links")
+    # Warehouse staff read orders but not payments: the documents' numbers and amounts are
+    # shown only to users who may read the invoices and credit notes themselves.
+    panel_permissions = {
+        "invoice_link": "payments.view_invoice",
+        "credit_note_links": "payments.view_creditnote",
+    }
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.issue_refund")

@@ -19,6 +19,7 @@ from inventory.services import MAX_UNITS
 from orders.models import Order, OrderStatus
 from orders.services import order_ship
 from payments.models import CreditNote, Refund
+from payments.services import refund_issue
 from tests.admin_shop import (
     PASSWORD,
     order_paid,
@@ -382,6 +383,31 @@ def test_order_page_shows_lines_timeline_ledger_and_invoice_and_edits_nothing(cl
     for editable in ("status", "total", "subtotal", "shipping", "tracking_number"):
         assert f'name="{editable}"' not in html
     assert response.context["has_change_permission"] is False
+
+
+@pytest.mark.parametrize(("role", "shown"), [("warehouse", False), ("support", True)])
+def test_order_page_shows_invoice_and_credit_notes_only_to_who_may_read_them(client, role, shown):
+    # given: a paid order, then refunded (an invoice and a credit note)
+    order = order_paid(variant=variant_stocked(on_hand=10))
+    refund_issue(order=order, reason="damaged")
+    invoice = order.invoice
+    credit_note = CreditNote.objects.get(invoice=invoice)
+    user = staff_user(role)
+    assert user.has_perm("payments.view_invoice") is shown
+    assert user.has_perm("payments.view_creditnote") is shown
+    client.force_login(user)
+
+    # when
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+
+    # then: the documents' numbers and amounts as their own lists would show or refuse them
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert order.number in html
+    assert (invoice.number in html) is shown
+    assert (credit_note.number in html) is shown
+    assert (f"{invoice.total} {invoice.currency})" in html) is shown
+    assert ("Documents</h2>" in html) is shown
 
 
 @pytest.mark.parametrize(
