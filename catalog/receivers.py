@@ -18,7 +18,7 @@ from outbox.services import outbox_enqueue
 
 # The stored values `remember_previous_values` notes as `instance._previous_<name>`.
 PREVIOUS_FIELDS = {
-    Variant: ("price", "is_active", "sku"),
+    Variant: ("price", "is_active", "sku", "product_id"),
     Category: ("name",),
     ProductImage: ("image", "thumbnail"),
 }
@@ -45,8 +45,8 @@ def fill_blank_slug(sender, instance, raw=False, **kwargs) -> None:
 def remember_previous_values(sender, instance, raw=False, **kwargs) -> None:
     """Note on the instance what the save is about to replace, for the post_save receivers.
 
-    Variants: `_previous_price`, `_previous_is_active`, `_previous_sku` (the storefront cache
-    and the search document need them); categories: `_previous_name`; images:
+    Variants: `_previous_price`, `_previous_is_active`, `_previous_sku`, `_previous_product_id`
+    (the storefront cache and the search document need them); categories: `_previous_name`; images:
     `_previous_image_name`, `_previous_thumbnail_name`. All None for a new row.
     """
     fields = PREVIOUS_FIELDS[sender]
@@ -69,9 +69,18 @@ def refresh_search_document_of_product(sender, instance, raw=False, **kwargs) ->
 
 @receiver(post_save, sender=Variant, dispatch_uid="catalog.refresh_search_document_of_variant")
 def refresh_search_document_of_variant(sender, instance, created, raw=False, **kwargs) -> None:
-    """Rewrite the product's search document when a SKU appears or changes."""
-    if not raw and (created or instance._previous_sku != instance.sku):
-        services.product_search_refresh(product_ids=[instance.product_id])
+    """Rewrite the product's search document when a SKU appears or changes.
+
+    A variant moved to another product (staff correct a SKU filed under the wrong one) takes
+    its SKU out of the previous product's document and into the new one's.
+    """
+    if raw:
+        return
+    previous = (instance._previous_sku, instance._previous_product_id)
+    if created or previous != (instance.sku, instance.product_id):
+        services.product_search_refresh(
+            product_ids={instance.product_id, instance._previous_product_id} - {None}
+        )
 
 
 @receiver(

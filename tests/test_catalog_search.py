@@ -87,6 +87,22 @@ def test_a_deleted_variant_leaves_the_search_document(shop):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("new_sku", ["MUG-001", "LS-MUG-1"], ids=["same SKU", "SKU renamed"])
+def test_a_variant_moved_to_another_product_is_found_under_that_product_only(shop, new_sku):
+    # given: a SKU filed under the wrong product
+    variant = Variant.objects.get(sku="MUG-001")
+
+    # when: staff correct its product (the admin's variant page saves it like this)
+    variant.product = shop["shirt"]
+    variant.sku = new_sku
+    variant.save()
+
+    # then
+    assert _names(product_list(query=new_sku)) == ["Linen Shirt"]
+    assert "MUG-001" not in Product.objects.get(pk=shop["mug"].pk).search_document
+
+
+@pytest.mark.django_db
 def test_catalog_changed_refreshes_documents_written_in_bulk():
     # given products written the way a bulk path writes them: no model signals
     category = Category.objects.create(name="Garden")
