@@ -20,7 +20,7 @@ from outbox.services import outbox_enqueue
 PREVIOUS_FIELDS = {
     Variant: ("price", "is_active", "sku", "product_id"),
     Category: ("name",),
-    ProductImage: ("image", "thumbnail"),
+    ProductImage: ("image", "thumbnail", "product_id"),
 }
 PREVIOUS_NAMES = {"image": "image_name", "thumbnail": "thumbnail_name"}
 
@@ -46,8 +46,9 @@ def remember_previous_values(sender, instance, raw=False, **kwargs) -> None:
     """Note on the instance what the save is about to replace, for the post_save receivers.
 
     Variants: `_previous_price`, `_previous_is_active`, `_previous_sku`, `_previous_product_id`
-    (the storefront cache and the search document need them); categories: `_previous_name`; images:
-    `_previous_image_name`, `_previous_thumbnail_name`. All None for a new row.
+    (the storefront cache and the search document need them); categories: `_previous_name`;
+    images: `_previous_image_name`, `_previous_thumbnail_name`, `_previous_product_id`. All
+    None for a new row.
     """
     fields = PREVIOUS_FIELDS[sender]
     stored = None

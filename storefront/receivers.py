@@ -31,11 +31,18 @@ def invalidate_cached_product(sender, instance, raw=False, **kwargs) -> None:
 @receiver(post_delete, sender=Variant, dispatch_uid="storefront.variant_deleted")
 @receiver(post_save, sender=ProductImage, dispatch_uid="storefront.image_saved")
 @receiver(post_delete, sender=ProductImage, dispatch_uid="storefront.image_deleted")
-def invalidate_cached_product_of_part(sender, instance, raw=False, **kwargs) -> None:
-    """A variant (its price, name, state) or an image is part of its product's entry."""
+def invalidate_cached_product_of_part(sender, instance, signal, raw=False, **kwargs) -> None:
+    """A variant (its price, name, state) or an image is part of its product's entry.
+
+    One moved to another product (staff refile a SKU) was part of the previous product's entry
+    too, which catalog's pre_save noted as `_previous_product_id`; a delete moves nothing.
+    """
     if raw:
         return
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=[instance.product_id]))
+    product_ids = {instance.product_id}
+    if signal is post_save and instance._previous_product_id is not None:
+        product_ids.add(instance._previous_product_id)
+    transaction.on_commit(partial(cache.products_invalidate, product_ids=sorted(product_ids)))
 
 
 @receiver(post_save, sender=Category, dispatch_uid="storefront.category_saved")

@@ -207,6 +207,47 @@ def test_new_image_shows_on_the_next_read(client, shirt, django_capture_on_commi
     assert len(listed(client)[0]["images"]) == 1
 
 
+def test_a_variant_moved_to_another_product_leaves_the_old_products_detail(
+    client, django_capture_on_commit_callbacks
+):
+    # given: both details cached
+    product_make(name="Blue mug", skus=("MUG-1", "MUG-2"))
+    product_make(name="Tea cup", skus=("CUP-1",))
+    warm(client, slug="blue-mug")
+    warm(client, slug="tea-cup")
+    variant = Variant.objects.get(sku="MUG-2")
+
+    # when: staff file the SKU under the right product
+    with django_capture_on_commit_callbacks(execute=True):
+        variant.product = Product.objects.get(slug="tea-cup")
+        variant.save()
+
+    # then
+    assert [v["sku"] for v in detail(client, slug="blue-mug")["variants"]] == ["MUG-1"]
+    assert [v["sku"] for v in detail(client, slug="tea-cup")["variants"]] == ["CUP-1", "MUG-2"]
+
+
+def test_an_image_moved_to_another_product_leaves_the_old_products_detail(
+    client, shirt, django_capture_on_commit_callbacks
+):
+    # given
+    image = ProductImage.objects.create(
+        product=shirt, image=SimpleUploadedFile("front.gif", GIF), alt_text="front"
+    )
+    product_make(name="Tea cup", skus=("CUP-1",))
+    warm(client)
+    warm(client, slug="tea-cup")
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        image.product = Product.objects.get(slug="tea-cup")
+        image.save()
+
+    # then
+    assert detail(client)["images"] == []
+    assert [i["alt_text"] for i in detail(client, slug="tea-cup")["images"]] == ["front"]
+
+
 def test_received_stock_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):
     # given
     warm(client)
