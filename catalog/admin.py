@@ -34,6 +34,10 @@ class ProductImageInline(admin.TabularInline):
     fields = ("preview", "image", "alt_text", "position")
     readonly_fields = ("preview",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProductImage]:
+        # Each row is labelled "image N of <product>": one join instead of a query per image.
+        return super().get_queryset(request).select_related("product")
+
     @admin.display(description="preview")
     def preview(self, image: ProductImage) -> str:
         return image_preview(image)

@@ -109,7 +109,9 @@ class Variant(TimeStamped):
         ]
 
     def __str__(self) -> str:
-        return f"{self.sku} ({self.name or self.product.name})"
+        # The SKU identifies a variant; reading the product's name here would cost a query per
+        # variant wherever variants are listed (admin inlines, filters, select boxes).
+        return f"{self.sku} ({self.name})" if self.name else self.sku
 
 
 class ProductImage(TimeStamped):

@@ -10,12 +10,13 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from model_bakery import baker
 from PIL import Image as PILImage
 
-from catalog.models import Category, ProductImage
+from catalog.models import Category, Product, ProductImage, Variant
 from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
-from inventory.services import MAX_UNITS
+from inventory.services import MAX_UNITS, stock_receive
 from orders.models import Order, OrderStatus
 from orders.services import order_ship
 from payments.models import CreditNote, Refund
@@ -942,6 +943,52 @@ def test_stock_list_costs_the_same_queries_for_one_level_or_many(
     assert response.context["cl"].result_count == 12
 
 
+def png_upload(name: str) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (40, 30), "teal").save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
+@pytest.mark.parametrize("count", [1, 30])
+def test_product_page_costs_the_same_queries_for_one_variant_and_image_or_many(
+    client, django_assert_max_num_queries, settings, tmp_path, count
+):
+    # given: variants without a name of their own (the storefront shows the product's)
+    settings.MEDIA_ROOT = tmp_path
+    product = baker.make(Product, name="Many", slug="", is_active=True)
+    for index in range(count):
+        baker.make(Variant, product=product, sku=f"MANY-{index}", name="", price=Decimal("1"))
+        ProductImage.objects.create(product=product, image=png_upload(f"many-{index}.png"))
+    client.force_login(staff_user("manager"))
+
+    # when / then: session, user, permissions, the product, its variants, its images, the
+    # audit panel; no query per variant or image
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("admin:catalog_product_change", args=[product.pk]))
+    assert response.status_code == 200
+    assert f"MANY-{count - 1}" in response.content.decode()
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_ledger_list_costs_the_same_queries_for_one_sku_or_many(
+    client, django_assert_max_num_queries, count
+):
+    # given: SKUs of different products, without a name of their own
+    for index in range(count):
+        product = baker.make(Product, name=f"Product {index}", slug="", is_active=True)
+        variant = baker.make(
+            Variant, product=product, sku=f"LEDGER-{index}", name="", price=Decimal("1")
+        )
+        stock_receive(variant=variant, warehouse=warehouse_main(), quantity=3)
+    client.force_login(staff_user("warehouse"))
+
+    # when / then: the SKU filter lists every SKU of the ledger without a query per SKU
+    with django_assert_max_num_queries(12):
+        response = client.get("/admin/inventory/stockmovement/")
+    assert response.context["cl"].result_count == count
+    assert f"LEDGER-{count - 1}" in response.content.decode()
+
+
 def test_dashboard_low_stock_link_lists_the_levels_of_that_variant(client):
     # given
     low = variant_stocked(sku="LOW-ONE", on_hand=1, threshold=3)
@@ -977,12 +1024,10 @@ def test_roles_sync_puts_a_drifted_group_back_to_its_role():
 def test_product_page_previews_image_thumbnails(client, settings, tmp_path):
     # given
     settings.MEDIA_ROOT = tmp_path
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (40, 30), "teal").save(buffer, format="PNG")
     variant = variant_stocked(sku="PIC-1")
     ProductImage.objects.create(
         product=variant.product,
-        image=SimpleUploadedFile("mug.png", buffer.getvalue(), content_type="image/png"),
+        image=png_upload("mug.png"),
         alt_text="a teal mug",
     )
     client.force_login(staff_user("manager"))

@@ -68,7 +68,7 @@ def test_a_price_change_in_a_request_is_recorded_with_the_user_and_the_diff(vari
     assert (entry.object_type, entry.object_id, entry.object_repr) == (
         "catalog.Variant",
         str(variant.pk),
-        "LAMP-1 (Desk Lamp)",
+        "LAMP-1",
     )
     assert entry.changes == {"price": ["10.00", "12.50"]}
 
