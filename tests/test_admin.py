@@ -13,6 +13,7 @@ from django.urls import reverse
 from model_bakery import baker
 from PIL import Image as PILImage
 
+from audit.models import AuditEntry
 from catalog.models import Category, Product, ProductImage, Variant
 from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
@@ -258,6 +259,26 @@ def test_ship_action_ships_paid_orders_and_says_why_the_others_were_not(client):
         "longer paid (invalid_transition)",
     ]
     assert paid.events.get(kind="shipped").actor.username == "warehouse@stockwire.example"
+
+
+def test_ship_action_lands_in_the_audit_trail_as_the_staff_member(client):
+    # given
+    order = order_paid(variant=variant_stocked())
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    run_action(
+        client, ORDERS_URL, "ship_orders", [order], apply="1", **{f"tracking_{order.pk}": "TRK-7"}
+    )
+
+    # then
+    entry = (
+        AuditEntry.objects.filter(object_type="orders.Order", object_id=str(order.pk))
+        .order_by("id")
+        .last()
+    )
+    assert entry.actor_label == "warehouse@stockwire.example"
+    assert entry.changes == {"status": ["paid", "shipped"], "tracking_number": ["", "TRK-7"]}
 
 
 def test_ship_action_without_a_tracking_number_ships_nothing(client):

@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.utils import timezone
 
+from audit.context import acting_as
+from audit.models import AuditEntry
 from inventory.models import MovementReason, StockAllocation, StockLevel, StockMovement
 from orders.models import Customer, Order, OrderStatus
 from orders.services import (
@@ -152,6 +154,59 @@ def test_cancel_releases_the_stock_and_sends_the_cancellation_email():
     # and cancelling twice is refused
     with pytest.raises(InvalidTransition):
         order_cancel(order=order)
+
+
+def _order_audit(order: Order) -> list[tuple[str, str, str, dict]]:
+    return list(
+        AuditEntry.objects.filter(object_type="orders.Order", object_id=str(order.pk))
+        .order_by("id")
+        .values_list("actor_label", "action", "object_repr", "changes")
+    )
+
+
+def test_every_status_change_lands_in_the_audit_trail_with_its_actor_and_diff():
+    # given: placing an order records nothing (the order's creation is its "placed" event)
+    variant_stocked("MUG-1", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 1))
+    assert _order_audit(order) == []
+    staff = get_user_model().objects.create_user(username="staff", email="s@x.io", is_staff=True)
+    clerk = get_user_model().objects.create_user(username="clerk", email="c@x.io", is_staff=True)
+
+    # when: paid by the provider (no user), shipped by staff, delivered in a clerk's request
+    order_mark_paid(order=order)
+    order_ship(order=order, tracking_number="TRACK-9", actor=staff)
+    with acting_as(clerk):
+        order_mark_delivered(order=order)
+
+    # then
+    number = order.number
+    assert _order_audit(order) == [
+        ("system", "update", number, {"status": ["pending_payment", "paid"]}),
+        (
+            "staff",
+            "update",
+            number,
+            {"status": ["paid", "shipped"], "tracking_number": ["", "TRACK-9"]},
+        ),
+        ("clerk", "update", number, {"status": ["shipped", "delivered"]}),
+    ]
+    assert AuditEntry.objects.filter(actor=staff).count() == 1
+
+
+def test_a_cancellation_is_audited_and_a_refused_transition_is_not():
+    # given
+    variant_stocked("MUG-1", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 1))
+
+    # when
+    order_cancel(order=order, reason="changed my mind")
+    with pytest.raises(InvalidTransition):
+        order_ship(order=order, tracking_number="TRACK-1")
+
+    # then
+    assert _order_audit(order) == [
+        ("system", "update", order.number, {"status": ["pending_payment", "cancelled"]}),
+    ]
 
 
 def test_flag_marks_the_order_for_staff_and_keeps_its_status():

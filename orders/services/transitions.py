@@ -7,12 +7,15 @@
 Two actions racing on one order (a ship and a cancel, an expiry and a payment) both issue
 `UPDATE … WHERE status IN (allowed)`; the database serialises them on the row, the second finds
 the status changed and updates nothing, and its caller gets `InvalidTransition`. Each transition
-writes an OrderEvent (who, when, why).
+writes an OrderEvent (who, when, why: the order's timeline) and an audit entry (who, and the
+field-level diff: the shop's one trail of every change, beside catalog and stock changes).
 """
 
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record, audit_snapshot
 from inventory.services import stock_release, stock_ship
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services.errors import InvalidOrder, InvalidTransition
@@ -37,8 +40,13 @@ def _transition(
 ) -> str:
     """Move `order` to `to` if it is still in one of `allowed`; return the status it left.
 
-    Refreshes `order` from the row so callers and receivers see the committed state.
+    Refreshes `order` from the row so callers and receivers see the committed state. The
+    audit entry's diff is the status and the `fields` the transition sets (the tracking
+    number), with their values as `order` held them; the status timestamp is the entry's own
+    time. `actor` None is the audit context's actor, as for every audit entry.
     """
+    set_fields = [Order._meta.get_field(name) for name in fields]
+    before = audit_snapshot(instance=order, fields=set_fields)
     now = timezone.now()
     updated = Order.objects.filter(pk=order.pk, status__in=allowed).update(
         status=to, updated_at=now, **{f"{to}_at": now}, **fields
@@ -49,6 +57,13 @@ def _transition(
     previous = _status_left(order=order, allowed=allowed)
     OrderEvent.objects.create(
         order=order, kind=action, from_status=previous, to_status=to, actor=actor, note=note
+    )
+    after = audit_snapshot(instance=order, fields=set_fields)
+    audit_record(
+        action=AuditAction.UPDATE,
+        obj=order,
+        changes={"status": [previous, to], **{name: [before[name], after[name]] for name in after}},
+        actor=actor,
     )
     return previous
 
