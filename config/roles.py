@@ -25,7 +25,10 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("payments", "refund"): [("issue_refund", "Can issue refunds")],
 }
 
-SHOP_APPS = ("audit", "catalog", "inventory", "orders", "payments")
+# `outbox` included: staff see the requests the broker has not taken (with "Relay now", which
+# asks for no more than access to the list) and the tasks that failed for good, which the
+# manager acknowledges by deleting them.
+SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments")
 
 # role -> (apps whose every model it may view, apps it may fully manage, action permissions)
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -40,7 +43,7 @@ ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "support": (
-        ("audit", "catalog", "inventory", "orders", "payments"),
+        ("audit", "catalog", "inventory", "orders", "outbox", "payments"),
         (),
         ("orders.cancel_order", "payments.issue_refund"),
     ),
