@@ -369,7 +369,7 @@ def test_the_import_records_created_and_changed_products_and_variants_in_the_aud
         ),
         (
             "catalog.Variant",
-            "A-1 (Lamp)",
+            "A-1",
             {
                 "product_id": [None, lamp.pk],
                 "sku": [None, "A-1"],
@@ -402,7 +402,7 @@ def test_the_import_records_created_and_changed_products_and_variants_in_the_aud
         (
             "system",
             str(short.pk),
-            "A-1 (Lamp)",
+            "A-1",
             {"price": ["30.00", "32.50"], "low_stock_threshold": [2, 3]},
         ),
         ("system", str(tall.pk), "A-2 (Tall)", {"price": ["40.00", "41.00"]}),
