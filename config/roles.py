@@ -23,6 +23,7 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("deliver_order", "Can mark orders delivered"),
     ],
     ("payments", "refund"): [("issue_refund", "Can issue refunds")],
+    ("outbox", "outboxmessage"): [("relay_outbox", "Can relay outbox requests at once")],
 }
 
 # `outbox` included: staff see the requests the broker has not taken (with "Relay now", which

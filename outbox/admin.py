@@ -64,7 +64,10 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     def last_error_short(self, message: OutboxMessage) -> str:
         return message.last_error[:120]
 
-    @admin.action(description="Relay now (ignore backoff)")
+    def has_relay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("outbox.relay_outbox")
+
+    @admin.action(description="Relay now (ignore backoff)", permissions=["relay"])
     def relay_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         ids = list(queryset.filter(sent_at__isnull=True).values_list("pk", flat=True))
         published = outbox_relay(message_ids=ids, batch_size=len(ids) or 1)

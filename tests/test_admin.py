@@ -1076,6 +1076,22 @@ def test_manager_relays_unsent_requests_from_the_outbox_list(client):
     assert messages_of(response)[0].endswith("of 1 unsent requests to the broker.")
 
 
+def test_support_reads_the_outbox_but_cannot_relay_it(client):
+    # given
+    message = OutboxMessage.objects.create(task_name="orders.email_send", kwargs={}, attempts=1)
+    client.force_login(staff_user("support"))
+
+    # when
+    choices = action_choices(client, OUTBOX_URL)
+    response = run_action(client, OUTBOX_URL, "relay_now", [message])
+
+    # then: the action is neither offered nor run
+    assert "relay_now" not in choices
+    message.refresh_from_db()
+    assert (message.attempts, message.sent_at) == (1, None)
+    assert response.status_code in (200, 302)
+
+
 def test_roles_sync_puts_a_drifted_group_back_to_its_role():
     # given: someone gave the warehouse group the refund permission by hand
     warehouse = Group.objects.get(name="warehouse")
