@@ -126,6 +126,33 @@ def test_a_changed_file_writes_only_the_differences(tmp_path):
     assert stock_drift() == []
 
 
+def test_an_updating_import_writes_every_changed_field_and_stamps_only_changed_rows(tmp_path):
+    # given
+    run_import(tmp_path, GOOD)
+    before = dict(Variant.objects.values_list("sku", "updated_at"))
+    changed = (
+        GOOD.replace(
+            "MUG-1,Stone mug,Blue,Kitchen > Mugs,12.50", "MUG-1,Stone mug,Sky,Kitchen > Mugs,13.75"
+        )
+        .replace("main,10,2,Glazed stoneware", "main,10,5,Fired stoneware")
+        .replace("east,4,2,", "east,4,5,")
+    ).replace(
+        "TEE-1,Organic tee,M,Clothing,24.00,main,7,,", "TEE-1,Organic tee,M,Clothing,26.00,main,7,,"
+    )
+
+    # when
+    run_import(tmp_path, changed)
+
+    # then: every field the file changed is stored, on the rows it changed only
+    mug = Variant.objects.select_related("product").get(sku="MUG-1")
+    assert (mug.name, mug.price, mug.low_stock_threshold) == ("Sky", Decimal("13.75"), 5)
+    assert mug.product.description == "Fired stoneware"
+    assert Variant.objects.get(sku="TEE-1").price == Decimal("26.00")
+    after = dict(Variant.objects.values_list("sku", "updated_at"))
+    assert after["MUG-1"] > before["MUG-1"] and after["TEE-1"] > before["TEE-1"]
+    assert after["MUG-2"] == before["MUG-2"]
+
+
 def test_broken_rows_are_reported_by_line_and_the_good_rows_are_kept(tmp_path):
     # given
     text = (
