@@ -10,7 +10,6 @@ from pathlib import PurePosixPath
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, models, transaction
-from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image
 
@@ -18,6 +17,7 @@ from audit.models import AuditAction
 from audit.services import audit_record_many
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
+from config.inserts import update_rows
 
 # A generated slug or SKU that a concurrent transaction took first is regenerated this many
 # times; two more than the number of saves that plausibly race for one name.
@@ -133,7 +133,7 @@ def product_search_refresh(*, product_ids: Iterable[int]) -> int:
             if document != product.search_document:
                 product.search_document = document
                 stale.append(product)
-        Product.objects.bulk_update(stale, ["search_document"])
+        update_rows(Product, stale, ["search_document"])
         changed += len(stale)
     return changed
 
@@ -149,13 +149,7 @@ def variant_price_bulk_set(*, prices: dict[int, Decimal], actor=None) -> int:
     Sends `catalog_changed(product_ids=...)` for the products whose prices changed.
     """
     wanted = {variant_id: _price(value) for variant_id, value in prices.items()}
-    variants = list(
-        Variant.objects.select_for_update(of=("self",))
-        .filter(pk__in=wanted)
-        .select_related("product")
-        .order_by("pk")
-    )
-    now = timezone.now()
+    variants = list(Variant.objects.select_for_update().filter(pk__in=wanted).order_by("pk"))
     changed: list[tuple[Variant, dict]] = []
     for variant in variants:
         new_price = wanted[variant.pk]
@@ -163,11 +157,10 @@ def variant_price_bulk_set(*, prices: dict[int, Decimal], actor=None) -> int:
             continue
         changes = {"price": [str(variant.price), str(new_price)]}
         variant.price = new_price
-        variant.updated_at = now
         changed.append((variant, changes))
     if not changed:
         return 0
-    Variant.objects.bulk_update([variant for variant, _ in changed], ["price", "updated_at"])
+    update_rows(Variant, [variant for variant, _ in changed], ["price", "updated_at"])
     audit_record_many(action=AuditAction.UPDATE, changes_by_object=changed, actor=actor)
     catalog_changed.send(
         sender=variant_price_bulk_set,

@@ -9,7 +9,14 @@ from django.db import connection
 from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
-from config.inserts import insert_instances, insert_with_children, update_adding, upsert_adding
+from catalog.models import Variant
+from config.inserts import (
+    insert_instances,
+    insert_with_children,
+    update_adding,
+    update_rows,
+    upsert_adding,
+)
 from orders.models import Customer, DailySales, Order, OrderEvent, OrderLine, OrderStatus
 from storefront.models import IdempotencyKey
 
@@ -195,3 +202,29 @@ def test_update_adding_adds_to_the_named_row_only_and_counts_it(django_assert_nu
         0,
         Decimal("0.00"),
     )
+
+
+def test_update_rows_writes_the_named_fields_of_each_row_in_one_statement_and_stamps_it(
+    django_assert_num_queries,
+):
+    # given three variants, two of them changed in memory
+    cheap, dear, untouched = (
+        baker.make(Variant, sku=sku, price=Decimal("1.00"), name="old") for sku in "ABC"
+    )
+    stamped = Variant.objects.get(pk=untouched.pk).updated_at
+    cheap.price, cheap.name = Decimal("2.50"), "new"
+    dear.price, dear.name = Decimal("99.99"), "kept in memory only"
+
+    # when
+    with django_assert_num_queries(1):
+        update_rows(Variant, [cheap, dear], ["price", "updated_at"])
+
+    # then: the named fields are stored, the others and the other rows are not
+    stored = {variant.sku: variant for variant in Variant.objects.order_by("sku")}
+    assert [(v.price, v.name) for v in stored.values()] == [
+        (Decimal("2.50"), "old"),
+        (Decimal("99.99"), "old"),
+        (Decimal("1.00"), "old"),
+    ]
+    assert stored["A"].updated_at > stamped and stored["B"].updated_at > stamped
+    assert stored["C"].updated_at == stamped

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
+from config.inserts import with_rows
+
 # A ledger row's own values, then the stamp every row of one statement shares.
 _MOVEMENT_VALUES = (
     "level_id",
@@ -23,36 +25,6 @@ _MOVEMENT_VALUES = (
     "note",
 )
 _MOVEMENT_COLUMNS = (*_MOVEMENT_VALUES, "created_at")
-
-
-def with_rows(
-    *, names: tuple[str, ...], types: tuple[str, ...], rows: list[tuple], sql: str, tail: list
-) -> list[tuple]:
-    """Run `sql` (which starts `WITH v(...) AS ({rows}) ...`) for `rows`; return what it returns.
-
-    On PostgreSQL the rows travel as one array per column through `unnest`, so the statement
-    has a handful of parameters whatever the number of rows (thousands of placeholders cost
-    more to bind than the work they describe). SQLite gets a VALUES list, in chunks that stay
-    under its limit of bound parameters. `tail` are the parameters after the rows.
-    """
-    if not rows:
-        return []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            cursor.execute(sql.format(rows=f"SELECT * FROM unnest({arrays})"), columns + tail)
-            return list(cursor.fetchall()) if cursor.description else []
-        result: list[tuple] = []
-        chunk = max(1, (connection.features.max_query_params - len(tail)) // len(names))
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            row = "(" + ", ".join(["%s"] * len(names)) + ")"
-            params = [value for values in part for value in values]
-            cursor.execute(sql.format(rows="VALUES " + ", ".join([row] * len(part))), params + tail)
-            if cursor.description:
-                result.extend(cursor.fetchall())
-        return result
 
 
 @dataclass(frozen=True)
