@@ -11,7 +11,7 @@ from typing import Annotated
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.utils.http import parse_etags
+from django.utils.cache import get_conditional_response
 from ninja import Path, Query, Router
 
 from catalog import selectors as catalog_selectors
@@ -40,16 +40,6 @@ def _json_response(body: str, *, etag: str | None = None) -> HttpResponse:
     if etag:
         response["ETag"] = etag
     return response
-
-
-def _not_modified(if_none_match: str, *, etag: str) -> bool:
-    """Whether the `If-None-Match` header names the current representation (answer 304).
-
-    RFC 9110 (13.1.2) compares If-None-Match weakly: `W/"x"` matches `"x"`. Proxies that
-    compress an answer weaken its ETag (nginx's gzip does), and their clients send it back so.
-    """
-    offered = parse_etags(if_none_match)
-    return "*" in offered or etag.removeprefix("W/") in {tag.removeprefix("W/") for tag in offered}
 
 
 def _render_products(products: list[Product]) -> list[dict]:
@@ -176,9 +166,11 @@ def product_detail(request: HttpRequest, slug: SlugPath):
     entry = cache.product_detail(slug=slug, build=build)
     if entry is None:
         raise ApiError(404, "not_found", f"No product {slug!r}.")
-    if _not_modified(request.headers.get("If-None-Match", ""), etag=entry["etag"]):
-        response = HttpResponse(status=304)
-        response["ETag"] = entry["etag"]
-        response["Cache-Control"] = CACHE_CONTROL
-        return response
-    return _json_response(entry["body"], etag=entry["etag"])
+    # Django's conditional GET: If-None-Match is compared weakly (RFC 9110, 13.1.2), as proxies
+    # that compress an answer weaken its ETag (nginx's gzip does); a 304 keeps the ETag and
+    # Cache-Control of the answer it stands for.
+    return get_conditional_response(
+        request,
+        etag=entry["etag"],
+        response=_json_response(entry["body"], etag=entry["etag"]),
+    )
