@@ -51,18 +51,18 @@ def refund_apply(
     order_status: str,
     payment: Payment,
     amount: Decimal,
+    left: Decimal,
     provider_reference: str,
     reason: str,
     actor=None,
 ) -> Refund:
     """Record a refund of `amount` of `payment` and what follows from it; the caller has
-    locked the order's row (its status then: `order_status`) and the payment's, checked that
-    `amount` is left to refund, and sends `refund_issued`.
+    locked the order's row (its status then: `order_status`) and the payment's, read what was
+    `left` to refund of it, checked that `amount` fits, and sends `refund_issued`.
 
     Refunding the last of the payment marks it refunded; when that payment paid the order, an
     order in REFUNDABLE is marked refunded (its reservation released).
     """
-    refunds_the_rest = amount == payment_left_to_refund(payment=payment)
     refund = Refund.objects.create(
         order=order,
         payment=payment,
@@ -71,7 +71,7 @@ def refund_apply(
         provider_reference=provider_reference,
         reason=reason[: Refund._meta.get_field("reason").max_length],
     )
-    if refunds_the_rest:
+    if amount == left:
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
         payment.status = PaymentStatus.REFUNDED
         if payment.settles_order and order_status in REFUNDABLE:
@@ -103,11 +103,13 @@ def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
         if existing is not None:
             return existing
         raise RefundError(f"order {order.number} has no payment to refund")
+    left = payment_left_to_refund(payment=payment)
     refund = refund_apply(
         order=order,
         order_status=order_status,
         payment=payment,
-        amount=payment_left_to_refund(payment=payment),
+        amount=left,
+        left=left,
         provider_reference=OWN_REFUND_REFERENCE.format(payment_id=payment.pk),
         reason=reason,
         actor=actor,

@@ -343,6 +343,7 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
         order_status=order_status,
         payment=payment,
         amount=event.amount,
+        left=left,
         provider_reference=reference,
         reason="refund confirmed by the provider",
     )
