@@ -26,9 +26,9 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("outbox", "outboxmessage"): [("relay_outbox", "Can relay outbox requests at once")],
 }
 
-# `outbox` included: staff see the requests the broker has not taken (with "Relay now", which
-# asks for no more than access to the list) and the tasks that failed for good, which the
-# manager acknowledges by deleting them.
+# `outbox` included: staff see the requests the broker has not taken and the tasks that failed
+# for good; the manager acknowledges failures by deleting them, and relays requests at once
+# ("Relay now", `outbox.relay_outbox`).
 SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments")
 
 # role -> (apps whose every model it may view, apps it may fully manage, action permissions)

@@ -39,9 +39,7 @@ class StockReceiveForm(forms.Form):
 class StockReceiveNewForm(StockReceiveForm):
     """Receive a SKU into a warehouse where it has no stock level yet (or any level)."""
 
-    variant = forms.ModelChoiceField(
-        queryset=Variant.objects.select_related("product").order_by("sku"), label="SKU"
-    )
+    variant = forms.ModelChoiceField(queryset=Variant.objects.order_by("sku"), label="SKU")
     warehouse = forms.ModelChoiceField(queryset=Warehouse.objects.filter(is_active=True))
     field_order = ["variant", "warehouse", "quantity", "reason", "reference", "note"]
 
