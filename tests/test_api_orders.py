@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import OperationalError
 from django.utils import timezone
 
 from catalog.models import Variant
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
+from orders.services import counters
 from payments.models import Payment
 from storefront.models import IdempotencyKey
 from storefront.tasks import idempotency_keys_purge_task
@@ -518,3 +520,25 @@ def test_purge_task_removes_keys_older_than_24_hours(ada, shirt):
     # then
     assert removed == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_a_committed_order_is_answered_201_and_clears_the_cache_when_its_count_bump_fails(
+    ada, shirt, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given: a cached detail, and a customer row the count bump cannot update (a lock wait
+    # past its timeout, a connection lost after the commit)
+    assert ada.get("/api/v1/products/linen-shirt").json()["variants"][1]["available"] == 5
+
+    def bump_fails(*args, **kwargs):
+        raise OperationalError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(counters, "update_adding", bump_fails)
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 2}])
+
+    # then: the customer learns the order was placed, and the shop shows the sale
+    assert response.status_code == 201
+    detail = ada.get("/api/v1/products/linen-shirt").json()
+    assert {v["sku"]: v["available"] for v in detail["variants"]}["SHIRT-M"] == 3

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 
 from inventory.models import StockAllocation, StockLevel, StockMovement
@@ -16,6 +17,7 @@ from orders.services import (
     InvalidTransition,
     LinesOutOfStock,
     counters_recomputed,
+    counters_reconcile,
     order_cancel,
     order_ship,
     orders_expire_unpaid,
@@ -308,3 +310,38 @@ def test_a_retried_charge_and_its_refund_confirmation_at_once_do_not_deadlock(
     assert results == [None, None]
     order.refresh_from_db()
     assert order.status == OrderStatus.REFUNDED
+
+
+def test_checkouts_go_on_while_the_nightly_reconcile_holds_the_customer_rows(monkeypatch, settings):
+    # given: the reconcile, having locked every customer row, meets a customer checking out
+    variant_stocked("NIGHT-1", on_hand=10)
+    customer = customer_new()
+    order_new(customer, ("NIGHT-1", 1))
+    settings.DB_LOCK_TIMEOUT_MS = 300
+    outcome: dict = {}
+    bulk_update = Customer.objects.bulk_update
+
+    def bulk_update_while_a_customer_checks_out(*args, **kwargs):
+        result = bulk_update(*args, **kwargs)
+
+        def checkout() -> None:
+            try:
+                outcome["order"] = order_new(customer, ("NIGHT-1", 1)).number
+            except Exception as error:  # the test reports what the checkout met
+                outcome["error"] = repr(error)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=checkout)
+        thread.start()
+        thread.join(10)
+        return result
+
+    monkeypatch.setattr(Customer.objects, "bulk_update", bulk_update_while_a_customer_checks_out)
+
+    # when
+    counters_reconcile()
+
+    # then: the order's foreign key only key-shares the customer's row, which the reconcile
+    # locks FOR NO KEY UPDATE, so the checkout was not held up
+    assert "order" in outcome, outcome
