@@ -522,6 +522,21 @@ def test_purge_task_removes_keys_older_than_24_hours(ada, shirt):
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
 
 
+def test_an_order_whose_total_the_order_columns_cannot_hold_is_422_and_writes_nothing(ada):
+    # given: a price the catalog holds, times the most units a line may order
+    product_make(name="Gold bar", skus=("GOLD-1",), price="10000000.00", on_hand=1000)
+
+    # when
+    response = order_post(ada, lines=[{"sku": "GOLD-1", "quantity": 1000}])
+
+    # then
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_order"
+    assert "at most 9999999999.99" in response.json()["detail"]
+    assert (Order.objects.count(), IdempotencyKey.objects.count()) == (0, 0)
+    assert StockLevel.objects.get(variant__sku="GOLD-1").reserved == 0
+
+
 def test_a_committed_order_is_answered_201_and_clears_the_cache_when_its_count_bump_fails(
     ada, shirt, monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -24,6 +24,9 @@ MAX_LINES = 100
 MAX_QUANTITY_PER_LINE = 1000
 SHIPPING_ADDRESS_FIELDS = ("name", "line1", "city", "postal_code", "country")
 CENTS = Decimal("0.01")
+# The largest amount the order's money columns hold; a line's total is at most the order's.
+_TOTAL = Order._meta.get_field("total")
+MAX_ORDER_TOTAL = Decimal(10) ** (_TOTAL.max_digits - _TOTAL.decimal_places) - CENTS
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ def _order_write(
         )
     subtotal = sum((line.line_total for line in order_lines), Decimal("0.00"))
     shipping = shipping_for(subtotal)
+    if subtotal + shipping > MAX_ORDER_TOTAL:
+        raise InvalidOrder(f"an order's total can be at most {MAX_ORDER_TOTAL}")
     order = Order(
         number=number,
         customer=customer,
