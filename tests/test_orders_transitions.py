@@ -14,6 +14,7 @@ from orders.models import Customer, Order, OrderStatus
 from orders.services import (
     InvalidOrder,
     InvalidTransition,
+    expiry,
     order_cancel,
     order_flag,
     order_mark_delivered,
@@ -249,3 +250,34 @@ def test_expiry_cancels_only_old_unpaid_orders_and_releases_their_stock(settings
     }
     assert _level(variant) == (20, 8)
     assert old_unpaid.events.get(kind="cancelled").note == "unpaid after 30 minutes"
+
+
+def test_expiry_skips_an_order_it_cannot_cancel_and_expires_the_ones_after_it(
+    settings, monkeypatch, caplog
+):
+    # given two old unpaid orders, the first of which cannot be cancelled (drifted stock, say)
+    settings.RESERVATION_TTL_MINUTES = 30
+    variant = variant_stocked("MUG-1", on_hand=20)
+    customer = customer_new()
+    stuck, behind = order_new(customer, ("MUG-1", 2)), order_new(customer, ("MUG-1", 3))
+    Order.objects.update(placed_at=timezone.now() - timedelta(minutes=31))
+    cancel = expiry.order_cancel
+
+    def cancel_all_but_the_stuck_one(*, order, **kwargs):
+        if order.pk == stuck.pk:
+            raise RuntimeError("stock drifted")
+        return cancel(order=order, **kwargs)
+
+    monkeypatch.setattr(expiry, "order_cancel", cancel_all_but_the_stuck_one)
+
+    # when
+    expired = orders_expire_unpaid()
+
+    # then: the order behind it is cancelled and its stock released; the stuck one is logged
+    assert expired == 1
+    statuses = dict(Order.objects.values_list("pk", "status"))
+    assert statuses == {stuck.pk: OrderStatus.PENDING_PAYMENT, behind.pk: OrderStatus.CANCELLED}
+    assert _level(variant) == (20, 2)
+    assert [r.order_id for r in caplog.records if r.getMessage() == "unpaid order not expired"] == [
+        stuck.pk
+    ]

@@ -1,5 +1,6 @@
 """Cancelling orders left unpaid past the reservation TTL, so their stock returns to sale."""
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -8,6 +9,8 @@ from django.utils import timezone
 
 from orders.models import Order, OrderStatus
 from orders.services.transitions import order_cancel
+
+logger = logging.getLogger(__name__)
 
 # Candidates are read this many at a time, so a long backlog never loads into memory at once.
 EXPIRY_BATCH_SIZE = 100
@@ -26,7 +29,8 @@ def orders_expire_unpaid(
     deadlock with checkouts); SKIP LOCKED lets two runs at once, or a payment in flight for
     the same order, pass each other, and the status filter makes a second run a no-op.
     Each cancellation goes through `order_cancel`: it releases the stock and sends
-    `order_cancelled` (the cancellation e-mail is requested).
+    `order_cancelled` (the cancellation e-mail is requested). An order whose cancellation
+    fails is logged and skipped, and tried again on the next run.
     """
     cutoff = (now or timezone.now()) - timedelta(minutes=settings.RESERVATION_TTL_MINUTES)
     reason = f"unpaid after {settings.RESERVATION_TTL_MINUTES} minutes"
@@ -37,11 +41,16 @@ def orders_expire_unpaid(
             expired.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:batch_size]
         )
         for pk in batch:
-            with transaction.atomic():
-                order = expired.select_for_update(skip_locked=True).filter(pk=pk).first()
-                if order is not None:
-                    order_cancel(order=order, reason=reason)
-                    cancelled += 1
+            try:
+                with transaction.atomic():
+                    order = expired.select_for_update(skip_locked=True).filter(pk=pk).first()
+                    if order is not None:
+                        order_cancel(order=order, reason=reason)
+                        cancelled += 1
+            except Exception:
+                # One order that cannot be cancelled must not hold back the stock of all the
+                # orders after it: it is logged and tried again on the next run.
+                logger.exception("unpaid order not expired", extra={"order_id": pk})
         if len(batch) < batch_size:
             return cancelled
         last_pk = batch[-1]
