@@ -179,27 +179,35 @@ def idempotent_perform(
     shows as the unique (user, key) violation of `record`'s INSERT, which rolls the repeated work
     back before any stock is reserved, and the stored answer is replayed. On PostgreSQL a
     concurrent duplicate's INSERT waits on the unique index until the first request commits,
-    then does the same; a wait beyond the connection's `lock_timeout` answers
-    RequestInProgress. A repeat refused before `record` runs (one of `refusals`, the domain's
-    answers such as a SKU withdrawn since) is checked against the stored answer too, so it still
-    gets the first answer; any other error propagates as it is.
+    then does the same; a wait on the key beyond the connection's `lock_timeout` answers
+    RequestInProgress (any other lock wait past it propagates: the API answers 503). A repeat
+    refused before `record` runs (one of `refusals`, the domain's answers such as a SKU
+    withdrawn since) is checked against the stored answer too, so it still gets the first
+    answer; any other error propagates as it is.
     Raises IdempotencyKeyReused when the key came with another body.
     Sends no signals and requests no tasks itself; `perform` sends and requests what it does.
     """
 
     def record(status: int, body: Any) -> None:
         # Part of every checkout: written without the ORM's compiler, as the order is.
-        insert_instances(
-            [
-                IdempotencyKey(
-                    user=user,
-                    key=key,
-                    fingerprint=fingerprint,
-                    status_code=status,
-                    response_body=body,
-                )
-            ]
-        )
+        try:
+            insert_instances(
+                [
+                    IdempotencyKey(
+                        user=user,
+                        key=key,
+                        fingerprint=fingerprint,
+                        status_code=status,
+                        response_body=body,
+                    )
+                ]
+            )
+        except OperationalError as error:
+            # Only a wait on this key is "in progress"; a lock wait elsewhere (stock rows
+            # behind an import) is a database that did not answer in time: a 503.
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise RequestInProgress() from error
 
     try:
         status, body = perform(record)
@@ -208,10 +216,6 @@ def idempotent_perform(
         if stored is None:
             raise
         return stored
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-            raise  # the database itself failed: the API answers 503
-        raise RequestInProgress() from error
     except refusals:
         stored = _stored_answer(user=user, key=key, fingerprint=fingerprint)
         if stored is None:

@@ -152,3 +152,39 @@ def test_database_connection_cut_while_placing_answers_503_and_leaves_nothing():
     assert IdempotencyKey.objects.count() == 0
     assert StockLevel.objects.get().reserved == 0
     assert OutboxMessage.objects.count() == 0
+
+
+def test_a_stock_row_locked_beyond_the_lock_timeout_answers_503_not_request_in_progress():
+    # given: a long transaction (an import batch, a stocktake) holds the SKU's stock row
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
+    _, token = user_with_token()
+    holding, release = threading.Event(), threading.Event()
+
+    def stocktake_still_running():
+        try:
+            with transaction.atomic():
+                list(StockLevel.objects.select_for_update())
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=stocktake_still_running)
+    holder.start()
+    assert holding.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+
+    # when
+    try:
+        response = order_post(client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}])
+    finally:
+        release.set()
+        holder.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    # then: retry later, nothing was written (no other request holds this key)
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert (Order.objects.count(), IdempotencyKey.objects.count()) == (0, 0)
