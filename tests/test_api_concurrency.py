@@ -1,6 +1,8 @@
 """Races through the HTTP layer on PostgreSQL: real threads, each with its own connection."""
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
@@ -26,6 +28,42 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def fast_and_fresh(settings):
     settings.PASSWORD_HASHERS = FAST_HASHERS
     cache.clear()
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@contextmanager
+def _held_by_another_transaction(hold: Callable[[], None]) -> Iterator[None]:
+    """Run `hold()` in another thread's transaction, which stays open (and then rolls back)
+    while the block runs with this connection's lock_timeout at 300 ms."""
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                holding.set()
+                release.wait(10)
+                raise _RolledBack
+        except _RolledBack:
+            pass
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
 
 
 def test_eight_concurrent_requests_with_one_key_place_one_order(run_concurrently):
@@ -85,36 +123,15 @@ def test_duplicate_waiting_beyond_the_lock_timeout_answers_409_request_in_progre
     # given: another request holds the key, uncommitted, for longer than this one may wait
     product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
     user, token = user_with_token()
-    holding, release = threading.Event(), threading.Event()
 
-    def first_request_still_running():
-        try:
-            with transaction.atomic():
-                IdempotencyKey.objects.create(user=user, key="slow-key", fingerprint="x" * 64)
-                holding.set()
-                release.wait(10)
-                raise RuntimeError("roll back")
-        except RuntimeError:
-            pass
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=first_request_still_running)
-    holder.start()
-    assert holding.wait(10)
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '300ms'")
+    def first_request_still_running() -> None:
+        IdempotencyKey.objects.create(user=user, key="slow-key", fingerprint="x" * 64)
 
     # when
-    try:
+    with _held_by_another_transaction(first_request_still_running):
         response = order_post(
             client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}], key="slow-key"
         )
-    finally:
-        release.set()
-        holder.join(10)
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
 
     # then
     assert response.status_code == 409
@@ -158,31 +175,13 @@ def test_a_stock_row_locked_beyond_the_lock_timeout_answers_503_not_request_in_p
     # given: a long transaction (an import batch, a stocktake) holds the SKU's stock row
     product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
     _, token = user_with_token()
-    holding, release = threading.Event(), threading.Event()
 
-    def stocktake_still_running():
-        try:
-            with transaction.atomic():
-                list(StockLevel.objects.select_for_update())
-                holding.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=stocktake_still_running)
-    holder.start()
-    assert holding.wait(10)
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '300ms'")
+    def stocktake_still_running() -> None:
+        list(StockLevel.objects.select_for_update())
 
     # when
-    try:
+    with _held_by_another_transaction(stocktake_still_running):
         response = order_post(client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}])
-    finally:
-        release.set()
-        holder.join(10)
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
 
     # then: retry later, nothing was written (no other request holds this key)
     assert response.status_code == 503
