@@ -114,9 +114,24 @@ class Variant(TimeStamped):
         return f"{self.sku} ({self.name})" if self.name else self.sku
 
 
+# The largest picture a product image may be: a 40-megapixel camera's. Decoding one takes
+# some 120 MB; Pillow itself refuses only beyond 179 million pixels, and a few hundred kB of
+# PNG can hold that, enough to exhaust the memory of the worker that makes the thumbnail.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def image_size_validate(image) -> None:
+    """Refuse a picture of more than MAX_IMAGE_PIXELS (its header tells, nothing is decoded)."""
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        raise ValidationError(
+            f"The image is {image.width} x {image.height} pixels; at most "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted."
+        )
+
+
 class ProductImage(TimeStamped):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
-    image = models.ImageField(upload_to="products/%Y/%m/")
+    image = models.ImageField(upload_to="products/%Y/%m/", validators=[image_size_validate])
     thumbnail = models.ImageField(upload_to="products/thumbnails/", blank=True, editable=False)
     alt_text = models.CharField(max_length=200, blank=True)
     position = models.PositiveIntegerField(default=0)

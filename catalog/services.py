@@ -2,6 +2,7 @@
 bulk price changes and image thumbnails."""
 
 import io
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
@@ -11,7 +12,7 @@ from pathlib import PurePosixPath
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, models, transaction
 from django.utils.text import slugify
-from PIL import Image
+from PIL import Image, ImageOps
 
 from audit.models import AuditAction
 from audit.services import audit_record_many
@@ -209,7 +210,21 @@ def product_image_thumbnail_make(*, image_id: int) -> bool:
 
 
 def _thumbnail_bytes(image: ProductImage) -> tuple[bytes, str]:
-    with image.image.open("rb") as source, Image.open(source) as picture:
+    """The thumbnail's bytes and file extension.
+
+    Upright as the original shows: phones store a portrait photo as a landscape picture with
+    an EXIF orientation, which browsers obey and a re-encoded copy would lose. A picture big
+    enough to be a decompression bomb (uploaded before the size check, or not through the
+    admin) fails the task instead of taking the worker's memory.
+    """
+    with (
+        image.image.open("rb") as source,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as opened:
+            opened.draft("RGB", THUMBNAIL_SIZE)  # JPEG: decode at a fraction of the size
+            picture = ImageOps.exif_transpose(opened)
         picture.thumbnail(THUMBNAIL_SIZE)
         keeps_alpha = picture.mode in {"RGBA", "LA"} or "transparency" in picture.info
         output = io.BytesIO()

@@ -8,7 +8,9 @@ import pytest
 from celery.exceptions import Retry
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.forms import modelform_factory
 from django.utils import timezone
 from model_bakery import baker
 from PIL import Image, UnidentifiedImageError
@@ -263,3 +265,63 @@ def test_a_thumbnail_rides_out_a_full_disk_but_not_a_file_that_is_not_an_image(m
     # when / then: waiting will not help, so it fails at once (kept as a TaskFailure)
     with pytest.raises(UnidentifiedImageError):
         thumbnail_make.apply(kwargs={"image_id": broken.pk})
+
+
+def _phone_photo(size=(400, 200), orientation=6) -> ContentFile:
+    """A JPEG stored landscape with the EXIF flag that says: show me turned 90°, as phones do."""
+    picture = Image.new("RGB", size, (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    output = io.BytesIO()
+    picture.save(output, format="JPEG", exif=exif.tobytes())
+    return ContentFile(output.getvalue(), name="phone.jpg")
+
+
+@pytest.mark.django_db
+def test_the_thumbnail_of_a_phone_photo_stands_upright_like_the_original(
+    django_capture_on_commit_callbacks,
+):
+    # given / when
+    with django_capture_on_commit_callbacks(execute=True):
+        image = ProductImage(product=baker.make(Product))
+        image.image.save("phone.jpg", _phone_photo(), save=False)
+        image.save()
+
+    # then
+    image.refresh_from_db()
+    with image.thumbnail.open("rb") as thumbnail, Image.open(thumbnail) as picture:
+        assert picture.size == (160, 320)
+
+
+@pytest.mark.django_db
+def test_an_image_beyond_the_pixel_limit_is_refused_with_its_size(settings):
+    # given: a few hundred kB of PNG that decodes to 144 megapixels
+    output = io.BytesIO()
+    Image.new("1", (12_000, 12_000), 0).save(output, format="PNG")
+    assert len(output.getvalue()) < 2_000_000
+    form_class = modelform_factory(ProductImage, fields=("image", "alt_text", "position"))
+
+    # when
+    form = form_class(
+        data={"alt_text": "", "position": 0},
+        files={"image": SimpleUploadedFile("scan.png", output.getvalue(), "image/png")},
+        instance=ProductImage(product=baker.make(Product)),
+    )
+
+    # then
+    assert not form.is_valid()
+    assert "12000 x 12000 pixels" in form.errors["image"][0]
+
+
+@pytest.mark.django_db
+def test_a_thumbnail_of_a_decompression_bomb_fails_without_decoding_it(settings):
+    # given: such a picture stored anyway (before the limit, or not through a form)
+    output = io.BytesIO()
+    Image.new("1", (12_000, 12_000), 0).save(output, format="PNG")
+    image = ProductImage(product=baker.make(Product))
+    image.image.save("scan.png", ContentFile(output.getvalue()), save=False)
+    image.save()
+
+    # when / then: refused as Pillow's bomb, not decoded, and not retried (no OSError)
+    with pytest.raises(Image.DecompressionBombWarning):
+        product_image_thumbnail_make(image_id=image.pk)
