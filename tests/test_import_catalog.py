@@ -39,6 +39,16 @@ def run_import(tmp_path, text: str, name: str = "catalog.csv") -> tuple[str, str
     return out.getvalue(), err.getvalue()
 
 
+def bad_rows_of(tmp_path, text: str, count: int) -> list[str]:
+    """Import `text`, which holds `count` bad rows; return the lines reported about them."""
+    path = tmp_path / "with-bad-rows.csv"
+    path.write_text(text)
+    err = io.StringIO()
+    with pytest.raises(CommandError, match=f"^{count} bad row"):
+        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+    return err.getvalue().splitlines()
+
+
 def test_import_creates_the_catalog_with_categories_warehouses_and_stock(tmp_path):
     # when
     with Recorder(catalog_changed) as catalog, Recorder(stock_changed) as stock:
@@ -183,16 +193,10 @@ def test_broken_rows_are_reported_by_line_and_the_good_rows_are_kept(tmp_path):
 
 def test_bad_rows_are_listed_with_their_line_numbers(tmp_path):
     # given
-    path = tmp_path / "broken.csv"
-    path.write_text(HEADER + "A-1,Lamp,,Home,30.00,main,x,,\n" + "A-2,Lamp,,Home,0,main,1,,\n")
-    err = io.StringIO()
+    text = HEADER + "A-1,Lamp,,Home,30.00,main,x,,\n" + "A-2,Lamp,,Home,0,main,1,,\n"
 
-    # when
-    with pytest.raises(CommandError):
-        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
-
-    # then
-    assert err.getvalue().splitlines() == [
+    # when / then
+    assert bad_rows_of(tmp_path, text, 2) == [
         "line 2: on_hand must be a whole number >= 0, got 'x'",
         "line 3: price must be greater than 0, got '0'",
     ]
@@ -258,8 +262,7 @@ def test_rows_naming_an_existing_product_extend_it(tmp_path):
 
 def test_numbers_beyond_their_columns_are_row_errors_and_the_good_rows_are_kept(tmp_path):
     # given: counts above the largest integer column value, a price beyond its ten digits
-    path = tmp_path / "big.csv"
-    path.write_text(
+    text = (
         HEADER
         + "A-1,Lamp,,Home,30.00,main,5,,\n"
         + "A-2,Lamp,,Home,30.00,main,2147483648,,\n"
@@ -268,14 +271,9 @@ def test_numbers_beyond_their_columns_are_row_errors_and_the_good_rows_are_kept(
         + "A-5,Lamp,,Home,30.00,main,²,,\n"
         + "A-6,Lamp,,Home,30.00,main,2147483647,,\n"
     )
-    err = io.StringIO()
 
-    # when
-    with pytest.raises(CommandError, match="4 bad row"):
-        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
-
-    # then
-    assert err.getvalue().splitlines() == [
+    # when / then
+    assert bad_rows_of(tmp_path, text, 4) == [
         "line 3: on_hand must be at most 2147483647",
         "line 4: low_stock_threshold must be at most 2147483647",
         "line 5: price '100000000.00' is too large",
@@ -290,8 +288,7 @@ def test_rows_after_a_description_of_several_lines_are_reported_by_their_line_in
     tmp_path,
 ):
     # given: a quoted description over lines 2-4, a bad row of two lines from line 6
-    path = tmp_path / "described.csv"
-    path.write_text(
+    text = (
         HEADER
         + 'A-1,Lamp,,Home,30.00,main,5,,"Brass.\nWarm light.\nDimmable."\n'
         + "A-2,Lamp,,Home,-3,main,1,,\n"
@@ -299,14 +296,9 @@ def test_rows_after_a_description_of_several_lines_are_reported_by_their_line_in
         + "\n"
         + "A-4,Lamp,,Home,30.00,main,y,,\n"
     )
-    err = io.StringIO()
 
-    # when
-    with pytest.raises(CommandError, match="3 bad row"):
-        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
-
-    # then
-    assert err.getvalue().splitlines() == [
+    # when / then
+    assert bad_rows_of(tmp_path, text, 3) == [
         "line 5: price must be greater than 0, got '-3'",
         "line 6: on_hand must be a whole number >= 0, got 'x'",
         "line 9: on_hand must be a whole number >= 0, got 'y'",
@@ -334,21 +326,15 @@ def test_a_cell_beyond_the_csv_field_limit_refuses_the_file_naming_its_line(tmp_
 
 def test_a_nul_character_in_a_cell_is_a_row_error_and_the_good_rows_are_kept(tmp_path):
     # given
-    path = tmp_path / "nul.csv"
-    path.write_text(
+    text = (
         HEADER
         + "A-1,Lamp,,Home,30.00,main,5,,\n"
         + "A-\x002,Lamp,,Home,30.00,main,5,,\n"
         + "A-3,Lamp,,Home,30.00,main,5,,Brass\x00\n"
     )
-    err = io.StringIO()
 
-    # when
-    with pytest.raises(CommandError, match="2 bad row"):
-        call_command("import_catalog", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
-
-    # then
-    assert err.getvalue().splitlines() == [
+    # when / then
+    assert bad_rows_of(tmp_path, text, 2) == [
         "line 3: sku holds a NUL character",
         "line 4: description holds a NUL character",
     ]
