@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from config.admin_login import ThrottledAdminAuthenticationForm
 from config.dashboard import dashboard_context
 
 
@@ -14,6 +15,7 @@ class StockwireAdminSite(admin.AdminSite):
     index_template = "admin/dashboard.html"
     # The project serves an API, not pages: a "View site" link would lead to a 404.
     site_url = None
+    login_form = ThrottledAdminAuthenticationForm
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         """Show the dashboard panels the user may read above the usual list of apps."""

@@ -7,6 +7,7 @@ message naming whichever is missing. The variable names are the ones in README's
 table, `.env.example`, CI and docker-compose.yml.
 """
 
+import ipaddress
 import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +41,24 @@ SECRET_KEY = _required_in_production(
 PAYMENT_WEBHOOK_SECRET = _required_in_production("PAYMENT_WEBHOOK_SECRET", "whsec_development_only")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+
+def _networks_checked(values: list[str]) -> list[str]:
+    """Return `values` once each is a network or an address; stop start-up at a typo."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXY_NETWORKS holds {value!r}, which is neither a network nor an "
+                "address; expected e.g. 10.0.0.0/8,192.0.2.7"
+            ) from error
+    return values
+
+
+# The reverse proxies whose X-Forwarded-For is believed (storefront.client_address). Empty,
+# the peer of every connection is the client itself.
+TRUSTED_PROXY_NETWORKS = _networks_checked(env.list("TRUSTED_PROXY_NETWORKS", default=[]))
 
 INSTALLED_APPS = [
     # Django's admin with the dashboard as its index (config.admin_site).

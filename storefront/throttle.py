@@ -1,17 +1,24 @@
-"""Fixed-window rate limits for the login and register endpoints, counted in the cache.
+"""Fixed-window rate limits for log-in (the API's and the admin's) and registration, counted in
+the cache.
 
-A limit is checked per client IP and per e-mail, so neither one address guessing many
+A limit is checked per client address and per account, so neither one address guessing many
 passwords nor many addresses guessing one account's password gets far. When the cache is down
 the check lets the request through (fail-open): throttling protects, it must not take login down.
 """
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.http import HttpRequest
 
+from orders.services import user_email_normalise
 from storefront.cache import cache_call
+from storefront.client_address import client_address
+
+logger = logging.getLogger("stockwire.throttle")
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,28 @@ REGISTER_PER_EMAIL = Limit("register-email", requests=5, window_seconds=3600)
 REGISTER_PER_IP = Limit("register-ip", requests=20, window_seconds=3600)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The limits on one kind of attempt: per client address and per account."""
+
+    per_address: Limit
+    per_account: Limit
+
+
+LOGIN = Limits(per_address=LOGIN_PER_IP, per_account=LOGIN_PER_EMAIL)
+REGISTER = Limits(per_address=REGISTER_PER_IP, per_account=REGISTER_PER_EMAIL)
+
+
 class Throttled(Exception):
+    """Refused beyond `limit`; `locking` is true for the attempt that crossed it."""
+
     code = "throttled"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, *, limit: Limit, retry_after: int, locking: bool) -> None:
         super().__init__(f"Too many attempts; retry in {retry_after} s.")
+        self.limit = limit
         self.retry_after = retry_after
+        self.locking = locking
 
 
 def _increment(key: str) -> int | None:
@@ -53,4 +76,36 @@ def throttle_hit(*, limit: Limit, identity: str) -> None:
     cache_call(cache.add, key, 0, limit.window_seconds)
     count = cache_call(_increment, key, default=None)
     if count is not None and count > limit.requests:
-        raise Throttled(retry_after=max(1, window + limit.window_seconds - now))
+        raise Throttled(
+            limit=limit,
+            retry_after=max(1, window + limit.window_seconds - now),
+            locking=count == limit.requests + 1,
+        )
+
+
+def throttle_attempt(*, request: HttpRequest, account: str, limits: Limits) -> None:
+    """Count one attempt on `account` against its client address and the account; raise
+    Throttled beyond either of `limits`.
+
+    The address is the client's behind trusted proxies (storefront.client_address), so clients
+    behind the shop's own proxy do not share one budget. The attempt that locks logs a warning
+    naming the account and the address, once per window and limit.
+    """
+    address = client_address(request)
+    account = user_email_normalise(account)
+    try:
+        throttle_hit(limit=limits.per_address, identity=address)
+        throttle_hit(limit=limits.per_account, identity=account)
+    except Throttled as refusal:
+        if refusal.locking:
+            logger.warning(
+                "%s limit reached (%s in %s s): %r from %s refused for %s s",
+                refusal.limit.scope,
+                refusal.limit.requests,
+                refusal.limit.window_seconds,
+                account,
+                address,
+                refusal.retry_after,
+                extra={"scope": refusal.limit.scope, "account": account, "address": address},
+            )
+        raise

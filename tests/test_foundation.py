@@ -88,6 +88,13 @@ def test_malformed_database_url_stops_start_up_with_a_clear_message():
     assert "DATABASE_URL" in result.stderr
 
 
+def test_a_trusted_proxy_network_that_is_none_stops_start_up_naming_it():
+    result = _run_django({"TRUSTED_PROXY_NETWORKS": "10.0.0.0/8,10.0.0.300"}, "check")
+
+    assert result.returncode != 0
+    assert "TRUSTED_PROXY_NETWORKS holds '10.0.0.300'" in result.stderr
+
+
 def test_deploy_check_is_clean_with_the_example_production_values():
     production = {}
     section = False

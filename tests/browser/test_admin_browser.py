@@ -21,6 +21,7 @@ from conftest import PROJECT_DIR
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
 from orders.services import customer_for_user, order_ship
+from storefront import throttle
 from tests.admin_shop import (
     ADDRESS,
     PASSWORD,
@@ -174,6 +175,30 @@ def test_support_refunds_an_order_and_sees_the_credit_note(shop, page, live_serv
     credit_note = order.refunds.get().credit_note
     assert credit_note.number in credit_notes
     assert f"{order.total} {order.currency}" in credit_notes
+
+
+def test_staff_who_guessed_too_often_are_told_to_wait_even_with_the_right_password(
+    shop, page, live_server
+):
+    # given
+    manager = staff_user("manager")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+
+    def submit(password: str) -> None:
+        page.fill("input[name=username]", manager.username)
+        page.fill("input[name=password]", password)
+        with page.expect_navigation():
+            page.click("input[type=submit]")
+
+    for _ in range(throttle.LOGIN_PER_EMAIL.requests):
+        submit("guess")
+
+    # when
+    submit(PASSWORD)
+
+    # then
+    assert "Too many log-in attempts. Try again in" in page.inner_text(".errornote")
+    assert page.locator("#user-tools").count() == 0
 
 
 def test_manager_sees_the_dashboard_chart(shop, page, live_server):
