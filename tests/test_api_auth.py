@@ -137,6 +137,37 @@ def test_register_lists_every_password_and_email_problem(client):
     assert get_user_model().objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("quiet-otter-77@shop.example", "quiet-otter-77"),
+        ("zebra-1234@example.com", "Zebra-1234"),
+    ],
+)
+def test_register_refuses_a_password_like_the_emails_local_part(client, email, password):
+    # when
+    response = post(client, "/api/v1/auth/register", {"email": email, "password": password})
+
+    # then
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "password", "message": "The password is too similar to the e-mail address."}
+    ]
+    assert get_user_model().objects.count() == 0
+
+
+def test_register_takes_a_password_unlike_the_email(client):
+    # when
+    response = post(
+        client,
+        "/api/v1/auth/register",
+        {"email": "quiet-otter-77@shop.example", "password": GOOD_PASSWORD},
+    )
+
+    # then
+    assert response.status_code == 201
+
+
 def test_register_with_an_email_too_long_once_lower_cased_answers_422_naming_it(client):
     # given: 'İ' (U+0130) lower-cases to two characters, so 129 characters become 249
     email = "a@" + ".".join(["\u0130" * 30] * 4) + ".com"
@@ -175,6 +206,20 @@ def test_login_answers_a_new_token(client):
     assert response.status_code == 200
     assert set(response.json()) == {"token"}
     assert ApiToken.objects.count() == 2
+
+
+def test_token_answers_forbid_every_cache_to_store_them(client):
+    # when
+    registered = post(
+        client, "/api/v1/auth/register", {"email": "ada@example.com", "password": GOOD_PASSWORD}
+    )
+    logged_in = post(
+        client, "/api/v1/auth/token", {"email": "ada@example.com", "password": GOOD_PASSWORD}
+    )
+
+    # then
+    assert (registered.status_code, logged_in.status_code) == (201, 200)
+    assert registered["Cache-Control"] == logged_in["Cache-Control"] == "no-store"
 
 
 def test_login_with_a_wrong_password_answers_401_and_issues_nothing(client):

@@ -12,17 +12,21 @@ from storefront.selectors import user_for_credentials
 
 router = Router(tags=["auth"])
 
+# A token is a credential: no cache, shared or the browser's own, may keep a copy (RFC 6749, 5.1).
+TOKEN_CACHE_CONTROL = "no-store"
+
 
 @router.post(
     "/register",
     response={201: RegisteredOut, 409: Problem, 422: ValidationProblem, 429: Problem},
     summary="Register a customer",
 )
-def register(request: HttpRequest, credentials: CredentialsIn):
+def register(request: HttpRequest, credentials: CredentialsIn, response: HttpResponse):
     """Create a customer account and answer its first token."""
     throttle.throttle_attempt(request=request, account=credentials.email, limits=throttle.REGISTER)
     user, token = services.customer_register(email=credentials.email, password=credentials.password)
     customer = customer_for_user(user=user)
+    response["Cache-Control"] = TOKEN_CACHE_CONTROL
     return Status(201, {"token": token, "customer": CustomerOut(id=customer.pk, email=user.email)})
 
 
@@ -31,12 +35,13 @@ def register(request: HttpRequest, credentials: CredentialsIn):
     response={200: TokenOut, 401: Problem, 422: ValidationProblem, 429: Problem},
     summary="Log in",
 )
-def login(request: HttpRequest, credentials: CredentialsIn):
+def login(request: HttpRequest, credentials: CredentialsIn, response: HttpResponse):
     """Answer a new token for a customer's or a staff member's e-mail and password."""
     throttle.throttle_attempt(request=request, account=credentials.email, limits=throttle.LOGIN)
     user = user_for_credentials(email=credentials.email, password=credentials.password)
     if user is None:
         raise ApiError(401, "invalid_credentials", "Unknown e-mail or wrong password.")
+    response["Cache-Control"] = TOKEN_CACHE_CONTROL
     return Status(200, {"token": services.token_issue(user=user)})
 
 
