@@ -8,7 +8,6 @@ amount, currency, payment_reference}}`.
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.json_input import json_parse
 from orders.models import Order, OrderStatus
 from orders.services import InvalidTransition, order_flag, order_mark_paid
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund
@@ -122,18 +122,14 @@ def _storable(raw: dict) -> None:
             raise WebhookError("malformed_event", message) from error
 
 
-def _refuse_constant(name: str):
-    """json.loads takes NaN and ±Infinity, which are not JSON and which PostgreSQL's jsonb
-    (the stored event) refuses."""
-    raise ValueError(f"{name} is not JSON")
-
-
 def webhook_parse(*, body: bytes) -> PaymentEvent:
     """Parse and validate an event body; raise WebhookError(`malformed_event`)."""
     try:
-        raw = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise WebhookError("malformed_event", "the body is not JSON") from error
+        raw = json_parse(body)  # the event is stored whole: NaN or deep nesting would not save
+    except ValueError as error:
+        raise WebhookError(
+            "malformed_event", f"the body cannot be read as JSON: {error}"
+        ) from error
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
         raise WebhookError("malformed_event", "the body needs `id`, `type` and a `data` object")
     _storable(raw)

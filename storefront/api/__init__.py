@@ -10,6 +10,7 @@ from typing import Any
 from ninja import NinjaAPI
 
 from storefront.api import auth, catalog, orders, payments, staff
+from storefront.api.bodies import JsonBodyParser
 from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -23,8 +24,11 @@ PROBLEMS_EVERYWHERE = {
     "500": ("Server error", PROBLEM_REF),
     "503": ("Database unavailable; retry after `Retry-After` seconds", PROBLEM_REF),
 }
-# Only an operation that reads a body can receive one over DATA_UPLOAD_MAX_MEMORY_SIZE.
-PROBLEMS_WITH_A_BODY = {"413": ("Request body too large", PROBLEM_REF)}
+# Only an operation that reads a body can receive one too large, or of another type than JSON.
+PROBLEMS_WITH_A_BODY = {
+    "413": ("Request body too large", PROBLEM_REF),
+    "415": ("Request body not sent as application/json", PROBLEM_REF),
+}
 
 
 class StorefrontAPI(NinjaAPI):
@@ -56,6 +60,7 @@ api = StorefrontAPI(
     title="Stockwire storefront API",
     version="1",
     urls_namespace="api-v1",
+    parser=JsonBodyParser(),
     description=(
         "Browse the catalog, place and follow orders, receive payment events. Errors are "
         "application/problem+json with a stable `code`."

@@ -176,6 +176,8 @@ def _on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 
 
 def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, ApiError):  # raised by the body parser, which ninja wraps
+        return _on_api_error(request, exc.__cause__)
     status = exc.status_code
     if isinstance(exc, AuthenticationError):
         detail = "Send a valid token: Authorization: Bearer <token>."

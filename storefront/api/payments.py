@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from payments.services import webhook_handle
+from storefront.api.bodies import json_body_required
 from storefront.api.errors import Problem
 from storefront.api.schemas import WebhookAckOut
 
@@ -60,8 +61,10 @@ WEBHOOK_BODY_DOC = {
 def payment_webhook(request: HttpRequest):
     """Verify and apply a signed `demo` provider event; a duplicate answers 200 too.
 
-    400 with `bad_signature`, `stale_event` (clock skew beyond 300 s) or `malformed_event`.
+    400 with `bad_signature`, `stale_event` (clock skew beyond 300 s) or `malformed_event`;
+    415 for a body not sent as application/json, as providers send their events.
     """
+    json_body_required(request)
     webhook_handle(
         provider="demo",
         body=request.body,

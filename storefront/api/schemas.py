@@ -2,7 +2,9 @@
 
 Money is a decimal string with two places beside a `currency`. Every free-text input refuses
 NUL characters (PostgreSQL cannot store them) and has a length limit that fits its column, so
-bad input is a 422, never a database error.
+bad input is a 422, never a database error. Input is strict: a value is taken only in the JSON
+type the schema names (`"1"` or `true` is no quantity, `7` no tracking number), because a
+client that sends another type holds a bug that coercion would hide.
 """
 
 from datetime import datetime
@@ -10,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 NO_NUL = r"^[^\x00]*$"
 
@@ -22,12 +24,18 @@ def text(max_length: int, min_length: int = 1) -> Any:
     ]
 
 
+class StrictInput(Schema):
+    """A request body: pydantic's strict mode, so no value is coerced from another type."""
+
+    model_config = ConfigDict(strict=True)
+
+
 def money(amount: Decimal) -> str:
     """Render an amount as the contract's two-place decimal string."""
     return f"{amount:.2f}"
 
 
-class CredentialsIn(Schema):
+class CredentialsIn(StrictInput):
     # Usernames are the e-mail, and Django's username column holds 150 characters.
     email: text(150)
     password: text(128)
@@ -81,12 +89,12 @@ class ProductPageOut(Schema):
     items: list[ProductOut]
 
 
-class LineIn(Schema):
+class LineIn(StrictInput):
     sku: text(64)
     quantity: int = Field(ge=1, le=1000)
 
 
-class AddressIn(Schema):
+class AddressIn(StrictInput):
     name: text(200)
     line1: text(200)
     city: text(100)
@@ -96,7 +104,7 @@ class AddressIn(Schema):
     )
 
 
-class OrderIn(Schema):
+class OrderIn(StrictInput):
     lines: list[LineIn] = Field(min_length=1, max_length=100)
     shipping_address: AddressIn
 
@@ -141,7 +149,7 @@ class InvoiceOut(Schema):
     document_url: str | None = Field(description="Null until the document is rendered.")
 
 
-class ShipIn(Schema):
+class ShipIn(StrictInput):
     tracking_number: text(64)
 
 
