@@ -1,15 +1,31 @@
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+from django.views import defaults
 
 from config import health
+from storefront.api.errors import suspicious_request_problem
+
+API_PREFIX = "api/v1/"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("storefront.urls")),
+    path(API_PREFIX, include("storefront.urls")),
 ]
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer a request Django refused as suspicious outside any view: problem+json under the
+    API, whose clients read no HTML, and Django's own page elsewhere (with DEBUG off)."""
+    if request.path_info.startswith(f"/{API_PREFIX}"):
+        return suspicious_request_problem(exception)
+    return defaults.bad_request(request, exception)
+
+
+handler400 = bad_request
 
 if settings.DEBUG:
     from django.conf.urls.static import static

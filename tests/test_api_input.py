@@ -1,5 +1,5 @@
 """What the API takes in: bodies declared as JSON, values of the schema's own types, nesting it
-can hold. Everything else is a 4xx problem that changes nothing."""
+can hold, and only the hosts it serves. Everything else is a 4xx problem that changes nothing."""
 
 import json
 import time
@@ -245,3 +245,38 @@ def test_a_signed_event_nesting_beyond_the_limit_answers_400_malformed_event(sho
     assert payments_after_refusal == 1
     assert taken.status_code == 200
     assert Order.objects.get(number=shop.unpaid).status == OrderStatus.PAID
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/auth/token"), ("GET", "/api/v1/products"), ("GET", "/api/v1/nowhere")],
+)
+def test_a_host_outside_allowed_hosts_answers_400_problem_and_reaches_no_view(
+    client, method, path, caplog
+):
+    # given
+    user_with_token(email="ada@example.com")
+    body = json.dumps({"email": "ada@example.com", "password": "correct horse battery"})
+
+    # when
+    response = client.generic(
+        method, path, body, content_type="application/json", headers={"Host": "evil.example"}
+    )
+
+    # then
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    assert (response.json()["status"], response.json()["code"]) == (400, "disallowed_host")
+    assert ApiToken.objects.count() == 1
+    assert [record.name for record in caplog.records if record.name.startswith("django.sec")] == [
+        "django.security.DisallowedHost"
+    ]
+
+
+def test_a_host_outside_allowed_hosts_is_still_refused_outside_the_api(client):
+    # when
+    response = client.get("/admin/login/", headers={"Host": "evil.example"})
+
+    # then: Django's own page, as before
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from ninja import NinjaAPI, Schema
@@ -218,11 +218,21 @@ def _on_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
 def _on_suspicious_operation(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
     # Logged where Django's own handler logs it, so alerts on django.security see the API too.
     logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
-    if isinstance(exc, RequestDataTooBig):
+    return suspicious_request_problem(exc)
+
+
+def suspicious_request_problem(exception: Exception) -> HttpResponse:
+    """Answer what Django refused as suspicious, in the API or before it (a Host outside
+    ALLOWED_HOSTS is refused by the middleware, before any view runs)."""
+    if isinstance(exception, RequestDataTooBig):
         return problem_response(
             413,
             "payload_too_large",
             f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        )
+    if isinstance(exception, DisallowedHost):
+        return problem_response(
+            400, "disallowed_host", "The Host header names no host this server answers for."
         )
     return problem_response(400, "bad_request", "The request was refused as malformed.")
 
