@@ -79,6 +79,16 @@ def run_concurrently() -> Callable[..., list[Any]]:
     return run
 
 
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server on 127.0.0.1 that keeps what it receives and can be made to hang."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer()
+    yield server
+    server.close()
+
+
 def _database_url_for_children() -> str:
     db = connection.settings_dict
     return (

@@ -1,26 +1,27 @@
 """E-mails to staff about stock running low (sent by the inventory tasks).
 
-Each e-mail claims a `SentAlert` row first, the way `orders.email_send` claims its SentEmail:
-the unique key makes a second delivery of the same task (the relay publishing a row whose
-mark-sent failed, a redelivery after a worker was killed) wait for the first and then send
-nothing. Sending in the claim's transaction means a failed send releases the claim, so the
-task's retry sends; a crash after the SMTP server accepted the message but before the commit
-can still send twice (at-least-once, rather than an alert lost).
+Each e-mail goes through `outbox.claims.send_once` with a `SentAlert` row, the way
+`orders.email_send` uses its SentEmail: claimed in one short transaction, sent with none open,
+marked sent in another. A second delivery of the same task (the relay re-sending work it saw
+no end of, a redelivery after a worker was killed) sends nothing; a failed send releases the
+claim, so the task's retry sends. At least once: a send whose mark failed goes out again after
+the claim's lease, rather than an alert lost.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Variant
 from inventory.models import SentAlert
 from inventory.selectors import availability_by_variant, variants_low_on_stock
+from outbox.claims import send_once
 
 
-@transaction.atomic
 def low_stock_alert_send(*, variant_id: int) -> bool:
     """E-mail staff that one variant fell to or below its threshold, once a day; return
     whether sent.
@@ -34,22 +35,23 @@ def low_stock_alert_send(*, variant_id: int) -> bool:
     available = availability_by_variant(variant_ids=[variant_id])[variant_id]
     if available > variant.low_stock_threshold:
         return False
-    if not _claimed(f"low_stock:{variant_id}:{timezone.localdate().isoformat()}"):
-        return False
-    send_mail(
-        subject=f"Low stock: {variant.sku} ({available} left)",
-        message=(
-            f"{variant.product.name} {variant.name}".strip()
-            + f"\nSKU {variant.sku}: {available} available, threshold "
-            f"{variant.low_stock_threshold}.\nReceive stock in the admin to refill it.\n"
+    return send_once(
+        model=SentAlert,
+        lookup={"key": f"low_stock:{variant_id}:{timezone.localdate().isoformat()}"},
+        send=partial(
+            send_mail,
+            subject=f"Low stock: {variant.sku} ({available} left)",
+            message=(
+                f"{variant.product.name} {variant.name}".strip()
+                + f"\nSKU {variant.sku}: {available} available, threshold "
+                f"{variant.low_stock_threshold}.\nReceive stock in the admin to refill it.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=list(settings.STAFF_ALERT_EMAILS),
         ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=list(settings.STAFF_ALERT_EMAILS),
     )
-    return True
 
 
-@transaction.atomic
 def low_stock_digest_send() -> int:
     """E-mail staff one list of every variant at or below its threshold, once a day; return
     its length (0 when nothing was sent).
@@ -59,23 +61,20 @@ def low_stock_digest_send() -> int:
     low = variants_low_on_stock()
     if not low or not settings.STAFF_ALERT_EMAILS:
         return 0
-    if not _claimed(f"low_stock_digest:{timezone.localdate().isoformat()}"):
-        return 0
     lines = [
         f"{variant.sku}\t{available} available (threshold {variant.low_stock_threshold})\t"
         f"{variant.product.name} {variant.name}".rstrip()
         for variant, available in low
     ]
-    send_mail(
-        subject=f"Low stock digest: {len(low)} SKU(s) at or below threshold",
-        message="\n".join(lines) + "\n",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=list(settings.STAFF_ALERT_EMAILS),
+    sent = send_once(
+        model=SentAlert,
+        lookup={"key": f"low_stock_digest:{timezone.localdate().isoformat()}"},
+        send=partial(
+            send_mail,
+            subject=f"Low stock digest: {len(low)} SKU(s) at or below threshold",
+            message="\n".join(lines) + "\n",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=list(settings.STAFF_ALERT_EMAILS),
+        ),
     )
-    return len(low)
-
-
-def _claimed(key: str) -> bool:
-    """Claim the alert `key` in the caller's transaction; False when it was sent already."""
-    _, created = SentAlert.objects.get_or_create(key=key)
-    return created
+    return len(low) if sent else 0

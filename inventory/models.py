@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from outbox.models import SendClaim
+
 
 class Warehouse(models.Model):
     """A place stock is held; reservations draw from active warehouses by ascending priority."""
@@ -126,15 +128,15 @@ class StockAllocation(models.Model):
         return f"{self.reference}: {self.quantity} × level {self.level_id} ({self.state})"
 
 
-class SentAlert(models.Model):
-    """One row per staff alert e-mail delivered, so an alert task that runs twice sends once."""
+class SentAlert(SendClaim):
+    """One row per staff alert e-mail: claimed before the send, `sent_at` once the server took
+    it, so an alert task that runs twice sends once (`outbox.claims.send_once`)."""
 
     key = models.CharField(
         max_length=100,
         unique=True,
         help_text="The alert: `low_stock:<variant id>:<day>` or `low_stock_digest:<day>`.",
     )
-    sent_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.key} at {self.sent_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.key} claimed at {self.claimed_at:%Y-%m-%d %H:%M:%S}"

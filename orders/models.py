@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from outbox.models import SendClaim
+
 
 class Customer(models.Model):
     """The shop-side profile of a user, created by a post_save receiver for every new user.
@@ -121,8 +123,9 @@ class EmailKind(models.TextChoices):
     REFUND = "refund", "Refund"
 
 
-class SentEmail(models.Model):
-    """One row per order e-mail delivered, so a task that runs twice sends once."""
+class SentEmail(SendClaim):
+    """One row per order e-mail: claimed before the send, `sent_at` once the server took it,
+    so a task that runs twice sends once (`outbox.claims.send_once`)."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="sent_emails")
     kind = models.CharField(max_length=16, choices=EmailKind.choices)
@@ -133,7 +136,6 @@ class SentEmail(models.Model):
         "refund has its own notice); blank for the kinds sent once per order.",
     )
     recipient = models.EmailField()
-    sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

@@ -42,6 +42,21 @@ class OutboxMessage(models.Model):
         return f"{self.task_name} {state}"
 
 
+class SendClaim(models.Model):
+    """A once-only external effect (an e-mail), claimed before it happens and marked after.
+
+    A row with `sent_at` set is done; one without is a claim held by the run that wrote
+    `claimed_at`, or a stale claim (older than `outbox.claims.CLAIM_LEASE`) left by a run that
+    died, which the next run takes over. `outbox.claims.send_once` keeps the states.
+    """
+
+    claimed_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class TaskFailure(models.Model):
     """A task that failed for good (no retry left): kept for staff, who see it in the admin.
 

@@ -1,4 +1,4 @@
-"""Order e-mails: rendered from templates, sent at most once per order, kind and reference.
+"""Order e-mails: rendered from templates, sent once per order, kind and reference.
 
 Most kinds are sent once per order; a kind an order can have several of (the refund notice:
 one per refund) names what each is about with a `reference`, and carries the facts the
@@ -7,10 +7,10 @@ orders app cannot look up itself (a refund's amount lives in payments) as `conte
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
 
 from orders.models import EmailKind, Order, SentEmail
+from outbox.claims import send_once
 from outbox.services import outbox_enqueue
 
 
@@ -56,17 +56,17 @@ def order_email_request(
     )
 
 
-@transaction.atomic
 def order_email_send(
     *, order_id: int, kind: str, reference: str = "", context: dict[str, str] | None = None
 ) -> bool:
     """Send the `kind` e-mail of an order (about `reference`) unless it was sent already;
     return whether it was.
 
-    The SentEmail row is claimed first (its unique key makes a concurrent copy of the task wait
-    and then skip); if sending fails the claim rolls back with the transaction, so a retry
-    sends. A crash after the SMTP server accepted the message but before the commit can send
-    a second copy: at-least-once is the price of never losing an e-mail.
+    Not atomic on purpose: `send_once` claims the SentEmail row, talks to SMTP with no
+    transaction open and marks the row in a second short transaction, so a hung mail server
+    never holds the claim's key-share lock on the order (a cancel would wait for it). A failed
+    send releases the claim; a copy of the task that meets a fresh claim raises `ClaimHeld` and
+    retries. At least once: a send whose mark failed goes out again after the claim's lease.
     Sends no signals, requests no tasks.
     """
     if kind not in EmailKind.values:
@@ -75,10 +75,10 @@ def order_email_send(
     recipient = order.customer.user.email
     if not recipient:
         return False
-    _, claimed = SentEmail.objects.get_or_create(
-        order=order, kind=kind, reference=reference, defaults={"recipient": recipient}
+    message = order_email_render(order=order, kind=kind, context=context)
+    return send_once(
+        model=SentEmail,
+        lookup={"order": order, "kind": kind, "reference": reference},
+        defaults={"recipient": recipient},
+        send=message.send,
     )
-    if not claimed:
-        return False
-    order_email_render(order=order, kind=kind, context=context).send()
-    return True
