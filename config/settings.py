@@ -265,6 +265,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 # --- E-mail ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Seconds one SMTP step (connect, greeting, each command) may take: a hung mail server then
+# fails the send with a timeout the e-mail tasks retry, instead of holding a worker until the
+# task's time limit. Its own variable: django-environ's EMAIL_URL carries no timeout.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Stockwire <shop@stockwire.example>")
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=["staff@stockwire.example"])
 

@@ -23,7 +23,7 @@ from orders.services import order_cancel, order_email_send
 from outbox.claims import ClaimHeld
 from payments.models import Refund
 from payments.services import webhook_handle
-from tests.faults import celery_broker, wait_until
+from tests.faults import celery_broker, wait_until, workers
 from tests.orders_helpers import customer_new, order_new, variant_stocked
 from tests.payments_helpers import payment_event, signed
 
@@ -135,3 +135,37 @@ def test_a_low_stock_alert_hanging_on_the_mail_server_holds_no_transaction(
     assert outcome == {"result": True, "was_sending": True}
     assert mail_to.subjects() == ["Low stock: HANG-2 (2 left)"]
     assert SentAlert.objects.filter(sent_at__isnull=False).count() == 1
+
+
+@pytest.fixture
+def mail_worker(transactional_db, child_process_env, smtp_server):
+    """A real worker whose mail goes to `smtp_server`, giving up on a silent SMTP step after
+    1 s; tasks the test requests are published to its queue."""
+    child_process_env.update(EMAIL_URL=smtp_server.url, EMAIL_TIMEOUT="1")
+    queue = child_process_env["CELERY_TASK_DEFAULT_QUEUE"]
+    with (
+        celery_broker(django_settings.CELERY_BROKER_URL, queue=queue),
+        workers(env=child_process_env, queue=queue) as (worker,),
+    ):
+        yield worker
+
+
+def _sent(order: Order, kind: str) -> bool:
+    return SentEmail.objects.filter(order=order, kind=kind, sent_at__isnull=False).exists()
+
+
+@pytest.mark.worker
+def test_an_email_to_a_hung_mail_server_times_out_and_is_sent_by_a_retry(smtp_server, mail_worker):
+    # given: a mail server that accepts connections and never answers
+    variant_stocked("HANG-3", on_hand=5)
+    smtp_server.hold()
+
+    # when: an order is placed, and the server answers only after the worker tried it twice
+    order = order_new(customer_new("hopper@example.com"), ("HANG-3", 1))
+    retried = wait_until(lambda: smtp_server.held_sessions >= 2, timeout=30)
+    smtp_server.release()
+
+    # then: the worker gave up on the silent server, retried, and the e-mail went out once
+    assert retried, mail_worker.output
+    assert wait_until(lambda: _sent(order, "confirmation"), timeout=30), mail_worker.output
+    assert smtp_server.subjects() == [f"Your order {order.number} is confirmed"]

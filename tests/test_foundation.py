@@ -127,6 +127,34 @@ def test_every_setting_read_from_the_environment_is_documented_and_in_the_exampl
     assert sorted(name for name in read if not re.search(rf"^#? ?{name}=", example, re.M)) == []
 
 
+def test_each_email_url_the_readme_shows_is_documented_and_plain_smtp_reaches_a_local_relay(
+    smtp_server,
+):
+    # given: the README's EMAIL_URL examples
+    readme = (PROJECT_DIR / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `EMAIL_URL` |"))
+    examples = re.findall(r"`([a-z+]+://[^`]*)`", row)
+
+    # when: plain SMTP to a relay on this host sends the test e-mail
+    result = _run_django(
+        {"EMAIL_URL": smtp_server.url, "EMAIL_TIMEOUT": "5", "DATABASE_URL": "sqlite://:memory:"},
+        "sendtestemail",
+        "ops@example.com",
+    )
+
+    # then
+    assert [url.split("://")[0] for url in examples] == [
+        "smtp",
+        "smtp+tls",
+        "smtp+ssl",
+        "filemail",
+        "consolemail",
+    ]
+    assert result.returncode == 0, result.stderr
+    assert smtp_server.wait_for_messages(1, timeout=10)
+    assert smtp_server.messages[0]["To"] == "ops@example.com"
+
+
 @pytest.mark.django_db
 def test_every_log_line_of_a_request_carries_its_request_id(client, settings):
     # given a handler that sees what the console handler sees, and a request whose readiness

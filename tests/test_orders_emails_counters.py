@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from orders.models import Customer, DailySales, EmailKind, SentEmail, VariantSales
 from orders.services import (
@@ -20,6 +20,7 @@ from orders.services import (
     order_ship,
 )
 from orders.tasks import order_email_send as order_email_send_task
+from outbox.claims import ClaimHeld
 from outbox.models import OutboxMessage
 from tests.orders_helpers import customer_new, order_new, variant_stocked
 
@@ -93,11 +94,15 @@ def test_a_failed_send_leaves_no_claim_so_a_retry_sends(order, settings):
     assert SentEmail.objects.count() == 1
 
 
-def test_the_email_task_retries_smtp_failures_with_backoff_and_jitter():
+def test_the_email_task_retries_smtp_network_and_database_failures_for_an_hour():
     options = order_email_send_task
     assert smtplib.SMTPException in options.autoretry_for
     assert OSError in options.autoretry_for
-    assert (options.retry_backoff, options.retry_jitter, options.max_retries) == (True, True, 10)
+    assert OperationalError in options.autoretry_for
+    assert InterfaceError in options.autoretry_for
+    assert ClaimHeld in options.autoretry_for
+    assert not issubclass(IntegrityError, options.autoretry_for)
+    assert (options.max_retries, options.retry_wait_longest) == (15, 720)
 
 
 def test_a_rolled_back_order_requests_no_email(order, django_capture_on_commit_callbacks):

@@ -4,6 +4,7 @@ from celery.schedules import crontab
 from django.conf import settings
 
 from config.celery import app
+from config.retries import RIDE_OUT_RETRIES, BackoffTask, retry_wait
 
 
 def _registered_tasks() -> dict:
@@ -45,7 +46,9 @@ def test_a_frequent_job_that_waited_past_its_next_turn_is_dropped():
 
 
 def _longest_countdown(task) -> float:
-    """Celery sets the autoretry attributes only on tasks declared with `autoretry_for`."""
+    """A retry policy's longest wait, or Celery's default delay for a task without one."""
+    if isinstance(task, BackoffTask):
+        return task.retry_wait_longest
     if getattr(task, "retry_backoff", False):
         return getattr(task, "retry_backoff_max", 600)
     return task.default_retry_delay or 0
@@ -72,3 +75,22 @@ def test_tasks_are_acknowledged_after_they_run_and_requeued_when_their_worker_di
     assert app.conf.worker_prefetch_multiplier == 1
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] <= 2
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] <= 2
+
+
+def test_a_task_retried_by_the_policies_rides_out_an_hour_before_it_fails_for_good():
+    # given: the shortest waits (no jitter) of every retry the policies allow
+    shortest_waits = [retry_wait(number) for number in range(RIDE_OUT_RETRIES)]
+
+    # then: an hour is covered, and one retry fewer would not cover it
+    assert sum(shortest_waits) == 1023 + 5 * 600
+    assert sum(shortest_waits) >= 3600 > sum(shortest_waits[:-1])
+    retried = [task for task in _registered_tasks().values() if isinstance(task, BackoffTask)]
+    assert sorted(task.name for task in retried) == [
+        "catalog.thumbnail_make",
+        "inventory.low_stock_alert",
+        "inventory.low_stock_digest",
+        "orders.email_send",
+        "payments.credit_note_document_render",
+        "payments.invoice_document_render",
+    ]
+    assert {task.max_retries for task in retried} == {RIDE_OUT_RETRIES}
