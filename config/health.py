@@ -92,5 +92,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
                 if backlog.oldest_created_at
                 else None
             ),
+            "in_progress": backlog.in_progress,
+            "overdue": backlog.overdue,
         }
     return JsonResponse(body, status=503 if failing else 200)

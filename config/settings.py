@@ -223,6 +223,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# An outbox request handed to the broker and neither done nor failed after this many seconds was
+# lost (a Redis without persistence restarted, a worker died with its message): the relay
+# publishes it again. Above the visibility timeout plus the hard time limit plus the longest
+# retry wait (720 s), so a task still queued, running or waiting to retry is never re-sent;
+# twice the visibility timeout keeps that true when the timeout is raised.
+OUTBOX_REDELIVER_AFTER_SECONDS = env.int(
+    "OUTBOX_REDELIVER_AFTER_SECONDS", default=2 * celery_visibility_timeout
+)
 CELERY_TIMEZONE = "UTC"
 # A task cut off by a lost broker connection is redelivered anyway (acks_late), so the worker
 # stops it instead of letting it finish twice.

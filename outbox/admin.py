@@ -1,30 +1,47 @@
 """Staff see what the outbox still owes and which tasks failed for good; nothing is edited here."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from outbox.models import OutboxMessage, TaskFailure
-from outbox.services import outbox_relay
+from outbox.services import outbox_relay, redeliver_after
+
+OPEN = Q(done_at__isnull=True, failed_at__isnull=True)
+
+
+def _states() -> dict[str, tuple[str, Q]]:
+    """Each state a request can be in: its label and the rows in it (the deadline moves)."""
+    deadline = timezone.now() - redeliver_after()
+    return {
+        "pending": ("Pending", OPEN & Q(published_at__isnull=True, attempts=0)),
+        "refused": (
+            "Refused by the broker (will retry)",
+            OPEN & Q(published_at__isnull=True, attempts__gt=0),
+        ),
+        "published": ("Published, not done yet", OPEN & Q(published_at__gt=deadline)),
+        "overdue": (
+            "Overdue: lost by the broker or a worker (will be re-sent)",
+            OPEN & Q(published_at__lte=deadline),
+        ),
+        "done": ("Done", Q(done_at__isnull=False)),
+        "failed": ("Failed for good (see failed tasks)", Q(failed_at__isnull=False)),
+    }
 
 
 class DeliveryStateFilter(admin.SimpleListFilter):
-    """Pending: not yet tried by the relay; failed: the broker refused it at least once."""
+    """Where each request stands, from pending to done; the relay acts on the open states."""
 
     title = "state"
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("pending", "Pending"), ("failed", "Failed (will retry)"), ("sent", "Sent")]
+        return [(value, label) for value, (label, _rows) in _states().items()]
 
     def queryset(self, request, queryset):
-        if self.value() == "pending":
-            return queryset.filter(sent_at__isnull=True, attempts=0)
-        if self.value() == "failed":
-            return queryset.filter(sent_at__isnull=True, attempts__gt=0)
-        if self.value() == "sent":
-            return queryset.filter(sent_at__isnull=False)
-        return queryset
+        state = _states().get(self.value() or "")
+        return queryset.filter(state[1]) if state else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -41,9 +58,10 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         "task_name",
         "state",
         "attempts",
+        "redeliveries",
         "created_at",
-        "next_attempt_at",
-        "sent_at",
+        "published_at",
+        "done_at",
         "last_error_short",
     ]
     list_filter = [DeliveryStateFilter, "task_name"]
@@ -52,13 +70,18 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     actions = ["relay_now"]
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # an unsent row is work owed; sent rows are pruned by the beat schedule
+        return False  # an open row is work owed; ended rows are pruned by the beat schedule
 
     @admin.display(description="state")
     def state(self, message: OutboxMessage) -> str:
-        if message.sent_at:
-            return "sent"
-        return "failed" if message.attempts else "pending"
+        if message.done_at:
+            return "done"
+        if message.failed_at:
+            return "failed"
+        if message.published_at:
+            overdue = message.published_at <= timezone.now() - redeliver_after()
+            return "overdue" if overdue else "published"
+        return "refused" if message.attempts else "pending"
 
     @admin.display(description="last error")
     def last_error_short(self, message: OutboxMessage) -> str:
@@ -67,13 +90,15 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     def has_relay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("outbox.relay_outbox")
 
-    @admin.action(description="Relay now (ignore backoff)", permissions=["relay"])
+    @admin.action(
+        description="Relay now (ignore backoff; re-send if not done)", permissions=["relay"]
+    )
     def relay_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        ids = list(queryset.filter(sent_at__isnull=True).values_list("pk", flat=True))
+        ids = list(queryset.filter(OPEN).values_list("pk", flat=True))
         published = outbox_relay(message_ids=ids, batch_size=len(ids) or 1)
         level = messages.SUCCESS if published == len(ids) else messages.WARNING
         self.message_user(
-            request, f"Handed {published} of {len(ids)} unsent requests to the broker.", level
+            request, f"Handed {published} of {len(ids)} open requests to the broker.", level
         )
 
 

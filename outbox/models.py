@@ -4,11 +4,18 @@ from django.db import models
 
 
 class OutboxMessage(models.Model):
-    """A Celery task requested inside a business transaction, kept until the broker has it.
+    """A Celery task requested inside a business transaction, kept until the task has done its
+    work.
+
+    States: pending (not handed to the broker yet) → published (`published_at`: the broker has
+    it, or a worker is running or retrying it) → done (`done_at`: it returned) or failed
+    (`failed_at`: it failed for good, and a TaskFailure row says why). A row published long
+    ago and neither done nor failed was lost with a broker or a worker; the relay publishes it
+    again (`redeliveries`).
 
     The id is made in Python (not by the database) so a request can be written with
     `INSERT … ON CONFLICT DO NOTHING` and still be handed to the broker by id after the commit;
-    it doubles as the Celery task id.
+    it doubles as the Celery task id, which is how a worker's signals find the row.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -22,9 +29,21 @@ class OutboxMessage(models.Model):
         help_text="Requests with the same key are one request (e.g. one e-mail per order).",
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    published_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last handed to the broker: by the commit, the relay, or the task's own retry.",
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Publishes the broker refused.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A relay is publishing this row until then."
+    )
+    redeliveries = models.PositiveIntegerField(
+        default=0, help_text="Times the relay published it again after no end was seen."
+    )
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -32,13 +51,20 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(
                 fields=["created_at"],
-                name="outbox_pending_idx",
-                condition=models.Q(sent_at__isnull=True),
+                name="outbox_open_idx",
+                condition=models.Q(done_at__isnull=True, failed_at__isnull=True),
             )
         ]
 
     def __str__(self) -> str:
-        state = "sent" if self.sent_at else f"pending ({self.attempts} attempts)"
+        if self.done_at:
+            state = "done"
+        elif self.failed_at:
+            state = "failed"
+        elif self.published_at:
+            state = "published"
+        else:
+            state = f"pending ({self.attempts} refused)"
         return f"{self.task_name} {state}"
 
 

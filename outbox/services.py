@@ -1,9 +1,12 @@
 """Request Celery tasks so that none is lost and none outlives a rollback (design rule 4).
 
 `outbox_enqueue` writes the request in the caller's transaction and hands it to the broker when
-that transaction commits. If the broker is down or the process dies between commit and publish,
-the row stays unsent and `outbox_relay` publishes it later. Tasks are idempotent, so the rare
-double publish (broker took it, marking it sent failed) has one effect.
+that transaction commits. The row stays open until the task has done its work: a worker's
+`task_success` marks it done, its final `task_failure` marks it failed (with a TaskFailure row).
+`outbox_relay` publishes what the broker never took (down at commit, process killed between
+commit and publish) and, after `OUTBOX_REDELIVER_AFTER_SECONDS`, what it took and lost (a Redis
+without persistence restarted, a worker died and its message went with it). Tasks are
+idempotent, so a double publish has one effect.
 """
 
 import json
@@ -19,8 +22,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from celery import Task
-from django.db import connections, router, transaction
-from django.db.models import F, Q
+from django.conf import settings
+from django.db import close_old_connections, connection, connections, router, transaction
+from django.db.models import Case, F, PositiveIntegerField, Q, When
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -37,7 +41,10 @@ RELAY_BACKOFF_CAP_SECONDS = 300
 # Small enough that one relay run stays well inside the statement timeout while holding its
 # row locks, large enough to drain a backlog of thousands within a minute of 5-second runs.
 RELAY_BATCH_SIZE = 200
-SENT_RETENTION = timedelta(days=7)
+# A relay claims a batch for this long before it publishes it outside any transaction; a relay
+# that died mid-batch leaves its rows to the next one after this.
+RELAY_CLAIM_LEASE = timedelta(minutes=2)
+DONE_RETENTION = timedelta(days=7)
 TASK_FAILURE_RETENTION = timedelta(days=30)
 # After a publish fails because the broker is unreachable, on-commit publishes in this process
 # skip the broker for this long and leave their rows to the relay: a hung broker then costs one
@@ -89,6 +96,7 @@ def _insert_unless_duplicate(
         "dedupe_key": dedupe_key,
         "created_at": timezone.now(),
         "attempts": 0,
+        "redeliveries": 0,
         "last_error": "",
     }
     fields = [meta.get_field(name) for name in values]
@@ -153,7 +161,7 @@ def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str,
     Never raises: it runs after the caller's COMMIT, where an error would reach a caller whose
     work is saved (a placed order answered as a failure) and stop Django from running the
     transaction's later on-commit callbacks (counters, cache invalidation). A failing on-commit
-    effect is logged and retried through the outbox (design rule 7): the row stays unsent.
+    effect is logged and retried through the outbox (design rule 7): the row stays pending.
     Not `on_commit(robust=True)`: Django 5.2 names a failed callback by its `__qualname__`,
     which a partial lacks, so the failure would surface as an AttributeError.
     """
@@ -177,12 +185,12 @@ def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str,
             )
         return
     try:
-        _mark_sent(message_id)
+        _mark_published(message_id)
     except Exception as error:
-        # The broker has the task; the relay publishes the row again and the idempotent task
-        # runs once more to no effect.
+        # The broker has the task; the relay publishes the row again unless the task marks it
+        # done first, and the idempotent task runs once more to no effect.
         logger.warning(
-            "outbox row published but not marked sent, the relay will publish it again",
+            "outbox row published but not marked published, the relay will publish it again",
             extra={**log, "error": repr(error)},
         )
 
@@ -196,22 +204,24 @@ def _record_publish_failure(*, message_id: UUID, error: Exception) -> None:
     )
 
 
-def _mark_sent(message_id: UUID) -> None:
-    """Record that the broker took the request, so the relay leaves it alone.
+def _mark_published(message_id: UUID) -> None:
+    """Record that the broker took the request, so the relay leaves it alone until the
+    redelivery deadline.
 
     Written out, like the INSERT: it runs after every commit that requested a task, where the
-    ORM's compilation of the UPDATE cost more than the statement.
+    ORM's compilation of the UPDATE cost more than the statement. An eager task has already
+    run (and may be marked done) when this runs; the guard keeps the first publish time.
     """
     connection = connections[router.db_for_write(OutboxMessage)]
     meta = OutboxMessage._meta
-    sent_at, pk = meta.get_field("sent_at"), meta.pk
+    published_at, pk = meta.get_field("published_at"), meta.pk
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET {quote(sent_at.column)} = %s "
-            f"WHERE {quote(pk.column)} = %s AND {quote(sent_at.column)} IS NULL",
+            f"UPDATE {quote(meta.db_table)} SET {quote(published_at.column)} = %s "
+            f"WHERE {quote(pk.column)} = %s AND {quote(published_at.column)} IS NULL",
             [
-                sent_at.get_db_prep_save(timezone.now(), connection),
+                published_at.get_db_prep_save(timezone.now(), connection),
                 pk.get_db_prep_save(message_id, connection),
             ],
         )
@@ -233,6 +243,11 @@ class _RelayBatch:
     broker_unreachable: bool
 
 
+def redeliver_after() -> timedelta:
+    """How long a published row may go without an end before the relay publishes it again."""
+    return timedelta(seconds=settings.OUTBOX_REDELIVER_AFTER_SECONDS)
+
+
 def outbox_relay(
     *,
     batch_size: int = RELAY_BATCH_SIZE,
@@ -240,15 +255,18 @@ def outbox_relay(
     now_due: bool = False,
     message_ids: Iterable[UUID] | None = None,
 ) -> int:
-    """Publish one batch of requests still unsent after `grace`, oldest first; return how many
-    were handed to the broker.
+    """Publish one batch of due requests, oldest first; return how many were handed to the
+    broker.
 
-    Rows are claimed with `SELECT … FOR UPDATE SKIP LOCKED`, so relays running at once (beat on
-    two hosts, a manual `outbox_relay`) never publish the same row twice. A row the broker
-    refused waits out its own backoff; `now_due` (an operator who fixed the broker) or explicit
-    `message_ids` (the admin's "relay now") publish regardless of grace and backoff. The first
-    sign that the broker is unreachable ends the run: the rest of the batch would only wait for
-    the same timeout while holding its row locks.
+    Due: never published and older than `grace`, or published longer ago than
+    `redeliver_after()` and neither done nor failed (the broker or a worker lost it). A batch
+    is claimed with `SELECT … FOR UPDATE SKIP LOCKED` and a short lease in one transaction and
+    published after it commits, so relays running at once (beat on two hosts, a manual
+    `outbox_relay`) never publish the same row twice and no lock is held while the broker is
+    slow. A row the broker refused waits out its own backoff; `now_due` (an operator who fixed
+    the broker) or explicit `message_ids` (the admin's "relay now", which may also re-send a
+    published row) publish regardless of grace and backoff. The first sign that the broker is
+    unreachable ends the run: the rest of the batch would only wait for the same timeout.
     Sends no signals and requests no tasks: it publishes tasks other code requested.
     """
     return _relay_batch(
@@ -278,7 +296,16 @@ def outbox_relay_drain(
     return total
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class _Claimed:
+    pk: UUID
+    task_name: str
+    kwargs: dict[str, Any]
+    created_at: datetime
+    published_at: datetime | None
+    attempts: int
+
+
 def _relay_batch(
     *,
     batch_size: int = RELAY_BATCH_SIZE,
@@ -289,68 +316,178 @@ def _relay_batch(
 ) -> _RelayBatch:
     """`outbox_relay`'s batch, from the row after `after` (created_at, id) when given."""
     now = timezone.now()
-    pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)
-    if message_ids is not None:
-        pending = pending.filter(pk__in=list(message_ids))
-    elif not now_due:
-        pending = pending.filter(created_at__lte=now - grace).exclude(next_attempt_at__gt=now)
-    if after is not None:
-        created_at, pk = after
-        pending = pending.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
-    published = tried = 0
-    last, unreachable = None, False
-    for message in pending.order_by("created_at", "pk")[:batch_size]:
-        tried += 1
-        last = (message.created_at, message.pk)
+    claimed = _claim_batch(
+        now=now,
+        batch_size=batch_size,
+        grace=grace,
+        now_due=now_due,
+        message_ids=message_ids,
+        after=after,
+    )
+    published: list[_Claimed] = []
+    unreachable = False
+    for position, message in enumerate(claimed):
         try:
             _publish(message_id=message.pk, task_name=message.task_name, kwargs=message.kwargs)
         except Exception as error:
-            message.attempts += 1
-            message.last_error = repr(error)[:_ERROR_MAX_LENGTH]
-            message.next_attempt_at = now + _backoff(message.attempts)
-            message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
-            logger.warning(
-                "outbox relay could not publish",
-                extra={
-                    "task_name": message.task_name,
-                    "attempts": message.attempts,
-                    "error": repr(error),
-                },
-            )
+            _record_relay_failure(message=message, error=error, now=now)
             if isinstance(error, BrokerUnavailable | OSError):
                 _pause_broker()
                 unreachable = True
+                untried = [later.pk for later in claimed[position + 1 :]]
+                OutboxMessage.objects.filter(pk__in=untried).update(claimed_until=None)
+                claimed = claimed[: position + 1]
                 break
             continue
-        message.sent_at = timezone.now()
-        message.save(update_fields=["sent_at"])
-        published += 1
+        if message.published_at is not None:
+            logger.warning(
+                "outbox row published but never done: publishing it again",
+                extra={
+                    "task_name": message.task_name,
+                    "message_id": str(message.pk),
+                    "published_at": message.published_at.isoformat(),
+                },
+            )
+        published.append(message)
     if published:
         _resume_broker()
-    return _RelayBatch(published=published, tried=tried, last=last, broker_unreachable=unreachable)
+        OutboxMessage.objects.filter(pk__in=[message.pk for message in published]).update(
+            published_at=timezone.now(),
+            claimed_until=None,
+            redeliveries=Case(
+                When(published_at__isnull=False, then=F("redeliveries") + 1),
+                default=F("redeliveries"),
+                output_field=PositiveIntegerField(),
+            ),
+        )
+    last = (claimed[-1].created_at, claimed[-1].pk) if claimed else None
+    return _RelayBatch(
+        published=len(published), tried=len(claimed), last=last, broker_unreachable=unreachable
+    )
+
+
+@transaction.atomic
+def _claim_batch(
+    *,
+    now: datetime,
+    batch_size: int,
+    grace: timedelta,
+    now_due: bool,
+    message_ids: Iterable[UUID] | None,
+    after: tuple[datetime, UUID] | None,
+) -> list[_Claimed]:
+    """Lease the batch's rows to this relay in one short transaction and return them."""
+    due = OutboxMessage.objects.filter(done_at__isnull=True, failed_at__isnull=True).exclude(
+        claimed_until__gt=now
+    )
+    if message_ids is not None:
+        due = due.filter(pk__in=list(message_ids))
+    else:
+        never_published = Q(published_at__isnull=True)
+        if not now_due:
+            never_published &= Q(created_at__lte=now - grace) & (
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+            )
+        due = due.filter(never_published | Q(published_at__lte=now - redeliver_after()))
+    if after is not None:
+        created_at, pk = after
+        due = due.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+    rows = [
+        _Claimed(**row)
+        for row in due.select_for_update(skip_locked=True)
+        .order_by("created_at", "pk")
+        .values("pk", "task_name", "kwargs", "created_at", "published_at", "attempts")[:batch_size]
+    ]
+    OutboxMessage.objects.filter(pk__in=[row.pk for row in rows]).update(
+        claimed_until=now + RELAY_CLAIM_LEASE
+    )
+    return rows
+
+
+def _record_relay_failure(*, message: _Claimed, error: Exception, now: datetime) -> None:
+    """Keep the broker's refusal on the row, give it its backoff and end this relay's lease."""
+    attempts = message.attempts + 1
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        attempts=attempts,
+        last_error=repr(error)[:_ERROR_MAX_LENGTH],
+        next_attempt_at=now + _backoff(attempts),
+        claimed_until=None,
+    )
+    logger.warning(
+        "outbox relay could not publish",
+        extra={"task_name": message.task_name, "attempts": attempts, "error": repr(error)},
+    )
 
 
 def outbox_prune(
     *,
-    older_than: timedelta = SENT_RETENTION,
+    older_than: timedelta = DONE_RETENTION,
     failures_older_than: timedelta = TASK_FAILURE_RETENTION,
 ) -> int:
-    """Delete requests the broker took, and task failures, past retention; return how many.
+    """Delete requests whose task ended (done or failed), and task failures, past retention;
+    return how many.
 
-    Unsent rows are never pruned, however old: they are work still owed.
-    Sends no signals, requests no tasks.
+    A row still pending or published without an end is never pruned, however old: it is work
+    still owed. Sends no signals, requests no tasks.
     """
     now = timezone.now()
-    sent, _ = OutboxMessage.objects.filter(
-        sent_at__isnull=False, sent_at__lt=now - older_than
+    cutoff = now - older_than
+    ended, _ = OutboxMessage.objects.filter(
+        Q(done_at__lt=cutoff) | Q(failed_at__lt=cutoff)
     ).delete()
     failures, _ = TaskFailure.objects.filter(failed_at__lt=now - failures_older_than).delete()
-    return sent + failures
+    return ended + failures
 
 
 def _jsonable(value: Any) -> Any:
     """Return `value` as JSON can store it (anything exotic becomes its repr)."""
     return json.loads(json.dumps(value, default=repr))
+
+
+def _message_id(task_id: str | None) -> UUID | None:
+    """The outbox row a Celery task id names, if it can be one (beat's runs have no row)."""
+    try:
+        return UUID(str(task_id))
+    except ValueError:
+        return None
+
+
+def _usable_connection() -> None:
+    """Drop this thread's database connection if it broke, so the next write gets a fresh one.
+
+    A worker's signal receivers run on the connection the task used; a task that failed
+    because that connection was cut would otherwise lose the very row that records it. Inside
+    a transaction (an eager task in a test's) the connection is left alone.
+    """
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
+def _open_row(message_id: UUID):
+    return OutboxMessage.objects.filter(pk=message_id, done_at__isnull=True, failed_at__isnull=True)
+
+
+def outbox_task_done(*, task_id: str | None) -> None:
+    """Close the request whose task returned: the relay stops watching it.
+
+    Sends no signals, requests no tasks.
+    """
+    message_id = _message_id(task_id)
+    if message_id is not None:
+        _usable_connection()
+        _open_row(message_id).update(done_at=timezone.now(), claimed_until=None)
+
+
+def outbox_task_retrying(*, task_id: str | None) -> None:
+    """Restart the redelivery deadline of a task that handed itself back to the broker to retry.
+
+    A retry is a publish: a countdown of up to ten minutes and the hour a task may retry must
+    not look like a lost task to the relay. Sends no signals, requests no tasks.
+    """
+    message_id = _message_id(task_id)
+    if message_id is not None:
+        _usable_connection()
+        _open_row(message_id).update(published_at=timezone.now())
 
 
 def task_failure_record(
@@ -362,17 +499,26 @@ def task_failure_record(
     exception: BaseException,
     hostname: str = "",
 ) -> TaskFailure:
-    """Keep a task's final failure (retries exhausted or none allowed) where staff can see it.
+    """Keep a task's final failure (retries exhausted or none allowed) where staff can see it,
+    and close its outbox request as failed.
 
-    The worker log alone scrolls away; a row in the admin is what an operator can act on (e.g.
-    fix the cause and request the task again). Sends no signals, requests no tasks.
+    The worker log alone scrolls away; a row in the admin is what an operator can act on (fix
+    the cause and re-run it). Written on a fresh connection when the task's own broke (the
+    failure may be that very connection); failure row and request close in one transaction.
+    Sends no signals, requests no tasks.
     """
-    return TaskFailure.objects.create(
-        task_name=task_name[:200],
-        task_id=task_id or "",
-        args=_jsonable(list(args or [])),
-        kwargs=_jsonable(dict(kwargs or {})),
-        exception=repr(exception)[:_ERROR_MAX_LENGTH],
-        traceback="".join(traceback.format_exception(exception))[-20_000:],
-        hostname=hostname[:200],
-    )
+    _usable_connection()
+    with transaction.atomic():
+        failure = TaskFailure.objects.create(
+            task_name=task_name[:200],
+            task_id=task_id or "",
+            args=_jsonable(list(args or [])),
+            kwargs=_jsonable(dict(kwargs or {})),
+            exception=repr(exception)[:_ERROR_MAX_LENGTH],
+            traceback="".join(traceback.format_exception(exception))[-20_000:],
+            hostname=hostname[:200],
+        )
+        message_id = _message_id(task_id)
+        if message_id is not None:
+            _open_row(message_id).update(failed_at=failure.failed_at, claimed_until=None)
+    return failure

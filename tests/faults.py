@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.db import connection
+
 from conftest import celery_worker_command
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -44,6 +46,26 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
             return True
         time.sleep(interval)
     return condition()
+
+
+def backend_waiting_for_a_lock(*, on_table: str) -> int | None:
+    """The pid of a session of this database that waits for a lock in a query on `on_table`."""
+    with connection.cursor() as cursor:
+        # Activity is a snapshot per transaction; a caller may poll inside one.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{on_table}%"],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def backend_terminate(pid: int) -> None:
+    """Cut a session's connection from the server side, as a failover or an operator would."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 class BrokerGate:

@@ -1001,7 +1001,7 @@ def test_support_and_manager_see_the_outbox_and_failed_tasks_and_the_manager_dea
     assert user.has_perm("outbox.change_outboxmessage") is acknowledges
 
 
-def test_manager_relays_unsent_requests_from_the_outbox_list(client):
+def test_manager_relays_open_requests_from_the_outbox_list(client):
     # given
     message = OutboxMessage.objects.create(task_name="orders.email_send", kwargs={}, attempts=1)
     client.force_login(staff_user("manager"))
@@ -1013,7 +1013,7 @@ def test_manager_relays_unsent_requests_from_the_outbox_list(client):
     # then: the action ran (whether the broker took the row is the outbox's own tests' matter)
     assert "relay_now" in choices
     assert response.status_code == 302
-    assert messages_of(response)[0].endswith("of 1 unsent requests to the broker.")
+    assert messages_of(response)[0].endswith("of 1 open requests to the broker.")
 
 
 def test_support_reads_the_outbox_but_cannot_relay_it(client):
@@ -1028,7 +1028,7 @@ def test_support_reads_the_outbox_but_cannot_relay_it(client):
     # then: the action is neither offered nor run
     assert "relay_now" not in choices
     message.refresh_from_db()
-    assert (message.attempts, message.sent_at) == (1, None)
+    assert (message.attempts, message.published_at) == (1, None)
     assert response.status_code in (200, 302)
 
 

@@ -239,7 +239,7 @@ def test_a_real_worker_makes_the_thumbnail_of_a_committed_upload(celery_worker, 
     image.refresh_from_db()
     assert image.thumbnail.name.startswith("products/thumbnails/photo")
     assert default_storage.exists(image.thumbnail.name)
-    assert OutboxMessage.objects.get().sent_at is not None
+    assert OutboxMessage.objects.get().published_at is not None
 
 
 @pytest.mark.django_db

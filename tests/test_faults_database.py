@@ -7,16 +7,17 @@ waits for a stock row's lock; `tests/test_api_concurrency.py` cuts it from insid
 import json
 import threading
 import uuid
+from functools import partial
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.test import Client
 
 from inventory.models import StockLevel
 from orders.models import Order, OrderLine
 from outbox.models import OutboxMessage
 from storefront.services import token_issue
-from tests.faults import wait_until
+from tests.faults import backend_terminate, backend_waiting_for_a_lock, wait_until
 from tests.orders_helpers import ADDRESS, customer_new, variant_stocked
 
 pytestmark = [pytest.mark.postgres]
@@ -46,27 +47,16 @@ def test_an_order_whose_connection_is_killed_while_it_waits_for_stock_gets_503_a
         finally:
             connections.close_all()
 
-    def waiting_backend() -> int | None:
-        with connection.cursor() as cursor:
-            # Activity is a snapshot per transaction; the lock holder polls inside one.
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE '%%inventory_stocklevel%%'"
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
-
     with transaction.atomic():
         StockLevel.objects.select_for_update().get(pk=level.pk)
         thread = threading.Thread(target=place)
         thread.start()
         try:
-            assert wait_until(lambda: waiting_backend() is not None, timeout=10)
+            waiting = partial(backend_waiting_for_a_lock, on_table="inventory_stocklevel")
+            assert wait_until(lambda: waiting() is not None, timeout=10)
 
             # when: the order's connection is cut while it waits
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [waiting_backend()])
+            backend_terminate(waiting())
         finally:
             thread.join(timeout=20)
 

@@ -69,7 +69,7 @@ def test_a_relay_skips_the_rows_another_relay_is_publishing(transactional_db):
     messages = _messages_in(queue)
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
     assert sorted(messages) == sorted(rows)
-    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
 
 
 def test_two_relays_racing_publish_every_row_exactly_once(transactional_db, run_concurrently):
@@ -93,4 +93,4 @@ def test_two_relays_racing_publish_every_row_exactly_once(transactional_db, run_
     assert sum(totals) == 120, totals
     assert len(messages) == 120
     assert set(messages) == rows
-    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0

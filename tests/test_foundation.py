@@ -42,7 +42,12 @@ def test_readyz_reports_every_component_ok(client):
     body = response.json()
     assert body["status"] == "ok"
     assert set(body["components"]) == {"database", "cache", "broker"}
-    assert body["outbox"] == {"pending": 0, "oldest_pending_age_seconds": None}
+    assert body["outbox"] == {
+        "pending": 0,
+        "oldest_pending_age_seconds": None,
+        "in_progress": 0,
+        "overdue": 0,
+    }
 
 
 @pytest.mark.django_db

@@ -250,7 +250,7 @@ def test_confirmation_email_and_order_count_wait_for_the_commit(django_capture_o
         "orders.email_send",
         {"order_id": order.pk, "kind": "confirmation"},
     )
-    assert message.sent_at is None
+    assert message.published_at is None
     assert customer.order_count == 0
     assert order.sent_emails.count() == 0
     assert len(callbacks) >= 2

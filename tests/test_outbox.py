@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 import redis
-from celery.signals import task_failure
+from celery.signals import task_failure, task_retry
 from django.conf import settings as django_settings
 from django.core import mail
 from django.core.management import call_command
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from model_bakery import baker
@@ -87,12 +87,13 @@ def test_request_is_written_in_the_transaction_and_published_on_commit(
 
     # then: written, not yet run until the commit callbacks run
     assert message.task_name == "stockwire.slow_mark"
-    assert message.sent_at is None
+    assert message.published_at is None
     assert not (media / "placed.done").exists()
     for callback in callbacks:
         callback()
     message.refresh_from_db()
-    assert message.sent_at is not None
+    assert message.published_at is not None
+    assert message.done_at is not None  # the eager task returned
     assert (media / "placed.done").exists()
 
 
@@ -138,7 +139,7 @@ def test_publish_to_an_unreachable_broker_leaves_the_row_for_the_relay(
 
     # then: the commit stands, the row waits with its error and a backoff
     message = OutboxMessage.objects.get()
-    assert message.sent_at is None
+    assert message.published_at is None
     assert message.attempts == 1
     assert "Connection refused" in message.last_error
     assert message.next_attempt_at > timezone.now()
@@ -157,15 +158,15 @@ def test_after_a_broker_failure_the_next_publishes_are_left_to_the_relay(
 
     # then: the second did not try (no attempt, no error), it waits for the relay
     second = OutboxMessage.objects.get(kwargs__key="second")
-    assert second.sent_at is None
+    assert second.published_at is None
     assert second.attempts == 0
     assert second.last_error == ""
 
 
 @pytest.mark.parametrize(
     ("failing", "published"),
-    [("_mark_sent", True), ("_record_publish_failure", False)],
-    ids=["mark-sent", "failure-bookkeeping"],
+    [("_mark_published", True), ("_record_publish_failure", False)],
+    ids=["mark-published", "failure-bookkeeping"],
 )
 def test_an_outbox_step_failing_after_the_commit_leaves_the_order_placed_and_counted(
     transactional_db, monkeypatch, caplog, failing, published
@@ -183,7 +184,7 @@ def test_an_outbox_step_failing_after_the_commit_leaves_the_order_placed_and_cou
     assert Order.objects.get() == order
     assert Customer.objects.get(pk=order.customer_id).order_count == 1
     row = OutboxMessage.objects.get(task_name="orders.email_send")
-    assert row.sent_at is None
+    assert row.published_at is None
     assert len(mail.outbox) == (1 if published else 0)
     logged = caplog.records[-1]
     assert (logged.name, logged.levelname) == ("outbox.services", "WARNING")
@@ -210,7 +211,7 @@ def test_relay_publishes_due_rows_with_the_row_id_as_task_id(broker_queue):
     backing_off = _pending(
         age=timedelta(minutes=3), attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1)
     )
-    already_sent = _pending(age=timedelta(minutes=4), sent_at=timezone.now())
+    already_sent = _pending(age=timedelta(minutes=4), published_at=timezone.now())
 
     # when
     published = outbox_relay()
@@ -218,12 +219,88 @@ def test_relay_publishes_due_rows_with_the_row_id_as_task_id(broker_queue):
     # then
     assert published == 2
     assert broker_queue() == [str(retry_due.pk), str(due.pk)]
-    assert set(OutboxMessage.objects.filter(sent_at__isnull=True).values_list("pk", flat=True)) == {
+    assert set(
+        OutboxMessage.objects.filter(published_at__isnull=True).values_list("pk", flat=True)
+    ) == {
         young.pk,
         backing_off.pk,
     }
     already_sent.refresh_from_db()
     assert already_sent.attempts == 0
+
+
+@pytest.mark.redis
+def test_relay_publishes_again_what_was_published_and_never_ended_past_the_deadline(
+    broker_queue, settings
+):
+    # given: requests published 31 and 29 minutes ago under a 30-minute deadline, and ended ones
+    settings.OUTBOX_REDELIVER_AFTER_SECONDS = 1800
+    now = timezone.now()
+    lost = _pending(age=timedelta(hours=1), published_at=now - timedelta(minutes=31))
+    running = _pending(age=timedelta(hours=1), published_at=now - timedelta(minutes=29))
+    done = _pending(age=timedelta(hours=1), published_at=now - timedelta(minutes=31), done_at=now)
+    failed = _pending(
+        age=timedelta(hours=1), published_at=now - timedelta(minutes=31), failed_at=now
+    )
+
+    # when
+    published = outbox_relay()
+
+    # then: only the lost one is handed out again, under its own id, and counted
+    assert published == 1
+    assert broker_queue() == [str(lost.pk)]
+    lost.refresh_from_db()
+    assert (lost.redeliveries, lost.done_at, lost.claimed_until) == (1, None, None)
+    assert lost.published_at > now
+    for untouched in (running, done, failed):
+        untouched.refresh_from_db()
+        assert untouched.redeliveries == 0
+
+
+def test_a_task_that_retries_restarts_its_deadline_and_one_that_returns_ends_its_request():
+    # given: a request published an hour ago
+    row = _pending(age=timedelta(hours=1), published_at=timezone.now() - timedelta(hours=1))
+    request = type("Request", (), {"id": str(row.pk)})()
+
+    # when: its task retries, as a worker signals it
+    task_retry.send(sender=slow_mark, request=request, reason=OSError("down"), einfo=None)
+
+    # then
+    row.refresh_from_db()
+    assert row.published_at > timezone.now() - timedelta(minutes=1)
+    assert row.done_at is None
+
+    # when: it runs again and returns
+    slow_mark.apply(kwargs={"key": "back", "seconds": 0}, task_id=str(row.pk))
+
+    # then
+    row.refresh_from_db()
+    assert row.done_at is not None
+
+
+@pytest.mark.postgres
+def test_a_final_failure_on_a_cut_connection_is_recorded_on_a_fresh_one(transactional_db):
+    # given: a request whose task's database connection was cut under it
+    row = _pending(age=timedelta(minutes=1), published_at=timezone.now())
+    with pytest.raises(OperationalError), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    # when: the worker signals the task's final failure on that connection
+    task_failure.send(
+        sender=slow_mark,
+        task_id=str(row.pk),
+        exception=OperationalError("terminating connection due to administrator command"),
+        args=[],
+        kwargs={"key": "cut", "seconds": 0},
+        traceback=None,
+        einfo=None,
+    )
+
+    # then: staff see the failure, and the request is closed as failed, not left to the relay
+    failure = TaskFailure.objects.get()
+    assert (failure.task_id, failure.kwargs) == (str(row.pk), {"key": "cut", "seconds": 0})
+    row.refresh_from_db()
+    assert row.failed_at == failure.failed_at
 
 
 @pytest.mark.redis
@@ -240,7 +317,7 @@ def test_relay_now_ignores_grace_and_backoff(broker_queue):
     # then
     assert published == 2
     assert sorted(broker_queue()) == sorted([str(young.pk), str(backing_off.pk)])
-    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
 
 
 def test_relay_stops_at_the_first_sign_of_an_unreachable_broker(dead_broker):
@@ -259,7 +336,7 @@ def test_relay_stops_at_the_first_sign_of_an_unreachable_broker(dead_broker):
     ) == [1, 0, 0]
     first.refresh_from_db()
     assert first.next_attempt_at > timezone.now()
-    assert first.sent_at is None
+    assert first.published_at is None
 
 
 @pytest.mark.redis
@@ -275,16 +352,19 @@ def test_relay_records_an_unknown_task_and_goes_on(broker_queue):
     assert published == 1
     assert broker_queue() == [str(known.pk)]
     unknown.refresh_from_db()
-    assert unknown.sent_at is None
+    assert unknown.published_at is None
     assert unknown.attempts == 1
     assert "nobody.knows" in unknown.last_error
 
 
-def test_prune_deletes_old_sent_rows_and_old_failures_only():
+def test_prune_deletes_old_ended_rows_and_old_failures_only():
     # given
     now = timezone.now()
-    old_sent = _pending(age=timedelta(days=9), sent_at=now - timedelta(days=8))
-    recent_sent = _pending(age=timedelta(days=2), sent_at=now - timedelta(days=1))
+    week_ago = now - timedelta(days=8)
+    old_done = _pending(age=timedelta(days=9), published_at=week_ago, done_at=week_ago)
+    old_failed = _pending(age=timedelta(days=9), published_at=week_ago, failed_at=week_ago)
+    recent_done = _pending(age=timedelta(days=2), published_at=now - timedelta(days=1), done_at=now)
+    old_published_never_done = _pending(age=timedelta(days=9), published_at=week_ago)
     old_unsent = _pending(age=timedelta(days=30), attempts=40)
     old_failure = baker.make(TaskFailure, task_name="orders.email_send", exception="x")
     recent_failure = baker.make(TaskFailure, task_name="orders.email_send", exception="y")
@@ -293,14 +373,15 @@ def test_prune_deletes_old_sent_rows_and_old_failures_only():
     # when
     deleted = outbox_prune()
 
-    # then
-    assert deleted == 2
+    # then: work still owed stays, however old
+    assert deleted == 3
     assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {
-        recent_sent.pk,
+        recent_done.pk,
+        old_published_never_done.pk,
         old_unsent.pk,
     }
     assert list(TaskFailure.objects.values_list("pk", flat=True)) == [recent_failure.pk]
-    assert not OutboxMessage.objects.filter(pk=old_sent.pk).exists()
+    assert not OutboxMessage.objects.filter(pk__in=[old_done.pk, old_failed.pk]).exists()
 
 
 def test_a_final_task_failure_is_recorded_for_staff():
@@ -327,22 +408,37 @@ def test_a_final_task_failure_is_recorded_for_staff():
     assert failure.exception == "ValueError('key must be 1-64 characters')"
 
 
-def test_admin_lists_outbox_rows_by_state_and_task_read_only(admin_client):
-    # given
-    _pending(age=timedelta(minutes=1))
-    failed = _pending(age=timedelta(minutes=2), attempts=3, last_error="OperationalError(...)")
-    _pending(age=timedelta(minutes=3), sent_at=timezone.now())
+def test_admin_lists_outbox_rows_by_state_and_task_read_only(admin_client, settings):
+    # given: one row in each state
+    settings.OUTBOX_REDELIVER_AFTER_SECONDS = 1800
+    now = timezone.now()
+    pending = _pending(age=timedelta(minutes=1))
+    refused = _pending(age=timedelta(minutes=2), attempts=3, last_error="OperationalError(...)")
+    published = _pending(age=timedelta(minutes=3), published_at=now)
+    overdue = _pending(age=timedelta(hours=1), published_at=now - timedelta(minutes=31))
+    done = _pending(age=timedelta(minutes=4), published_at=now, done_at=now)
+    failed = _pending(age=timedelta(minutes=5), published_at=now, failed_at=now)
     url = reverse("admin:outbox_outboxmessage_changelist")
 
     # when
     everything = admin_client.get(url)
-    only_failed = admin_client.get(url, {"state": "failed"})
-    by_task = admin_client.get(url, {"task_name": "stockwire.slow_mark", "state": "sent"})
-    change_page = admin_client.get(reverse("admin:outbox_outboxmessage_change", args=[failed.pk]))
+    by_state = {
+        state: [m.pk for m in admin_client.get(url, {"state": state}).context["cl"].result_list]
+        for state in ("pending", "refused", "published", "overdue", "done", "failed")
+    }
+    by_task = admin_client.get(url, {"task_name": "stockwire.slow_mark", "state": "done"})
+    change_page = admin_client.get(reverse("admin:outbox_outboxmessage_change", args=[refused.pk]))
 
     # then
-    assert everything.context["cl"].result_count == 3
-    assert [m.pk for m in only_failed.context["cl"].result_list] == [failed.pk]
+    assert everything.context["cl"].result_count == 6
+    assert by_state == {
+        "pending": [pending.pk],
+        "refused": [refused.pk],
+        "published": [published.pk],
+        "overdue": [overdue.pk],
+        "done": [done.pk],
+        "failed": [failed.pk],
+    }
     assert by_task.context["cl"].result_count == 1
     assert change_page.status_code == 200
     assert change_page.context["has_change_permission"] is False
@@ -368,7 +464,7 @@ def test_admin_relay_now_publishes_the_selected_rows_at_once(admin_client, broke
     assert response.status_code == 200
     assert broker_queue() == [str(backing_off.pk)]
     untouched.refresh_from_db()
-    assert untouched.sent_at is None
+    assert untouched.published_at is None
     assert "Handed 1 of 1" in response.content.decode()
 
 
@@ -400,7 +496,7 @@ def test_outbox_relay_command_drains_every_due_row(broker_queue, capsys):
     # then: the young row is left to the process that wrote it
     assert len(broker_queue()) == 3
     assert capsys.readouterr().out.strip() == "relayed 3"
-    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 1
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 1
 
 
 @pytest.mark.redis
@@ -421,16 +517,23 @@ def test_outbox_relay_command_reaches_good_rows_behind_a_full_batch_it_cannot_pu
     # then: the good row went out, each unknown one was tried once and kept with its error
     assert broker_queue() == [str(good.pk)]
     assert capsys.readouterr().out.strip() == "relayed 1"
-    tried = OutboxMessage.objects.filter(pk__in=[row.pk for row in unknown], sent_at__isnull=True)
+    tried = OutboxMessage.objects.filter(
+        pk__in=[row.pk for row in unknown], published_at__isnull=True
+    )
     assert sorted(set(tried.values_list("attempts", flat=True))) == [1]
     assert tried.count() == RELAY_BATCH_SIZE
 
 
-def test_readiness_reports_pending_count_and_oldest_age(client):
-    # given
+def test_readiness_reports_what_the_outbox_still_owes(client, settings):
+    # given: two requests the broker has not taken, one published and running, one published
+    # and lost past the redelivery deadline, one done
+    settings.OUTBOX_REDELIVER_AFTER_SECONDS = 1800
+    now = timezone.now()
     _pending(age=timedelta(seconds=90))
     _pending(age=timedelta(seconds=30))
-    _pending(age=timedelta(hours=1), sent_at=timezone.now())
+    _pending(age=timedelta(minutes=2), published_at=now - timedelta(minutes=1))
+    _pending(age=timedelta(hours=1), published_at=now - timedelta(minutes=40))
+    _pending(age=timedelta(hours=1), published_at=now, done_at=now)
 
     # when
     body = client.get("/readyz").json()
@@ -438,3 +541,4 @@ def test_readiness_reports_pending_count_and_oldest_age(client):
     # then
     assert body["outbox"]["pending"] == 2
     assert 90 <= body["outbox"]["oldest_pending_age_seconds"] < 120
+    assert (body["outbox"]["in_progress"], body["outbox"]["overdue"]) == (2, 1)

@@ -25,7 +25,7 @@ def _due_row() -> OutboxMessage:
 
 
 def _sent(row: OutboxMessage) -> bool:
-    return OutboxMessage.objects.filter(pk=row.pk, sent_at__isnull=False).exists()
+    return OutboxMessage.objects.filter(pk=row.pk, published_at__isnull=False).exists()
 
 
 def test_relay_loop_publishes_rows_as_they_fall_due_and_stops_cleanly(

@@ -3,14 +3,14 @@
 import json
 import os
 import signal
-import uuid
 
 import pytest
 import redis
 from django.conf import settings
 
 from config.tasks import slow_mark
-from outbox.models import TaskFailure
+from outbox.models import OutboxMessage, TaskFailure
+from outbox.services import outbox_enqueue
 from tests.faults import celery_broker, wait_until, workers
 
 pytestmark = [pytest.mark.worker, pytest.mark.redis, pytest.mark.postgres]
@@ -87,23 +87,23 @@ def test_a_task_whose_worker_is_killed_runs_again_elsewhere_with_one_effect(
     assert _lines(f"{marks}/killed.done") == [str(survivor.process.pid)]
 
 
-def test_a_task_that_fails_for_good_on_a_worker_is_kept_for_staff(
+def test_a_task_that_fails_for_good_on_a_worker_is_kept_for_staff_and_closes_its_request(
     transactional_db, child_process_env, queue
 ):
-    # given
-    task_id = str(uuid.uuid4())
-
-    # when
+    # when: a request whose task cannot succeed is run by a worker
     with workers(env=child_process_env, queue=queue) as (worker,):
-        slow_mark.apply_async(kwargs={"key": "Not A Key", "seconds": 0}, task_id=task_id)
+        outbox_enqueue(task_name="stockwire.slow_mark", kwargs={"key": "Not A Key", "seconds": 0})
+        request = OutboxMessage.objects.get()
         recorded = wait_until(
-            lambda: TaskFailure.objects.filter(task_id=task_id).exists(), timeout=15
+            lambda: TaskFailure.objects.filter(task_id=str(request.pk)).exists(), timeout=15
         )
 
-    # then
+    # then: staff see the failure, and the relay will not send the request again
     assert recorded, worker.output
-    failure = TaskFailure.objects.get(task_id=task_id)
+    failure = TaskFailure.objects.get(task_id=str(request.pk))
     assert failure.task_name == "stockwire.slow_mark"
     assert failure.kwargs == {"key": "Not A Key", "seconds": 0}
     assert failure.exception.startswith("ValueError(")
     assert failure.hostname.startswith("w")
+    request.refresh_from_db()
+    assert (request.failed_at, request.done_at) == (failure.failed_at, None)
