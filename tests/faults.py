@@ -1,10 +1,11 @@
-"""Real faults for tests: a broker that refuses, hangs or works on demand, and worker processes.
+"""Real faults for tests: a broker (or database) that refuses, hangs or works on demand, cut
+database sessions, and worker processes.
 
-`BrokerGate` listens on a local port the tests point Celery at. Its mode decides what a client
-meets: `refuse` (nothing listens: connection refused), `blackhole` (the connection is accepted
-and never answered, the hung-Redis case that needs socket timeouts) or `forward` (bytes are piped
-to the real Redis, so the broker is up). Switching modes drops every open connection, as a
-restarting broker would.
+`BrokerGate` listens on a local port the tests point Celery (or a process's DATABASE_URL) at.
+Its mode decides what a client meets: `refuse` (nothing listens: connection refused),
+`blackhole` (the connection is accepted and never answered, the hung-Redis case that needs
+socket timeouts) or `forward` (bytes are piped to the real server, so it is up). Switching
+modes drops every open connection, as a restarting server would.
 """
 
 import contextlib
@@ -69,7 +70,8 @@ def backend_terminate(pid: int) -> None:
 
 
 class BrokerGate:
-    """A TCP endpoint in front of Redis whose behaviour the test switches (see module doc)."""
+    """A TCP endpoint in front of Redis or PostgreSQL whose behaviour the test switches (see
+    module doc)."""
 
     def __init__(self, *, target_url: str, mode: str = FORWARD) -> None:
         target = urlsplit(target_url)

@@ -1,4 +1,5 @@
-"""`manage.py outbox_relay --loop` as a real process: relays as rows fall due, stops on SIGTERM."""
+"""`manage.py outbox_relay --loop` as a real process: relays as rows fall due, rides out a
+database restart and a cut connection, stops on SIGTERM."""
 
 import json
 import signal
@@ -9,11 +10,12 @@ from datetime import timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from model_bakery import baker
 
 from outbox.models import OutboxMessage
-from tests.faults import PROJECT_DIR, wait_until
+from tests.faults import FORWARD, PROJECT_DIR, REFUSE, BrokerGate, backend_terminate, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -64,3 +66,70 @@ def test_relay_loop_publishes_rows_as_they_fall_due_and_stops_cleanly(
     # then: each row published once, into the broker, and the loop exited cleanly
     assert exit_code == 0
     assert sorted(queued) == sorted([str(first.pk), str(second.pk)])
+
+
+def _relay_sessions() -> list[int]:
+    """The other sessions of the test database: the relay's, here."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def test_relay_loop_rides_out_a_database_restart_and_a_cut_connection(
+    transactional_db, child_process_env, tmp_path
+):
+    # given: a relay loop whose database is reached through a gate the test controls
+    db = connection.settings_dict
+    gate = BrokerGate(target_url=f"postgres://{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}")
+    child_process_env["DATABASE_URL"] = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@127.0.0.1:{gate.port}/{db['NAME']}"
+    )
+    queue = child_process_env["CELERY_TASK_DEFAULT_QUEUE"]
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    log_path = tmp_path / "relay.log"
+    log = log_path.open("w")
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "outbox_relay", "--loop", "--interval=0.2"],
+        cwd=PROJECT_DIR,
+        env=child_process_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        first = _due_row()
+        assert wait_until(lambda: _sent(first), timeout=20), log_path.read_text()
+
+        # when: the database restarts (every connection dropped, then refused for a while)
+        gate.set_mode(REFUSE)
+        noticed = wait_until(lambda: "database unavailable" in log_path.read_text(), timeout=20)
+        gate.set_mode(FORWARD)
+        second = _due_row()
+        relayed_after_restart = wait_until(lambda: _sent(second), timeout=20)
+
+        # when: its connection is cut from the server side (a failover, an operator)
+        for pid in _relay_sessions():
+            backend_terminate(pid)
+        third = _due_row()
+        relayed_after_cut = wait_until(lambda: _sent(third), timeout=20)
+        still_running = relay.poll() is None
+        relay.send_signal(signal.SIGTERM)
+        exit_code = relay.wait(timeout=10)
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait(timeout=5)
+        log.close()
+        gate.close()
+        queued = [json.loads(raw)["headers"]["id"] for raw in broker.lrange(queue, 0, -1)]
+        broker.delete(queue)
+
+    # then: the loop lived through both, said so, and published each row once
+    output = log_path.read_text()
+    assert noticed and relayed_after_restart and relayed_after_cut, output
+    assert (still_running, exit_code) == (True, 0), output
+    assert "database reachable again" in output
+    assert sorted(queued) == sorted(str(row.pk) for row in (first, second, third))
