@@ -24,11 +24,13 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ],
     ("payments", "refund"): [("issue_refund", "Can issue refunds")],
     ("outbox", "outboxmessage"): [("relay_outbox", "Can relay outbox requests at once")],
+    ("outbox", "taskfailure"): [("rerun_task", "Can re-run failed tasks")],
 }
 
 # `outbox` included: staff see the requests the broker has not taken and the tasks that failed
-# for good; the manager acknowledges failures by deleting them, and relays requests at once
-# ("Relay now", `outbox.relay_outbox`).
+# for good; support and the manager re-run a failed task (`outbox.rerun_task`); the manager
+# acknowledges failures by deleting them, and relays requests at once ("Relay now",
+# `outbox.relay_outbox`).
 SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments")
 
 # role -> (apps whose every model it may view, apps it may fully manage, action permissions)
@@ -46,7 +48,7 @@ ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "support": (
         ("audit", "catalog", "inventory", "orders", "outbox", "payments"),
         (),
-        ("orders.cancel_order", "payments.issue_refund"),
+        ("orders.cancel_order", "payments.issue_refund", "outbox.rerun_task"),
     ),
     "manager": (
         (),

@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from outbox.models import OutboxMessage, TaskFailure
-from outbox.services import outbox_relay, redeliver_after
+from outbox.services import outbox_relay, redeliver_after, task_failure_rerun
 
 OPEN = Q(done_at__isnull=True, failed_at__isnull=True)
 
@@ -102,15 +102,55 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         )
 
 
+class RerunFilter(admin.SimpleListFilter):
+    title = "re-run"
+    parameter_name = "rerun"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not re-run"), ("yes", "Re-run")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"no", "yes"}:
+            return queryset.filter(rerun_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(TaskFailure)
 class TaskFailureAdmin(ReadOnlyAdmin):
-    """Deleting a row is how staff acknowledge a failure they have dealt with."""
+    """Deleting a row is how staff acknowledge a failure they have dealt with; "Re-run" asks for
+    the task again once its cause is fixed."""
 
-    list_display = ["task_name", "failed_at", "exception_short", "task_id", "hostname"]
-    list_filter = ["task_name"]
+    list_display = [
+        "task_name",
+        "failed_at",
+        "exception_short",
+        "rerun_at",
+        "rerun_by",
+        "task_id",
+        "hostname",
+    ]
+    list_filter = [RerunFilter, "task_name"]
     search_fields = ["=task_id", "exception"]
     date_hierarchy = "failed_at"
+    actions = ["rerun"]
 
     @admin.display(description="exception")
     def exception_short(self, failure: TaskFailure) -> str:
         return failure.exception[:120]
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("outbox.rerun_task")
+
+    @admin.action(description="Re-run (request the task again)", permissions=["rerun"])
+    def rerun(self, request: HttpRequest, queryset: QuerySet[TaskFailure]) -> None:
+        failures = list(queryset)
+        rerun = [
+            failure
+            for failure in failures
+            if task_failure_rerun(failure=failure, actor=request.user) is not None
+        ]
+        skipped = len(failures) - len(rerun)
+        text = f"Requested {len(rerun)} of {len(failures)} failed tasks again."
+        if skipped:
+            text += f" {skipped} had been re-run already or take positional arguments."
+        self.message_user(request, text, messages.WARNING if skipped else messages.SUCCESS)

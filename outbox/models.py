@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -84,10 +85,12 @@ class SendClaim(models.Model):
 
 
 class TaskFailure(models.Model):
-    """A task that failed for good (no retry left): kept for staff, who see it in the admin.
+    """A task that failed for good (no retry left): kept for staff, who see it in the admin
+    and may re-run it once the cause is fixed.
 
     Written by a receiver of Celery's `task_failure`, which fires only on the final failure,
-    never for a failure that will be retried.
+    never for a failure that will be retried. A re-run is a new outbox request (`rerun_request`);
+    if it fails too, it leaves a TaskFailure of its own.
     """
 
     task_name = models.CharField(max_length=200, db_index=True)
@@ -98,6 +101,17 @@ class TaskFailure(models.Model):
     traceback = models.TextField(blank=True)
     hostname = models.CharField(max_length=200, blank=True)
     failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    rerun_at = models.DateTimeField(null=True, blank=True)
+    rerun_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    rerun_request = models.UUIDField(
+        null=True, blank=True, help_text="The outbox request that runs the task again."
+    )
 
     class Meta:
         ordering = ["-failed_at"]

@@ -58,8 +58,9 @@ _task_modules_imported = False
 
 def outbox_enqueue(
     *, task_name: str, kwargs: dict[str, Any], dedupe_key: str | None = None
-) -> None:
-    """Request `task_name(**kwargs)` once the current transaction commits.
+) -> UUID | None:
+    """Request `task_name(**kwargs)` once the current transaction commits; return the request's
+    id (the task id), or None when an earlier request with `dedupe_key` stands.
 
     Call inside the business transaction. A second request with the same `dedupe_key` is
     dropped (the first one stands), so a receiver may run twice without doubling an e-mail.
@@ -71,10 +72,11 @@ def outbox_enqueue(
     if not _insert_unless_duplicate(
         message_id=message_id, task_name=task_name, kwargs=kwargs, dedupe_key=dedupe_key
     ):
-        return  # an earlier request with this key stands; publishing this one would double it
+        return None  # an earlier request with this key stands; publishing this would double it
     transaction.on_commit(
         partial(_publish_after_commit, message_id=message_id, task_name=task_name, kwargs=kwargs)
     )
+    return message_id
 
 
 def _insert_unless_duplicate(
@@ -522,3 +524,26 @@ def task_failure_record(
         if message_id is not None:
             _open_row(message_id).update(failed_at=failure.failed_at, claimed_until=None)
     return failure
+
+
+@transaction.atomic
+def task_failure_rerun(*, failure: TaskFailure, actor=None) -> UUID | None:
+    """Request a failed task again through the outbox, once per failure; return the new
+    request's id, or None when it was re-run already or cannot be (it took positional
+    arguments, which the outbox does not carry).
+
+    For staff who fixed the cause (the mail server is back, the file restored). The failure
+    row's lock makes two clicks one re-run, and the dedupe key keeps it one if the row is read
+    stale. Sends no signals; requests the failed task with its keyword arguments, on commit.
+    """
+    failure = TaskFailure.objects.select_for_update().get(pk=failure.pk)
+    if failure.rerun_at is not None or failure.args:
+        return None
+    request_id = outbox_enqueue(
+        task_name=failure.task_name, kwargs=failure.kwargs, dedupe_key=f"rerun:{failure.pk}"
+    )
+    if request_id is None:
+        return None
+    failure.rerun_at, failure.rerun_by, failure.rerun_request = timezone.now(), actor, request_id
+    failure.save(update_fields=["rerun_at", "rerun_by", "rerun_request"])
+    return request_id

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.messages import get_messages
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from model_bakery import baker
@@ -125,6 +126,7 @@ def test_migration_creates_the_three_roles_with_their_action_permissions():
         "orders.deliver_order",
         "orders.cancel_order",
         "payments.issue_refund",
+        "outbox.rerun_task",
     }
     assert roles["warehouse"] & actions == {
         "inventory.receive_stock",
@@ -132,7 +134,11 @@ def test_migration_creates_the_three_roles_with_their_action_permissions():
         "orders.ship_order",
         "orders.deliver_order",
     }
-    assert roles["support"] & actions == {"orders.cancel_order", "payments.issue_refund"}
+    assert roles["support"] & actions == {
+        "orders.cancel_order",
+        "payments.issue_refund",
+        "outbox.rerun_task",
+    }
     assert roles["manager"] >= actions
     assert "orders.view_order" in roles["support"]
     assert not {p for p in roles["support"] if p.startswith("inventory.") and "view_" not in p}
@@ -1030,6 +1036,57 @@ def test_support_reads_the_outbox_but_cannot_relay_it(client):
     message.refresh_from_db()
     assert (message.attempts, message.published_at) == (1, None)
     assert response.status_code in (200, 302)
+
+
+@pytest.mark.parametrize("role", ["support", "manager"])
+def test_support_and_manager_rerun_a_failed_email_once_its_cause_is_fixed(
+    client, role, django_capture_on_commit_callbacks
+):
+    # given: an order whose confirmation failed for good while the mail server was down
+    order = order_placed(variant=variant_stocked(), quantity=1)
+    failure = TaskFailure.objects.create(
+        task_name="orders.email_send",
+        kwargs={"order_id": order.pk, "kind": "confirmation"},
+        exception="SMTPServerDisconnected('Connection unexpectedly closed')",
+    )
+    user = staff_user(role)
+    client.force_login(user)
+
+    # when: re-run twice (a double click, a second member of staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = run_action(client, TASK_FAILURES_URL, "rerun", [failure])
+        second = run_action(client, TASK_FAILURES_URL, "rerun", [failure])
+
+    # then: one new request, run, and the e-mail sent once; the failure says who re-ran it
+    assert "rerun" in action_choices(client, TASK_FAILURES_URL)
+    assert messages_of(first)[0] == "Requested 1 of 1 failed tasks again."
+    assert messages_of(second)[-1].startswith("Requested 0 of 1 failed tasks again. 1 had been")
+    assert [message.subject for message in mail.outbox] == [
+        f"Your order {order.number} is confirmed"
+    ]
+    failure.refresh_from_db()
+    assert (failure.rerun_by, failure.rerun_at is not None) == (user, True)
+    request = OutboxMessage.objects.get(pk=failure.rerun_request)
+    assert (request.task_name, request.kwargs) == (failure.task_name, failure.kwargs)
+    assert request.done_at is not None
+
+
+def test_warehouse_cannot_rerun_a_failed_task(client, django_capture_on_commit_callbacks):
+    # given
+    failure = TaskFailure.objects.create(
+        task_name="stockwire.slow_mark", kwargs={"key": "k", "seconds": 0}, exception="x"
+    )
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = run_action(client, TASK_FAILURES_URL, "rerun", [failure])
+
+    # then
+    assert response.status_code == 403
+    failure.refresh_from_db()
+    assert failure.rerun_at is None
+    assert OutboxMessage.objects.count() == 0
 
 
 def test_roles_sync_puts_a_drifted_group_back_to_its_role():
