@@ -454,12 +454,13 @@ def _message_id(task_id: str | None) -> UUID | None:
         return None
 
 
-def _usable_connection() -> None:
-    """Drop this thread's database connection if it broke, so the next write gets a fresh one.
+def connections_renew() -> None:
+    """Drop this thread's database connections that broke or outlived their age, so the next
+    query gets a fresh one (what Django does between requests).
 
-    A worker's signal receivers run on the connection the task used; a task that failed
-    because that connection was cut would otherwise lose the very row that records it. Inside
-    a transaction (an eager task in a test's) the connection is left alone.
+    A worker's signal receivers run on the connection the task used, and a long-running loop
+    keeps its connection across a restart of the database; either would otherwise fail on a
+    connection that was cut. Inside a transaction (an eager task in a test's) nothing is closed.
     """
     if not connection.in_atomic_block:
         close_old_connections()
@@ -476,7 +477,7 @@ def outbox_task_done(*, task_id: str | None) -> None:
     """
     message_id = _message_id(task_id)
     if message_id is not None:
-        _usable_connection()
+        connections_renew()
         _open_row(message_id).update(done_at=timezone.now(), claimed_until=None)
 
 
@@ -488,7 +489,7 @@ def outbox_task_retrying(*, task_id: str | None) -> None:
     """
     message_id = _message_id(task_id)
     if message_id is not None:
-        _usable_connection()
+        connections_renew()
         _open_row(message_id).update(published_at=timezone.now())
 
 
@@ -509,7 +510,7 @@ def task_failure_record(
     failure may be that very connection); failure row and request close in one transaction.
     Sends no signals, requests no tasks.
     """
-    _usable_connection()
+    connections_renew()
     with transaction.atomic():
         failure = TaskFailure.objects.create(
             task_name=task_name[:200],

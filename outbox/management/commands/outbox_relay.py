@@ -5,9 +5,9 @@ import signal
 import threading
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db import InterfaceError, OperationalError, connections
 
-from outbox.services import outbox_relay_drain
+from outbox.services import connections_renew, outbox_relay_drain
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         while True:
             # Like a request boundary: a connection that broke or was cut while the loop slept
             # is replaced (health-checked before reuse) instead of failing the pass.
-            close_old_connections()
+            connections_renew()
             try:
                 total = outbox_relay_drain(now_due=now, stopping=stopping.is_set)
             except (OperationalError, InterfaceError) as error:
