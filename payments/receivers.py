@@ -49,9 +49,12 @@ def issue_invoice_for_payment(sender, order, **kwargs) -> None:
 @receiver(order_cancelled, dispatch_uid="payments.refund_paid_order")
 def refund_paid_order(sender, order, previous_status, actor=None, reason="", **kwargs) -> None:
     """Refund a cancelled order that was paid, in the cancellation's transaction, so a
-    cancelled paid order is never left holding the customer's money."""
+    cancelled paid order is never left holding the customer's money. The cancellation's
+    UPDATE already holds the order's row, so the refund does not lock it again."""
     if previous_status == OrderStatus.PAID:
-        services.refund_issue(order=order, actor=actor, reason=reason or "order cancelled")
+        services.refund_issue(
+            order=order, actor=actor, reason=reason or "order cancelled", order_locked=True
+        )
 
 
 @receiver(refund_issued, dispatch_uid="payments.email_refund_notice")

@@ -1,18 +1,15 @@
 """Races through the HTTP layer on PostgreSQL: real threads, each with its own connection."""
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import pytest
 from django.core.cache import cache
-from django.db import connection, connections, transaction
+from django.db import connection
 
 from inventory.models import StockLevel
 from orders.models import Order
 from orders.signals import order_placed
 from outbox.models import OutboxMessage
 from storefront.models import IdempotencyKey
+from tests.locks import held_by_another_transaction
 from tests.storefront_helpers import (
     FAST_HASHERS,
     client_for,
@@ -28,42 +25,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def fast_and_fresh(settings):
     settings.PASSWORD_HASHERS = FAST_HASHERS
     cache.clear()
-
-
-class _RolledBack(Exception):
-    pass
-
-
-@contextmanager
-def _held_by_another_transaction(hold: Callable[[], None]) -> Iterator[None]:
-    """Run `hold()` in another thread's transaction, which stays open (and then rolls back)
-    while the block runs with this connection's lock_timeout at 300 ms."""
-    holding, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        try:
-            with transaction.atomic():
-                hold()
-                holding.set()
-                release.wait(10)
-                raise _RolledBack
-        except _RolledBack:
-            pass
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(10)
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '300ms'")
-    try:
-        yield
-    finally:
-        release.set()
-        thread.join(10)
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
 
 
 def test_eight_concurrent_requests_with_one_key_place_one_order(run_concurrently):
@@ -128,7 +89,7 @@ def test_duplicate_waiting_beyond_the_lock_timeout_answers_409_request_in_progre
         IdempotencyKey.objects.create(user=user, key="slow-key", fingerprint="x" * 64)
 
     # when
-    with _held_by_another_transaction(first_request_still_running):
+    with held_by_another_transaction(first_request_still_running):
         response = order_post(
             client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}], key="slow-key"
         )
@@ -180,7 +141,7 @@ def test_a_stock_row_locked_beyond_the_lock_timeout_answers_503_not_request_in_p
         list(StockLevel.objects.select_for_update())
 
     # when
-    with _held_by_another_transaction(stocktake_still_running):
+    with held_by_another_transaction(stocktake_still_running):
         response = order_post(client_for(token), lines=[{"sku": "SHIRT-M", "quantity": 1}])
 
     # then: retry later, nothing was written (no other request holds this key)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
 from inventory.models import StockAllocation, StockLevel, StockMovement
@@ -19,11 +19,13 @@ from orders.services import (
     counters_recomputed,
     counters_reconcile,
     order_cancel,
+    order_email_send,
     order_ship,
     orders_expire_unpaid,
 )
-from payments.models import CreditNote, Invoice, Payment, Refund
+from payments.models import CreditNote, Invoice, Payment, PaymentStatus, Refund
 from payments.services import refund_issue, webhook_handle, webhooks
+from tests.locks import held_by_another_transaction
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
 from tests.payments_helpers import payment_event, signed
 
@@ -345,3 +347,56 @@ def test_checkouts_go_on_while_the_nightly_reconcile_holds_the_customer_rows(mon
     # then: the order's foreign key only key-shares the customer's row, which the reconcile
     # locks FOR NO KEY UPDATE, so the checkout was not held up
     assert "order" in outcome, outcome
+
+
+def test_cancelling_a_paid_order_does_not_wait_on_a_commit_that_references_it():
+    # given: a paid order, and another transaction committing a second charge of it: the
+    # commit's foreign-key check key-shares the order's row until the commit ends (checked at
+    # once here, so the lock stays held while the cancel runs)
+    variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 2))
+    webhook_handle(**signed(payment_event(order, payment_reference="pay_first")))
+
+    def second_charge_committing() -> None:
+        Payment.objects.create(
+            order_id=order.pk,
+            provider="demo",
+            provider_reference="pay_second",
+            amount=order.total,
+            currency=order.currency,
+            status=PaymentStatus.SUCCEEDED,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    # when: the cancel may wait at most 300 ms for any lock
+    with held_by_another_transaction(second_charge_committing):
+        order_cancel(order=Order.objects.get(pk=order.pk), reason="customer asked")
+
+    # then: it took no lock the key-share blocks, and refunded the payment that paid the order
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    refund = Refund.objects.get()
+    assert (refund.payment.provider_reference, refund.amount) == ("pay_first", Decimal("29.90"))
+    assert CreditNote.objects.get().refund == refund
+
+
+def test_a_commit_referencing_a_paid_order_is_not_held_up_while_it_is_cancelled():
+    # given: a paid order being cancelled (and refunded) by a transaction still open
+    variant_stocked("MUG-1", price="12.50", on_hand=10)
+    order = order_new(customer_new("ada@example.com"), ("MUG-1", 2))
+    webhook_handle(**signed(payment_event(order)))
+    SentEmail.objects.filter(order=order, kind="receipt").delete()
+
+    def cancel_in_progress() -> None:
+        order_cancel(order=Order.objects.get(pk=order.pk), reason="customer asked")
+
+    # when: the receipt e-mail task commits its SentEmail row (whose foreign-key check at
+    # the commit key-shares the order's row), waiting at most 300 ms for any lock
+    with held_by_another_transaction(cancel_in_progress):
+        sent = order_email_send(order_id=order.pk, kind="receipt")
+
+    # then
+    assert sent is True
+    assert SentEmail.objects.filter(order=order, kind="receipt").count() == 1
+    assert [m.subject for m in mail.outbox].count(f"Payment received for order {order.number}") == 2

@@ -9,7 +9,10 @@ the money goes back and the order is left as it is.
 
 A refund locks the order's row, then the payment's: the order in which a cancellation takes
 them. So a cancellation, a staff refund and the provider's confirmation of the same payment are
-decided one after the other, and no payment is refunded beyond its amount.
+decided one after the other, and no payment is refunded beyond its amount. Both locks are
+`FOR NO KEY UPDATE`, the lock an UPDATE that changes no key takes: a refund changes no key, and
+the stronger `FOR UPDATE` would also wait on (and make wait) every transaction whose commit
+checks a foreign key to the row (a second charge of the order, its receipt e-mail).
 """
 
 from decimal import Decimal
@@ -36,7 +39,8 @@ class RefundError(Exception):
 
 def order_lock(*, order: Order) -> str:
     """Lock the order's row for this transaction; return its status as committed now."""
-    return Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+    locked = Order.objects.select_for_update(no_key=True)
+    return locked.values_list("status", flat=True).get(pk=order.pk)
 
 
 def payment_left_to_refund(*, payment: Payment) -> Decimal:
@@ -80,20 +84,25 @@ def refund_apply(
 
 
 @transaction.atomic
-def refund_issue(*, order: Order, actor=None, reason: str = "") -> Refund:
+def refund_issue(
+    *, order: Order, actor=None, reason: str = "", order_locked: bool = False
+) -> Refund:
     """Refund in full what is left of the order's payment: the one that paid it while it
     stands, otherwise the newest other payment that succeeded (a payment that came after a
     cancellation). A call with nothing left to refund returns the order's last refund.
 
     The built-in `demo` provider refunds synchronously, so the Refund is recorded at once;
     a real provider would be asked by a task and confirm with a `refund.succeeded` event.
+    `order_locked`: the caller's transaction has just changed the order's row (a
+    cancellation), so it holds the row's lock and `order.status` is current; the row is not
+    locked a second time.
     Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
     transaction (for the payment that paid the order) and request the refund e-mail
     (orders.email_send).
     """
-    order_status = order_lock(order=order)
+    order_status = order.status if order_locked else order_lock(order=order)
     payment = (
-        Payment.objects.select_for_update()
+        Payment.objects.select_for_update(no_key=True)
         .filter(order=order, status=PaymentStatus.SUCCEEDED)
         .order_by("-settles_order", "-created_at", "-pk")
         .first()

@@ -317,7 +317,7 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
         return None
     order = payment.order
     order_status = order_lock(order=order)
-    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    payment = Payment.objects.select_for_update(no_key=True).get(pk=payment.pk)
     reference = event.refund_reference or event.id
     if (
         payment.status == PaymentStatus.REFUNDED
