@@ -1,43 +1,54 @@
 """Real threads, each with its own PostgreSQL connection, racing for the same stock rows."""
 
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import connections
 
+from catalog.models import Variant
 from inventory.models import StockAllocation, StockLevel
 from inventory.selectors import stock_drift
 from inventory.services import (
     InvalidStockOperation,
-    OutOfStock,
     stock_receive,
     stock_release,
     stock_reserve,
     stock_ship,
 )
+from orders.models import Customer, Order
+from orders.services import LineRequest, LinesOutOfStock, order_place
 from tests.inventory_helpers import make_variant, make_warehouse
+from tests.orders_helpers import ADDRESS, customer_new
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-# A retry happens only when another buyer took units between our plan and our update, so
-# with 10 units there can be at most 10 such failures before the stock is gone.
-MAX_ATTEMPTS = 12
 
+def buyer_placing(customer: Customer) -> Callable[[list[tuple[int, int]]], object]:
+    """A checkout of `customer` for (variant id, units): `order_place` with its own retry
+    policy. It returns the order, or the `LinesOutOfStock` refusal (answered 409)."""
 
-def reserve_like_a_checkout(reference: str, quantities: list[tuple[int, int]]):
-    """What order_place does: one transaction per attempt, a retry when the plan went stale."""
-    for _ in range(MAX_ATTEMPTS):
+    def place(quantities: list[tuple[int, int]]) -> Order | LinesOutOfStock:
+        skus = dict(
+            Variant.objects.filter(pk__in=[pk for pk, _ in quantities]).values_list("pk", "sku")
+        )
         try:
-            with transaction.atomic():
-                stock_reserve(reference=reference, quantities=quantities)
-            return "reserved"
-        except OutOfStock as error:
-            refusal = error
-            if not error.retryable:
-                break
-    return refusal
+            return order_place(
+                customer=customer,
+                lines=[LineRequest(sku=skus[pk], quantity=units) for pk, units in quantities],
+                shipping_address=ADDRESS,
+            )
+        except LinesOutOfStock as refusal:
+            return refusal
+
+    return place
+
+
+def is_a_true_shortage(refusal: LinesOutOfStock) -> bool:
+    """Whether every line the refusal names had fewer units available than it asked for."""
+    return all(line["available"] < line["requested"] for line in refusal.lines)
 
 
 def test_fifty_buyers_of_the_last_ten_units_over_two_warehouses_get_exactly_ten(
@@ -47,22 +58,43 @@ def test_fifty_buyers_of_the_last_ten_units_over_two_warehouses_get_exactly_ten(
     variant = make_variant(threshold=0)
     stock_receive(variant=variant, warehouse=make_warehouse("first", 1), quantity=6)
     stock_receive(variant=variant, warehouse=make_warehouse("second", 2), quantity=4)
+    buy = buyer_placing(customer_new())
 
     # when
-    results = run_concurrently(
-        lambda index: reserve_like_a_checkout(f"RACE-{index}", [(variant.pk, 1)]), count=50
-    )
+    results = run_concurrently(lambda _: buy([(variant.pk, 1)]), count=50)
 
-    # then
-    assert results.count("reserved") == 10
-    losers = [result for result in results if result != "reserved"]
+    # then: every refusal was given when the last unit was gone
+    assert sum(isinstance(result, Order) for result in results) == 10
+    losers = [result for result in results if not isinstance(result, Order)]
     assert len(losers) == 40
-    assert all(isinstance(result, OutOfStock) for result in losers), losers
-    assert all(result.shortages[0].available == 0 for result in losers)
+    assert all(isinstance(result, LinesOutOfStock) for result in losers), losers
+    assert [line["available"] for result in losers for line in result.lines] == [0] * 40
     assert sorted(StockLevel.objects.values_list("on_hand", "reserved")) == [(4, 4), (6, 6)]
     assert StockAllocation.objects.count() == 10
     assert stock_drift() == []
     call_command("inventory_verify")
+
+
+def test_under_multi_warehouse_contention_every_refusal_is_a_true_shortage(run_concurrently):
+    # given: 12 units spread 3 a warehouse over 4 warehouses; 30 buyers of 2 units each, so
+    # most plans made without locks go stale before their update
+    variant = make_variant(threshold=0)
+    for priority in range(4):
+        warehouse = make_warehouse(f"w{priority}", priority)
+        stock_receive(variant=variant, warehouse=warehouse, quantity=3)
+    buy = buyer_placing(customer_new())
+
+    # when
+    results = run_concurrently(lambda _: buy([(variant.pk, 2)]), count=30)
+
+    # then: 6 orders take the 12 units; each of the 24 refusals (409) saw fewer than 2 left
+    orders = [result for result in results if isinstance(result, Order)]
+    refusals = [result for result in results if not isinstance(result, Order)]
+    assert all(isinstance(result, LinesOutOfStock) for result in refusals), refusals
+    assert [refusal.lines for refusal in refusals if not is_a_true_shortage(refusal)] == []
+    assert (len(orders), len(refusals)) == (6, 24)
+    assert sum(StockLevel.objects.values_list("reserved", flat=True)) == 12
+    assert stock_drift() == []
 
 
 def test_two_lines_of_one_sku_in_racing_orders_never_oversell(run_concurrently):
@@ -70,14 +102,14 @@ def test_two_lines_of_one_sku_in_racing_orders_never_oversell(run_concurrently):
     variant = make_variant(threshold=0)
     stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=7)
 
+    buy = buyer_placing(customer_new())
+
     # when: each order asks 2 + 2 of the same SKU
-    results = run_concurrently(
-        lambda index: reserve_like_a_checkout(f"PAIR-{index}", [(variant.pk, 2), (variant.pk, 2)]),
-        count=10,
-    )
+    results = run_concurrently(lambda _: buy([(variant.pk, 2), (variant.pk, 2)]), count=10)
 
     # then
-    assert results.count("reserved") == 1
+    assert sum(isinstance(result, Order) for result in results) == 1
+    assert all(is_a_true_shortage(result) for result in results if not isinstance(result, Order))
     assert StockLevel.objects.get().reserved == 4
     assert stock_drift() == []
 
@@ -97,6 +129,7 @@ def test_two_hundred_mixed_calls_over_a_few_skus_leave_the_ledger_sound():
         stock_reserve(reference=reference, quantities=basket(rng, variants))
         held.append(reference)
     calls = [("reserve", f"NEW-{index}", basket(rng, variants)) for index in range(110)]
+    buy = buyer_placing(customer_new())
     calls += [("release", reference, None) for reference in held[:45]]
     calls += [("ship", reference, None) for reference in held[15:60]]  # 30 race a release
     rng.shuffle(calls)
@@ -105,8 +138,10 @@ def test_two_hundred_mixed_calls_over_a_few_skus_leave_the_ledger_sound():
     def call(operation: str, reference: str, quantities) -> str:
         try:
             if operation == "reserve":
-                result = reserve_like_a_checkout(reference, quantities)
-                return "reserved" if result == "reserved" else "out of stock"
+                result = buy(quantities)
+                if isinstance(result, Order):
+                    return "reserved"
+                return "out of stock" if is_a_true_shortage(result) else "refused with stock"
             if operation == "release":
                 stock_release(reference=reference)
                 return "released"
@@ -121,7 +156,9 @@ def test_two_hundred_mixed_calls_over_a_few_skus_leave_the_ledger_sound():
     with ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = list(pool.map(lambda args: call(*args), calls))
 
-    # then: no exception escaped (a deadlock or constraint error would have), books balance
+    # then: no refusal while the stock was there, no exception escaped (a deadlock or
+    # constraint error would have), and the books balance
+    assert outcomes.count("refused with stock") == 0
     assert set(outcomes) <= {"reserved", "out of stock", "released", "shipped", "nothing to ship"}
     assert outcomes.count("reserved") > 0
     assert outcomes.count("out of stock") > 0

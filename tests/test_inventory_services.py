@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import F
 from model_bakery import baker
 
 from audit.models import AuditEntry
@@ -453,8 +454,8 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     first_level = StockLevel.objects.get(warehouse=first)
     plan = reservations._reservation_candidates
 
-    def plan_then_lose_the_first_warehouse(variant_ids):
-        candidates = plan(variant_ids)
+    def plan_then_lose_the_first_warehouse(variant_ids, **options):
+        candidates = plan(variant_ids, **options)
         # another buyer takes the first warehouse's units between our plan and our update
         StockLevel.objects.filter(pk=first_level.pk).update(reserved=3)
         return candidates
@@ -473,6 +474,32 @@ def test_a_plan_made_stale_by_another_buyer_is_refused_as_retryable(monkeypatch)
     assert raised.value.shortages == [Shortage(variant_id=variant.pk, requested=5, available=10)]
     assert levels_of(variant) == {"first": (3, 0), "second": (10, 0)}
     assert StockAllocation.objects.count() == 0
+
+
+def test_a_stale_plan_refusal_names_only_the_variants_short_now(monkeypatch):
+    # given: two variants; another buyer takes the first warehouse's units of both between
+    # our plan and our update, which leaves the mug enough in the second warehouse
+    mug, cup = make_variant(threshold=0), make_variant(threshold=0)
+    first, second = make_warehouse("first", 1), make_warehouse("second", 2)
+    stock_receive(variant=mug, warehouse=first, quantity=3)
+    stock_receive(variant=mug, warehouse=second, quantity=10)
+    stock_receive(variant=cup, warehouse=first, quantity=2)
+    plan = reservations._reservation_candidates
+
+    def plan_then_lose_the_first_warehouse(variant_ids, **options):
+        candidates = plan(variant_ids, **options)
+        StockLevel.objects.filter(warehouse=first).update(reserved=F("on_hand"))
+        return candidates
+
+    monkeypatch.setattr(reservations, "_reservation_candidates", plan_then_lose_the_first_warehouse)
+
+    # when
+    with pytest.raises(OutOfStock) as raised, transaction.atomic():
+        stock_reserve(reference="SW-20", quantities=[(mug.pk, 5), (cup.pk, 2)])
+
+    # then: the refusal is final and names the cup alone, with what is left of it
+    assert raised.value.retryable is False
+    assert raised.value.shortages == [Shortage(variant_id=cup.pk, requested=2, available=0)]
 
 
 @pytest.mark.parametrize("target", [-1, MAX_UNITS + 1, 2.0])

@@ -188,11 +188,11 @@ def test_an_order_whose_stock_plan_went_stale_is_placed_once_on_the_second_attem
     plan = reservations._reservation_candidates
     attempts = []
 
-    def plan_then_lose_the_first_warehouse_once(variant_ids):
-        candidates = plan(variant_ids)
+    def plan_then_lose_the_first_warehouse_once(variant_ids, *, lock_rows):
+        candidates = plan(variant_ids, lock_rows=lock_rows)
         if not attempts:
             StockLevel.objects.filter(pk=first_level.pk).update(reserved=3)
-        attempts.append(candidates)
+        attempts.append(lock_rows)
         return candidates
 
     monkeypatch.setattr(
@@ -202,9 +202,10 @@ def test_an_order_whose_stock_plan_went_stale_is_placed_once_on_the_second_attem
     # when
     order = order_new(customer_new(), ("MUG-1", 5))
 
-    # then: one order, its lines, event, allocations and ledger rows, all of the second attempt
-    # (in a test the other buyer's update runs inside the first attempt and rolls back with it)
-    assert len(attempts) == 2
+    # then: one order, its lines, event, allocations and ledger rows, all of the second attempt,
+    # which planned under the stock rows' locks (in a test the other buyer's update runs
+    # inside the first attempt and rolls back with it)
+    assert attempts == [False, True]
     assert list(Order.objects.values_list("number", flat=True)) == [order.number]
     assert OrderLine.objects.count() == OrderEvent.objects.count() == 1
     assert sorted(

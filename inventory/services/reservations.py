@@ -38,23 +38,36 @@ def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
 # The checkout's statements are written out: on the hot path the ORM's query compilation
 # costs more Python time than the database spends on them.
 _CANDIDATES_SQL = (
-    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold, v.product_id "
+    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold, v.product_id, "
+    "w.priority, w.id "
     f"FROM {StockLevel._meta.db_table} l "
     f"JOIN {Warehouse._meta.db_table} w ON w.id = l.warehouse_id "
     f"JOIN {Variant._meta.db_table} v ON v.id = l.variant_id "
     "WHERE w.is_active AND l.variant_id IN ({ids}) "
-    "ORDER BY l.variant_id, w.priority, w.id"
 )
+# The plan's order: each variant's levels by warehouse priority.
+_PLAN_ORDER = "ORDER BY l.variant_id, w.priority, w.id"
+# Locked in primary-key order, the order every statement on stock levels keeps, so two
+# checkouts cannot deadlock; the plan's order is then restored in Python. SQLite has no row
+# locks: its one writer at a time, which the caller's earlier INSERTs made this transaction,
+# keeps the plan fresh.
+_LOCKED = "ORDER BY l.id FOR NO KEY UPDATE OF l"
 
 
-def _reservation_candidates(variant_ids: list[int]) -> list[tuple[int, int, int, int, int, int]]:
-    """(level_id, variant_id, on_hand, reserved, threshold, product_id) of the active levels of
-    these variants, each variant's levels in warehouse priority order. Unlocked: it only plans."""
+def _reservation_candidates(
+    variant_ids: list[int], *, lock_rows: bool
+) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """(level_id, variant_id, on_hand, reserved, threshold, product_id, priority,
+    warehouse_id) of the active levels of these variants, each variant's levels in warehouse
+    priority order. Unlocked it only plans; with `lock_rows` the figures hold until the commit."""
+    sql = _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids)))
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids))), variant_ids
-        )
-        return cursor.fetchall()
+        locked = lock_rows and connection.features.has_select_for_no_key_update
+        cursor.execute(sql + (_LOCKED if locked else _PLAN_ORDER), variant_ids)
+        rows = cursor.fetchall()
+    if locked:
+        rows.sort(key=lambda row: (row[1], row[6], row[7]))
+    return rows
 
 
 def _allocations_insert(*, reference: str) -> RowsWrite:
@@ -71,7 +84,13 @@ def _allocations_insert(*, reference: str) -> RowsWrite:
     )
 
 
-def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], actor=None) -> None:
+def stock_reserve(
+    *,
+    reference: str,
+    quantities: Iterable[tuple[int, int]],
+    actor=None,
+    lock_rows: bool = False,
+) -> None:
     """Hold the requested units for `reference` (an order number), all or nothing.
 
     `quantities` are (variant_id, quantity) pairs; a variant may repeat and is summed first.
@@ -87,7 +106,10 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     a level emptied since the plan (a concurrent buyer), the writes are already made and no
     savepoint is taken (two statements fewer on the hot path): the caller's transaction must
     roll back. `OutOfStock.retryable` is then True if the fresh availability would suffice,
-    and the caller may run its whole transaction once more.
+    and the caller may run its whole transaction once more, with `lock_rows`: the plan's
+    SELECT then locks the candidate levels (in primary-key order), so the plan cannot go
+    stale and a shortage it finds is a true one. Under contention that costs the lock a few
+    statements longer; the first try, uncontended, never pays it.
 
     Sends `stock_changed`, and `stock_low` for each variant whose availability falls through
     its threshold. Requests no tasks itself; the `stock_low` receiver requests
@@ -96,14 +118,14 @@ def stock_reserve(*, reference: str, quantities: Iterable[tuple[int, int]], acto
     if not reference:
         raise InvalidStockOperation("a reservation needs a reference")
     requested = _summed(quantities)
-    levels = _reservation_candidates(list(requested))
+    levels = _reservation_candidates(list(requested), lock_rows=lock_rows)
     available: dict[int, int] = dict.fromkeys(requested, 0)
     thresholds: dict[int, int] = {}
     plan: dict[int, int] = {}
     plan_variant: dict[int, int] = {}
     planned_free: dict[int, int] = {}
     remaining = dict(requested)
-    for level_id, variant_id, on_hand, reserved, threshold, _ in levels:
+    for level_id, variant_id, on_hand, reserved, threshold, *_ in levels:
         thresholds[variant_id] = threshold
         free = on_hand - reserved
         available[variant_id] += free
@@ -186,7 +208,7 @@ def _stale_plan(
     held_by_this_order: dict[int, int] = defaultdict(int)
     for level_id in changed_ids:
         held_by_this_order[plan_variant[level_id]] += plan[level_id]
-    shortages = [
+    figures = [
         Shortage(
             variant_id=variant_id,
             requested=requested[variant_id],
@@ -194,7 +216,9 @@ def _stale_plan(
         )
         for variant_id in failed_variants
     ]
-    return OutOfStock(shortages, retryable=all(s.available >= s.requested for s in shortages))
+    # A refusal names only the variants that are short now; when none is, a retry will do.
+    short = [figure for figure in figures if figure.available < figure.requested]
+    return OutOfStock(short or figures, retryable=not short)
 
 
 def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list[tuple[int, int]]:

@@ -69,7 +69,9 @@ def order_place(
     transaction) ending with the reservation, so the stock rows stay locked only for that
     UPDATE and the commit. When the reservation fails only because availability changed
     between inventory's plan and its update while enough is still available, or the random
-    order number clashed, the whole attempt is repeated once.
+    order number clashed, the whole attempt is repeated once, planning the reservation under
+    the stock rows' locks: so a refusal (`LinesOutOfStock`) always means that the units were
+    short when it was decided, never that other buyers were faster twice.
 
     `on_written(order, lines)`, if given, runs after the order is written, before
     `order_placed` is sent and before the reservation, in the same transaction: the API records
@@ -101,6 +103,7 @@ def order_place(
                     reference=number,
                     quantities=[(line.variant_id, line.quantity) for line in order_lines],
                     actor=actor,
+                    lock_rows=attempt == 2,
                 )
             return order
         except OutOfStock as error:
