@@ -6,7 +6,7 @@ function as `sender`; receivers that leave the database wait for the commit.
 
 from django.dispatch import Signal
 
-# Sent by orders.services.order_place. kwargs: order: Order.
+# Sent by orders.services.order_place once the order's stock is reserved. kwargs: order: Order.
 order_placed = Signal()
 
 # Sent by orders.services.order_ship. kwargs: order: Order, actor: User | None.

@@ -19,6 +19,7 @@ from orders.services import (
     order_place,
     placing,
 )
+from orders.signals import order_placed
 from outbox.models import OutboxMessage
 from tests.orders_helpers import ADDRESS, customer_new, order_new, variant_stocked, warehouse
 
@@ -153,6 +154,51 @@ def test_order_failing_on_its_third_line_leaves_no_trace():
     assert OutboxMessage.objects.count() == 0
     customer.refresh_from_db()
     assert customer.order_count == 0
+
+
+@pytest.fixture
+def placed_receiver_sees():
+    """What every `order_placed` receiver found when it ran: the order's reserved units."""
+    seen: list[tuple[str, list[int]]] = []
+
+    def note_the_reservation(sender, order, **kwargs) -> None:
+        held = StockAllocation.objects.filter(reference=order.number).values_list(
+            "quantity", flat=True
+        )
+        seen.append((order.number, sorted(held)))
+
+    order_placed.connect(note_the_reservation, dispatch_uid="test.note_the_reservation")
+    yield seen
+    order_placed.disconnect(dispatch_uid="test.note_the_reservation")
+
+
+def test_order_placed_is_sent_once_the_stock_is_reserved(placed_receiver_sees):
+    # given
+    variant_stocked("MUG-1", on_hand=5)
+    warehouse("backup", priority=20)
+    stock_receive(
+        variant=variant_stocked("CUP-1", on_hand=1),
+        warehouse=warehouse("backup"),
+        quantity=3,
+    )
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 2), ("CUP-1", 3))
+
+    # then: its receivers see the order holding its units
+    assert placed_receiver_sees == [(order.number, [1, 2, 2])]
+
+
+def test_an_order_refused_for_stock_sends_no_order_placed(placed_receiver_sees):
+    # given
+    variant_stocked("MUG-1", on_hand=1)
+
+    # when
+    with pytest.raises(LinesOutOfStock):
+        order_new(customer_new(), ("MUG-1", 2))
+
+    # then
+    assert placed_receiver_sees == []
 
 
 def test_an_order_placed_by_staff_names_them_on_its_event_and_its_ledger_rows():

@@ -1,4 +1,4 @@
-"""Placing an order: validate, price from the catalog, write, then reserve stock last."""
+"""Placing an order: validate, price from the catalog, write, reserve stock, then announce."""
 
 import secrets
 from collections.abc import Callable, Sequence
@@ -63,25 +63,26 @@ def order_place(
     on_written: OnWritten | None = None,
 ) -> Order:
     """Place an order: validate the lines, price them from the catalog, write the order and
-    its lines, then reserve the stock as the last statement of the transaction.
+    its lines, reserve the stock, then send `order_placed`.
 
     Each attempt is one `transaction.atomic` block (a savepoint inside a caller's
-    transaction) ending with the reservation, so the stock rows stay locked only for that
-    UPDATE and the commit. When the reservation fails only because availability changed
-    between inventory's plan and its update while enough is still available, or the random
-    order number clashed, the whole attempt is repeated once, planning the reservation under
-    the stock rows' locks: so a refusal (`LinesOutOfStock`) always means that the units were
-    short when it was decided, never that other buyers were faster twice.
+    transaction) ending with the reservation and the signal, so the stock rows stay locked
+    only for that UPDATE, the receivers' writes (the outbox row) and the commit. When the
+    reservation fails only because availability changed between inventory's plan and its
+    update while enough is still available, or the random order number clashed, the whole
+    attempt is repeated once, planning the reservation under the stock rows' locks: so a
+    refusal (`LinesOutOfStock`) always means that the units were short when it was decided,
+    never that other buyers were faster twice.
 
-    `on_written(order, lines)`, if given, runs after the order is written, before
-    `order_placed` is sent and before the reservation, in the same transaction: the API records
-    its idempotency key there, so that row commits or rolls back with the order without
-    lengthening the stock lock window, and a repeated key fails before any receiver runs.
+    `on_written(order, lines)`, if given, runs after the order is written, before the
+    reservation and `order_placed`, in the same transaction: the API records its idempotency
+    key there, so that row commits or rolls back with the order without lengthening the
+    stock lock window, and a repeated key fails before any receiver runs.
     An exception from it rolls the attempt back and propagates.
 
     Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
-    Sends `order_placed(order)`; its receivers request `orders.email_send` (confirmation) and
-    bump the customer's order count on commit.
+    Sends `order_placed(order)` once the stock is reserved; its receivers request
+    `orders.email_send` (confirmation) and bump the customer's order count on commit.
     """
     requested = _validated(lines=lines, shipping_address=shipping_address)
     for attempt in (1, 2):
@@ -97,14 +98,16 @@ def order_place(
                 )
                 if on_written is not None:
                     on_written(order, order_lines)
-                order_placed.send(sender=order_place, order=order)
-                # Last: from here to the commit the stock rows stay locked.
+                # Last but the signal: from here to the commit the stock rows stay locked.
                 stock_reserve(
                     reference=number,
                     quantities=[(line.variant_id, line.quantity) for line in order_lines],
                     actor=actor,
                     lock_rows=attempt == 2,
                 )
+                # The order exists for good only now: its receivers never see one that the
+                # reservation then refuses.
+                order_placed.send(sender=order_place, order=order)
             return order
         except OutOfStock as error:
             if attempt == 2 or not error.retryable:
