@@ -2,7 +2,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Round
+
+# A customer's lifetime value, and a day's revenue, add up order totals (12 digits, 2 places)
+# over at most as many orders as `order_count` holds (PostgreSQL `integer`, about 2.1e9): up
+# to about 2.1e19, 20 digits before the point.
+LIFETIME_MONEY_DIGITS = 22
 
 from outbox.models import SendClaim
 
@@ -18,7 +24,9 @@ class Customer(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
     )
     order_count = models.PositiveIntegerField(default=0)
-    lifetime_value = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    lifetime_value = models.DecimalField(
+        max_digits=LIFETIME_MONEY_DIGITS, decimal_places=2, default=Decimal("0")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +72,14 @@ class Order(models.Model):
             models.CheckConstraint(condition=Q(subtotal__gte=0), name="orders_subtotal_nonneg"),
             models.CheckConstraint(condition=Q(shipping__gte=0), name="orders_shipping_nonneg"),
             models.CheckConstraint(condition=Q(total__gte=0), name="orders_total_nonneg"),
+            # Rounded: SQLite keeps decimals as floating point, where 0.10 + 0.20 is not 0.30.
+            models.CheckConstraint(
+                condition=Q(total=Round(F("subtotal") + F("shipping"), 2)),
+                name="orders_total_is_subtotal_plus_shipping",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="orders_status_known"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,6 +104,9 @@ class OrderLine(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(quantity__gt=0), name="orders_line_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0), name="orders_line_unit_price_nonneg"
             ),
         ]
 
@@ -154,8 +173,11 @@ class DailySales(models.Model):
 
     date = models.DateField(unique=True)
     orders = models.PositiveIntegerField(default=0)
-    units = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    # Up to 100,000 units an order (100 lines of 1,000): beyond `integer` at 21,475 such orders.
+    units = models.PositiveBigIntegerField(default=0)
+    revenue = models.DecimalField(
+        max_digits=LIFETIME_MONEY_DIGITS, decimal_places=2, default=Decimal("0")
+    )
 
     class Meta:
         ordering = ["-date"]
@@ -172,8 +194,9 @@ class VariantSales(models.Model):
     variant = models.OneToOneField(
         "catalog.Variant", on_delete=models.CASCADE, primary_key=True, related_name="sales"
     )
-    units_sold = models.PositiveIntegerField(default=0)
-    units_shipped = models.PositiveIntegerField(default=0)
+    # A variant's units over its whole life, up to 1,000 an order, may outgrow `integer`.
+    units_sold = models.PositiveBigIntegerField(default=0)
+    units_shipped = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         verbose_name_plural = "variant sales"

@@ -36,6 +36,7 @@ class Payment(models.Model):
                 condition=Q(settles_order=True),
                 name="payments_one_settling_payment_per_order",
             ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_payment_positive"),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +132,9 @@ class CreditNote(models.Model):
 
     class Meta:
         ordering = ["-issued_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_credit_note_positive"),
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -28,10 +28,9 @@ class IdempotencyKey(models.Model):
     """The first answer to a POST with an `Idempotency-Key`, replayed for every retry of it.
 
     Written with its answer inside the transaction that does the work, so a row exists only
-    for committed work and always holds the answer to replay. The unique constraint decides
-    between concurrent duplicates: the second INSERT waits on the index, then replays this row.
-    (`status_code` and `response_body` are nullable only because an earlier design wrote the
-    row before the answer.)
+    for committed work and always holds the answer to replay (the columns refuse NULL). The
+    unique constraint decides between concurrent duplicates: the second INSERT waits on the
+    index, then replays this row.
     """
 
     user = models.ForeignKey(
@@ -39,8 +38,8 @@ class IdempotencyKey(models.Model):
     )
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

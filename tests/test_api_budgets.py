@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db
 # one query; then the order with its lines and event in one statement and the idempotency key
 # (no look-up before: a used key shows as the INSERT's conflict); then inventory's plan and
 # one guarded UPDATE for all levels, with the allocations and the ledger written in it; last
-# the outbox row `order_placed` requests (sent once the stock is reserved, the same count). The same for 1 line or 10. SQLite has no data-modifying CTEs and runs
-# the order's three INSERTs and the reservation's three statements one by one.
+# the outbox row `order_placed` requests (sent once the stock is reserved: the same count).
+# The same for 1 line or 10. SQLite has no data-modifying CTEs and runs the order's three
+# INSERTs and the reservation's three statements one by one.
 ORDER_BASE_BUDGET = 9 if connection.vendor == "postgresql" else 13
 
 

@@ -86,7 +86,9 @@ def test_duplicate_waiting_beyond_the_lock_timeout_answers_409_request_in_progre
     user, token = user_with_token()
 
     def first_request_still_running() -> None:
-        IdempotencyKey.objects.create(user=user, key="slow-key", fingerprint="x" * 64)
+        IdempotencyKey.objects.create(
+            user=user, key="slow-key", fingerprint="x" * 64, status_code=201, response_body={}
+        )
 
     # when
     with held_by_another_transaction(first_request_still_running):

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
@@ -171,50 +171,54 @@ def counters_reconcile() -> int:
     the repaired figure. Customers are locked FOR NO KEY UPDATE: a checkout only key-shares
     its customer's row (the order's foreign key) and is not held up. A sale counted between
     the recompute's read and the lock is overwritten by the older figure, which the next run
-    repairs: the counters are derived, and a nightly run bounds their drift.
-    Sends no signals (bulk writes, nothing listens), requests no tasks.
+    repairs: the counters are derived, and a nightly run bounds their drift. Each row is
+    repaired on its own (`_repaired`), so a row the database refuses is logged and the others
+    are still repaired.
+    Sends no signals (row updates, nothing listens), requests no tasks.
     """
     expected = counters_recomputed()
     repaired = 0
 
-    changed = []
     for customer in Customer.objects.select_for_update(no_key=True).order_by("pk"):
         count, value = expected["customers"].get(customer.pk, (0, ZERO))
         if (customer.order_count, customer.lifetime_value) != (count, value):
-            customer.order_count, customer.lifetime_value = count, value
-            changed.append(customer)
-    Customer.objects.bulk_update(changed, ["order_count", "lifetime_value"], batch_size=500)
-    repaired += len(changed)
+            values = {"order_count": count, "lifetime_value": value}
+            repaired += _repaired(Customer, key={"pk": customer.pk}, values=values)
 
     current = {row.date: row for row in DailySales.objects.select_for_update().order_by("date")}
-    changed, missing = [], []
-    for day in current.keys() | expected["daily"].keys():
+    for day in sorted(current.keys() | expected["daily"].keys()):
         orders, units, revenue = expected["daily"].get(day, (0, 0, ZERO))
         row = current.get(day)
-        if row is None:
-            missing.append(DailySales(date=day, orders=orders, units=units, revenue=revenue))
-        elif (row.orders, row.units, row.revenue) != (orders, units, revenue):
-            row.orders, row.units, row.revenue = orders, units, revenue
-            changed.append(row)
-    DailySales.objects.bulk_create(missing, ignore_conflicts=True)
-    DailySales.objects.bulk_update(changed, ["orders", "units", "revenue"], batch_size=500)
-    repaired += len(changed) + len(missing)
+        if row is None or (row.orders, row.units, row.revenue) != (orders, units, revenue):
+            values = {"orders": orders, "units": units, "revenue": revenue}
+            repaired += _repaired(DailySales, key={"date": day}, values=values)
 
     current = {
         row.variant_id: row
         for row in VariantSales.objects.select_for_update().order_by("variant_id")
     }
-    changed, missing = [], []
-    for variant_id in current.keys() | expected["variants"].keys():
+    for variant_id in sorted(current.keys() | expected["variants"].keys()):
         sold, shipped = expected["variants"].get(variant_id, (0, 0))
         row = current.get(variant_id)
-        if row is None:
-            missing.append(
-                VariantSales(variant_id=variant_id, units_sold=sold, units_shipped=shipped)
-            )
-        elif (row.units_sold, row.units_shipped) != (sold, shipped):
-            row.units_sold, row.units_shipped = sold, shipped
-            changed.append(row)
-    VariantSales.objects.bulk_create(missing, ignore_conflicts=True)
-    VariantSales.objects.bulk_update(changed, ["units_sold", "units_shipped"], batch_size=500)
-    return repaired + len(changed) + len(missing)
+        if row is None or (row.units_sold, row.units_shipped) != (sold, shipped):
+            values = {"units_sold": sold, "units_shipped": shipped}
+            repaired += _repaired(VariantSales, key={"variant_id": variant_id}, values=values)
+    return repaired
+
+
+def _repaired(model: type[models.Model], *, key: dict, values: dict) -> int:
+    """Write one counter row's recomputed `values`, creating the row if it is missing, in a
+    savepoint of its own; return 1, or 0 when the database refused it (logged with the row):
+    one bad row must not stop the nightly repair of all the others."""
+    try:
+        with transaction.atomic():
+            if not model.objects.filter(**key).update(**values):
+                model.objects.create(**key, **values)
+    except DatabaseError:
+        logger.error(
+            "counter row not repaired; the others were",
+            extra={"counter": model._meta.label, "row": str(key), "values": str(values)},
+            exc_info=True,
+        )
+        return 0
+    return 1
