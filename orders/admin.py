@@ -6,16 +6,14 @@ from the API. Payments, invoices, credit notes and the refund action are added t
 `payments.admin` (payments sits above orders, so orders cannot import it).
 """
 
-from collections.abc import Callable
-
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.admin_actions import ServiceActionsMixin
 from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from inventory.models import StockMovement
 from orders.forms import OrderReasonForm, OrderShipForm
@@ -56,7 +54,7 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
     list_display = (
         "number",
         "customer_email",
@@ -72,6 +70,9 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("customer__user",)
     actions = ("ship_orders", "cancel_orders", "mark_delivered")
     inlines = (OrderLineInline, OrderEventInline)
+    service_argument = "order"
+    action_ordering = ("placed_at", "id")
+    action_errors = (OrderError,)
     fieldsets = (
         (None, {"fields": ("number", "customer", "status", "needs_attention", "attention_reason")}),
         ("Money", {"fields": ("currency", "subtotal", "shipping", "total")}),
@@ -176,14 +177,14 @@ class OrderAdmin(admin.ModelAdmin):
         description="Ship the selected orders (asks for tracking numbers)", permissions=["ship"]
     )
     def ship_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        orders = list(queryset.order_by("placed_at", "id"))
+        orders = list(queryset.order_by(*self.action_ordering))
         form = OrderShipForm(request.POST if "apply" in request.POST else None, orders=orders)
         if not form.is_valid():
             return self.action_page(
                 request, orders, form, action="ship_orders", title="Ship orders", submit="Ship"
             )
         for order in orders:
-            self.run_for_order(
+            self.run_for_object(
                 request,
                 order,
                 "shipped",
@@ -194,9 +195,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected orders", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        return self.run_with_reason(
+        return self.run_with_form(
             request,
             queryset,
+            form_class=OrderReasonForm,
             action="cancel_orders",
             title="Cancel orders",
             submit="Cancel orders",
@@ -207,81 +209,5 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Mark the selected orders delivered", permissions=["deliver"])
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        for order in queryset.order_by("placed_at", "id"):
-            self.run_for_order(request, order, "marked delivered", order_mark_delivered)
-
-    def action_page(
-        self,
-        request: HttpRequest,
-        orders: list[Order],
-        form,
-        *,
-        action: str,
-        title: str,
-        submit: str,
-        intro: str = "",
-    ) -> TemplateResponse:
-        """The intermediate page of an action that needs input, for the selected orders."""
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "intro": intro,
-            "objects": orders,
-            "form": form,
-            "action": action,
-            "submit_label": submit,
-        }
-        return TemplateResponse(request, "admin/action_form.html", context)
-
-    def run_with_reason(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Order],
-        *,
-        action: str,
-        title: str,
-        submit: str,
-        intro: str,
-        verb: str,
-        service: Callable[..., object],
-        errors: tuple[type[Exception], ...] = (OrderError,),
-    ) -> TemplateResponse | None:
-        """Ask once for the reason an action needs, then call `service` for each selected order.
-
-        Cancelling and refunding both record why; the post from the changelist only shows the
-        page, and nothing changes until it is submitted with a reason.
-        """
-        orders = list(queryset.order_by("placed_at", "id"))
-        form = OrderReasonForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self.action_page(
-                request, orders, form, action=action, title=title, submit=submit, intro=intro
-            )
-        for order in orders:
-            self.run_for_order(
-                request, order, verb, service, errors=errors, reason=form.cleaned_data["reason"]
-            )
-        return None
-
-    def run_for_order(
-        self,
-        request: HttpRequest,
-        order: Order,
-        verb: str,
-        service: Callable[..., object],
-        errors: tuple[type[Exception], ...] = (OrderError,),
-        **kwargs,
-    ) -> None:
-        """Call one service for one order as the request's user; say what happened or why not.
-
-        Each call is its own transaction, so one refused order does not undo the others.
-        """
-        try:
-            service(order=order, actor=request.user, **kwargs)
-        except errors as error:
-            self.message_user(
-                request, f"{order.number} not {verb}: {error} ({error.code})", messages.ERROR
-            )
-        else:
-            self.message_user(request, f"{order.number} {verb}.", messages.SUCCESS)
+        for order in queryset.order_by(*self.action_ordering):
+            self.run_for_object(request, order, "marked delivered", order_mark_delivered)

@@ -18,8 +18,8 @@ from django.utils.safestring import mark_safe
 from config.admin_panels import PanelPermissionsMixin
 from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from orders.admin import OrderAdmin as OrdersOrderAdmin
+from orders.forms import OrderReasonForm
 from orders.models import Order
-from orders.services import OrderError
 from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
 from payments.selectors import credit_notes_for_order
 from payments.services import RefundError, refund_issue
@@ -156,9 +156,10 @@ class OrderAdmin(PanelPermissionsMixin, OrdersOrderAdmin):
 
     @admin.action(description="Refund the selected orders in full", permissions=["refund"])
     def refund_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        return self.run_with_reason(
+        return self.run_with_form(
             request,
             queryset,
+            form_class=OrderReasonForm,
             action="refund_orders",
             title="Refund orders",
             submit="Refund",
@@ -167,7 +168,7 @@ class OrderAdmin(PanelPermissionsMixin, OrdersOrderAdmin):
             "refunds its newest other payment (a duplicate charge, a late payment).",
             verb="refunded",
             service=refund_issue,
-            errors=(RefundError, OrderError),
+            errors=(RefundError,),
         )
 
 

@@ -1,0 +1,100 @@
+"""Admin actions that call a service once per selected row, after asking for what it needs.
+
+Here rather than in one app's admin so every layer can use it (an app may not import the
+admin of an app above it).
+"""
+
+from collections.abc import Callable, Sequence
+
+from django import forms
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+
+class ServiceActionsMixin:
+    """For a ModelAdmin whose actions call services: `service_argument` names the keyword
+    each service takes the row by (`order=`), `action_ordering` the order rows are acted on,
+    `action_errors` the domain errors reported per row (each has a `code`).
+    """
+
+    service_argument: str = ""
+    action_ordering: Sequence[str] = ("pk",)
+    action_errors: tuple[type[Exception], ...] = ()
+
+    def action_page(
+        self,
+        request: HttpRequest,
+        objects: list,
+        form: forms.Form,
+        *,
+        action: str,
+        title: str,
+        submit: str,
+        intro: str = "",
+    ) -> TemplateResponse:
+        """The intermediate page of an action that needs input, for the selected rows."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "intro": intro,
+            "objects": objects,
+            "form": form,
+            "action": action,
+            "submit_label": submit,
+        }
+        return TemplateResponse(request, "admin/action_form.html", context)
+
+    def run_with_form(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        *,
+        form_class: type[forms.Form],
+        action: str,
+        title: str,
+        submit: str,
+        intro: str,
+        verb: str,
+        service: Callable[..., object],
+        errors: tuple[type[Exception], ...] = (),
+    ) -> TemplateResponse | None:
+        """Ask once for the form's values, then call `service` for each selected row with them
+        (the form's field names are the service's keywords).
+
+        The post from the changelist only shows the page; nothing changes until it is
+        submitted valid.
+        """
+        objects = list(queryset.order_by(*self.action_ordering))
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self.action_page(
+                request, objects, form, action=action, title=title, submit=submit, intro=intro
+            )
+        for obj in objects:
+            self.run_for_object(request, obj, verb, service, errors=errors, **form.cleaned_data)
+        return None
+
+    def run_for_object(
+        self,
+        request: HttpRequest,
+        obj,
+        verb: str,
+        service: Callable[..., object],
+        *,
+        errors: tuple[type[Exception], ...] = (),
+        **kwargs,
+    ) -> None:
+        """Call one service for one row as the request's user; say what happened or why not
+        (`errors`: more errors to report than `action_errors`).
+
+        Each call is its own transaction, so one refused row does not undo the others.
+        """
+        try:
+            service(**{self.service_argument: obj}, actor=request.user, **kwargs)
+        except (*self.action_errors, *errors) as error:
+            self.message_user(request, f"{obj} not {verb}: {error} ({error.code})", messages.ERROR)
+        else:
+            self.message_user(request, f"{obj} {verb}.", messages.SUCCESS)
