@@ -21,6 +21,7 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("ship_order", "Can ship orders"),
         ("cancel_order", "Can cancel orders"),
         ("deliver_order", "Can mark orders delivered"),
+        ("resolve_order", "Can resolve orders that need attention"),
     ],
     ("payments", "refund"): [("issue_refund", "Can issue refunds")],
     ("outbox", "outboxmessage"): [("relay_outbox", "Can relay outbox requests at once")],
@@ -48,7 +49,12 @@ ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "support": (
         ("audit", "catalog", "inventory", "orders", "outbox", "payments"),
         (),
-        ("orders.cancel_order", "payments.issue_refund", "outbox.rerun_task"),
+        (
+            "orders.cancel_order",
+            "orders.resolve_order",
+            "payments.issue_refund",
+            "outbox.rerun_task",
+        ),
     ),
     "manager": (
         (),

@@ -16,9 +16,15 @@ from django.utils.safestring import mark_safe
 from config.admin_actions import ServiceActionsMixin
 from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from inventory.models import StockMovement
-from orders.forms import OrderReasonForm, OrderShipForm
+from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
 from orders.models import Customer, Order, OrderEvent, OrderLine
-from orders.services import OrderError, order_cancel, order_mark_delivered, order_ship
+from orders.services import (
+    OrderError,
+    order_cancel,
+    order_mark_delivered,
+    order_resolve,
+    order_ship,
+)
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -68,7 +74,7 @@ class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
     date_hierarchy = "placed_at"
     search_fields = ("number", "customer__user__email", "tracking_number")
     list_select_related = ("customer__user",)
-    actions = ("ship_orders", "cancel_orders", "mark_delivered")
+    actions = ("ship_orders", "cancel_orders", "mark_delivered", "resolve_orders")
     inlines = (OrderLineInline, OrderEventInline)
     service_argument = "order"
     action_ordering = ("placed_at", "id")
@@ -112,6 +118,9 @@ class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
 
     def has_deliver_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.deliver_order")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.resolve_order")
 
     @admin.display(description="customer", ordering="customer__user__email")
     def customer_email(self, order: Order) -> str:
@@ -205,6 +214,24 @@ class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
             intro="Reserved stock is released; a paid order is refunded.",
             verb="cancelled",
             service=order_cancel,
+        )
+
+    @admin.action(
+        description="Resolve the selected orders that need attention (asks for a note)",
+        permissions=["resolve"],
+    )
+    def resolve_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
+        return self.run_with_form(
+            request,
+            queryset,
+            form_class=ResolutionForm,
+            action="resolve_orders",
+            title="Resolve orders that need attention",
+            submit="Resolve",
+            intro="The flag is cleared; the note goes on the order's timeline and in the audit "
+            "trail.",
+            verb="resolved",
+            service=order_resolve,
         )
 
     @admin.action(description="Mark the selected orders delivered", permissions=["deliver"])

@@ -31,3 +31,13 @@ class OrderReasonForm(forms.Form):
     """Why staff cancel or refund: recorded on the order's timeline and in the e-mail."""
 
     reason = forms.CharField(max_length=200, required=False)
+
+
+class ResolutionForm(forms.Form):
+    """What staff did about a flag: required, recorded on the timeline and in the audit trail."""
+
+    note = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was done about it (e.g. refunded the duplicate charge at the provider).",
+    )

@@ -26,8 +26,11 @@ from payments.models import CreditNote, Refund
 from payments.services import refund_issue
 from tests.admin_shop import (
     PASSWORD,
+    action_choices,
+    messages_of,
     order_paid,
     order_placed,
+    run_action,
     staff_user,
     variant_stocked,
     warehouse_main,
@@ -44,25 +47,6 @@ def fast_passwords(settings) -> None:
 
 ORDERS_URL = "/admin/orders/order/"
 LEVELS_URL = "/admin/inventory/stocklevel/"
-
-
-def action_choices(client, url: str) -> set[str]:
-    response = client.get(url)
-    assert response.status_code == 200
-    form = response.context["action_form"]  # None when the user may run no action at all
-    return {name for name, _label in form.fields["action"].choices} if form else set()
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
-
-
-def run_action(client, url: str, action: str, objects, **fields):
-    """POST an action the way the changelist does; `apply` submits its intermediate form."""
-    data = {"action": action, "_selected_action": [obj.pk for obj in objects], **fields}
-    if "apply" not in fields:
-        data["index"] = 0
-    return client.post(url, data)
 
 
 # --- who may reach the admin ----------------------------------------------------------------

@@ -10,15 +10,17 @@ from django.utils import timezone
 from audit.context import acting_as
 from audit.models import AuditEntry
 from inventory.models import MovementReason, StockAllocation, StockLevel, StockMovement
-from orders.models import Customer, Order, OrderStatus
+from orders.models import Customer, Order, OrderEvent, OrderStatus
 from orders.services import (
     InvalidOrder,
     InvalidTransition,
+    NotFlagged,
     expiry,
     order_cancel,
     order_flag,
     order_mark_delivered,
     order_mark_paid,
+    order_resolve,
     order_ship,
     orders_expire_unpaid,
 )
@@ -221,6 +223,63 @@ def test_flag_marks_the_order_for_staff_and_keeps_its_status():
         OrderStatus.PENDING_PAYMENT,
     )
     assert order.events.filter(kind="flagged", note="address looks wrong").count() == 1
+
+
+def test_resolving_a_flagged_order_clears_the_flag_with_the_note_on_its_timeline_and_audit():
+    # given
+    variant_stocked("MUG-1")
+    order = order_new(customer_new(), ("MUG-1", 1))
+    order_flag(order=order, reason="payment pay_2 arrived for an order that is paid")
+    staff = get_user_model().objects.create_user(username="sam", is_staff=True)
+
+    # when
+    order_resolve(order=order, note="  refunded pay_2 at the provider  ", actor=staff)
+
+    # then
+    order.refresh_from_db()
+    assert (order.needs_attention, order.attention_reason, order.status) == (
+        False,
+        "",
+        OrderStatus.PENDING_PAYMENT,
+    )
+    event = order.events.get(kind="resolved")
+    assert (event.note, event.actor, event.from_status, event.to_status) == (
+        "refunded pay_2 at the provider",
+        staff,
+        "pending_payment",
+        "pending_payment",
+    )
+    assert _order_audit(order) == [
+        (
+            "sam",
+            "update",
+            order.number,
+            {
+                "needs_attention": [True, False],
+                "attention_reason": ["payment pay_2 arrived for an order that is paid", ""],
+            },
+        )
+    ]
+
+
+def test_resolving_needs_a_note_and_a_flag_and_otherwise_changes_nothing():
+    # given
+    variant_stocked("MUG-1")
+    flagged, calm = (order_new(customer_new(), ("MUG-1", 1)) for _ in range(2))
+    order_flag(order=flagged, reason="address looks wrong")
+
+    # when / then
+    with pytest.raises(InvalidOrder, match="note"):
+        order_resolve(order=flagged, note="   ")
+    with pytest.raises(NotFlagged) as error:
+        order_resolve(order=calm, note="looked at it")
+
+    # then
+    assert error.value.code == "not_flagged"
+    flagged.refresh_from_db()
+    assert (flagged.needs_attention, flagged.attention_reason) == (True, "address looks wrong")
+    assert not OrderEvent.objects.filter(kind="resolved").exists()
+    assert _order_audit(flagged) == _order_audit(calm) == []
 
 
 def test_expiry_cancels_only_old_unpaid_orders_and_releases_their_stock(settings):

@@ -14,6 +14,7 @@ from orders.services.errors import (
     InvalidOrder,
     InvalidTransition,
     LinesOutOfStock,
+    NotFlagged,
     OrderError,
     UnknownSku,
 )
@@ -25,6 +26,7 @@ from orders.services.transitions import (
     order_mark_delivered,
     order_mark_paid,
     order_mark_refunded,
+    order_resolve,
     order_ship,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "InvalidTransition",
     "LineRequest",
     "LinesOutOfStock",
+    "NotFlagged",
     "OrderError",
     "UnknownSku",
     "counters_count_paid",
@@ -52,6 +55,7 @@ __all__ = [
     "order_mark_refunded",
     "order_number_new",
     "order_place",
+    "order_resolve",
     "order_ship",
     "orders_expire_unpaid",
     "shipping_for",

@@ -31,6 +31,16 @@ class InvalidOrder(OrderError):
     code = "invalid_order"
 
 
+class NotFlagged(OrderError):
+    """The order needs no attention (never flagged, or resolved already): nothing to resolve."""
+
+    code = "not_flagged"
+
+    def __init__(self, *, number: str) -> None:
+        self.number = number
+        super().__init__(f"order {number} needs no attention")
+
+
 class LinesOutOfStock(OrderError):
     """Some lines cannot be reserved; `lines` holds `{sku, requested, available}` per short SKU."""
 

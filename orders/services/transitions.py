@@ -18,7 +18,7 @@ from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
 from inventory.services import stock_release, stock_ship
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.services.errors import InvalidOrder, InvalidTransition
+from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
 from orders.signals import order_cancelled, order_shipped
 
 S = OrderStatus
@@ -180,5 +180,45 @@ def order_flag(*, order: Order, reason: str, actor=None) -> Order:
         to_status=order.status,
         actor=actor,
         note=reason,
+    )
+    return order
+
+
+@transaction.atomic
+def order_resolve(*, order: Order, note: str, actor=None) -> Order:
+    """Clear an order's `needs_attention` flag, with a note saying what staff did about it.
+
+    The note is required: the timeline (an OrderEvent `resolved`) and the audit entry then
+    tell why the flag went. The row is locked first, so two staff resolving at once, or a
+    flag raised meanwhile, are decided one after the other: the second resolve finds
+    nothing to clear. Raises InvalidOrder (blank note), NotFlagged. Sends no signals.
+    """
+    note = (note or "").strip()
+    if not note:
+        raise InvalidOrder("a note saying how the flag was resolved is required")
+    flagged, reason = (
+        Order.objects.select_for_update(no_key=True)
+        .values_list("needs_attention", "attention_reason")
+        .get(pk=order.pk)
+    )
+    if not flagged:
+        raise NotFlagged(number=order.number)
+    Order.objects.filter(pk=order.pk).update(
+        needs_attention=False, attention_reason="", updated_at=timezone.now()
+    )
+    order.refresh_from_db()
+    OrderEvent.objects.create(
+        order=order,
+        kind="resolved",
+        from_status=order.status,
+        to_status=order.status,
+        actor=actor,
+        note=note,
+    )
+    audit_record(
+        action=AuditAction.UPDATE,
+        obj=order,
+        changes={"needs_attention": [True, False], "attention_reason": [reason, ""]},
+        actor=actor,
     )
     return order

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.models import Order
+from payments.models import Payment
 from payments.services import webhook_signature
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
@@ -16,7 +17,8 @@ WEBHOOK_PATH = "/api/v1/payments/webhook"
 class Command(BaseCommand):
     help = (
         "Pay a demo order by hand: send a correctly signed `payment.succeeded` event for the "
-        "order's total to a running server, as the payment provider would."
+        "order's total to a running server, as the payment provider would. Exits non-zero "
+        "unless the payment paid the order (one for a cancelled or paid order is only flagged)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -57,6 +59,20 @@ class Command(BaseCommand):
             ) from error
         except urllib.error.URLError as error:
             raise CommandError(f"cannot reach {url}: {error.reason}") from error
+        self._check_paid(order=order, reference=event["data"]["payment_reference"])
         self.stdout.write(
             f"sent {event['id']} for {order.number} ({order.total} {order.currency}): {status}"
         )
+
+    def _check_paid(self, *, order: Order, reference: str) -> None:
+        """Raise CommandError unless the payment the server recorded is the one that paid the
+        order: the webhook answers 200 to every event it accepts, a flagged payment too."""
+        payment = Payment.objects.filter(provider="demo", provider_reference=reference).first()
+        if payment is None:
+            raise CommandError(f"the server accepted the event but recorded no payment {reference}")
+        if not payment.settles_order:
+            order.refresh_from_db()
+            raise CommandError(
+                f"the payment of {order.number} was recorded but flagged for staff, not paid: "
+                f"{order.attention_reason}"
+            )

@@ -1,0 +1,18 @@
+from django.db import migrations
+
+
+def sync_roles(apps, schema_editor):
+    from config.roles import roles_sync
+
+    roles_sync(apps=apps)
+
+
+class Migration(migrations.Migration):
+    """Support and the manager may resolve orders flagged for attention."""
+
+    dependencies = [
+        ("stockwire", "0003_roles_task_rerun"),
+        ("orders", "0003_order_invariants_and_lifetime_counters"),
+    ]
+
+    operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
