@@ -16,6 +16,7 @@ from django.utils import timezone
 from catalog.models import Variant
 from orders.models import Order, OrderStatus
 from payments.models import Refund
+from payments.selectors import unmatched_open
 
 CHART_DAYS = 30
 # Enough rows to act on in one sitting; the full lists are one click away.
@@ -185,7 +186,8 @@ def orders_needing_attention() -> QuerySet[Order]:
 
 
 def dashboard_context(*, user) -> dict:
-    """The panels `user` may read: sales need order access, low stock needs inventory access."""
+    """The panels `user` may read: sales need order access, low stock needs inventory access,
+    unmatched payments need access to them."""
     context: dict = {"currency": settings.SHOP_CURRENCY}
     if user.has_perm("orders.view_order"):
         days = sales_by_day()
@@ -194,6 +196,10 @@ def dashboard_context(*, user) -> dict:
         attention = orders_needing_attention()
         context["attention_orders"] = list(attention[:PANEL_ROWS])
         context["attention_count"] = attention.count()
+    if user.has_perm("payments.view_unmatchedpayment"):
+        unmatched = unmatched_open()
+        context["unmatched"] = list(unmatched[:PANEL_ROWS])
+        context["unmatched_count"] = unmatched.count()
     if user.has_perm("inventory.view_stocklevel"):
         low_stock = low_stock_variants()
         context["low_stock"] = list(low_stock[:PANEL_ROWS])

@@ -1,5 +1,6 @@
 """Staff admin for payments: payments, refunds, invoices and credit notes (read-only, with
-document downloads), and the refund action on the order page.
+document downloads), the refund action on the order page, and the unmatched payments and
+refunds support refund or resolve.
 
 The order page is defined by `orders.admin`; payments sits above orders, so it is this module
 that adds what payments knows (payments, invoice, credit notes) and the refund action, by
@@ -15,14 +16,28 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from config.admin_actions import ServiceActionsMixin
 from config.admin_panels import PanelPermissionsMixin
 from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
 from orders.admin import OrderAdmin as OrdersOrderAdmin
-from orders.forms import OrderReasonForm
+from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
-from payments.models import CreditNote, Invoice, Payment, ProcessedEvent, Refund
+from payments.models import (
+    CreditNote,
+    Invoice,
+    Payment,
+    ProcessedEvent,
+    Refund,
+    UnmatchedPayment,
+)
 from payments.selectors import credit_notes_for_order
-from payments.services import RefundError, refund_issue
+from payments.services import (
+    RefundError,
+    UnmatchedPaymentError,
+    refund_issue,
+    unmatched_payment_refund,
+    unmatched_payment_resolve,
+)
 
 
 class DocumentDownloadMixin:
@@ -98,6 +113,59 @@ class ProcessedEventAdmin(ReadOnlyAdmin):
     list_display = ("provider", "event_id", "event_type", "received_at")
     list_filter = ("provider", "event_type")
     search_fields = ("event_id",)
+
+
+@admin.register(UnmatchedPayment)
+class UnmatchedPaymentAdmin(ServiceActionsMixin, ReadOnlyAdmin):
+    """Money that matches nothing Stockwire knows, for support to refund or resolve."""
+
+    list_display = (
+        "received_at",
+        "kind",
+        "status",
+        "order_number",
+        "provider_reference",
+        "amount",
+        "currency",
+    )
+    list_filter = ("status", "kind", "provider", "received_at")
+    search_fields = ("order_number", "provider_reference", "refund_reference", "event_id")
+    date_hierarchy = "received_at"
+    actions = ("refund_unmatched", "resolve_unmatched")
+    service_argument = "unmatched"
+    action_ordering = ("received_at", "id")
+    action_errors = (UnmatchedPaymentError,)
+
+    def has_settle_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.issue_refund")
+
+    @admin.action(description="Refund the selected payments in full", permissions=["settle"])
+    def refund_unmatched(self, request: HttpRequest, queryset: QuerySet[UnmatchedPayment]):
+        return self.run_with_form(
+            request,
+            queryset,
+            form_class=OrderReasonForm,
+            action="refund_unmatched",
+            title="Refund payments that match no order",
+            submit="Refund",
+            intro="Each payment is given back in full to whoever paid it.",
+            verb="refunded",
+            service=unmatched_payment_refund,
+        )
+
+    @admin.action(description="Resolve the selected rows (asks for a note)", permissions=["settle"])
+    def resolve_unmatched(self, request: HttpRequest, queryset: QuerySet[UnmatchedPayment]):
+        return self.run_with_form(
+            request,
+            queryset,
+            form_class=ResolutionForm,
+            action="resolve_unmatched",
+            title="Resolve payments and refunds that match nothing",
+            submit="Resolve",
+            intro="For money accounted for some other way; the note says how.",
+            verb="resolved",
+            service=unmatched_payment_resolve,
+        )
 
 
 class PaymentInline(ReadOnlyInline):

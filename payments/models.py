@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -87,6 +88,84 @@ class Refund(models.Model):
         takes the order's total off the customer's lifetime value. A partial refund, or one of
         another payment (a duplicate charge, a late payment), does not."""
         return self.payment.settles_order and self.payment.status == PaymentStatus.REFUNDED
+
+
+class UnmatchedKind(models.TextChoices):
+    PAYMENT = "payment", "Payment for an unknown order"
+    REFUND = "refund", "Refund Stockwire did not ask for"
+
+
+class UnmatchedStatus(models.TextChoices):
+    OPEN = "open", "Needs attention"
+    REFUNDED = "refunded", "Refunded"
+    RESOLVED = "resolved", "Resolved"
+
+
+class UnmatchedPayment(models.Model):
+    """Money a provider reports that matches nothing Stockwire knows: a payment for an order
+    number it never gave out, or a refund it did not ask for. Open until staff settle it:
+    support refund such a payment, or resolve either kind with a note.
+
+    A model of its own, not a Payment without an order: every Payment belongs to an order
+    (its invoice, refunds, credit notes, revenue and the customer's counters hang off that),
+    and these rows are staff's worklist with a life of their own.
+    """
+
+    kind = models.CharField(max_length=16, choices=UnmatchedKind.choices)
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=128)
+    order_number = models.CharField(max_length=16, help_text="As the provider's event named it.")
+    provider_reference = models.CharField(max_length=128, help_text="The payment's reference.")
+    refund_reference = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="The provider's reference of a refund Stockwire did not ask for, or "
+        "Stockwire's own of the refund that gave such a payment back.",
+    )
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    raw_event = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=UnmatchedStatus.choices, default=UnmatchedStatus.OPEN
+    )
+    note = models.TextField(blank=True, help_text="What staff did about it.")
+    settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    settled_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # The same money reported by two events is one row, so it is refunded once.
+            models.UniqueConstraint(
+                fields=["provider", "provider_reference"],
+                condition=Q(kind=UnmatchedKind.PAYMENT),
+                name="payments_unmatched_payment_once",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_reference", "refund_reference"],
+                condition=Q(kind=UnmatchedKind.REFUND),
+                name="payments_unmatched_refund_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_unmatched_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=UnmatchedKind.values)
+                & Q(status__in=UnmatchedStatus.values)
+                & (Q(kind=UnmatchedKind.PAYMENT) | ~Q(status=UnmatchedStatus.REFUNDED)),
+                name="payments_unmatched_refunded_only_payments",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display().lower()} {self.provider}:{self.provider_reference} "
+            f"{self.amount} {self.currency}"
+        )
 
 
 class DocumentSequence(models.Model):

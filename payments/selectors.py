@@ -1,7 +1,9 @@
 """Read queries of the payments app, shared by the API and the admin."""
 
+from django.db.models import QuerySet
+
 from orders.models import Order
-from payments.models import CreditNote, Invoice
+from payments.models import CreditNote, Invoice, UnmatchedPayment, UnmatchedStatus
 
 
 def invoice_get_for_order(*, order: Order) -> Invoice:
@@ -24,3 +26,10 @@ def invoice_get_for_user(*, user, order_number: str) -> Invoice:
 def credit_notes_for_order(*, order: Order) -> list[CreditNote]:
     """The order's credit notes, oldest first."""
     return list(CreditNote.objects.filter(invoice__order=order).order_by("issued_at", "pk"))
+
+
+def unmatched_open() -> QuerySet[UnmatchedPayment]:
+    """Unmatched payments and refunds staff have not settled yet, oldest first."""
+    return UnmatchedPayment.objects.filter(status=UnmatchedStatus.OPEN).order_by(
+        "received_at", "id"
+    )

@@ -320,14 +320,6 @@ def test_a_failed_payment_is_recorded_and_changes_nothing_else(order):
     assert Invoice.objects.count() == 0
 
 
-def test_an_event_for_an_unknown_order_is_recorded_and_ignored(order):
-    event = payment_event(order)
-    event["data"]["order_number"] = "SW-NOTHERE"
-    webhook_handle(**signed(event))
-    assert ProcessedEvent.objects.count() == 1
-    assert Payment.objects.count() == 0
-
-
 def test_cancelling_a_paid_order_refunds_it_and_issues_a_credit_note(order):
     # given
     webhook_handle(**signed(payment_event(order)))

@@ -8,6 +8,12 @@ from payments.services.documents import (
     invoice_issue,
 )
 from payments.services.refunds import RefundError, refund_issue
+from payments.services.unmatched import (
+    UnmatchedPaymentError,
+    unmatched_payment_refund,
+    unmatched_payment_resolve,
+    unmatched_record,
+)
 from payments.services.webhooks import (
     PaymentEvent,
     WebhookError,
@@ -22,6 +28,7 @@ from payments.services.webhooks import (
 __all__ = [
     "PaymentEvent",
     "RefundError",
+    "UnmatchedPaymentError",
     "WebhookError",
     "credit_note_document_render",
     "credit_note_issue",
@@ -31,6 +38,9 @@ __all__ = [
     "payment_record",
     "refund_issue",
     "refund_record",
+    "unmatched_payment_refund",
+    "unmatched_payment_resolve",
+    "unmatched_record",
     "webhook_handle",
     "webhook_parse",
     "webhook_signature",

@@ -22,8 +22,14 @@ from django.utils import timezone
 from config.json_input import json_parse
 from orders.models import Order, OrderStatus
 from orders.services import InvalidTransition, order_flag, order_mark_paid
-from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund
-from payments.services.refunds import order_lock, payment_left_to_refund, refund_apply
+from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund, UnmatchedKind
+from payments.services.refunds import (
+    OWN_REFUND_REFERENCE,
+    order_lock,
+    payment_left_to_refund,
+    refund_apply,
+)
+from payments.services.unmatched import unmatched_record, unmatched_refunded_by_stockwire
 from payments.signals import payment_received, refund_issued
 
 logger = logging.getLogger(__name__)
@@ -169,9 +175,9 @@ def webhook_handle(*, provider: str, body: bytes, signature_header: str) -> None
     """Verify, deduplicate and apply one provider event.
 
     The (provider, event id) row is claimed first in the event's transaction: a replay, even
-    one arriving at the same moment, waits on that unique key and then does nothing. An
-    event for an unknown order number is recorded as processed and logged (answered 200, so
-    the provider stops retrying; nothing to flag).
+    one arriving at the same moment, waits on that unique key and then does nothing. A
+    payment for an unknown order number is kept as an `UnmatchedPayment` for staff (answered
+    200, so the provider stops retrying); a failed one is only logged.
     Raises WebhookError (`bad_signature`, `stale_event`, `malformed_event`); nothing is
     written then. Sends, through the services it calls, `payment_received` or `refund_issued`.
     """
@@ -201,12 +207,32 @@ def _event_apply(*, provider: str, event: PaymentEvent) -> None:
         return
     order = Order.objects.filter(number=event.order_number).first()
     if order is None:
-        logger.warning(
-            "webhook for an unknown order",
-            extra={"provider": provider, "event_id": event.id, "order": event.order_number},
-        )
+        if event.type == "payment.succeeded":
+            _unmatched(provider=provider, event=event, kind=UnmatchedKind.PAYMENT)
+        else:
+            logger.info(
+                "failed payment for an unknown order ignored",
+                extra={"provider": provider, "event_id": event.id, "order": event.order_number},
+            )
         return
     payment_record(provider=provider, order=order, event=event)
+
+
+def _unmatched(
+    *, provider: str, event: PaymentEvent, kind: str, refund_reference: str = ""
+) -> None:
+    """Keep the money the event reports for staff, as matching nothing Stockwire knows."""
+    unmatched_record(
+        kind=kind,
+        provider=provider,
+        event_id=event.id,
+        order_number=event.order_number,
+        provider_reference=event.payment_reference,
+        refund_reference=refund_reference,
+        amount=event.amount,
+        currency=event.currency,
+        raw_event=event.raw,
+    )
 
 
 @transaction.atomic
@@ -292,22 +318,30 @@ def _payment_claim(*, provider: str, order: Order, event: PaymentEvent) -> tuple
 def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
     """Record a refund the provider confirms, with what follows from it (`refund_apply`).
 
-    A refund the payment cannot hold (another currency, more than is left of it, a payment
-    that failed) is not recorded and flags the order, as does a refund of a payment Stockwire
-    has not recorded (its event may come later: the order is flagged, so staff see both).
-    A refund already
-    recorded, and the confirmation of one Stockwire issued (the payment is refunded in full),
-    are no-ops.
+    A refund already recorded, and the confirmation of one Stockwire issued (of an order's
+    payment or of an unmatched one), are no-ops. Any other refund that cannot be recorded
+    against a payment Stockwire knows matches nothing Stockwire asked for: it is kept as an
+    `UnmatchedPayment` (kind refund) for staff, and flags the order when there is one. That is
+    a refund of a payment not recorded (its event may come later: staff see both), of a
+    payment refunded in full already, or one the payment cannot hold (another currency, more
+    than is left of it, a payment that failed).
     Sends `refund_issued(refund, order)`; its receivers issue the credit note in this
     transaction (for the payment that paid the order) and request the refund e-mail
     (orders.email_send).
     """
+    reference = event.refund_reference or event.id
     payment = Payment.objects.filter(
         provider=provider, provider_reference=event.payment_reference
     ).first()
     if payment is None:
+        if unmatched_refunded_by_stockwire(
+            provider=provider, payment_reference=event.payment_reference
+        ):
+            return None
+        _unmatched(
+            provider=provider, event=event, kind=UnmatchedKind.REFUND, refund_reference=reference
+        )
         order = Order.objects.filter(number=event.order_number).first()
-        logger.warning("refund for an unknown payment", extra={"event_id": event.id})
         if order is not None:
             order_flag(
                 order=order,
@@ -318,16 +352,21 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
     order = payment.order
     order_status = order_lock(order=order)
     payment = Payment.objects.select_for_update(no_key=True).get(pk=payment.pk)
-    reference = event.refund_reference or event.id
-    if (
-        payment.status == PaymentStatus.REFUNDED
-        or payment.refunds.filter(provider_reference=reference).exists()
-    ):
+    if payment.refunds.filter(provider_reference=reference).exists():
         return None
-    # A charge that failed holds no money to give back.
-    failed = payment.status == PaymentStatus.FAILED
-    left = Decimal("0.00") if failed else payment_left_to_refund(payment=payment)
+    if payment.status == PaymentStatus.REFUNDED:
+        own = OWN_REFUND_REFERENCE.format(payment_id=payment.pk)
+        if payment.refunds.filter(provider_reference=own).exists():
+            return None
+        left = Decimal("0.00")
+    else:
+        # A charge that failed holds no money to give back.
+        failed = payment.status == PaymentStatus.FAILED
+        left = Decimal("0.00") if failed else payment_left_to_refund(payment=payment)
     if event.currency != payment.currency or event.amount > left:
+        _unmatched(
+            provider=provider, event=event, kind=UnmatchedKind.REFUND, refund_reference=reference
+        )
         order_flag(
             order=order,
             reason=f"refund {reference} of {event.amount} {event.currency} confirmed for "
