@@ -282,6 +282,28 @@ def test_resolving_needs_a_note_and_a_flag_and_otherwise_changes_nothing():
     assert _order_audit(flagged) == _order_audit(calm) == []
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_resolving_one_flag_at_once_resolve_it_once(run_concurrently):
+    # given
+    variant_stocked("MUG-1")
+    order = order_new(customer_new(), ("MUG-1", 1))
+    order_flag(order=order, reason="address looks wrong")
+
+    # when
+    results = run_concurrently(
+        lambda index: order_resolve(
+            order=Order.objects.get(pk=order.pk), note=f"called the customer ({index})"
+        ),
+        2,
+    )
+
+    # then
+    assert sorted(type(result).__name__ for result in results) == ["NotFlagged", "Order"]
+    assert order.events.filter(kind="resolved").count() == 1
+    assert len(_order_audit(order)) == 1
+
+
 def test_expiry_cancels_only_old_unpaid_orders_and_releases_their_stock(settings):
     # given
     settings.RESERVATION_TTL_MINUTES = 30

@@ -169,18 +169,7 @@ def order_flag(*, order: Order, reason: str, actor=None) -> Order:
     Used when a payment does not match or arrives for a cancelled order. Sends no signals.
     """
     reason = reason[: Order._meta.get_field("attention_reason").max_length]
-    Order.objects.filter(pk=order.pk).update(
-        needs_attention=True, attention_reason=reason, updated_at=timezone.now()
-    )
-    order.refresh_from_db()
-    OrderEvent.objects.create(
-        order=order,
-        kind="flagged",
-        from_status=order.status,
-        to_status=order.status,
-        actor=actor,
-        note=reason,
-    )
+    _attention_set(order=order, reason=reason, event="flagged", note=reason, actor=actor)
     return order
 
 
@@ -203,18 +192,7 @@ def order_resolve(*, order: Order, note: str, actor=None) -> Order:
     )
     if not flagged:
         raise NotFlagged(number=order.number)
-    Order.objects.filter(pk=order.pk).update(
-        needs_attention=False, attention_reason="", updated_at=timezone.now()
-    )
-    order.refresh_from_db()
-    OrderEvent.objects.create(
-        order=order,
-        kind="resolved",
-        from_status=order.status,
-        to_status=order.status,
-        actor=actor,
-        note=note,
-    )
+    _attention_set(order=order, reason="", event="resolved", note=note, actor=actor)
     audit_record(
         action=AuditAction.UPDATE,
         obj=order,
@@ -222,3 +200,20 @@ def order_resolve(*, order: Order, note: str, actor=None) -> Order:
         actor=actor,
     )
     return order
+
+
+def _attention_set(*, order: Order, reason: str, event: str, note: str, actor) -> None:
+    """Flag the order with `reason`, or clear its flag (`reason` blank), and write the
+    timeline `event` with `note`; the order's status stays as it is."""
+    Order.objects.filter(pk=order.pk).update(
+        needs_attention=bool(reason), attention_reason=reason, updated_at=timezone.now()
+    )
+    order.refresh_from_db()
+    OrderEvent.objects.create(
+        order=order,
+        kind=event,
+        from_status=order.status,
+        to_status=order.status,
+        actor=actor,
+        note=note,
+    )
