@@ -25,6 +25,12 @@ def a_customer() -> Customer:
     return baker.make(get_user_model()).customer  # its profile comes from a post_save receiver
 
 
+def an_order(**fields) -> Order:
+    """A new order with random values, but money that adds up, as the database requires."""
+    money = {"subtotal": Decimal("10.00"), "shipping": Decimal("4.90"), "total": Decimal("14.90")}
+    return baker.prepare(Order, customer=a_customer(), **money, **fields)
+
+
 pytestmark = pytest.mark.django_db
 
 
@@ -61,7 +67,7 @@ def test_inserted_instances_get_their_keys_in_order_and_read_back_unchanged():
 
 def test_an_instance_pointing_at_another_just_inserted_stores_the_reference():
     # given an order just inserted and an event of it
-    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    order = an_order(shipping_address={})
     insert_instances([order])
     event = OrderEvent(order=order, kind="placed", to_status=OrderStatus.PENDING_PAYMENT)
 
@@ -76,7 +82,7 @@ def test_a_parent_and_its_children_are_inserted_together_each_child_pointing_at_
     django_assert_num_queries,
 ):
     # given a new order, two lines and an event, none of them pointing at the order yet
-    order = baker.prepare(Order, customer=a_customer(), shipping_address={"city": "Zürich"})
+    order = an_order(shipping_address={"city": "Zürich"})
     lines = [
         OrderLine(
             variant_id=baker.make("catalog.Variant").pk,
@@ -109,7 +115,7 @@ def test_a_parent_and_its_children_are_inserted_together_each_child_pointing_at_
 
 def test_each_of_many_children_gets_the_key_of_its_own_row():
     # given an order of 100 lines, each with its own SKU and quantity
-    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    order = an_order(shipping_address={})
     variant = baker.make("catalog.Variant")
     lines = [
         OrderLine(
@@ -133,7 +139,7 @@ def test_each_of_many_children_gets_the_key_of_its_own_row():
 
 
 def test_children_of_a_model_without_a_foreign_key_to_the_parent_are_refused():
-    order = baker.prepare(Order, customer=a_customer(), shipping_address={})
+    order = an_order(shipping_address={})
     with pytest.raises(TypeError, match="exactly one foreign key to Order"):
         insert_with_children(order, [baker.prepare(Customer, user=None)])
     assert not Order.objects.exists()
