@@ -5,12 +5,12 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Round
 
+from outbox.models import SendClaim
+
 # A customer's lifetime value, and a day's revenue, add up order totals (12 digits, 2 places)
 # over at most as many orders as `order_count` holds (PostgreSQL `integer`, about 2.1e9): up
 # to about 2.1e19, 20 digits before the point.
 LIFETIME_MONEY_DIGITS = 22
-
-from outbox.models import SendClaim
 
 
 class Customer(models.Model):

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("stockwire", "0003_roles_task_rerun"),
-        ("orders", "0003_order_invariants_and_lifetime_counters"),
+        ("orders", "0004_order_invariants_and_lifetime_counters"),
         ("payments", "0004_unmatched_payment"),
     ]
 

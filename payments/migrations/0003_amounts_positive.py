@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0003_order_invariants_and_lifetime_counters'),
+        ('orders', '0004_order_invariants_and_lifetime_counters'),
         ('payments', '0002_payment_settles_order'),
     ]
 

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0004_product_image_size_limit'),
-        ('orders', '0002_sent_email_per_reference'),
+        ('orders', '0003_sentemail_claim_then_mark'),
     ]
 
     operations = [
