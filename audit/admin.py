@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from audit.models import AuditEntry
-from config.admin_read_only import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 
 def change_pairs(changes: dict) -> list[tuple[str, object, object]]:

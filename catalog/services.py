@@ -18,7 +18,7 @@ from audit.models import AuditAction
 from audit.services import audit_record_many
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
-from config.inserts import update_rows
+from core.sql import update_rows
 
 # A generated slug or SKU that a concurrent transaction took first is regenerated this many
 # times; two more than the number of saves that plausibly race for one name.

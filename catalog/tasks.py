@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from catalog import services
-from config.retries import STORAGE_RETRY
+from core.retries import STORAGE_RETRY
 
 
 @shared_task(name="catalog.thumbnail_make", ignore_result=True, **STORAGE_RETRY)

@@ -164,7 +164,7 @@ REDIS_CACHE_DB = env.int("REDIS_CACHE_DB", default=1)
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.SharedClientRedisCache",
+            "BACKEND": "core.cache.SharedClientRedisCache",
             "LOCATION": _redis_database(REDIS_URL, REDIS_CACHE_DB),
             "KEY_PREFIX": "stockwire",
             "OPTIONS": {

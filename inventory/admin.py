@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from config.admin_read_only import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from inventory.forms import StockAdjustForm, StockReceiveForm, StockReceiveNewForm
 from inventory.models import StockAllocation, StockLevel, StockMovement, Warehouse
 from inventory.services import InvalidStockOperation, stock_adjust, stock_receive

@@ -41,7 +41,7 @@ from audit.services import Changes, audit_diff, audit_record_many, audit_snapsho
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_document
 from catalog.signals import catalog_changed
-from config.inserts import update_rows
+from core.sql import update_rows
 from inventory.models import StockLevel, StockMovement, Warehouse
 from inventory.services import MAX_UNITS, stock_set_on_hand, warehouse_ensure
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from config.admin_actions import ServiceActionsMixin
-from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from inventory.models import StockMovement
 from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
 from orders.models import Customer, Order, OrderEvent, OrderLine

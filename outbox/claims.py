@@ -21,6 +21,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.retries import RetryLater
 from outbox.models import SendClaim
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
 
 
-class ClaimHeld(Exception):
+class ClaimHeld(RetryLater):
     """Another run is sending this right now: retry later (the task policies retry it)."""
 
 

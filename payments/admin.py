@@ -17,8 +17,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from config.admin_actions import ServiceActionsMixin
-from config.admin_panels import PanelPermissionsMixin
-from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin_panels import PanelPermissionsMixin
 from orders.admin import OrderAdmin as OrdersOrderAdmin
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from config.retries import STORAGE_RETRY
+from core.retries import STORAGE_RETRY
 from payments import services
 
 

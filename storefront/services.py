@@ -22,7 +22,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from config.inserts import insert_instances
+from core.sql import insert_instances
 from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
 from storefront.selectors import users_with_email

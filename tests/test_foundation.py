@@ -55,7 +55,7 @@ def test_readyz_names_the_cache_when_redis_is_unreachable(client, settings):
     # given a Redis cache on a port where nothing listens
     settings.CACHES = {
         "default": {
-            "BACKEND": "config.cache.SharedClientRedisCache",
+            "BACKEND": "core.cache.SharedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/1",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -166,7 +166,7 @@ def test_every_log_line_of_a_request_carries_its_request_id(client, settings):
     # check fails, so the request logs a warning as well as its access line
     settings.CACHES = {
         "default": {
-            "BACKEND": "config.cache.SharedClientRedisCache",
+            "BACKEND": "core.cache.SharedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/1",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

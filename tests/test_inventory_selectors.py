@@ -13,7 +13,7 @@ from model_bakery import baker
 
 from audit.models import AuditEntry
 from catalog.models import Product
-from config.retries import BackoffTask
+from core.retries import BackoffTask
 from inventory.alerts import low_stock_alert_send
 from inventory.models import SentAlert, StockAllocation, StockLevel, Warehouse
 from inventory.selectors import (

@@ -4,7 +4,7 @@ from celery.schedules import crontab
 from django.conf import settings
 
 from config.celery import app
-from config.retries import RIDE_OUT_RETRIES, BackoffTask, retry_wait
+from core.retries import RIDE_OUT_RETRIES, BackoffTask, retry_wait
 
 
 def _registered_tasks() -> dict:

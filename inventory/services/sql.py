@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
-from config.inserts import with_rows
+from core.sql import with_rows
 
 # A ledger row's own values, then the stamp every row of one statement shares.
 _MOVEMENT_VALUES = (

@@ -26,7 +26,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from config.inserts import update_adding, upsert_adding
+from core.sql import update_adding, upsert_adding
 from orders.models import Customer, DailySales, Order, OrderLine, OrderStatus, VariantSales
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from catalog.selectors import PricedSku, priced_skus
-from config.inserts import insert_with_children
+from core.sql import insert_with_children
 from inventory.services import OutOfStock, stock_reserve
 from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, LinesOutOfStock, UnknownSku

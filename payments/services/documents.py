@@ -7,7 +7,7 @@ from django.db.transaction import TransactionManagementError
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from config.inserts import upsert_adding
+from core.sql import upsert_adding
 from orders.models import Order
 from payments.models import CreditNote, DocumentSequence, Invoice, Refund
 

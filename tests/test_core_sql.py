@@ -1,4 +1,4 @@
-"""config.inserts: rows written without the ORM compiler read back as the ORM wrote them."""
+"""core.sql: rows written without the ORM compiler read back as the ORM wrote them."""
 
 from datetime import date
 from decimal import Decimal
@@ -10,7 +10,7 @@ from django.db.models.signals import post_save, pre_save
 from model_bakery import baker
 
 from catalog.models import Variant
-from config.inserts import (
+from core.sql import (
     insert_instances,
     insert_with_children,
     update_adding,

@@ -7,8 +7,6 @@ from celery import Task
 from django.db import InterfaceError, OperationalError
 from PIL import UnidentifiedImageError
 
-from outbox.claims import ClaimHeld
-
 # Retry n waits min(2**n, 600) seconds, stretched by up to 20 % so tasks that failed together
 # do not retry together. Never shortened: Celery's own jitter may cut a wait to nothing, and
 # then no schedule can promise how long an outage is ridden out.
@@ -20,6 +18,15 @@ RIDE_OUT_SECONDS = 3600
 # Transient database failures: a dropped or refused connection, a failover, a lock or statement
 # timeout, a deadlock. Not IntegrityError or DataError: waiting does not mend those.
 TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+class RetryLater(Exception):
+    """Another run holds this work right now: retry once it has finished (or died).
+
+    The policies here cannot import the apps above core, so an app's "in hand elsewhere"
+    subclasses this (`outbox.claims.ClaimHeld`: an e-mail another run is sending) and
+    EMAIL_RETRY retries it.
+    """
 
 
 def retry_wait(retries: int) -> float:
@@ -51,10 +58,10 @@ class BackoffTask(Task):
 RIDE_OUT_RETRIES = _retries_to_ride_out(RIDE_OUT_SECONDS)
 
 # OSError covers the connection itself (refused, reset, and a hung server's EMAIL_TIMEOUT);
-# ClaimHeld is another run of the same e-mail sending right now.
+# RetryLater is another run of the same e-mail sending right now.
 EMAIL_RETRY = {
     "base": BackoffTask,
-    "autoretry_for": (SMTPException, OSError, ClaimHeld, *TRANSIENT_DATABASE_ERRORS),
+    "autoretry_for": (SMTPException, OSError, RetryLater, *TRANSIENT_DATABASE_ERRORS),
     "max_retries": RIDE_OUT_RETRIES,
 }
 
