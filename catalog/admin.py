@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import changes_text
 from audit.models import AuditEntry
 from catalog.models import Category, Collection, Product, ProductImage, Variant
-from core.admin_panels import PanelPermissionsMixin
+from core.admin import PanelPermissionsMixin
 
 # The most recent changes shown on a product page; the audit trail has the rest.
 HISTORY_ROWS = 15

@@ -1,4 +1,5 @@
-"""Admin bases for rows that only services and receivers write: staff read them, never edit.
+"""Admin bases every app's admin may use: read-only pages and panels that ask for the permission
+of the rows they show.
 
 Here rather than in one app's admin so every layer can use them (an app may not import the
 admin of an app above it).
@@ -9,6 +10,8 @@ from django.http import HttpRequest
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Show rows that only services and receivers write: staff read them, never edit them."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -20,6 +23,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyInline(admin.TabularInline):
+    """Show a page's related rows that only services and receivers write, read-only."""
+
     extra = 0
     can_delete = False
     classes = ("sw-readonly",)
@@ -32,3 +37,32 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class PanelPermissionsMixin:
+    """Leave out of the page every panel the user may not read, and a fieldset left empty.
+
+    A panel (the audit entries on a product page) is a field of the page's model admin, so the
+    page's own permission would decide who reads it; a user refused the audit trail's list must
+    not read the same entries on a product page. `panel_permissions` maps a field name
+    (top-level in its fieldset) to the permission its rows' own admin list asks for
+    (`"app_label.codename"`).
+    """
+
+    panel_permissions: dict[str, str] = {}
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        hidden = {
+            field
+            for field, permission in self.panel_permissions.items()
+            if not request.user.has_perm(permission)
+        }
+        fieldsets = super().get_fieldsets(request, obj)
+        if not hidden:
+            return fieldsets
+        shown = []
+        for name, options in fieldsets:
+            fields = [field for field in options["fields"] if field not in hidden]
+            if fields:
+                shown.append((name, {**options, "fields": fields}))
+        return shown

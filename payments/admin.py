@@ -17,8 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from config.admin_actions import ServiceActionsMixin
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
-from core.admin_panels import PanelPermissionsMixin
+from core.admin import PanelPermissionsMixin, ReadOnlyAdmin, ReadOnlyInline
 from orders.admin import OrderAdmin as OrdersOrderAdmin
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
