@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from config.admin_actions import ServiceActionsMixin
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin_actions import ServiceActionsMixin
 from inventory.models import StockMovement
 from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
 from orders.models import Customer, Order, OrderEvent, OrderLine

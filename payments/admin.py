@@ -16,8 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from config.admin_actions import ServiceActionsMixin
 from core.admin import PanelPermissionsMixin, ReadOnlyAdmin, ReadOnlyInline
+from core.admin_actions import ServiceActionsMixin
 from orders.admin import OrderAdmin as OrdersOrderAdmin
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
