@@ -61,8 +61,8 @@ def _networks_checked(values: list[str]) -> list[str]:
 TRUSTED_PROXY_NETWORKS = _networks_checked(env.list("TRUSTED_PROXY_NETWORKS", default=[]))
 
 INSTALLED_APPS = [
-    # Django's admin with the dashboard as its index (config.admin_site).
-    "config.admin_apps.StockwireAdminConfig",
+    # Django's admin with the dashboard as its index (backoffice.admin_site).
+    "backoffice.admin_apps.StockwireAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "storefront",
+    "backoffice.apps.BackofficeConfig",
 ]
 
 MIDDLEWARE = [

@@ -14,8 +14,8 @@ from model_bakery import baker
 from PIL import Image as PILImage
 
 from audit.models import AuditEntry
+from backoffice.roles import roles_sync
 from catalog.models import Category, Product, ProductImage, Variant
-from config.roles import roles_sync
 from inventory.models import MovementReason, StockLevel, StockMovement
 from inventory.services import MAX_UNITS, stock_receive
 from orders.models import Order, OrderStatus

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from config.dashboard import (
+from backoffice.dashboard import (
     DaySales,
     low_stock_variants,
     nice_ceiling,

@@ -2,13 +2,13 @@ from django.db import migrations
 
 
 def create_roles(apps, schema_editor):
-    from config.roles import roles_sync
+    from backoffice.roles import roles_sync
 
     roles_sync(apps=apps)
 
 
 class Migration(migrations.Migration):
-    """The warehouse, support and manager groups (config/roles.py says what each may do)."""
+    """The warehouse, support and manager groups (backoffice/roles.py says what each may do)."""
 
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),

@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def sync_roles(apps, schema_editor):
-    from config.roles import roles_sync
+    from backoffice.roles import roles_sync
 
     roles_sync(apps=apps)
 

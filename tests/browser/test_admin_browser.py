@@ -16,7 +16,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from config.roles import roles_sync
+from backoffice.roles import roles_sync
 from conftest import PROJECT_DIR
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
