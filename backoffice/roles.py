@@ -1,9 +1,11 @@
 """Staff roles: which groups exist and what each may do in the admin.
 
 The admin's actions check the custom permissions below (`orders.ship_order`, …), so a role is
-exactly its list here. `roles_sync` is idempotent: the data migration runs it, and running it
-again (after the test database is flushed, or from a later migration when a role changes)
-brings the groups back in line with this module.
+exactly its list here. `roles_sync` is idempotent and brings the groups in line with this
+module: `backoffice.0001_roles` runs it, and so does the test database after a flush. Editing
+this module changes no database: a change to a role ships with a new backoffice migration that
+calls `roles_sync` again, depending on the latest migration of every app whose permissions it
+names.
 """
 
 from django.apps import apps as global_apps

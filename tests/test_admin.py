@@ -9,6 +9,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.urls import reverse
 from model_bakery import baker
 from PIL import Image as PILImage
@@ -125,6 +128,49 @@ def test_migration_creates_the_three_roles_with_their_action_permissions():
     assert roles["manager"] >= actions
     assert "orders.view_order" in roles["support"]
     assert not {p for p in roles["support"] if p.startswith("inventory.") and "view_" not in p}
+
+
+# The actions the last role migrations in config gave support and the manager.
+LATEST_ACTIONS = ("rerun_task", "resolve_order")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_gives_a_database_from_before_the_backoffice_app_exactly_the_roles():
+    # given: a database migrated when config held the role migrations (label `stockwire`),
+    # whose warehouse and support groups have drifted, and without the backoffice's migration
+    call_command("migrate", "backoffice", "zero", verbosity=0)
+    recorder = MigrationRecorder(connection)
+    for name in (
+        "0001_roles",
+        "0002_roles_outbox",
+        "0003_roles_task_rerun",
+        "0004_roles_attention",
+    ):
+        recorder.record_applied("stockwire", name)
+    roles_sync()
+    warehouse = Group.objects.get(name="warehouse")
+    warehouse.permissions.add(Permission.objects.get(codename="issue_refund"))
+    support = Group.objects.get(name="support")
+    support.permissions.remove(*Permission.objects.filter(codename__in=LATEST_ACTIONS))
+
+    try:
+        # when
+        call_command("migrate", verbosity=0)
+
+        # then
+        assert ("backoffice", "0001_roles") in recorder.applied_migrations()
+        assert set(Group.objects.values_list("name", flat=True)) == {
+            "warehouse",
+            "support",
+            "manager",
+        }
+        assert not warehouse.permissions.filter(codename="issue_refund").exists()
+        assert warehouse.permissions.filter(codename="ship_order").exists()
+        for codename in LATEST_ACTIONS:
+            holders = Group.objects.filter(permissions__codename=codename)
+            assert set(holders.values_list("name", flat=True)) == {"support", "manager"}
+    finally:
+        recorder.migration_qs.filter(app="stockwire").delete()
 
 
 def test_warehouse_sees_ship_and_deliver_but_not_refund_or_cancel(client):
