@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
-from config.json_input import MAX_DEPTH
+from core.json_input import MAX_DEPTH
 from orders.models import Order, OrderStatus
 from payments.models import Payment
 from payments.services import webhook_signature

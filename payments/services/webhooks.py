@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.json_input import json_parse
+from core.json_input import json_parse
 from orders.models import Order, OrderStatus
 from orders.services import InvalidTransition, order_flag, order_mark_paid
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund, UnmatchedKind

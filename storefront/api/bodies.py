@@ -6,7 +6,7 @@ without a CORS preflight (registrations from their addresses, say). So every ope
 reads a body answers 415 `unsupported_media_type` unless its `Content-Type` is
 `application/json` (parameters such as `charset=utf-8` allowed). A request without a body has
 nothing to refuse: its missing fields are a 422, as before. A body that is not JSON, or nests
-beyond config.json_input.MAX_DEPTH, is 400 `bad_request` saying why.
+beyond core.json_input.MAX_DEPTH, is 400 `bad_request` saying why.
 """
 
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja.parser import Parser
 
-from config.json_input import json_parse
+from core.json_input import json_parse
 from storefront.api.errors import ApiError
 
 JSON_MEDIA_TYPE = "application/json"
