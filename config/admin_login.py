@@ -9,7 +9,8 @@ every attempt through, as the API's do: staff are never locked out by an outage.
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from storefront import throttle
+from core import throttle
+from orders.services import user_email_normalise
 
 
 class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
@@ -25,7 +26,9 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
         if username is not None and self.cleaned_data.get("password"):
             try:
                 throttle.throttle_attempt(
-                    request=self.request, account=username, limits=throttle.LOGIN
+                    request=self.request,
+                    account=user_email_normalise(username),
+                    limits=throttle.LOGIN,
                 )
             except throttle.Throttled as refusal:
                 raise ValidationError(

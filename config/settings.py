@@ -56,7 +56,7 @@ def _networks_checked(values: list[str]) -> list[str]:
     return values
 
 
-# The reverse proxies whose X-Forwarded-For is believed (storefront.client_address). Empty,
+# The reverse proxies whose X-Forwarded-For is believed (core.client_address). Empty,
 # the peer of every connection is the client itself.
 TRUSTED_PROXY_NETWORKS = _networks_checked(env.list("TRUSTED_PROXY_NETWORKS", default=[]))
 

@@ -8,8 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client, override_settings
 
-from storefront import cache as read_cache
-from storefront import throttle
+from core import throttle
 from tests.admin_shop import PASSWORD, staff_user
 from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS
 
@@ -119,7 +118,7 @@ def test_another_client_behind_the_proxy_still_logs_in(client, manager, settings
 
 def test_staff_log_in_while_the_cache_is_down(manager, monkeypatch):
     # given
-    monkeypatch.setattr(read_cache, "_outage", False)
+    monkeypatch.setattr(throttle, "_outage", False)
     attempts = throttle.LOGIN_PER_EMAIL.requests + 1
 
     # when

@@ -1,6 +1,7 @@
 """POST /auth/register, POST /auth/token, DELETE /auth/token: tokens, throttling, problems."""
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -10,9 +11,8 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from core import throttle
 from orders.models import Customer
-from storefront import cache as read_cache
-from storefront import throttle
 from storefront.models import ApiToken
 from storefront.selectors import users_with_email
 from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
@@ -357,13 +357,13 @@ def test_another_ip_is_not_throttled_by_the_first_ones_attempts(client):
     assert response.status_code == 401
 
 
-def test_login_still_works_with_the_cache_down(client, monkeypatch):
+def test_login_still_works_with_the_cache_down(client, monkeypatch, caplog):
     # given
     user_with_token(email="ada@example.com")
-    monkeypatch.setattr(read_cache, "_outage", False)
+    monkeypatch.setattr(throttle, "_outage", False)
 
     # when
-    with override_settings(CACHES=CACHE_DOWN):
+    with override_settings(CACHES=CACHE_DOWN), caplog.at_level(logging.WARNING):
         statuses = [
             post(
                 client,
@@ -373,8 +373,32 @@ def test_login_still_works_with_the_cache_down(client, monkeypatch):
             for _ in range(throttle.LOGIN_PER_EMAIL.requests + 1)
         ]
 
-    # then
+    # then: every attempt let through, the outage logged once, not once per attempt
     assert statuses == [200] * (throttle.LOGIN_PER_EMAIL.requests + 1)
+    outage = [r.getMessage() for r in caplog.records if r.name == "stockwire.throttle"]
+    assert len(outage) == 1
+    assert outage[0].startswith("throttle cache unavailable, attempts are not limited")
+
+
+def test_login_attempts_count_per_account_however_the_email_is_typed(client):
+    # given: the limit's worth of guesses at one account, its e-mail typed another way each time
+    user_with_token(email="ada@example.com")
+    typings = ["ADA@example.com", " ada@Example.com", "Ada@EXAMPLE.COM "]
+    for index in range(throttle.LOGIN_PER_EMAIL.requests):
+        email = typings[index % len(typings)]
+        post(client, "/api/v1/auth/token", {"email": email, "password": "x"})
+
+    # when: the right password, from another address
+    response = post(
+        client,
+        "/api/v1/auth/token",
+        {"email": "ada@example.com", "password": GOOD_PASSWORD},
+        REMOTE_ADDR="10.0.0.10",
+    )
+
+    # then
+    assert response.status_code == 429
+    assert ApiToken.objects.count() == 1
 
 
 @pytest.mark.postgres

@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.test import RequestFactory
 
 from conftest import PROJECT_DIR
-from storefront import throttle
-from storefront.client_address import client_address
+from core import throttle
+from core.client_address import client_address
 from tests.storefront_helpers import FAST_HASHERS
 
 pytestmark = pytest.mark.django_db

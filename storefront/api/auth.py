@@ -3,8 +3,9 @@
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
-from orders.services import customer_for_user
-from storefront import services, throttle
+from core import throttle
+from orders.services import customer_for_user, user_email_normalise
+from storefront import services
 from storefront.api.errors import ApiError, Problem, ValidationProblem
 from storefront.api.schemas import CredentialsIn, CustomerOut, RegisteredOut, TokenOut
 from storefront.api.security import token_auth
@@ -23,7 +24,9 @@ TOKEN_CACHE_CONTROL = "no-store"
 )
 def register(request: HttpRequest, credentials: CredentialsIn, response: HttpResponse):
     """Create a customer account and answer its first token."""
-    throttle.throttle_attempt(request=request, account=credentials.email, limits=throttle.REGISTER)
+    throttle.throttle_attempt(
+        request=request, account=user_email_normalise(credentials.email), limits=throttle.REGISTER
+    )
     user, token = services.customer_register(email=credentials.email, password=credentials.password)
     customer = customer_for_user(user=user)
     response["Cache-Control"] = TOKEN_CACHE_CONTROL
@@ -37,7 +40,9 @@ def register(request: HttpRequest, credentials: CredentialsIn, response: HttpRes
 )
 def login(request: HttpRequest, credentials: CredentialsIn, response: HttpResponse):
     """Answer a new token for a customer's or a staff member's e-mail and password."""
-    throttle.throttle_attempt(request=request, account=credentials.email, limits=throttle.LOGIN)
+    throttle.throttle_attempt(
+        request=request, account=user_email_normalise(credentials.email), limits=throttle.LOGIN
+    )
     user = user_for_credentials(email=credentials.email, password=credentials.password)
     if user is None:
         raise ApiError(401, "invalid_credentials", "Unknown e-mail or wrong password.")

@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from backoffice.roles import roles_sync
 from conftest import PROJECT_DIR
+from core import throttle
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
 from orders.services import customer_for_user, order_ship
-from storefront import throttle
 from tests.admin_shop import (
     ADDRESS,
     PASSWORD,

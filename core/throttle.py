@@ -2,8 +2,10 @@
 the cache.
 
 A limit is checked per client address and per account, so neither one address guessing many
-passwords nor many addresses guessing one account's password gets far. When the cache is down
-the check lets the request through (fail-open): throttling protects, it must not take login down.
+passwords nor many addresses guessing one account's password gets far. Both log-in doors count
+in the same buckets, which is why the limits live here, below the storefront and the back
+office. When the cache is down the check lets the request through (fail-open): throttling
+protects, it must not take login down.
 """
 
 import hashlib
@@ -14,11 +16,13 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from orders.services import user_email_normalise
-from storefront.cache import cache_call
-from storefront.client_address import client_address
+from core.client_address import client_address
 
 logger = logging.getLogger("stockwire.throttle")
+
+# Whether the last count failed for want of the cache: an outage is logged once, at its start,
+# not once per attempt (two threads meeting its start together may both log it).
+_outage = False
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,21 @@ class Throttled(Exception):
         self.locking = locking
 
 
-def _increment(key: str) -> int | None:
+def _count(key: str, window_seconds: int) -> int | None:
+    """Add one to the attempts counted under `key`; None when the cache cannot say."""
+    global _outage
     try:
-        return cache.incr(key)
+        cache.add(key, 0, window_seconds)
+        count = cache.incr(key)
     except ValueError:  # the window expired between add() and incr(): count afresh next time
         return None
+    except Exception as error:  # any backend failure lets the attempt through, never fails it
+        if not _outage:
+            logger.warning("throttle cache unavailable, attempts are not limited: %s", error)
+        _outage = True
+        return None
+    _outage = False
+    return count
 
 
 def throttle_hit(*, limit: Limit, identity: str) -> None:
@@ -73,8 +87,7 @@ def throttle_hit(*, limit: Limit, identity: str) -> None:
     window = now - now % limit.window_seconds
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     key = f"sf:throttle:{limit.scope}:{digest}:{window}"
-    cache_call(cache.add, key, 0, limit.window_seconds)
-    count = cache_call(_increment, key, default=None)
+    count = _count(key, limit.window_seconds)
     if count is not None and count > limit.requests:
         raise Throttled(
             limit=limit,
@@ -87,12 +100,13 @@ def throttle_attempt(*, request: HttpRequest, account: str, limits: Limits) -> N
     """Count one attempt on `account` against its client address and the account; raise
     Throttled beyond either of `limits`.
 
-    The address is the client's behind trusted proxies (storefront.client_address), so clients
-    behind the shop's own proxy do not share one budget. The attempt that locks logs a warning
-    naming the account and the address, once per window and limit.
+    `account` comes in its canonical form (an e-mail: `orders.services.user_email_normalise`),
+    so one account typed two ways counts once. The address is the client's behind trusted
+    proxies (core.client_address), so clients behind the shop's own proxy do not share one
+    budget. The attempt that locks logs a warning naming the account and the address, once per
+    window and limit.
     """
     address = client_address(request)
-    account = user_email_normalise(account)
     try:
         throttle_hit(limit=limits.per_address, identity=address)
         throttle_hit(limit=limits.per_account, identity=account)
