@@ -304,7 +304,7 @@ USE_TZ = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     # The one above splits an e-mail at every punctuation mark, so it misses `quiet-otter-77`.
-    {"NAME": "storefront.passwords.EmailLocalPartSimilarityValidator"},
+    {"NAME": "core.passwords.EmailLocalPartSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
