@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from backoffice.admin_login import ThrottledAdminAuthenticationForm
 from backoffice.dashboard import dashboard_context
-from config.admin_login import ThrottledAdminAuthenticationForm
 
 
 class StockwireAdminSite(admin.AdminSite):
