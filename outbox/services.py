@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from celery import Task
+from celery import Task, current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, router, transaction
 from django.db.models import Case, F, PositiveIntegerField, Q, When
@@ -125,12 +125,10 @@ def _task(task_name: str) -> Task:
     import them itself, or every lookup would fail and each request would wait for the relay.
     """
     global _task_modules_imported
-    from config.celery import app
-
     if not _task_modules_imported:
-        app.loader.import_default_modules()
+        current_app.loader.import_default_modules()
         _task_modules_imported = True
-    return app.tasks[task_name]
+    return current_app.tasks[task_name]
 
 
 def _publish(*, message_id: UUID, task_name: str, kwargs: dict[str, Any]) -> None:
@@ -142,9 +140,7 @@ def _publish(*, message_id: UUID, task_name: str, kwargs: dict[str, Any]) -> Non
 
 
 def _broker_paused() -> bool:
-    from config.celery import app
-
-    return not app.conf.task_always_eager and time.monotonic() < _broker_paused_until
+    return not current_app.conf.task_always_eager and time.monotonic() < _broker_paused_until
 
 
 def _pause_broker() -> None:
