@@ -10,6 +10,7 @@ from django.dispatch import receiver
 from orders import services
 from orders.models import Customer, EmailKind
 from orders.signals import order_cancelled, order_placed, order_shipped
+from payments.signals import payment_received, refund_issued
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="orders.normalise_user_identity")
@@ -65,3 +66,36 @@ def count_shipped_units(sender, order, **kwargs) -> None:
 def email_cancellation_notice(sender, order, **kwargs) -> None:
     """Request the cancellation e-mail through the outbox: sent only if the cancel commits."""
     services.order_email_request(order=order, kind=EmailKind.CANCELLED)
+
+
+@receiver(payment_received, dispatch_uid="orders.email_payment_receipt")
+def email_payment_receipt(sender, order, **kwargs) -> None:
+    """Request the receipt e-mail through the outbox: sent only if the payment commits."""
+    services.order_email_request(order=order, kind=EmailKind.RECEIPT)
+
+
+@receiver(payment_received, dispatch_uid="orders.count_paid_order")
+def count_paid_order(sender, order, **kwargs) -> None:
+    """Add the paid order to the customer's lifetime value, daily sales and units sold, after
+    the commit and outside the payment's lock window."""
+    transaction.on_commit(partial(services.counters_count_paid, order_id=order.pk))
+
+
+@receiver(refund_issued, dispatch_uid="orders.email_refund_notice")
+def email_refund_notice(sender, order, refund_id, amount, currency, **kwargs) -> None:
+    """Request the refund's own notice, with its amount, through the outbox: sent only if the
+    refund commits, and once per refund (an order refunded in parts gets a notice per part)."""
+    services.order_email_request(
+        order=order,
+        kind=EmailKind.REFUND,
+        reference=f"refund-{refund_id}",
+        context={"amount": str(amount), "currency": currency},
+    )
+
+
+@receiver(refund_issued, dispatch_uid="orders.count_refund")
+def count_refund(sender, order, refunds_the_order, **kwargs) -> None:
+    """Take the order off the customer's lifetime value after the commit, once the payment
+    that paid it is refunded in full (a partial refund or a stray payment's leaves it)."""
+    if refunds_the_order:
+        transaction.on_commit(partial(services.counters_count_refund, order_id=order.pk))

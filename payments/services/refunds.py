@@ -15,6 +15,7 @@ the stronger `FOR UPDATE` would also wait on (and make wait) every transaction w
 checks a foreign key to the row (a second charge of the order, its receipt e-mail).
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import transaction
@@ -83,6 +84,23 @@ def refund_apply(
     return refund
 
 
+def refund_issued_send(*, sender: Callable[..., object], refund: Refund, order: Order) -> None:
+    """Send `refund_issued` for a recorded refund, with the figures its receivers need.
+
+    Apps below payments react to the refund without importing payments' models, so the id,
+    amount, currency and whether it refunds the order travel as arguments of their own.
+    """
+    refund_issued.send(
+        sender=sender,
+        refund=refund,
+        order=order,
+        refund_id=refund.pk,
+        amount=refund.amount,
+        currency=refund.currency,
+        refunds_the_order=refund.refunds_the_order,
+    )
+
+
 @transaction.atomic
 def refund_issue(
     *, order: Order, actor=None, reason: str = "", order_locked: bool = False
@@ -123,5 +141,5 @@ def refund_issue(
         reason=reason,
         actor=actor,
     )
-    refund_issued.send(sender=refund_issue, refund=refund, order=order)
+    refund_issued_send(sender=refund_issue, refund=refund, order=order)
     return refund

@@ -28,9 +28,10 @@ from payments.services.refunds import (
     order_lock,
     payment_left_to_refund,
     refund_apply,
+    refund_issued_send,
 )
 from payments.services.unmatched import unmatched_record, unmatched_refunded_by_stockwire
-from payments.signals import payment_received, refund_issued
+from payments.signals import payment_received
 
 logger = logging.getLogger(__name__)
 
@@ -388,5 +389,5 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
             reason=f"partial refund {reference} of {event.amount} {event.currency} of payment "
             f"{payment.provider_reference}; the order stays {OrderStatus(order_status).label}",
         )
-    refund_issued.send(sender=refund_record, refund=refund, order=order)
+    refund_issued_send(sender=refund_record, refund=refund, order=order)
     return refund
