@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,13 @@ from django.db import connection, connections
 from config.celery import app as celery_app
 
 PROJECT_DIR = Path(__file__).resolve().parent
+# The project's packages, lowest layer or highest: import-linter's list is the one place that
+# names them (tests/test_architecture.py checks it against the tree and INSTALLED_APPS).
+PROJECT_PACKAGES: tuple[str, ...] = tuple(
+    tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "root_packages"
+    ]
+)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

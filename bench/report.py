@@ -1,11 +1,13 @@
 """What a bench run leaves behind: the JSON, the tables in bench/README.md, the PNG, a profile."""
 
+import functools
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,8 +106,11 @@ def summarize_profile(folder: Path) -> dict:
     }
 
 
+@functools.cache
 def stack_apps() -> tuple[str, ...]:
-    return ("outbox", "audit", "catalog", "inventory", "orders", "payments", "storefront", "config")
+    """The project's packages, as import-linter's configuration names them."""
+    config = tomllib.loads((stack.ROOT / "pyproject.toml").read_text())
+    return tuple(config["tool"]["importlinter"]["root_packages"])
 
 
 # --- the tables and the chart -----------------------------------------------------------------

@@ -13,25 +13,17 @@ from django.db.backends import signals as backend_signals
 from django.db.models import signals as model_signals
 from django.dispatch import Signal
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, PROJECT_PACKAGES
 
-OUR_PACKAGES = (
-    "config",
-    "outbox",
-    "audit",
-    "catalog",
-    "inventory",
-    "orders",
-    "payments",
-    "storefront",
-)
 WHERE = {"in the transaction", "on commit", "no transaction"}
 
 
 def _signals_by_name() -> dict[str, Signal]:
     found: dict[str, Signal] = {}
     modules = [model_signals, backend_signals, request_signals, celery_signals] + [
-        importlib.import_module(f"{package}.signals") for package in OUR_PACKAGES[1:]
+        importlib.import_module(f"{package}.signals")
+        for package in PROJECT_PACKAGES
+        if (PROJECT_DIR / package / "signals.py").is_file()
     ]
     for module in modules:
         for name, value in vars(module).items():
@@ -55,7 +47,7 @@ def _live_rows() -> set[tuple[str, str, str]]:
             receiver = reference() if isinstance(reference, weakref.ReferenceType) else reference
             # Celery connects promises of its own (no __qualname__): never ours.
             path = f"{receiver.__module__}.{getattr(receiver, '__qualname__', '?')}"
-            if not path.startswith(OUR_PACKAGES):
+            if not path.startswith(tuple(f"{package}." for package in PROJECT_PACKAGES)):
                 continue
             sender = labels.get(lookup_key[1], "?")
             rows.add((name, sender, path))

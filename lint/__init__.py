@@ -1,0 +1,1 @@
+"""Import-linter contract types of the project's own (pyproject's `contract_types`)."""
