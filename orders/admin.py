@@ -2,11 +2,12 @@
 
 Nothing about money or status is edited in a form: every change is an action that calls
 `orders.services`, so the same guarded transitions, ledger rows, signals and e-mails follow as
-from the API. Payments, invoices, credit notes and the refund action are added to this page by
-`payments.admin` (payments sits above orders, so orders cannot import it).
+from the API. Apps above orders add their panels, inlines and actions to the order page through
+`orders.admin_hooks` (payments: payments, refunds, invoice, credit notes and the refund action).
 """
 
 from django.contrib import admin
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -16,6 +17,7 @@ from django.utils.safestring import mark_safe
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
 from inventory.models import StockMovement
+from orders.admin_hooks import order_page_extensions
 from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
 from orders.models import Customer, Order, OrderEvent, OrderLine
 from orders.services import (
@@ -60,7 +62,10 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
+class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
+    """The order page: read-only (orders are placed through the API and changed only by
+    actions calling services), with what apps above orders add through `orders.admin_hooks`."""
+
     list_display = (
         "number",
         "customer_email",
@@ -99,16 +104,38 @@ class OrderAdmin(ServiceActionsMixin, admin.ModelAdmin):
     )
     readonly_fields = ("address", "stock_ledger")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Orders are placed by customers through the API (prices, stock and payment follow).
-        return False
+    def get_inlines(self, request: HttpRequest, obj: Order | None) -> list:
+        added = [inline for extension in order_page_extensions() for inline in extension.inlines]
+        return [*super().get_inlines(request, obj), *added]
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Every change is an action calling a service; the order page is for reading.
-        return False
+    def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        for extension in order_page_extensions():
+            shown = tuple(
+                panel.display
+                for panel in extension.panels
+                if request.user.has_perm(panel.permission)
+            )
+            if shown:
+                fieldsets.append((extension.title, {"fields": shown}))
+        return fieldsets
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple:
+        added = [
+            panel.display for extension in order_page_extensions() for panel in extension.panels
+        ]
+        return (*super().get_readonly_fields(request, obj), *added)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if IS_POPUP_VAR in request.GET:
+            return actions
+        for extension in order_page_extensions():
+            for action in extension.actions:
+                if request.user.has_perm(action.permission):
+                    function, name, description = self.get_action(action.function)
+                    actions[name] = (function, name, description)
+        return actions
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.ship_order")

@@ -1,10 +1,8 @@
 """Staff admin for payments: payments, refunds, invoices and credit notes (read-only, with
-document downloads), the refund action on the order page, and the unmatched payments and
-refunds support refund or resolve.
+document downloads), what the order page shows of them with the refund action, and the
+unmatched payments and refunds support refund or resolve.
 
-The order page is defined by `orders.admin`; payments sits above orders, so it is this module
-that adds what payments knows (payments, invoice, credit notes) and the refund action, by
-registering a subclass in its place.
+The order page is orders'; payments adds its part through `orders.admin_hooks`.
 """
 
 from django.contrib import admin
@@ -16,9 +14,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from core.admin import PanelPermissionsMixin, ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
-from orders.admin import OrderAdmin as OrdersOrderAdmin
+from orders.admin_hooks import (
+    OrderPageAction,
+    OrderPageExtension,
+    OrderPagePanel,
+    order_page_extend,
+)
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
 from payments.models import (
@@ -179,64 +182,58 @@ class RefundInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-admin.site.unregister(Order)
+@admin.display(description="invoice")
+def invoice_link(order: Order) -> str:
+    invoice = Invoice.objects.filter(order=order).first()
+    if invoice is None:
+        return "none (not paid)"
+    return _document_cell(invoice)
 
 
-@admin.register(Order)
-class OrderAdmin(PanelPermissionsMixin, OrdersOrderAdmin):
-    """The order page with its payments, refunds, invoice and credit notes, and refunds."""
-
-    inlines = (*OrdersOrderAdmin.inlines, PaymentInline, RefundInline)
-    actions = (*OrdersOrderAdmin.actions, "refund_orders")
-    fieldsets = (
-        *OrdersOrderAdmin.fieldsets,
-        ("Documents", {"fields": ("invoice_link", "credit_note_links")}),
+@admin.display(description="credit notes")
+def credit_note_links(order: Order) -> str:
+    notes = credit_notes_for_order(order=order)
+    if not notes:
+        return "none"
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}",
+        ((_document_cell(note),) for note in notes),
     )
-    readonly_fields = (*OrdersOrderAdmin.readonly_fields, "invoice_link", "credit_note_links")
-    # Warehouse staff read orders but not payments: the documents' numbers and amounts are
-    # shown only to users who may read the invoices and credit notes themselves.
-    panel_permissions = {
-        "invoice_link": "payments.view_invoice",
-        "credit_note_links": "payments.view_creditnote",
-    }
 
-    def has_refund_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("payments.issue_refund")
 
-    @admin.display(description="invoice")
-    def invoice_link(self, order: Order) -> str:
-        invoice = Invoice.objects.filter(order=order).first()
-        if invoice is None:
-            return "none (not paid)"
-        return _document_cell(invoice)
+@admin.action(description="Refund the selected orders in full")
+def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
+    return model_admin.run_with_form(
+        request,
+        queryset,
+        form_class=OrderReasonForm,
+        action="refund_orders",
+        title="Refund orders",
+        submit="Refund",
+        intro="What is left of the payment that paid the order is refunded and credited "
+        "against its invoice. Once that payment is refunded, refunding the order again "
+        "refunds its newest other payment (a duplicate charge, a late payment).",
+        verb="refunded",
+        service=refund_issue,
+        errors=(RefundError,),
+    )
 
-    @admin.display(description="credit notes")
-    def credit_note_links(self, order: Order) -> str:
-        notes = credit_notes_for_order(order=order)
-        if not notes:
-            return "none"
-        return format_html_join(
-            mark_safe("<br>"),
-            "{}",
-            ((_document_cell(note),) for note in notes),
-        )
 
-    @admin.action(description="Refund the selected orders in full", permissions=["refund"])
-    def refund_orders(self, request: HttpRequest, queryset: QuerySet[Order]):
-        return self.run_with_form(
-            request,
-            queryset,
-            form_class=OrderReasonForm,
-            action="refund_orders",
-            title="Refund orders",
-            submit="Refund",
-            intro="What is left of the payment that paid the order is refunded and credited "
-            "against its invoice. Once that payment is refunded, refunding the order again "
-            "refunds its newest other payment (a duplicate charge, a late payment).",
-            verb="refunded",
-            service=refund_issue,
-            errors=(RefundError,),
-        )
+# Warehouse staff read orders but not payments: the inlines ask for the payments' and refunds'
+# own view permissions, the documents' numbers and amounts for the invoices' and credit notes'.
+order_page_extend(
+    app_label="payments",
+    extension=OrderPageExtension(
+        title="Documents",
+        panels=(
+            OrderPagePanel(display=invoice_link, permission="payments.view_invoice"),
+            OrderPagePanel(display=credit_note_links, permission="payments.view_creditnote"),
+        ),
+        inlines=(PaymentInline, RefundInline),
+        actions=(OrderPageAction(function=refund_orders, permission="payments.issue_refund"),),
+    ),
+)
 
 
 def _admin_url(row: Invoice | CreditNote, view: str) -> str:

@@ -5,6 +5,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core import mail
@@ -21,6 +22,7 @@ from backoffice.roles import roles_sync
 from catalog.models import Category, Product, ProductImage, Variant
 from inventory.models import MovementReason, StockLevel, StockMovement
 from inventory.services import MAX_UNITS, stock_receive
+from orders.admin import OrderAdmin
 from orders.models import Order, OrderStatus
 from orders.services import order_ship
 from outbox.models import OutboxMessage, TaskFailure
@@ -418,6 +420,10 @@ def test_mark_delivered_moves_a_shipped_order_only(client):
 
 
 # --- order pages ----------------------------------------------------------------------------
+
+
+def test_the_order_page_served_is_the_one_orders_admin_defines():
+    assert type(admin.site.get_model_admin(Order)) is OrderAdmin
 
 
 def test_order_page_shows_lines_timeline_ledger_and_invoice_and_edits_nothing(client):
