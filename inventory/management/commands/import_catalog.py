@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from inventory.catalog_import import ImportFileError, catalog_import_file
+from inventory.catalog_csv import ImportFileError
+from inventory.catalog_import import catalog_import_file
 
 
 class _Unterminated:

@@ -4,13 +4,8 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inventory.catalog_import import (
-    OPTIONAL_COLUMNS,
-    REQUIRED_COLUMNS,
-    catalog_import_rows,
-    iter_csv_lines,
-    parse_rows,
-)
+from inventory.catalog_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, iter_csv_lines, parse_rows
+from inventory.catalog_import import catalog_import_rows
 from inventory.services import warehouse_ensure
 
 WAREHOUSES = (("main", "Main warehouse", 10), ("east", "East depot", 20))
