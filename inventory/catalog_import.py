@@ -19,12 +19,9 @@ rule 8); the stock itself goes to the ledger.
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Min, Model, Q
@@ -38,7 +35,7 @@ from catalog.models import Category, Product, Variant
 from catalog.services import product_search_document
 from catalog.signals import catalog_changed
 from core.sql import update_rows
-from inventory.catalog_csv import Row, catalog_csv_read
+from inventory.catalog_csv import Row
 from inventory.models import StockLevel, StockMovement, Warehouse
 from inventory.services import stock_set_on_hand, warehouse_ensure
 
@@ -77,63 +74,23 @@ class ImportReport:
         )
 
 
-class ProgressBar:
-    """A one-line progress bar on a stream (stderr), redrawn only when the percentage moves."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO | None = None, label: str = "importing") -> None:
-        self.total = max(total, 1)
-        self.stream = stream if stream is not None else sys.stderr
-        self.label = label
-        self.done = 0
-        self.shown = -1
-        self.started = time.monotonic()
-
-    def advance(self, count: int) -> None:
-        self.done = min(self.total, self.done + count)
-        percent = self.done * 100 // self.total
-        if percent == self.shown:
-            return
-        self.shown = percent
-        filled = self.WIDTH * self.done // self.total
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
-            f"{self.done}/{self.total} rows, {self.done / elapsed:,.0f} rows/s"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-def catalog_import_file(
-    *, path: str | Path, progress_stream: TextIO | None = None, actor=None
-) -> ImportReport:
-    """Import a catalog CSV file (`inventory.catalog_csv` has its format)."""
-    rows, errors = catalog_csv_read(path=path)
-    return catalog_import_rows(
-        rows=rows, errors=errors, progress_stream=progress_stream, actor=actor
-    )
-
-
 def catalog_import_rows(
     *,
     rows: list[Row],
     errors: list[tuple[int, str]] | None = None,
-    progress_stream: TextIO | None = None,
+    on_batch: Callable[[int], None] | None = None,
     actor=None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
-    """Import parsed rows in batches, each batch one transaction; return what changed."""
+    """Import parsed rows in batches, each batch one transaction; return what changed.
+
+    `on_batch(rows)` is called after each batch with its number of rows (a progress bar).
+    """
     report = ImportReport(rows=len(rows), errors=list(errors or []))
     categories = _categories_ensure(
         paths={row.category for row in rows if row.category}, report=report
     )
     warehouses = _warehouses_ensure(codes={row.warehouse for row in rows}, report=report)
-    progress = ProgressBar(len(rows), progress_stream) if progress_stream is not None else None
     products: dict[str, int] = {}
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -145,10 +102,8 @@ def catalog_import_rows(
             report=report,
             actor=actor,
         )
-        if progress is not None:
-            progress.advance(len(batch))
-    if progress is not None:
-        progress.close()
+        if on_batch is not None:
+            on_batch(len(batch))
     if report.changed:
         _statistics_refresh()
     report.errors.sort()

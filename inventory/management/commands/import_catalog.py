@@ -1,22 +1,47 @@
 """`manage.py import_catalog FILE.csv`: load products, SKUs and stock levels from a CSV file."""
 
+import time
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from inventory.catalog_csv import ImportFileError
-from inventory.catalog_import import catalog_import_file
+from inventory.catalog_csv import ImportFileError, catalog_csv_read
+from inventory.catalog_import import catalog_import_rows
 
 
-class _Unterminated:
-    """Write to a command's stderr without the newline it adds, so the bar redraws in place."""
+class ProgressBar:
+    """Draw a one-line progress bar on a command's stderr, redrawn when the percentage moves.
 
-    def __init__(self, wrapper: OutputWrapper) -> None:
-        self.wrapper = wrapper
+    Written without the newline a command's output adds to every write, so the bar redraws
+    in place; `close` ends the line.
+    """
 
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, ending="")
+    WIDTH = 30
 
-    def flush(self) -> None:
-        self.wrapper.flush()
+    def __init__(self, total: int, stream: OutputWrapper, label: str = "importing") -> None:
+        self.total = max(total, 1)
+        self.stream = stream
+        self.label = label
+        self.done = 0
+        self.shown = -1
+        self.started = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done = min(self.total, self.done + count)
+        percent = self.done * 100 // self.total
+        if percent == self.shown:
+            return
+        self.shown = percent
+        filled = self.WIDTH * self.done // self.total
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
+            f"{self.done}/{self.total} rows, {self.done / elapsed:,.0f} rows/s",
+            ending="",
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("")
 
 
 class Command(BaseCommand):
@@ -34,11 +59,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: str, no_progress: bool, **options) -> None:
         try:
-            report = catalog_import_file(
-                path=file, progress_stream=None if no_progress else _Unterminated(self.stderr)
-            )
+            rows, errors = catalog_csv_read(path=file)
         except ImportFileError as error:
             raise CommandError(str(error)) from error
+        progress = None if no_progress else ProgressBar(len(rows), self.stderr)
+        report = catalog_import_rows(
+            rows=rows, errors=errors, on_batch=progress.advance if progress else None
+        )
+        if progress is not None:
+            progress.close()
         self.stdout.write(
             f"{report.rows} rows: products {report.products_created} created, "
             f"{report.products_updated} updated; SKUs {report.variants_created} created, "
