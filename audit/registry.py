@@ -63,6 +63,24 @@ def audited_model(model: type[models.Model]) -> AuditedModel | None:
     return _audited.get(model)
 
 
+def audited_fields(
+    model: type[models.Model], names: Iterable[str] | None = None
+) -> tuple[models.Field, ...]:
+    """The fields of `model` the audit trail records, of those named (default: all).
+
+    An updated row is loaded with the imported columns only: reading another would cost a
+    query per row.
+    """
+    audited = audited_model(model)
+    if audited is None:
+        raise ValueError(f"{model._meta.label} is not audited")
+    fields = audited.fields
+    if names is None:
+        return fields
+    wanted = set(names)
+    return tuple(field for field in fields if field.name in wanted)
+
+
 def on_register(connect: Callable[[AuditedModel], None]) -> None:
     """Call `connect` for every registered model, now and for each one registered later.
 

@@ -6,6 +6,7 @@ or rolls back with the change it describes (design rule 2).
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -130,3 +131,43 @@ def _json_value(field: models.Field, value: Any) -> Any:
     if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
         return str(value.quantize(Decimal(1).scaleb(-field.decimal_places)))
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+@dataclass
+class AuditBatch:
+    """Collect the audit entries of a bulk write, to record them together when it is done.
+
+    Bulk writes send no model signals, so the audit receivers never see them; the writer notes
+    each row it creates or changes here (the changes as the receivers would write them) and
+    records them with one INSERT per action.
+    """
+
+    created: list[tuple[models.Model, Changes]] = field(default_factory=list)
+    updated: list[tuple[models.Model, Changes]] = field(default_factory=list)
+
+    def create(self, instance: models.Model, fields: tuple[models.Field, ...]) -> None:
+        """Note a row the bulk write created, with the values of its audited `fields`."""
+        snapshot = audit_snapshot(instance=instance, fields=fields)
+        self.created.append((instance, {name: [None, value] for name, value in snapshot.items()}))
+
+    def assign(
+        self, instance: models.Model, values: dict[str, Any], fields: tuple[models.Field, ...]
+    ) -> bool:
+        """Set the `values` (by attname) that differ on `instance` and note the change for
+        the audit trail; return whether any did."""
+        changed = {
+            name: value for name, value in values.items() if getattr(instance, name) != value
+        }
+        if not changed:
+            return False
+        before = audit_snapshot(instance=instance, fields=fields)
+        for name, value in changed.items():
+            setattr(instance, name, value)
+        after = audit_snapshot(instance=instance, fields=fields)
+        self.updated.append((instance, audit_diff(before=before, after=after)))
+        return True
+
+    def record(self, *, actor) -> None:
+        """Write the entries noted so far, as done by `actor`."""
+        audit_record_many(action=AuditAction.CREATE, changes_by_object=self.created, actor=actor)
+        audit_record_many(action=AuditAction.UPDATE, changes_by_object=self.updated, actor=actor)

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
+from django.utils import timezone
 
 
 def insert_instances(instances: Sequence[Model]) -> None:
@@ -291,3 +292,46 @@ def update_rows(model: type[Model], instances: Sequence[Model], names: Sequence[
         ),
         tail=[],
     )
+
+
+def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, key: str) -> dict[Any, int]:
+    """Insert new rows given as {attname: value}, all naming the same fields; return their ids
+    by the unique `key`.
+
+    On PostgreSQL: one `INSERT ... SELECT ... FROM unnest(...)`, the columns that differ per
+    row as one array each, every other column as one parameter holding the model's default
+    (timestamps: now). Building a model instance and binding a placeholder per value is most
+    of what a 100,000-row import would spend otherwise. Elsewhere: `bulk_create`. Like
+    `bulk_create`, it sends no model signals.
+    """
+    if connection.vendor != "postgresql":
+        created = model.objects.bulk_create([model(**row) for row in rows])
+        return {getattr(instance, key): instance.pk for instance in created}
+    template = model()
+    now = timezone.now()
+    varying = list(rows[0])
+    columns_of = [column for column in model._meta.concrete_fields if not column.primary_key]
+    selected, constants, arrays, names = [], [], [], []
+    for column in columns_of:
+        if column.attname in varying:
+            selected.append(f"v.{column.column}")
+            names.append(column.column)
+            kind = column.db_type(connection).split("(")[0]
+            arrays.append((f"%s::{kind}[]", [row[column.attname] for row in rows]))
+            continue
+        if getattr(column, "auto_now", False) or getattr(column, "auto_now_add", False):
+            value = now
+        else:
+            value = getattr(template, column.attname)
+        selected.append("%s")
+        constants.append(column.get_db_prep_save(value, connection))
+    table = model._meta.db_table
+    key_column = model._meta.get_field(key).column
+    sql = (
+        f"INSERT INTO {table} ({', '.join(column.column for column in columns_of)}) "
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(cast for cast, _ in arrays)}) "
+        f"AS v({', '.join(names)}) RETURNING id, {key_column}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, constants + [values for _, values in arrays])
+        return {row_key: pk for pk, row_key in cursor.fetchall()}
