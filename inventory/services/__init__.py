@@ -6,7 +6,7 @@ inside that transaction. Stock moves only through guarded conditional UPDATEs wh
 decide (design rule 5); rows are touched in primary-key order so concurrent callers cannot
 deadlock. Split by entity: `levels` (warehouses, receipts, adjustments), `reservations`
 (reserve, release, ship, return), `imports` (bulk on-hand for the catalog import); `sql` holds
-the set-based statements.
+the set-based statements, `events` the signals' one sender.
 """
 
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation, OutOfStock, Shortage

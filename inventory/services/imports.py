@@ -12,13 +12,13 @@ from catalog.models import Variant
 from catalog.selectors import product_ids_of_variants
 from inventory.models import MovementReason, StockLevel, Warehouse
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation
+from inventory.services.events import stock_changed_send
 from inventory.services.sql import insert_levels, insert_movements, update_levels
 from inventory.services.thresholds import (
     LowStockCrossing,
     availability_crossed_zero,
     crossings,
 )
-from inventory.signals import stock_changed, stock_low
 
 
 @dataclass(frozen=True)
@@ -125,18 +125,12 @@ def stock_set_on_hand(
         available = _available_before_and_after(
             levels=levels, created_ids=created_ids, changed=changed, applied=applied
         )
-        for crossing in _import_crossings(levels=levels, available=available, touched=touched):
-            stock_low.send(
-                sender=stock_set_on_hand,
-                variant_id=crossing.variant_id,
-                available=crossing.available,
-                threshold=crossing.threshold,
-            )
-        stock_changed.send(
+        stock_changed_send(
             sender=stock_set_on_hand,
             variant_ids=touched,
             product_ids=product_ids_of_variants(variant_ids=touched),
             availability_crossed_zero=availability_crossed_zero(available.values()),
+            low=_import_crossings(levels=levels, available=available, touched=touched),
         )
     return OnHandResult(changed_level_ids=[level_id for level_id, _ in applied], problems=problems)
 

@@ -13,8 +13,8 @@ from catalog.models import Variant
 from inventory.models import MovementReason, StockLevel, StockMovement, Warehouse
 from inventory.selectors import availability_by_variant
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation, positive_quantity
+from inventory.services.events import stock_changed_send
 from inventory.services.thresholds import availability_crossed_zero, crossings
-from inventory.signals import stock_changed, stock_low
 
 
 def _audit_stock_change(
@@ -83,7 +83,7 @@ def stock_receive(
         level=level, actor=actor, on_hand_delta=quantity, reason="receipt", note=note
     )
     free = level.on_hand - level.reserved
-    stock_changed.send(
+    stock_changed_send(
         sender=stock_receive,
         variant_ids=[variant.pk],
         product_ids=[variant.product_id],
@@ -146,22 +146,16 @@ def stock_adjust(
         note=note.strip()[:255],
     )
     after = availability_by_variant(variant_ids=[variant.pk])[variant.pk]
-    for crossing in crossings(
-        before={variant.pk: after - on_hand_delta},
-        after={variant.pk: after},
-        thresholds={variant.pk: variant.low_stock_threshold},
-    ):
-        stock_low.send(
-            sender=stock_adjust,
-            variant_id=crossing.variant_id,
-            available=crossing.available,
-            threshold=crossing.threshold,
-        )
     free = level.on_hand - level.reserved
-    stock_changed.send(
+    stock_changed_send(
         sender=stock_adjust,
         variant_ids=[variant.pk],
         product_ids=[variant.product_id],
         availability_crossed_zero=availability_crossed_zero([(free - on_hand_delta, free)]),
+        low=crossings(
+            before={variant.pk: after - on_hand_delta},
+            after={variant.pk: after},
+            thresholds={variant.pk: variant.low_stock_threshold},
+        ),
     )
     return level

@@ -19,9 +19,9 @@ from inventory.models import (
     Warehouse,
 )
 from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
+from inventory.services.events import stock_changed_send
 from inventory.services.sql import RowsWrite, move_levels, movements_insert
 from inventory.services.thresholds import availability_crossed_zero, crossings
-from inventory.signals import stock_changed, stock_low
 
 
 def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
@@ -167,14 +167,7 @@ def stock_reserve(
         for level_id, variant_id, on_hand, reserved in changed:
             after[variant_id] += (on_hand - reserved) - planned_free[level_id]
         before = {variant_id: after[variant_id] + requested[variant_id] for variant_id in requested}
-        for crossing in crossings(before=before, after=after, thresholds=thresholds):
-            stock_low.send(
-                sender=stock_reserve,
-                variant_id=crossing.variant_id,
-                available=crossing.available,
-                threshold=crossing.threshold,
-            )
-        stock_changed.send(
+        stock_changed_send(
             sender=stock_reserve,
             variant_ids=list(requested),
             product_ids=sorted({row[5] for row in levels}),
@@ -182,6 +175,7 @@ def stock_reserve(
                 (planned_free[level_id], on_hand - reserved)
                 for level_id, _, on_hand, reserved in changed
             ),
+            low=crossings(before=before, after=after, thresholds=thresholds),
         )
 
 
@@ -323,7 +317,7 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
         note=note,
     )
     if settled.variant_ids:
-        stock_changed.send(
+        stock_changed_send(
             sender=stock_release,
             variant_ids=settled.variant_ids,
             product_ids=settled.product_ids,
@@ -351,7 +345,7 @@ def stock_ship(*, reference: str, actor=None) -> None:
     )
     if not settled.variant_ids:
         raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
-    stock_changed.send(
+    stock_changed_send(
         sender=stock_ship,
         variant_ids=settled.variant_ids,
         product_ids=settled.product_ids,
@@ -378,7 +372,7 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     )
     if not settled.variant_ids:
         raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
-    stock_changed.send(
+    stock_changed_send(
         sender=stock_return,
         variant_ids=settled.variant_ids,
         product_ids=settled.product_ids,
