@@ -347,11 +347,11 @@ def receivers_timed(spent: dict[str, float], operation: list[str]):
 
 
 def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
-    from django.conf import settings
     from django.contrib.auth import get_user_model
 
     from orders.services import LineRequest, customer_for_user, order_place, order_ship
-    from payments.services import webhook_handle, webhook_signature
+    from payments.demo_provider import demo_event, demo_event_signed
+    from payments.services import webhook_handle
 
     user = get_user_model().objects.create_user(
         username=f"signals-{uuid.uuid4().hex[:10]}@bench.example", password=None
@@ -371,20 +371,8 @@ def measure_signals(rounds: int = 6, per_round: int = 30) -> dict:
             shipping_address=ADDRESS,
         )
         placed = time.perf_counter()
-        body = json.dumps(
-            {
-                "id": f"evt_{uuid.uuid4().hex}",
-                "type": "payment.succeeded",
-                "data": {
-                    "order_number": order.number,
-                    "amount": str(order.total),
-                    "currency": order.currency,
-                    "payment_reference": f"pay_{uuid.uuid4().hex}",
-                },
-            }
-        ).encode()
-        header = webhook_signature(
-            body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
+        body, header = demo_event_signed(
+            demo_event(order_number=order.number, amount=order.total, currency=order.currency)
         )
         operation[0] = "pay"
         paid_started = time.perf_counter()

@@ -5,11 +5,8 @@ Built through the services (never rows written by hand), so every order has the 
 invoice and events a real one has.
 """
 
-import json
-import time
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
@@ -20,7 +17,8 @@ from inventory.models import Warehouse
 from inventory.services import stock_receive
 from orders.models import Order
 from orders.services import LineRequest, customer_for_user, order_place
-from payments.services import webhook_handle, webhook_signature
+from payments.demo_provider import demo_event, demo_event_signed
+from payments.services import webhook_handle
 
 PASSWORD = "correct horse battery staple"
 ADDRESS = {
@@ -84,21 +82,14 @@ def order_placed(*, variant: Variant, quantity: int = 2, email: str = "grace@exa
 
 def order_pay(order: Order) -> Order:
     """Pay `order` in full through a signed provider event, as the demo provider would."""
-    body = json.dumps(
-        {
-            "id": f"evt-{order.number}",
-            "type": "payment.succeeded",
-            "data": {
-                "order_number": order.number,
-                "amount": str(order.total),
-                "currency": order.currency,
-                "payment_reference": f"pay-{order.number}",
-            },
-        }
-    ).encode()
-    signature = webhook_signature(
-        body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
+    event = demo_event(
+        order_number=order.number,
+        amount=order.total,
+        currency=order.currency,
+        event_id=f"evt-{order.number}",
+        payment_reference=f"pay-{order.number}",
     )
+    body, signature = demo_event_signed(event)
     webhook_handle(provider="demo", body=body, signature_header=signature)
     order.refresh_from_db()
     return order

@@ -1,13 +1,7 @@
 """Builders for payments tests: provider events and their signed webhook calls."""
 
-import json
-import time
-import uuid
-
-from django.conf import settings
-
 from orders.models import Order
-from payments.services import webhook_signature
+from payments.demo_provider import demo_event, demo_event_signed
 
 
 def payment_event(
@@ -19,27 +13,17 @@ def payment_event(
     event_id: str | None = None,
     payment_reference: str | None = None,
 ) -> dict:
-    return {
-        "id": event_id or f"evt_{uuid.uuid4().hex}",
-        "type": event_type,
-        "data": {
-            "order_number": order.number,
-            "amount": amount or str(order.total),
-            "currency": currency or order.currency,
-            "payment_reference": payment_reference or f"pay_{uuid.uuid4().hex}",
-        },
-    }
+    return demo_event(
+        order_number=order.number,
+        amount=amount or str(order.total),
+        currency=currency or order.currency,
+        event_type=event_type,
+        event_id=event_id,
+        payment_reference=payment_reference,
+    )
 
 
 def signed(event: dict, *, timestamp: int | None = None, secret: str | None = None) -> dict:
     """The keyword arguments of `webhook_handle` for `event`, correctly signed."""
-    body = json.dumps(event).encode()
-    return {
-        "provider": "demo",
-        "body": body,
-        "signature_header": webhook_signature(
-            body=body,
-            secret=secret or settings.PAYMENT_WEBHOOK_SECRET,
-            timestamp=int(time.time()) if timestamp is None else timestamp,
-        ),
-    }
+    body, signature = demo_event_signed(event, secret=secret, timestamp=timestamp)
+    return {"provider": "demo", "body": body, "signature_header": signature}

@@ -4,11 +4,9 @@ Plain functions, not fixtures, so each test module states which ones it uses.
 """
 
 import json
-import time
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from model_bakery import baker
@@ -16,7 +14,7 @@ from model_bakery import baker
 from catalog.models import Category, Product, Variant
 from inventory.models import Warehouse
 from inventory.services import stock_receive
-from payments.services import webhook_signature
+from payments.demo_provider import demo_event_signed
 from storefront.services import token_issue
 
 ADDRESS = {
@@ -80,12 +78,7 @@ def order_post(
 
 def signed_webhook(client: Client, event: dict, *, timestamp: int | None = None):
     """POST `event` to the webhook, signed as the demo provider signs it."""
-    body = json.dumps(event).encode()
-    signature = webhook_signature(
-        body=body,
-        secret=settings.PAYMENT_WEBHOOK_SECRET,
-        timestamp=int(time.time()) if timestamp is None else timestamp,
-    )
+    body, signature = demo_event_signed(event, timestamp=timestamp)
     return client.post(
         "/api/v1/payments/webhook",
         data=body,

@@ -2,7 +2,6 @@
 
 import json
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from catalog.models import Variant
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
 from orders.services import counters
+from payments.demo_provider import demo_event
 from payments.models import Payment
 from storefront.models import IdempotencyKey
 from storefront.tasks import idempotency_keys_purge_task
@@ -53,17 +53,7 @@ def bob():
 
 def paid(client, number: str, amount: str, event_id: str | None = None):
     return signed_webhook(
-        client,
-        {
-            "id": event_id or f"evt_{uuid.uuid4().hex}",
-            "type": "payment.succeeded",
-            "data": {
-                "order_number": number,
-                "amount": amount,
-                "currency": "EUR",
-                "payment_reference": f"pay_{uuid.uuid4().hex[:12]}",
-            },
-        },
+        client, demo_event(order_number=number, amount=amount, currency="EUR", event_id=event_id)
     )
 
 

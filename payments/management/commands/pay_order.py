@@ -1,15 +1,12 @@
-import json
-import time
 import urllib.error
 import urllib.request
 import uuid
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.models import Order
+from payments.demo_provider import demo_event, demo_event_signed
 from payments.models import Payment
-from payments.services import webhook_signature
 
 WEBHOOK_PATH = "/api/v1/payments/webhook"
 
@@ -30,20 +27,13 @@ class Command(BaseCommand):
             order = Order.objects.get(number=number)
         except Order.DoesNotExist as error:
             raise CommandError(f"no order {number}") from error
-        event = {
-            "id": f"evt_{uuid.uuid4().hex}",
-            "type": "payment.succeeded",
-            "data": {
-                "order_number": order.number,
-                "amount": str(order.total),
-                "currency": order.currency,
-                "payment_reference": f"demo_{uuid.uuid4().hex}",
-            },
-        }
-        body = json.dumps(event).encode()
-        signature = webhook_signature(
-            body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
+        event = demo_event(
+            order_number=order.number,
+            amount=order.total,
+            currency=order.currency,
+            payment_reference=f"demo_{uuid.uuid4().hex}",
         )
+        body, signature = demo_event_signed(event)
         request = urllib.request.Request(
             url.rstrip("/") + WEBHOOK_PATH,
             data=body,
