@@ -94,9 +94,9 @@ def test_every_signal_map_row_says_where_it_runs():
     assert [row for row in _readme_rows() if row["where"] not in WHERE] == []
 
 
-def _sends(function, signal_name: str, *, helpers: int = 1) -> bool:
+def _sends(function, signal_name: str, *, helpers: int = 2) -> bool:
     """Whether `function` sends the signal itself or through a function of its module it calls
-    (a helper that sends with the arguments every sender owes the receivers)."""
+    (a helper that sends with the arguments every sender owes the receivers), or one it calls."""
     source = inspect.getsource(function)
     if f"{signal_name}.send" in source:
         return True

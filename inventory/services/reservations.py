@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -231,17 +230,9 @@ def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list
         return sorted(cursor.fetchall())
 
 
-@dataclass(frozen=True)
-class _Settled:
-    """What a settlement moved: nothing (no ids) when the reference held nothing."""
-
-    variant_ids: list[int]
-    product_ids: list[int]
-    availability_crossed_zero: bool
-
-
 def _settle(
     *,
+    sender: Callable[..., object],
     reference: str,
     from_state: str,
     to_state: str,
@@ -250,12 +241,12 @@ def _settle(
     reason: str,
     actor,
     note: str,
-) -> _Settled:
-    """Move what `reference` holds in `from_state` and write the ledger; return the variants
-    and products whose levels moved and whether a level's availability crossed zero."""
+) -> bool:
+    """Move what `reference` holds in `from_state`, write the ledger and send `stock_changed`
+    (as `sender`); return False, sending nothing, when the reference held nothing."""
     moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
     if not moved:
-        return _Settled(variant_ids=[], product_ids=[], availability_crossed_zero=False)
+        return False
     # Read before the UPDATE below, which keeps the levels locked until the commit.
     product_ids = sorted(
         set(
@@ -289,7 +280,8 @@ def _settle(
     # takes both, leaves it where it was.
     freed_per_unit = on_hand_sign - reserved_sign
     quantity_of = dict(moved)
-    return _Settled(
+    stock_changed_send(
+        sender=sender,
         variant_ids=sorted({row[1] for row in changed}),
         product_ids=product_ids,
         availability_crossed_zero=availability_crossed_zero(
@@ -297,6 +289,7 @@ def _settle(
             for level_id, _, on_hand, reserved in changed
         ),
     )
+    return True
 
 
 @transaction.atomic
@@ -306,7 +299,8 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
     A no-op when the reference holds nothing, so a repeated cancel changes nothing.
     Sends `stock_changed` when units were released; requests no tasks.
     """
-    settled = _settle(
+    _settle(
+        sender=stock_release,
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.RELEASED,
@@ -316,13 +310,6 @@ def stock_release(*, reference: str, actor=None, note: str = "") -> None:
         actor=actor,
         note=note,
     )
-    if settled.variant_ids:
-        stock_changed_send(
-            sender=stock_release,
-            variant_ids=settled.variant_ids,
-            product_ids=settled.product_ids,
-            availability_crossed_zero=settled.availability_crossed_zero,
-        )
 
 
 @transaction.atomic
@@ -333,7 +320,8 @@ def stock_ship(*, reference: str, actor=None) -> None:
     shipped or released): shipping goods that were never held is a bug to surface.
     Sends `stock_changed`; requests no tasks.
     """
-    settled = _settle(
+    if not _settle(
+        sender=stock_ship,
         reference=reference,
         from_state=AllocationState.RESERVED,
         to_state=AllocationState.SHIPPED,
@@ -342,15 +330,8 @@ def stock_ship(*, reference: str, actor=None) -> None:
         reason=MovementReason.SHIPMENT,
         actor=actor,
         note="",
-    )
-    if not settled.variant_ids:
+    ):
         raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
-    stock_changed_send(
-        sender=stock_ship,
-        variant_ids=settled.variant_ids,
-        product_ids=settled.product_ids,
-        availability_crossed_zero=settled.availability_crossed_zero,
-    )
 
 
 @transaction.atomic
@@ -360,7 +341,8 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
     Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
     already returned). Sends `stock_changed`; requests no tasks.
     """
-    settled = _settle(
+    if not _settle(
+        sender=stock_return,
         reference=reference,
         from_state=AllocationState.SHIPPED,
         to_state=AllocationState.RETURNED,
@@ -369,12 +351,5 @@ def stock_return(*, reference: str, actor=None, note: str = "") -> None:
         reason=MovementReason.RETURN,
         actor=actor,
         note=note,
-    )
-    if not settled.variant_ids:
+    ):
         raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
-    stock_changed_send(
-        sender=stock_return,
-        variant_ids=settled.variant_ids,
-        product_ids=settled.product_ids,
-        availability_crossed_zero=settled.availability_crossed_zero,
-    )
