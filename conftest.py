@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from config.celery import app as celery_app
+from outbox import services as outbox_services
 
 PROJECT_DIR = Path(__file__).resolve().parent
 # The project's packages, lowest layer or highest: import-linter's list is the one place that
@@ -53,6 +54,14 @@ def eager_tasks(settings) -> Iterator[None]:
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def broker_not_paused() -> Iterator[None]:
+    """A publish failure pauses publishing in this process; no test inherits another's pause."""
+    outbox_services._resume_broker()
+    yield
+    outbox_services._resume_broker()
 
 
 @pytest.fixture

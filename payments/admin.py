@@ -42,8 +42,13 @@ from payments.services import (
 )
 
 
-class DocumentDownloadMixin:
-    """A download of the model's `document` file for users who may view the row."""
+class DocumentAdmin(ReadOnlyAdmin):
+    """Show an issued document (invoice, credit note) with a download of its `document` file
+    for users who may view the row."""
+
+    date_hierarchy = "issued_at"
+    exclude = ("document",)
+    readonly_fields = ("document_link",)
 
     def get_urls(self) -> list:
         opts = self.model._meta
@@ -91,23 +96,17 @@ class RefundAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(DocumentDownloadMixin, ReadOnlyAdmin):
+class InvoiceAdmin(DocumentAdmin):
     list_display = ("number", "order", "total", "currency", "issued_at", "document_link")
     search_fields = ("number", "order__number", "order__customer__user__email")
     list_select_related = ("order",)
-    date_hierarchy = "issued_at"
-    exclude = ("document",)
-    readonly_fields = ("document_link",)
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(DocumentDownloadMixin, ReadOnlyAdmin):
+class CreditNoteAdmin(DocumentAdmin):
     list_display = ("number", "invoice", "amount", "currency", "issued_at", "document_link")
     search_fields = ("number", "invoice__number", "invoice__order__number")
     list_select_related = ("invoice",)
-    date_hierarchy = "issued_at"
-    exclude = ("document",)
-    readonly_fields = ("document_link",)
 
 
 @admin.register(ProcessedEvent)

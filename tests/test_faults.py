@@ -42,13 +42,6 @@ ORDERS_PER_MODE = 10
 BROKER_SOCKET_TIMEOUT = settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"]
 
 
-@pytest.fixture(autouse=True)
-def broker_not_paused():
-    services._resume_broker()
-    yield
-    services._resume_broker()
-
-
 @pytest.fixture
 def gate():
     gate = BrokerGate(target_url=settings.REDIS_URL, mode=FORWARD)

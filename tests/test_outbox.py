@@ -26,14 +26,6 @@ from tests.faults import celery_broker, closed_port
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def broker_not_paused():
-    """A publish failure pauses publishing in this process; no test inherits another's pause."""
-    services._resume_broker()
-    yield
-    services._resume_broker()
-
-
 @pytest.fixture
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
