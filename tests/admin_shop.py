@@ -1,5 +1,4 @@
-"""Shop data for the admin tests: staff in a role, stocked variants, placed and paid orders;
-and the changelist's actions as a browser posts them.
+"""Shop data for the admin tests: staff in a role, stocked variants, placed and paid orders.
 
 Built through the services (never rows written by hand), so every order has the ledger rows,
 invoice and events a real one has.
@@ -9,7 +8,6 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.messages import get_messages
 from model_bakery import baker
 
 from catalog.models import Product, Variant
@@ -97,22 +95,3 @@ def order_pay(order: Order) -> Order:
 
 def order_paid(*, variant: Variant, quantity: int = 2, email: str = "grace@example.com") -> Order:
     return order_pay(order_placed(variant=variant, quantity=quantity, email=email))
-
-
-def action_choices(client, url: str) -> set[str]:
-    response = client.get(url)
-    assert response.status_code == 200
-    form = response.context["action_form"]  # None when the user may run no action at all
-    return {name for name, _label in form.fields["action"].choices} if form else set()
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
-
-
-def run_action(client, url: str, action: str, objects, **fields):
-    """POST an action the way the changelist does; `apply` submits its intermediate form."""
-    data = {"action": action, "_selected_action": [obj.pk for obj in objects], **fields}
-    if "apply" not in fields:
-        data["index"] = 0
-    return client.post(url, data)

@@ -5,12 +5,10 @@ from django.contrib.auth.models import Group
 
 from orders.models import Order
 from orders.services import order_flag
+from tests.admin.client import action_choices, messages_of, run_action
 from tests.admin_shop import (
-    action_choices,
-    messages_of,
     order_paid,
     order_placed,
-    run_action,
     staff_user,
     variant_stocked,
 )

@@ -16,7 +16,8 @@ from payments.services import (
     unmatched_payment_resolve,
     webhook_handle,
 )
-from tests.admin_shop import run_action, staff_user
+from tests.admin.client import run_action
+from tests.admin_shop import staff_user
 from tests.orders_helpers import customer_new, order_new, variant_stocked
 from tests.payments_helpers import payment_event, signed
 

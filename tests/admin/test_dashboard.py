@@ -1,9 +1,11 @@
-"""The dashboard's figures: what counts as a sale, days without orders, the chart's scale."""
+"""The dashboard: what counts as a sale, days without orders, the chart's scale, and the page
+with the panels each user may read."""
 
 import datetime
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from backoffice.dashboard import (
@@ -16,7 +18,14 @@ from backoffice.dashboard import (
 from orders.models import Order
 from orders.services import order_cancel
 from payments.services import webhook_handle
-from tests.admin_shop import order_paid, order_placed, variant_stocked, warehouse_main
+from tests.admin.client import LEVELS_URL
+from tests.admin_shop import (
+    order_paid,
+    order_placed,
+    staff_user,
+    variant_stocked,
+    warehouse_main,
+)
 from tests.payments_helpers import payment_event, signed
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +146,57 @@ def test_low_stock_counts_units_available_in_active_warehouses_only():
     # then
     assert with_main_closed == {"LOW": 0, "FINE": 0, "HELD": 0}
     assert with_main_open == {"LOW": 3, "HELD": 2}
+
+
+def test_dashboard_shows_today_chart_low_stock_and_attention(client, django_assert_max_num_queries):
+    # given
+    variant = variant_stocked(sku="LAST-FEW", price="10.00", on_hand=4, threshold=3)
+    paid = order_paid(variant=variant, quantity=2)
+    flagged = order_placed(variant=variant, quantity=1)
+    Order.objects.filter(pk=flagged.pk).update(needs_attention=True, attention_reason="odd")
+    client.force_login(staff_user("manager"))
+
+    # when
+    with django_assert_max_num_queries(20):
+        response = client.get("/admin/")
+
+    # then
+    html = response.content.decode()
+    assert response.context["today"].orders == 2
+    assert response.context["today"].revenue == paid.total
+    assert len(response.context["chart"]["bars"]) == 30
+    assert html.count('class="bar"') == 30
+    assert [v.sku for v in response.context["low_stock"]] == ["LAST-FEW"]
+    assert response.context["low_stock"][0].available == 1
+    assert [o.number for o in response.context["attention_orders"]] == [flagged.number]
+    assert "<svg" in html
+
+
+def test_dashboard_hides_sales_from_a_user_without_order_access(client):
+    # given
+    user = get_user_model().objects.create_user(username="clerk", is_staff=True)
+    client.force_login(user)
+
+    # when
+    response = client.get("/admin/")
+
+    # then
+    assert response.status_code == 200
+    assert "chart" not in response.context
+    assert "low_stock" not in response.context
+
+
+def test_dashboard_low_stock_link_lists_the_levels_of_that_variant(client):
+    # given
+    low = variant_stocked(sku="LOW-ONE", on_hand=1, threshold=3)
+    variant_stocked(sku="OTHER", on_hand=1, threshold=3)
+    client.force_login(staff_user("warehouse"))
+    dashboard = client.get("/admin/").content.decode()
+    link = f"{LEVELS_URL}?variant__id__exact={low.pk}"
+
+    # when
+    response = client.get(link)
+
+    # then
+    assert f'href="{link}"' in dashboard
+    assert [level.variant.sku for level in response.context["cl"].result_list] == ["LOW-ONE"]
