@@ -39,14 +39,9 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from bench.harness import ADDRESS  # noqa: E402
+
 ROOT_DIR = Path(__file__).resolve().parent.parent
-ADDRESS = {
-    "name": "Bench Buyer",
-    "line1": "1 Load Street",
-    "city": "Loopback",
-    "postal_code": "12345",
-    "country": "DE",
-}
 # The statement that takes the stock row locks: an UPDATE of the levels (also inside a CTE).
 STOCK_UPDATE = re.compile(r'UPDATE\s+"?inventory_stocklevel"?', re.IGNORECASE)
 PROJECT_APPS = ("outbox", "audit", "catalog", "inventory", "orders", "payments", "storefront")

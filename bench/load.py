@@ -22,13 +22,8 @@ from typing import Any
 
 import aiohttp
 
-ADDRESS = {
-    "name": "Bench Buyer",
-    "line1": "1 Load Street",
-    "city": "Loopback",
-    "postal_code": "12345",
-    "country": "DE",
-}
+from bench.harness import ADDRESS
+
 REQUEST_TIMEOUT_SECONDS = 30
 
 

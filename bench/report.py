@@ -124,7 +124,7 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b else "–"
 
 
-# What B2's cases of a selling shop read (bench/run.py, `selling_reads`).
+# What B2's cases of a selling shop read (bench/cases/b2_catalog.py, `selling_reads`).
 SELLING_READS = {
     "list_cached_while_ordering": "the first 5 pages of 20 products",
     "in_stock_cached_while_ordering": "the first 5 pages of 20 products in stock",
