@@ -1,4 +1,4 @@
-"""The reference schema (`shared/bench-reference/schema.sql`) as unmanaged models.
+"""The reference schema (`bench/reference/schema.sql`) as unmanaged models.
 
 Only for the naive ORM checkout (`bench.urls.naive_checkout`): the raw-SQL reference
 transaction's 12 statements written through the ORM, on the very tables pgbench uses, so the

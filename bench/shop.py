@@ -6,7 +6,7 @@ Stockwire (design rule 8), it fills the search document itself and then sends `c
 and `stock_changed` for the whole batch. The history (customers, orders, lines, allocations and a
 consistent stock ledger) is written set-based in SQL, then every table is VACUUM ANALYZEd: a shop
 that has been live has history, and on empty tables PostgreSQL caches sequential-scan plans for
-foreign-key checks and throughput halves every few seconds (see shared/bench-reference/README.md).
+foreign-key checks and throughput halves every few seconds (see bench/reference/README.md).
 """
 
 import os

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-REFERENCE = Path(os.environ.get("BENCH_REFERENCE", ROOT.parent / "shared" / "bench-reference"))
+REFERENCE = ROOT / "bench" / "reference"
 GUNICORN_WORKERS = 4
 
 
