@@ -2,7 +2,7 @@
 
 Connected per registered model (one dispatch_uid per model and signal) when the model is
 registered, so unregistered models pay nothing. They run inside the saving transaction: an
-entry commits or rolls back with the change it records (design rule 2).
+entry commits or rolls back with the change it records.
 """
 
 from django.db.models.signals import post_delete, post_save, pre_save

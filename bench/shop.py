@@ -2,7 +2,7 @@
 
 `python -m bench.shop` (run by bench.run with the bench database in the environment). The
 catalog goes in with `bulk_create`, which sends no model signals, so, like every bulk path in
-Stockwire (design rule 8), it fills the search document itself and then sends `catalog_changed`
+Stockwire, it fills the search document itself and then sends `catalog_changed`
 and `stock_changed` for the whole batch. The history (customers, orders, lines, allocations and a
 consistent stock ledger) is written set-based in SQL, then every table is VACUUM ANALYZEd: a shop
 that has been live has history, and on empty tables PostgreSQL caches sequential-scan plans for
@@ -227,7 +227,7 @@ def main() -> None:
     started = time.perf_counter()
     with transaction.atomic():
         product_ids, variant_ids = load_catalog()
-        # Bulk paths announce their batch (design rule 8): caches, search and audit follow.
+        # Bulk paths announce their batch: caches, search and audit follow.
         catalog_changed.send(sender=None, product_ids=product_ids)
         stock_changed.send(
             sender=None,

@@ -1,4 +1,4 @@
-"""Request Celery tasks so that none is lost and none outlives a rollback (design rule 4).
+"""Request Celery tasks so that none is lost and none outlives a rollback.
 
 `outbox_enqueue` writes the request in the caller's transaction and hands it to the broker when
 that transaction commits. The row stays open until the task has done its work: a worker's
@@ -159,7 +159,7 @@ def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str,
     Never raises: it runs after the caller's COMMIT, where an error would reach a caller whose
     work is saved (a placed order answered as a failure) and stop Django from running the
     transaction's later on-commit callbacks (counters, cache invalidation). A failing on-commit
-    effect is logged and retried through the outbox (design rule 7): the row stays pending.
+    effect is logged and retried through the outbox: the row stays pending.
     Not `on_commit(robust=True)`: Django 5.2 names a failed callback by its `__qualname__`,
     which a partial lacks, so the failure would surface as an AttributeError.
     """

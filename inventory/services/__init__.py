@@ -3,7 +3,7 @@
 Every service is one transaction, writes a ledger row for every change of a level, and sends
 `stock_changed(variant_ids=[...], product_ids=[...], availability_crossed_zero=...)` once,
 inside that transaction. Stock moves only through guarded conditional UPDATEs whose row counts
-decide (design rule 5); rows are touched in primary-key order so concurrent callers cannot
+decide; rows are touched in primary-key order so concurrent callers cannot
 deadlock. Split by entity: `levels` (warehouses, receipts, adjustments), `reservations`
 (reserve, release, ship, return), `imports` (bulk on-hand for the catalog import); `sql` holds
 the set-based statements, `events` the signals' one sender.

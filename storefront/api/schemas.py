@@ -1,4 +1,4 @@
-"""Request and response bodies of API v1, field for field as design.md's contract.
+"""Request and response bodies of API v1, field for field as the API contract states them.
 
 Money is a decimal string with two places beside a `currency`. Every free-text input refuses
 NUL characters (PostgreSQL cannot store them) and has a length limit that fits its column, so
