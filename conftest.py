@@ -131,8 +131,11 @@ def child_process_env(tmp_path) -> dict[str, str]:
 
 
 def celery_worker_command(*, queue: str, hostname: str, pool: str = "solo") -> list[str]:
-    """The command line of a test's own Celery worker: one process, one queue, no chatter with
-    other workers on the broker (gossip, mingle, heartbeat), so it starts in a second."""
+    """Return the command line of a test's own Celery worker: one process, one queue.
+
+    No chatter with other workers on the broker (gossip, mingle, heartbeat), so it starts in a
+    second.
+    """
     return [
         sys.executable,
         "-m",

@@ -1,7 +1,7 @@
 """Write audit entries: explicitly (stock receipts, bulk paths) or from the model receivers.
 
 Entries are written with the caller's connection inside its transaction, so an entry commits
-or rolls back with the change it describes (design rule 2).
+or rolls back with the change it describes.
 """
 
 import json
@@ -37,13 +37,12 @@ def audit_record(*, action: str, obj: models.Model, changes: Changes, actor=None
 def audit_record_many(
     *, action: str, changes_by_object: Iterable[tuple[models.Model, Changes]], actor=None
 ) -> int:
-    """Record the same kind of change of many objects in one INSERT (for bulk paths); return
-    how many entries were written.
+    """Record the same kind of change of many objects in one INSERT; return the entries written.
 
-    On PostgreSQL the entries travel as one JSON array that the INSERT unpacks: building an
-    AuditEntry per object and binding its eight values is what `bulk_create` would spend on
-    the tens of thousands of rows of a catalog import. Elsewhere: `bulk_create`.
-    Sends no signals, requests no tasks.
+    For bulk paths. On PostgreSQL the entries travel as one JSON array that the INSERT unpacks:
+    building an AuditEntry per object and binding its eight values is what `bulk_create` would
+    spend on the tens of thousands of rows of a catalog import. Elsewhere: `bulk_create`. Sends no
+    signals, requests no tasks.
     """
     pairs = list(changes_by_object)
     connection = connections[router.db_for_write(AuditEntry)]
@@ -153,8 +152,10 @@ class AuditBatch:
     def assign(
         self, instance: models.Model, values: dict[str, Any], fields: tuple[models.Field, ...]
     ) -> bool:
-        """Set the `values` (by attname) that differ on `instance` and note the change for
-        the audit trail; return whether any did."""
+        """Set the `values` (by attname) that differ on `instance`; return whether any did.
+
+        The change is noted for the audit trail, with the audited `fields` before and after.
+        """
         changed = {
             name: value for name, value in values.items() if getattr(instance, name) != value
         }

@@ -95,17 +95,14 @@ def product_ids_of_variants(*, variant_ids: Iterable[int]) -> list[int]:
 
 
 def _with_storefront_relations(products: QuerySet[Product]) -> QuerySet[Product]:
-    """What the storefront renders of each product, in three queries for any number of them:
-    its category, its active variants as `active_variants` and its images as `ordered_images`
-    (plain lists, in display order; `product.variants.all()` would query again, and would
-    include inactive variants).
+    """Load what the storefront renders of each product in three queries, whatever their number.
 
-    The prefetches go to lists (`to_attr`) rather than to the related managers, which build a
-    queryset per product and relation: on an uncached page of 20 products that cost more CPU
-    than the three queries (bench/README.md, "Catalog"). Only the columns the storefront renders
-    are read (no timestamps, search document or variant attributes to convert): a fifth less CPU
-    per uncached page. Rendering another column means adding it here, or every row queries it
-    (tests/test_api_budgets.py counts the queries of a rendered page).
+    Its category, its active variants as `active_variants` and its images as `ordered_images`:
+    plain lists in display order (`to_attr`), since the related managers build a queryset per
+    product and relation, which costs more CPU than the queries on an uncached page, and
+    `product.variants.all()` would query again and include inactive variants. Only the columns
+    the storefront renders are read (bench/README.md has both figures); rendering another column
+    means adding it here, or every row queries it (tests/test_api_budgets.py counts them).
     """
     return (
         products.select_related("category")

@@ -1,5 +1,8 @@
-"""Diagnostic Celery tasks: show an operator (and the worker tests) that workers run tasks,
-finish them on a warm shutdown and run a lost one again with one effect."""
+"""Diagnostic Celery tasks: probes of the worker deployment, as /readyz is of the web one.
+
+They show an operator (and the worker tests) that workers run tasks, finish them on a warm
+shutdown and run a lost one again with one effect.
+"""
 
 import os
 import re

@@ -1,5 +1,4 @@
-"""Admin bases every app's admin may use: read-only pages and panels that ask for the permission
-of the rows they show.
+"""Admin bases every app's admin may use: read-only pages, and panels asking their rows' permission.
 
 Here rather than in one app's admin so every layer can use them (an app may not import the
 admin of an app above it).

@@ -3,8 +3,8 @@
 Placing an order inserts an order, its lines, its first event and its idempotency key, and bumps
 the customer's order count; paying and shipping bump counters and take an invoice number.
 Through `Model.save()`, `bulk_create`, `QuerySet.update` or a create-then-update each statement
-costs about a millisecond of CPU on the bench machine, most of it compiling, several times what
-PostgreSQL spends on it (bench/README.md). The bulk paths (the catalog import, the stock
+costs more CPU compiling than PostgreSQL spends running it (bench/README.md, "Figures behind
+the code"). The bulk paths (the catalog import, the stock
 ledger, bulk price changes) send their rows as one array per column (`with_rows`), so a
 statement's cost does not grow with placeholders or CASE branches per row.
 """
@@ -24,8 +24,8 @@ def insert_instances(instances: Sequence[Model]) -> None:
     What `bulk_create` does, minus its compiler. Each field prepares its own value
     (`pre_save` fills `auto_now`/`auto_now_add`, `get_db_prep_save` adapts it), so the rows
     are stored exactly as the ORM stores them. Like `bulk_create`, it sends no model signals:
-    callers send their own custom signal for what they wrote (design rule 8). For plain models
-    only: one table (no multi-table inheritance), no generated columns.
+    callers send their own custom signal for what they wrote. For plain models only: one table
+    (no multi-table inheritance), no generated columns.
     """
     if not instances:
         return
@@ -39,15 +39,14 @@ def insert_instances(instances: Sequence[Model]) -> None:
 
 
 def insert_with_children(parent: Model, *families: Sequence[Model]) -> None:
-    """Insert `parent` and its children, and set every primary key and every child's foreign
-    key to the parent: an order with its lines and its first event.
+    """Insert `parent` and its children in one round trip, setting every key and foreign key.
 
-    Each family is a sequence of new instances of one model with exactly one foreign key to the
-    parent's model. On PostgreSQL this is one statement, the parent's INSERT feeding its key
-    to the children's INSERTs as data-modifying CTEs: one round trip where a checkout made one
-    per table. Elsewhere (SQLite, which has no such CTEs) one `insert_instances` per table.
-    Rows are stored as `insert_instances` stores them, and no model signals are sent. The keys
-    come back in one column, so the parent's and the children's keys must share a type.
+    An order with its lines and its first event: a checkout made one round trip per table. Each
+    family is a sequence of new instances of one model with exactly one foreign key to the
+    parent's model. On PostgreSQL the parent's INSERT feeds its key to the children's INSERTs as
+    data-modifying CTEs; SQLite, which has no such CTEs, gets one `insert_instances` per table.
+    Rows are stored as `insert_instances` stores them, without model signals. The keys come back
+    in one column, so the parent's and the children's keys must share a type.
     """
     model = _model_of([parent])
     linked = [(family, _link_to(model, _model_of(family))) for family in families if family]
@@ -126,8 +125,10 @@ def _insert_sql(
     *,
     link: tuple[Field, str] | None = None,
 ) -> tuple[str, list]:
-    """`INSERT INTO table (columns) VALUES (…), …` for `instances` and its parameters. `link`
-    is a foreign key written as the given SQL expression in every row instead of a value."""
+    """Return `INSERT INTO table (columns) VALUES (…), …` for `instances` and its parameters.
+
+    `link` is a foreign key written as the given SQL expression in every row instead of a value.
+    """
     meta = instances[0]._meta
     fields = [
         field
@@ -165,15 +166,13 @@ def _keys_set(instances: Sequence[Model], keys: list, connection: BaseDatabaseWr
 def upsert_adding(
     model: type[Model], *, key: tuple[str, ...], fields: tuple[str, ...], rows: Sequence[tuple]
 ) -> list[tuple]:
-    """Add each row's `fields` values to the stored row whose `key` fields match, creating it
-    with these values where there is none, in one statement; return the new values of `fields`
-    (in no particular order).
+    """Add each row's `fields` values to the row matching its `key`, creating it if missing.
 
-    `INSERT … ON CONFLICT (key) DO UPDATE SET f = f + excluded.f RETURNING` is the SQL form of
-    an F() bump with create-if-missing: the database adds under the row lock, so concurrent
-    bumps never lose one, and a rolled-back transaction takes its addition back. Rows are
-    written in key order, so two transactions bumping the same rows lock them in the same order.
-    Each row is the key values followed by the field values. Needs a unique constraint on `key`.
+    `INSERT … ON CONFLICT (key) DO UPDATE SET f = f + excluded.f RETURNING` is the SQL form of an
+    F() bump with create-if-missing: the database adds under the row lock, so concurrent bumps
+    never lose one, and a rolled-back transaction takes its addition back. Rows are written in key
+    order, so two transactions lock the same rows in the same order. Each row is the key values,
+    then the field values; `key` needs a unique constraint. Returns the new values of `fields`.
     """
     if not rows:
         return []
@@ -202,12 +201,11 @@ def upsert_adding(
 
 
 def update_adding(model: type[Model], *, pk: Any, deltas: dict[str, Any]) -> int:
-    """Add each of `deltas` to its field of the row `pk` in one statement; return the number of
-    rows changed (0 when there is no such row).
+    """Add each of `deltas` to its field of the row `pk`; return the rows changed (0 or 1).
 
-    `UPDATE … SET f = f + %s WHERE pk = %s`, what `filter(pk=…).update(f=F("f") + delta)`
-    sends, written out: the customer's order count is bumped after every checkout, where the
-    ORM's compilation of that UPDATE cost more CPU than PostgreSQL spends running it.
+    `UPDATE … SET f = f + %s WHERE pk = %s`, what `filter(pk=…).update(f=F("f") + delta)` sends,
+    written out: the customer's order count is bumped after every checkout, where the ORM's
+    compilation of that UPDATE cost more CPU than PostgreSQL spends running it.
     """
     connection = connections[router.db_for_write(model)]
     meta = model._meta
@@ -259,13 +257,12 @@ def with_rows(
 
 
 def update_rows(model: type[Model], instances: Sequence[Model], names: Sequence[str]) -> None:
-    """Write the fields `names` of saved instances back in one statement, matched by primary
-    key; an `auto_now` field among them is stamped as `save()` would.
+    """Write the fields `names` of saved instances back in one statement, matched by primary key.
 
     `bulk_update` writes a CASE per field with a branch per row, which PostgreSQL evaluates for
-    every row it updates (re-pricing 10,000 SKUs took 24 s); here the rows are joined instead
-    (`with_rows`: one array per column on PostgreSQL, VALUES on SQLite). Like `bulk_update`,
-    it sends no model signals.
+    every row it updates, so its cost grows with the square of the rows; here they are joined
+    instead (`with_rows`: one array per column on PostgreSQL, VALUES on SQLite). An `auto_now`
+    field among `names` is stamped as `save()` would. Like `bulk_update`, it sends no model signals.
     """
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in names)]
@@ -295,14 +292,13 @@ def update_rows(model: type[Model], instances: Sequence[Model], names: Sequence[
 
 
 def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, key: str) -> dict[Any, int]:
-    """Insert new rows given as {attname: value}, all naming the same fields; return their ids
-    by the unique `key`.
+    """Insert new rows given as {attname: value}; return their ids by the unique `key`.
 
-    On PostgreSQL: one `INSERT ... SELECT ... FROM unnest(...)`, the columns that differ per
-    row as one array each, every other column as one parameter holding the model's default
-    (timestamps: now). Building a model instance and binding a placeholder per value is most
-    of what a 100,000-row import would spend otherwise. Elsewhere: `bulk_create`. Like
-    `bulk_create`, it sends no model signals.
+    Every row names the same fields. Building a model instance and binding a placeholder per value
+    is most of what a 100,000-row import would spend otherwise, so on PostgreSQL this is one
+    `INSERT ... SELECT ... FROM unnest(...)`: the columns that differ per row as one array each,
+    every other column as one parameter holding the model's default (timestamps: now). Elsewhere:
+    `bulk_create`. Like `bulk_create`, it sends no model signals.
     """
     if connection.vendor != "postgresql":
         created = model.objects.bulk_create([model(**row) for row in rows])

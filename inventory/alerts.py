@@ -23,11 +23,10 @@ from outbox.claims import send_once
 
 
 def low_stock_alert_send(*, variant_id: int) -> bool:
-    """E-mail staff that one variant fell to or below its threshold, once a day; return
-    whether sent.
+    """E-mail staff that a variant fell to or below its threshold, once a day; return whether sent.
 
-    Availability is read again when the task runs: if a receipt came in meanwhile and the
-    variant is above its threshold, no e-mail is sent.
+    Availability is read again when the task runs: if a receipt came in meanwhile and the variant
+    is above its threshold, no e-mail is sent.
     """
     variant = Variant.objects.select_related("product").filter(pk=variant_id).first()
     if variant is None or not settings.STAFF_ALERT_EMAILS:
@@ -53,10 +52,9 @@ def low_stock_alert_send(*, variant_id: int) -> bool:
 
 
 def low_stock_digest_send() -> int:
-    """E-mail staff one list of every variant at or below its threshold, once a day; return
-    its length (0 when nothing was sent).
+    """E-mail staff the list of variants at or below their threshold, once a day; return its length.
 
-    Nothing is sent when the list is empty.
+    Nothing is sent (0) when the list is empty.
     """
     low = variants_low_on_stock()
     if not low or not settings.STAFF_ALERT_EMAILS:

@@ -1,5 +1,4 @@
-"""The catalog import's file: CSV records read and validated into rows, with the bad ones
-reported by line.
+"""The catalog import's file: CSV records read and checked into rows, bad ones reported by line.
 
 A header row, then `sku,product,variant,category,price,warehouse,on_hand` and optionally
 `low_stock_threshold,description,is_active`. `category` may be a path `Parent > Child`. An

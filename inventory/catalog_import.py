@@ -1,15 +1,11 @@
-"""The catalog import: one CSV row per SKU and warehouse, written in batches of set-based
-statements.
+"""The catalog import: one CSV row per SKU and warehouse, written in batches of set-based writes.
 
 Rows with the same `product` name form one product; categories and warehouses are created when
 missing; `on_hand` sets the level of that SKU in that warehouse and the difference goes to the
-ledger as an `import` movement (`inventory.catalog_csv` reads and checks the file). Running the
-same file twice changes nothing the second time: every write compares with what is stored
-first. Bad rows are reported with their line numbers; the good rows are imported.
-
-Each batch is one transaction: catalog writes its products and variants (with their audit
-entries, sending `catalog_changed`), then inventory sets the stock (sending `stock_changed`
-and `stock_low`), because bulk writes send no model signals.
+ledger as an `import` movement (`inventory.catalog_csv` reads and checks the file). The same
+file twice changes nothing the second time: every write compares with what is stored. Bad rows
+are reported by line; the good rows are imported. Each batch is one transaction: catalog writes
+its products and variants (sending `catalog_changed`), then inventory sets the stock.
 """
 
 from __future__ import annotations
@@ -104,8 +100,8 @@ def _statistics_refresh() -> None:
     """ANALYZE the tables a large import grew, so the next queries get the right plans.
 
     Autovacuum gets there eventually; until then the planner keeps the statistics of the
-    much smaller tables and hash-joins whole tables (measured: the checkout's plan query went
-    from under 1 ms to 20 ms right after a 100,000-row import).
+    much smaller tables and hash-joins whole tables, which slows the checkout's own queries
+    (bench/README.md, "Figures behind the code").
     """
     if connection.vendor != "postgresql":
         return

@@ -101,8 +101,10 @@ class AllocationState(models.TextChoices):
 
 
 class StockAllocation(models.Model):
-    """Units a reference (an order number) holds in one level, so release and shipment move
-    exactly what was reserved, from the warehouses it was reserved in."""
+    """Units a reference (an order number) holds in one level.
+
+    So release and shipment move exactly what was reserved, from the warehouses it was reserved in.
+    """
 
     reference = models.CharField(max_length=64)
     level = models.ForeignKey(StockLevel, on_delete=models.PROTECT, related_name="allocations")

@@ -100,8 +100,11 @@ class LevelDrift:
 
 
 def stock_drift() -> list[LevelDrift]:
-    """Replay the ledger: every level whose on_hand/reserved differ from the sum of its
-    movements, or whose reserved differs from its allocations still held. Empty when sound."""
+    """Return every level the ledger does not add up to; empty when the stock is sound.
+
+    A level drifts when its on_hand or reserved differ from the sum of its movements, or its
+    reserved from its allocations still held.
+    """
     ledger = StockMovement.objects.filter(level=OuterRef("pk")).order_by().values("level")
     held = (
         StockAllocation.objects.filter(level=OuterRef("pk"), state=AllocationState.RESERVED)

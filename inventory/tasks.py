@@ -19,6 +19,8 @@ def low_stock_alert(*, variant_id: int) -> bool:
 
 @shared_task(name="inventory.low_stock_digest", ignore_result=True, **EMAIL_RETRY)
 def low_stock_digest() -> int:
-    """E-mail staff the day's list of variants at or below their threshold (beat, daily;
-    retried like every e-mail)."""
+    """E-mail staff the day's list of variants at or below their threshold (beat, daily).
+
+    Retried like every e-mail.
+    """
     return alerts.low_stock_digest_send()

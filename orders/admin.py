@@ -63,8 +63,11 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 @admin.register(Order)
 class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
-    """The order page: read-only (orders are placed through the API and changed only by
-    actions calling services), with what apps above orders add through `orders.admin_hooks`."""
+    """Show an order's whole story, read-only, with what apps above orders add to the page.
+
+    Orders are placed through the API and change only by actions calling services; apps above
+    orders contribute through `orders.admin_hooks`.
+    """
 
     list_display = (
         "number",

@@ -31,8 +31,10 @@ def normalise_user_identity(sender, instance, raw=False, **kwargs) -> None:
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="orders.create_customer_profile")
 def create_customer_profile(sender, instance, created=False, raw=False, **kwargs) -> None:
-    """Give every new user a Customer profile (the counters live there), in the same
-    transaction, so no user exists without one."""
+    """Give every new user a Customer profile (the counters live there), in the same transaction.
+
+    So no user exists without one.
+    """
     if raw or not created:
         return
     Customer.objects.get_or_create(user=instance)
@@ -76,15 +78,20 @@ def email_payment_receipt(sender, order, **kwargs) -> None:
 
 @receiver(payment_received, dispatch_uid="orders.count_paid_order")
 def count_paid_order(sender, order, **kwargs) -> None:
-    """Add the paid order to the customer's lifetime value, daily sales and units sold, after
-    the commit and outside the payment's lock window."""
+    """Add the paid order to the customer's lifetime value, daily sales and units sold.
+
+    After the commit, outside the payment's lock window.
+    """
     transaction.on_commit(partial(services.counters_count_paid, order_id=order.pk))
 
 
 @receiver(refund_issued, dispatch_uid="orders.email_refund_notice")
 def email_refund_notice(sender, order, refund_id, amount, currency, **kwargs) -> None:
-    """Request the refund's own notice, with its amount, through the outbox: sent only if the
-    refund commits, and once per refund (an order refunded in parts gets a notice per part)."""
+    """Request the refund's own notice, with its amount, through the outbox.
+
+    Sent only if the refund commits, and once per refund (an order refunded in parts gets a notice
+    per part).
+    """
     services.order_email_request(
         order=order,
         kind=EmailKind.REFUND,
@@ -95,7 +102,9 @@ def email_refund_notice(sender, order, refund_id, amount, currency, **kwargs) ->
 
 @receiver(refund_issued, dispatch_uid="orders.count_refund")
 def count_refund(sender, order, refunds_the_order, **kwargs) -> None:
-    """Take the order off the customer's lifetime value after the commit, once the payment
-    that paid it is refunded in full (a partial refund or a stray payment's leaves it)."""
+    """Take the order off the customer's lifetime value once its paying payment is refunded in full.
+
+    After the commit; a partial refund, or one of a stray payment, leaves it.
+    """
     if refunds_the_order:
         transaction.on_commit(partial(services.counters_count_refund, order_id=order.pk))

@@ -1,8 +1,8 @@
-"""Staff admin for payments: payments, refunds, invoices and credit notes (read-only, with
-document downloads), what the order page shows of them with the refund action, and the
-unmatched payments and refunds support refund or resolve.
+"""Staff admin for payments: payments, refunds, invoices and credit notes, unmatched money.
 
-The order page is orders'; payments adds its part through `orders.admin_hooks`.
+Read-only, with document downloads, and what the order page shows of them with the refund
+action: the order page is orders', so payments adds its part through `orders.admin_hooks`.
+Support refund or resolve the payments and refunds that match nothing.
 """
 
 from django.contrib import admin
@@ -43,8 +43,10 @@ from payments.services import (
 
 
 class DocumentAdmin(ReadOnlyAdmin):
-    """Show an issued document (invoice, credit note) with a download of its `document` file
-    for users who may view the row."""
+    """Show an issued document (invoice, credit note) with a download of its file.
+
+    The download asks for the row's view permission, as the page does.
+    """
 
     date_hierarchy = "issued_at"
     exclude = ("document",)

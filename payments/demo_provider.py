@@ -39,8 +39,10 @@ def demo_event(
 def demo_event_signed(
     event: dict, *, secret: str | None = None, timestamp: int | None = None
 ) -> tuple[bytes, str]:
-    """Return the body of `event` and its `Stockwire-Signature` header, signed now (or at
-    `timestamp`) with `PAYMENT_WEBHOOK_SECRET` (or `secret`)."""
+    """Return the body of `event` and its `Stockwire-Signature` header.
+
+    Signed now (or at `timestamp`) with `PAYMENT_WEBHOOK_SECRET` (or `secret`).
+    """
     body = json.dumps(event).encode()
     signature = webhook_signature(
         body=body,

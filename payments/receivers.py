@@ -26,16 +26,21 @@ def render_invoice_document(sender, order, **kwargs) -> None:
 
 @receiver(payment_received, dispatch_uid="payments.issue_invoice_for_payment")
 def issue_invoice_for_payment(sender, order, **kwargs) -> None:
-    """Issue the invoice in the payment's transaction: a paid order always has its invoice,
-    and a rolled-back payment gives its number back (numbers stay gap-free)."""
+    """Issue the invoice in the payment's transaction.
+
+    A paid order always has its invoice, and a rolled-back payment gives its number back (numbers
+    stay gap-free).
+    """
     services.invoice_issue(order=order)
 
 
 @receiver(order_cancelled, dispatch_uid="payments.refund_paid_order")
 def refund_paid_order(sender, order, previous_status, actor=None, reason="", **kwargs) -> None:
-    """Refund a cancelled order that was paid, in the cancellation's transaction, so a
-    cancelled paid order is never left holding the customer's money. The cancellation's
-    UPDATE already holds the order's row, so the refund does not lock it again."""
+    """Refund a cancelled order that was paid, in the cancellation's transaction.
+
+    So a cancelled paid order is never left holding the customer's money. The cancellation's
+    UPDATE already holds the order's row, so the refund does not lock it again.
+    """
     if previous_status == OrderStatus.PAID:
         services.refund_issue(
             order=order, actor=actor, reason=reason or "order cancelled", order_locked=True

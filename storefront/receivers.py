@@ -100,7 +100,7 @@ def invalidate_cached_availability(
     This also covers placing and cancelling an order: both move stock (reserve, release) and
     so send `stock_changed` with exactly the order's products. Separate `order_placed` and
     `order_cancelled` receivers would invalidate the same entries a second time on every
-    checkout (bench/README.md measured that at 2 ms of worker time per order). The signal
+    checkout (bench/README.md, "Figures behind the code", has the cost). The signal
     carries the product ids, so nothing is read from the database after the commit. Only the
     pages showing these products are rebuilt, and the pages filtered by availability only when
     a level ran out or came back: the rest of the catalog stays cached while orders come in.

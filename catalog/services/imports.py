@@ -38,8 +38,10 @@ class ProductValues:
 
 @dataclass(frozen=True)
 class VariantValues:
-    """A variant by SKU, of the product named `product`; a None leaves the stored value (a new
-    variant gets the model's default)."""
+    """A variant by SKU, of the product named `product`, as a batch gives it.
+
+    A None leaves the stored value; a new variant gets the model's default.
+    """
 
     sku: str
     product: str
@@ -126,13 +128,12 @@ def products_upsert(
 ) -> ProductsUpserted:
     """Create or update products by name and their variants by SKU; return what changed.
 
-    `product_ids` maps names to ids and is extended with the products found and created, so a
-    caller writing many batches looks each name up once; a name it lacks is the oldest product
-    of that name, else a new one with a free slug. Every write compares with what is stored,
-    so the same values twice change nothing. The audit trail gets one INSERT per action.
-
-    Sends `catalog_changed(product_ids=...)` for the products created or changed (a variant
-    moved to another product: both); requests no tasks.
+    `product_ids` maps names to ids and gains the products found and created, so a caller writing
+    many batches looks each name up once; a name it lacks is the oldest product of that name, else
+    a new one with a free slug. Every write compares with what is stored, so the same values twice
+    change nothing; the audit trail gets one INSERT per action. Sends
+    `catalog_changed(product_ids=...)` for the products created or changed (a variant moved to
+    another product: both); requests no tasks.
     """
     skus_of: dict[str, list[str]] = {}
     for variant in variants:

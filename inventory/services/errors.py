@@ -48,10 +48,10 @@ class InvalidStockOperation(ValueError):
 
 
 def positive_quantity(value: Any) -> int:
-    """Return `value` if it is a whole number of units above zero that a stock column holds;
-    raise InvalidStockOperation.
+    """Return `value` if it is a whole number of units above zero that a stock column holds.
 
-    bool is an int subclass, and True units of stock is a bug in the caller.
+    Raises InvalidStockOperation otherwise. bool is an int subclass, and True units of stock is a
+    bug in the caller.
     """
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidStockOperation(f"quantity must be a whole number, got {value!r}")

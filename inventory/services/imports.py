@@ -39,18 +39,14 @@ class OnHandResult:
 def stock_set_on_hand(
     *, targets: Mapping[tuple[int, int], int], actor=None, note: str = "", reference: str = ""
 ) -> OnHandResult:
-    """Set on_hand of many (variant_id, warehouse_id) levels, creating missing ones; each
-    difference is written to the ledger as an `import` movement, so setting the same figures
-    twice changes nothing. For the catalog import (inventory-internal).
+    """Set on_hand of many (variant_id, warehouse_id) levels, creating missing ones.
 
-    A missing level is inserted with its target; an existing one moves by compare-and-set on
-    the value read (`WHERE on_hand = <read>`), so a level changed by a concurrent sale is
-    reported, not overwritten. A target below the units reserved is reported too. Returns the
-    levels changed and the targets not applied.
-
-    Sends `stock_changed` for the variants whose levels changed, and `stock_low` for each
-    variant whose availability falls through its threshold. Requests no tasks itself; the
-    `stock_low` receiver requests `inventory.low_stock_alert`.
+    For the catalog import: each difference goes to the ledger as an `import` movement, so the
+    same figures twice change nothing. An existing level moves by compare-and-set on the value
+    read, so a level changed by a concurrent sale is reported, not overwritten; a target below the
+    units reserved is reported too. Returns the levels changed and the targets not applied. Sends
+    `stock_changed` for the variants whose levels changed and `stock_low` per variant falling
+    through its threshold; requests no tasks.
     """
     for quantity in targets.values():
         if (

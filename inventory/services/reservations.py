@@ -56,9 +56,11 @@ _LOCKED = "ORDER BY l.id FOR NO KEY UPDATE OF l"
 def _reservation_candidates(
     variant_ids: list[int], *, lock_rows: bool
 ) -> list[tuple[int, int, int, int, int, int, int, int]]:
-    """(level_id, variant_id, on_hand, reserved, threshold, product_id, priority,
-    warehouse_id) of the active levels of these variants, each variant's levels in warehouse
-    priority order. Unlocked it only plans; with `lock_rows` the figures hold until the commit."""
+    """Return the active levels of these variants, each variant's in warehouse priority order.
+
+    Rows are (level_id, variant_id, on_hand, reserved, threshold, product_id, priority,
+    warehouse_id). Unlocked it only plans; with `lock_rows` the figures hold until the commit.
+    """
     sql = _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids)))
     with connection.cursor() as cursor:
         locked = lock_rows and connection.features.has_select_for_no_key_update
@@ -70,8 +72,10 @@ def _reservation_candidates(
 
 
 def _allocations_insert(*, reference: str) -> RowsWrite:
-    """The INSERT recording which levels hold how many units for `reference`, from the
-    reservation's rows `v(level_id, dh, dr)`; it goes with the reservation's UPDATE."""
+    """Return the INSERT recording which levels hold how many units for `reference`.
+
+    It reads the reservation's rows `v(level_id, dh, dr)` and goes with the reservation's UPDATE.
+    """
     now = timezone.now()
     return RowsWrite(
         sql=(
@@ -92,27 +96,14 @@ def stock_reserve(
 ) -> None:
     """Hold the requested units for `reference` (an order number), all or nothing.
 
-    `quantities` are (variant_id, quantity) pairs; a variant may repeat and is summed first.
-    Units are drawn from active warehouses in priority order. Lock-late, for the checkout's
-    hot path: one unlocked SELECT plans the split, then ONE statement for all planned levels
-    comes last: the conditional UPDATE, with the allocations and ledger rows written in it (on
-    PostgreSQL), so the stock rows stay locked only for that statement and the commit. Two
-    queries whatever the number of lines (four on SQLite). Call it as the last write of the
-    caller's transaction.
-
-    Raises `OutOfStock` with nothing reserved. When the plan already shows a shortage it is
-    raised before any write, and the caller's transaction stays usable. When the UPDATE finds
-    a level emptied since the plan (a concurrent buyer), the writes are already made and no
-    savepoint is taken (two statements fewer on the hot path): the caller's transaction must
-    roll back. `OutOfStock.retryable` is then True if the fresh availability would suffice,
-    and the caller may run its whole transaction once more, with `lock_rows`: the plan's
-    SELECT then locks the candidate levels (in primary-key order), so the plan cannot go
-    stale and a shortage it finds is a true one. Under contention that costs the lock a few
-    statements longer; the first try, uncontended, never pays it.
-
-    Sends `stock_changed`, and `stock_low` for each variant whose availability falls through
-    its threshold. Requests no tasks itself; the `stock_low` receiver requests
-    `inventory.low_stock_alert`.
+    `quantities` are (variant_id, quantity) pairs, summed per variant, drawn from active
+    warehouses in priority order. Lock-late: an unlocked SELECT plans, then one conditional UPDATE
+    (writing the allocations and ledger rows, on PostgreSQL) comes last; call it as the caller's
+    last write. Raises `OutOfStock` with nothing reserved; if the UPDATE finds a level emptied
+    since the plan, the caller must roll back and may retry once if `OutOfStock.retryable`, with
+    `lock_rows` (the plan then locks the levels in primary-key order: its shortage is true).
+    Sends `stock_changed`, and `stock_low` per variant falling through its threshold; requests
+    no tasks.
     """
     if not reference:
         raise InvalidStockOperation("a reservation needs a reference")
@@ -215,11 +206,10 @@ def _stale_plan(
 
 
 def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list[tuple[int, int]]:
-    """Move every allocation of `reference` in `from_state` to `to_state`; return
-    (level_id, quantity) of those moved.
+    """Move every allocation of `reference` in `from_state` to `to_state`; return what moved.
 
-    The state guard is the transition: of two concurrent calls for one reference, the second
-    waits for the first's row locks and then finds nothing left to move.
+    Rows are (level_id, quantity). The state guard is the transition: of two concurrent calls for
+    one reference, the second waits for the first's row locks and then finds nothing left to move.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -242,8 +232,11 @@ def _settle(
     actor,
     note: str,
 ) -> bool:
-    """Move what `reference` holds in `from_state`, write the ledger and send `stock_changed`
-    (as `sender`); return False, sending nothing, when the reference held nothing."""
+    """Move what `reference` holds in `from_state`, write the ledger and send `stock_changed`.
+
+    Sent as `sender`, the service settling. Returns False, sending nothing, when the reference
+    held nothing.
+    """
     moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
     if not moved:
         return False

@@ -1,7 +1,7 @@
 """Set-based statements on stock levels and the ledger, shared by the stock services.
 
 Each moves or inserts many rows in one statement; the guards in the WHERE clauses and the
-row counts returned are what decide (design rule 5).
+row counts returned are what decide.
 """
 
 from __future__ import annotations
@@ -50,18 +50,13 @@ def update_levels(
 ) -> list[tuple[int, int, int, int]]:
     """Run one guarded UPDATE of many levels from rows `v(level_id, *columns)` of integers.
 
-    `assignments` and `guard` are SQL over `l` (the level) and `v` (its row of values). Returns
-    (level_id, variant_id, on_hand, reserved) after the change for the rows changed; the caller
-    compares the count with what it asked for. On PostgreSQL the rows are locked in level-id
-    order inside the statement: a join's own order is the planner's choice and could differ
-    between two transactions, which would let them deadlock.
-
-    `writes` run over the same rows `v`. On PostgreSQL they ride in the UPDATE as
-    data-modifying CTEs, one statement and one round trip for all of it: PostgreSQL completes
-    such CTEs at the end of the statement, so they lengthen the time the rows stay locked by
-    their own execution (a few rows' inserts), never by a round trip. They are written for
-    every row of `v`, changed or not; a caller whose count falls short must roll back. SQLite
-    runs them as statements of their own before the UPDATE.
+    `assignments` and `guard` are SQL over `l` (the level) and `v`; returns (level_id, variant_id,
+    on_hand, reserved) of the rows changed, whose count the caller compares with its request. On
+    PostgreSQL the rows are locked in level-id order inside the statement (a join's order is the
+    planner's and could deadlock two transactions), and `writes` over the same `v` ride in it as
+    data-modifying CTEs: one round trip, the locks held no longer than their own inserts. They are
+    written for every row of `v`, changed or not, so a caller whose count falls short must roll
+    back. SQLite runs them as statements of their own before the UPDATE.
     """
     names = ("level_id", *columns)
     rows = sorted(rows)
@@ -125,8 +120,10 @@ def move_levels(
 def movements_insert(
     *, reason: str, reference: str, actor_id: int | None, note: str = ""
 ) -> RowsWrite:
-    """The INSERT of the ledger rows of a `move_levels` call: one per level, with its deltas.
-    Pass it in `writes`."""
+    """Return the INSERT of a `move_levels` call's ledger rows, one per level with its deltas.
+
+    Pass it in `writes`, so the ledger is written in the statement that moves the stock.
+    """
     return RowsWrite(
         sql=(
             f"INSERT INTO inventory_stockmovement ({', '.join(_MOVEMENT_COLUMNS)}) "
@@ -137,8 +134,10 @@ def movements_insert(
 
 
 def insert_movements(rows: list[tuple[int, int, int, str, str, int | None, str]]) -> None:
-    """Append ledger rows (level_id, Δon_hand, Δreserved, reason, reference, actor_id, note)
-    in one INSERT without building a model instance per row (the import writes 100,000s)."""
+    """Append ledger rows (level_id, Δon_hand, Δreserved, reason, reference, actor_id, note).
+
+    One INSERT without a model instance per row: the import writes 100,000s.
+    """
     with_rows(
         names=_MOVEMENT_VALUES,
         types=("bigint", "integer", "integer", "text", "text", "bigint", "text"),
@@ -153,9 +152,11 @@ def insert_movements(rows: list[tuple[int, int, int, str, str, int | None, str]]
 
 
 def insert_levels(rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Create levels (variant_id, warehouse_id, on_hand) that do not exist yet; return
-    (id, variant_id, warehouse_id, on_hand) of those created. A level created meanwhile by
-    another transaction is skipped (the unique constraint decides), not overwritten."""
+    """Create the levels (variant_id, warehouse_id, on_hand) that do not exist yet.
+
+    Returns (id, variant_id, warehouse_id, on_hand) of those created. A level created meanwhile by
+    another transaction is skipped (the unique constraint decides), not overwritten.
+    """
     return with_rows(
         names=("variant_id", "warehouse_id", "on_hand"),
         types=("bigint", "bigint", "integer"),
