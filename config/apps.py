@@ -2,7 +2,11 @@ from django.apps import AppConfig
 
 
 class StockwireConfig(AppConfig):
-    """Project-wide wiring that belongs to no domain app (database session settings)."""
+    """Connect the process-wide receivers: database session timeouts, the end of a request's log id.
+
+    An app only so that `ready()` connects them and Celery finds the diagnostic tasks; it has no
+    models and no migrations.
+    """
 
     name = "config"
     label = "stockwire"
