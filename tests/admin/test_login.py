@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 
 from core import throttle
 from tests.admin_shop import PASSWORD, staff_user
-from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS
+from tests.storefront_helpers import CACHE_DOWN
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,7 @@ LOCKED = "Too many log-in attempts. Try again in"
 
 
 @pytest.fixture(autouse=True)
-def fresh(settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
+def fresh():
     cache.clear()
 
 
