@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from orders.models import Order
 from orders.services import order_flag
-from tests.admin.client import action_choices, messages_of, run_action
+from tests.admin.client import ORDERS_URL, action_choices, messages_of, run_action
 from tests.admin_shop import (
     order_paid,
     order_placed,
@@ -14,13 +14,6 @@ from tests.admin_shop import (
 )
 
 pytestmark = pytest.mark.django_db
-
-ORDERS_URL = "/admin/orders/order/"
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def test_support_and_the_manager_may_resolve_flagged_orders_and_warehouse_staff_may_not(client):
