@@ -44,9 +44,17 @@ def demo_event_signed(
     Signed now (or at `timestamp`) with `PAYMENT_WEBHOOK_SECRET` (or `secret`).
     """
     body = json.dumps(event).encode()
-    signature = webhook_signature(
+    return body, demo_signature(body, secret=secret, timestamp=timestamp)
+
+
+def demo_signature(body: bytes, *, secret: str | None = None, timestamp: int | None = None) -> str:
+    """Return the `Stockwire-Signature` header of any body, even one that is not an event.
+
+    Signed now (or at `timestamp`) with `PAYMENT_WEBHOOK_SECRET` (or `secret`), so a test can
+    send a malformed body that passes the signature check and meets the parser.
+    """
+    return webhook_signature(
         body=body,
         secret=secret or settings.PAYMENT_WEBHOOK_SECRET,
         timestamp=int(time.time()) if timestamp is None else timestamp,
     )
-    return body, signature

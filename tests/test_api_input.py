@@ -2,19 +2,17 @@
 can hold, and only the hosts it serves. Everything else is a 4xx problem that changes nothing."""
 
 import json
-import time
 from dataclasses import dataclass, field
 
 import pytest
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
 from core.json_input import MAX_DEPTH
 from orders.models import Order, OrderStatus
+from payments.demo_provider import demo_event, demo_signature
 from payments.models import Payment
-from payments.services import webhook_signature
 from storefront.models import ApiToken
 from tests.storefront_helpers import (
     ADDRESS,
@@ -53,28 +51,9 @@ def shop() -> Shop:
     staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
     unpaid = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="unpaid").json()
     paid = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="paid").json()
-    assert signed_webhook(ada, payment_event(paid["number"], paid["total"])).status_code == 200
+    payment = demo_event(order_number=paid["number"], amount=paid["total"], currency="EUR")
+    assert signed_webhook(ada, payment).status_code == 200
     return Shop(ada=ada, staff=staff, unpaid=unpaid["number"], paid=paid["number"])
-
-
-def payment_event(number: str, amount: str, **extra) -> dict:
-    return {
-        "id": f"evt_{number}_{amount}_{len(extra)}_{time.monotonic_ns()}",
-        "type": "payment.succeeded",
-        "data": {
-            "order_number": number,
-            "amount": amount,
-            "currency": "EUR",
-            "payment_reference": f"pay_{time.monotonic_ns()}",
-        },
-        **extra,
-    }
-
-
-def signature(body: bytes) -> str:
-    return webhook_signature(
-        body=body, secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=int(time.time())
-    )
 
 
 def state() -> tuple:
@@ -97,7 +76,7 @@ def send(shop: Shop, endpoint: str, body: bytes, content_type: str | None = "app
         "webhook": (
             shop.anonymous,
             "/api/v1/payments/webhook",
-            {"Stockwire-Signature": signature(body)},
+            {"Stockwire-Signature": demo_signature(body)},
         ),
     }[endpoint]
     if content_type is None:
@@ -111,7 +90,7 @@ def valid_body(shop: Shop, endpoint: str) -> dict:
         "token": {"email": "ada@example.com", "password": "correct horse battery"},
         "orders": {"lines": [{"sku": "SHIRT-M", "quantity": 1}], "shipping_address": ADDRESS},
         "ship": {"tracking_number": "TRACK-1"},
-        "webhook": payment_event(shop.unpaid, "24.89"),
+        "webhook": demo_event(order_number=shop.unpaid, amount="24.89", currency="EUR"),
     }[endpoint]
 
 
@@ -230,7 +209,7 @@ def chain(containers: int) -> str:
 
 def test_a_signed_event_nesting_beyond_the_limit_answers_400_malformed_event(shop):
     # given: the event's own object, and a field nesting up to the limit, or one level more
-    event = json.dumps(payment_event(shop.unpaid, "24.89"))[:-1]
+    event = json.dumps(demo_event(order_number=shop.unpaid, amount="24.89", currency="EUR"))[:-1]
     at_limit = f'{event}, "x": {chain(MAX_DEPTH - 1)}}}'
     beyond = f'{event}, "x": {chain(MAX_DEPTH)}}}'
 
