@@ -64,12 +64,21 @@ class Throttled(Exception):
         self.locking = locking
 
 
-def _count(key: str, window_seconds: int) -> int | None:
-    """Add one to the attempts counted under `key`; None when the cache cannot say."""
+def _count(key: str, window_seconds: int) -> tuple[int, int] | None:
+    """Add one to the attempts counted under `key`; return the count and the window's start.
+
+    The window starts at the first attempt and lasts `window_seconds`: a window cut at fixed
+    clock times would let a guesser spend two budgets in a moment astride the cut. None when
+    the cache cannot say.
+    """
     global _outage
+    now = int(time.time())
     try:
-        cache.add(key, 0, window_seconds)
-        count = cache.incr(key)
+        cache.add(f"{key}:start", now, window_seconds)
+        start = cache.get(f"{key}:start", now)
+        counter = f"{key}:{start}"
+        cache.add(counter, 0, window_seconds)
+        count = cache.incr(counter)
     except ValueError:  # the window expired between add() and incr(): count afresh next time
         return None
     except Exception as error:  # any backend failure lets the attempt through, never fails it
@@ -78,20 +87,20 @@ def _count(key: str, window_seconds: int) -> int | None:
         _outage = True
         return None
     _outage = False
-    return count
+    return count, start
 
 
 def throttle_hit(*, limit: Limit, identity: str) -> None:
     """Count one attempt by `identity` against `limit`; raise Throttled beyond it."""
-    now = int(time.time())
-    window = now - now % limit.window_seconds
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    key = f"sf:throttle:{limit.scope}:{digest}:{window}"
-    count = _count(key, limit.window_seconds)
-    if count is not None and count > limit.requests:
+    counted = _count(f"sf:throttle:{limit.scope}:{digest}", limit.window_seconds)
+    if counted is None:
+        return
+    count, start = counted
+    if count > limit.requests:
         raise Throttled(
             limit=limit,
-            retry_after=max(1, window + limit.window_seconds - now),
+            retry_after=max(1, start + limit.window_seconds - int(time.time())),
             locking=count == limit.requests + 1,
         )
 

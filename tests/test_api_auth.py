@@ -312,6 +312,26 @@ def test_login_attempts_beyond_the_per_email_limit_answer_429_with_retry_after(c
     assert ApiToken.objects.count() == 1
 
 
+def test_login_attempts_astride_a_round_clock_time_count_in_one_window(client, monkeypatch):
+    # given: a guesser who spends the budget just before a multiple of the window's length
+    user_with_token(email="ada@example.com")
+    window = throttle.LOGIN_PER_EMAIL.window_seconds
+    clock = [1_800_000_000 // window * window + window - 2]
+    monkeypatch.setattr(throttle.time, "time", lambda: clock[0])
+    credentials = {"email": "ada@example.com", "password": "wrong"}
+    for _ in range(throttle.LOGIN_PER_EMAIL.requests):
+        assert post(client, "/api/v1/auth/token", credentials).status_code == 401
+
+    # when: the right password comes a few seconds later, past that round time
+    clock[0] += 5
+    response = post(client, "/api/v1/auth/token", {**credentials, "password": GOOD_PASSWORD})
+
+    # then: still the first window, which ends a window's length after the first attempt
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) == window - 5
+    assert ApiToken.objects.count() == 1
+
+
 def test_login_attempts_beyond_the_per_ip_limit_answer_429_whatever_the_email(client):
     # given
     for index in range(throttle.LOGIN_PER_IP.requests):
