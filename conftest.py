@@ -64,6 +64,16 @@ def broker_not_paused() -> Iterator[None]:
     outbox_services._resume_broker()
 
 
+@pytest.fixture(autouse=True)
+def no_webhook_endpoints_remembered() -> None:
+    """Tell this process's copy of the webhook subscriptions that there are none, as every
+    test starts: an endpoint of an earlier, rolled-back test is not remembered, and query
+    budgets do not pay for loading the copy."""
+    from webhooks.selectors import subscriptions_forget
+
+    subscriptions_forget(known={})
+
+
 @pytest.fixture
 def run_concurrently() -> Callable[..., list[Any]]:
     """Run `target(index)` in `count` real threads started together; return results or errors.

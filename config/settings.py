@@ -43,14 +43,14 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 
-def _networks_checked(values: list[str]) -> list[str]:
+def _networks_checked(values: list[str], *, name: str = "TRUSTED_PROXY_NETWORKS") -> list[str]:
     """Return `values` once each is a network or an address; stop start-up at a typo."""
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError as error:
             raise ImproperlyConfigured(
-                f"TRUSTED_PROXY_NETWORKS holds {value!r}, which is neither a network nor an "
+                f"{name} holds {value!r}, which is neither a network nor an "
                 "address; expected e.g. 10.0.0.0/8,192.0.2.7"
             ) from error
     return values
@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "inventory",
     "orders",
     "payments",
+    "webhooks",
     "storefront",
     "backoffice.apps.BackofficeConfig",
 ]
@@ -269,6 +270,21 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=6, minute=0),
         "options": {"expires": 3600},
     },
+    "webhooks-deliveries-dispatch": {
+        "task": "webhooks.deliveries_dispatch",
+        "schedule": 15.0,
+        "options": {"expires": 15},
+    },
+    "webhooks-changes-emit": {
+        "task": "webhooks.changes_emit",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
+    "webhooks-prune": {
+        "task": "webhooks.prune",
+        "schedule": crontab(hour=3, minute=40),
+        "options": {"expires": 3600},
+    },
 }
 
 # --- E-mail ----------------------------------------------------------------------------------
@@ -287,6 +303,18 @@ RESERVATION_TTL_MINUTES = env.int("RESERVATION_TTL_MINUTES", default=30)
 SHIPPING_FLAT_RATE = env.str("SHIPPING_FLAT_RATE", default="4.90")
 SHIPPING_FREE_ABOVE = env.str("SHIPPING_FREE_ABOVE", default="50.00")
 WEBHOOK_TOLERANCE_SECONDS = 300
+
+# --- Outbound webhooks -----------------------------------------------------------------------
+# Networks webhooks may reach although they are private, loopback or otherwise denied (README
+# "Webhooks (outbound)"). Loopback only while DEBUG is on, for a receiver on the developer's
+# machine; production reaches public addresses only unless this lists more.
+WEBHOOK_ALLOWED_NETWORKS = _networks_checked(
+    env.list("WEBHOOK_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if DEBUG else []),
+    name="WEBHOOK_ALLOWED_NETWORKS",
+)
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=3.0)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 
 # --- Static and media ------------------------------------------------------------------------

@@ -36,7 +36,10 @@ def test_the_schedule_runs_each_periodic_job_at_its_rhythm():
     assert schedule["outbox.prune"] == crontab(hour=3, minute=10)
     assert schedule["orders.counters_reconcile"] == crontab(hour=2, minute=40)
     assert schedule["inventory.low_stock_digest"] == crontab(hour=6, minute=0)
-    assert len(schedule) == 6
+    assert schedule["webhooks.deliveries_dispatch"] == 15.0
+    assert schedule["webhooks.changes_emit"] == 30.0
+    assert schedule["webhooks.prune"] == crontab(hour=3, minute=40)
+    assert len(schedule) == 9
 
 
 def test_a_frequent_job_that_waited_past_its_next_turn_is_dropped():
@@ -92,5 +95,6 @@ def test_a_task_retried_by_the_policies_rides_out_an_hour_before_it_fails_for_go
         "orders.email_send",
         "payments.credit_note_document_render",
         "payments.invoice_document_render",
+        "webhooks.endpoint_disabled_notify",
     ]
     assert {task.max_retries for task in retried} == {RIDE_OUT_RETRIES}
