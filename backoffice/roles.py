@@ -33,8 +33,9 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
 # `outbox` included: staff see the requests the broker has not taken and the tasks that failed
 # for good; support and the manager re-run a failed task (`outbox.rerun_task`); the manager
 # acknowledges failures by deleting them, and relays requests at once ("Relay now",
-# `outbox.relay_outbox`).
-SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments")
+# `outbox.relay_outbox`). `webhooks` is the manager's alone (no other role reads it): an
+# endpoint decides where the shop's orders and customers' addresses are sent.
+SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments", "webhooks")
 
 # role -> (apps whose every model it may view, apps it may fully manage, action permissions)
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {

@@ -1,0 +1,18 @@
+from django.db import migrations
+
+
+def sync_roles(apps, schema_editor):
+    from config.roles import roles_sync
+
+    roles_sync(apps=apps)
+
+
+class Migration(migrations.Migration):
+    """The manager registers webhook endpoints and resends deliveries; no other role sees them."""
+
+    dependencies = [
+        ("stockwire", "0004_roles_attention"),
+        ("webhooks", "0001_initial"),
+    ]
+
+    operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
