@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from config.admin_actions import ServiceActionsMixin
-from config.admin_read_only import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin_actions import ServiceActionsMixin
 from webhooks.forms import ResendSinceForm, WebhookEndpointForm
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (

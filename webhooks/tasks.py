@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from config.retries import EMAIL_RETRY
+from core.retries import EMAIL_RETRY
 from webhooks import services
 
 

@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def sync_roles(apps, schema_editor):
-    from config.roles import roles_sync
+    from backoffice.roles import roles_sync
 
     roles_sync(apps=apps)
 
@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     """The manager registers webhook endpoints and resends deliveries; no other role sees them."""
 
     dependencies = [
-        ("stockwire", "0004_roles_attention"),
+        ("backoffice", "0001_roles"),
         ("webhooks", "0001_initial"),
     ]
 
