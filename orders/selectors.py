@@ -2,7 +2,10 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from orders.models import Customer, Order, OrderLine
+from orders.models import Customer, Order, OrderLine, OrderStatus
+
+# An order whose goods reached (or are on their way to) the customer: its buyer has the product.
+RECEIVED_STATUSES = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 def _orders() -> QuerySet[Order]:
@@ -25,3 +28,26 @@ def order_get_for_customer(*, customer: Customer, number: str) -> Order:
 def order_get(*, number: str) -> Order:
     """Any order by number (staff), with lines prefetched."""
     return _orders().get(number=number)
+
+
+def customer_received_product(*, customer: Customer, product_id: int) -> bool:
+    """Whether one of the customer's shipped or delivered orders holds a variant of the product
+    (one query)."""
+    return OrderLine.objects.filter(
+        order__customer=customer,
+        order__status__in=RECEIVED_STATUSES,
+        variant__product_id=product_id,
+    ).exists()
+
+
+def products_received(*, product_ids: list[int]) -> list[tuple[int, int]]:
+    """(customer id, product id) for each of these products in a shipped or delivered order of a
+    customer, each pair once, in that order (one query)."""
+    return list(
+        OrderLine.objects.filter(
+            variant__product_id__in=product_ids, order__status__in=RECEIVED_STATUSES
+        )
+        .values_list("order__customer_id", "variant__product_id")
+        .distinct()
+        .order_by("order__customer_id", "variant__product_id")
+    )
