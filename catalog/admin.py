@@ -13,8 +13,10 @@ from django.utils.html import format_html, format_html_join
 
 from audit.admin import changes_text
 from audit.models import AuditEntry
+from catalog.admin_hooks import product_page
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from core.admin import PanelPermissionsMixin
+from core.admin_hooks import ExtendedPageMixin
 
 # The most recent changes shown on a product page; the audit trail has the rest.
 HISTORY_ROWS = 15
@@ -65,7 +67,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(PanelPermissionsMixin, admin.ModelAdmin):
+class ProductAdmin(ExtendedPageMixin, PanelPermissionsMixin, admin.ModelAdmin):
     list_display = ("name", "first_image", "category", "variant_count", "is_active", "updated_at")
     list_filter = ("is_active", "category", "collections")
     search_fields = ("name", "slug", "description", "variants__sku")
@@ -76,6 +78,8 @@ class ProductAdmin(PanelPermissionsMixin, admin.ModelAdmin):
     # The audit trail is refused to warehouse staff; so are its entries on a product page.
     panel_permissions = {"change_history": "audit.view_auditentry"}
     inlines = (VariantInline, ProductImageInline)
+    # Apps above catalog add their panels (reviews: the rating and latest reviews).
+    page_hooks = product_page
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return (

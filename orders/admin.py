@@ -7,7 +7,6 @@ from the API. Apps above orders add their panels, inlines and actions to the ord
 """
 
 from django.contrib import admin
-from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -16,8 +15,9 @@ from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
+from core.admin_hooks import ExtendedPageMixin
 from inventory.models import StockMovement
-from orders.admin_hooks import order_page_extensions
+from orders.admin_hooks import order_page
 from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
 from orders.models import Customer, Order, OrderEvent, OrderLine
 from orders.services import (
@@ -62,7 +62,7 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Order)
-class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
+class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     """Show an order's whole story, read-only, with what apps above orders add to the page.
 
     Orders are placed through the API and change only by actions calling services; apps above
@@ -106,39 +106,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         ),
     )
     readonly_fields = ("address", "stock_ledger")
-
-    def get_inlines(self, request: HttpRequest, obj: Order | None) -> list:
-        added = [inline for extension in order_page_extensions() for inline in extension.inlines]
-        return [*super().get_inlines(request, obj), *added]
-
-    def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
-        fieldsets = list(super().get_fieldsets(request, obj))
-        for extension in order_page_extensions():
-            shown = tuple(
-                panel.display
-                for panel in extension.panels
-                if request.user.has_perm(panel.permission)
-            )
-            if shown:
-                fieldsets.append((extension.title, {"fields": shown}))
-        return fieldsets
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple:
-        added = [
-            panel.display for extension in order_page_extensions() for panel in extension.panels
-        ]
-        return (*super().get_readonly_fields(request, obj), *added)
-
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
-        if IS_POPUP_VAR in request.GET:
-            return actions
-        for extension in order_page_extensions():
-            for action in extension.actions:
-                if request.user.has_perm(action.permission):
-                    function, name, description = self.get_action(action.function)
-                    actions[name] = (function, name, description)
-        return actions
+    page_hooks = order_page
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.ship_order")

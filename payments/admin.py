@@ -16,12 +16,8 @@ from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
-from orders.admin_hooks import (
-    OrderPageAction,
-    OrderPageExtension,
-    OrderPagePanel,
-    order_page_extend,
-)
+from core.admin_hooks import PageAction, PageExtension, PagePanel
+from orders.admin_hooks import order_page
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
 from payments.models import (
@@ -223,16 +219,16 @@ def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
 
 # Warehouse staff read orders but not payments: the inlines ask for the payments' and refunds'
 # own view permissions, the documents' numbers and amounts for the invoices' and credit notes'.
-order_page_extend(
+order_page.extend(
     app_label="payments",
-    extension=OrderPageExtension(
+    extension=PageExtension(
         title="Documents",
         panels=(
-            OrderPagePanel(display=invoice_link, permission="payments.view_invoice"),
-            OrderPagePanel(display=credit_note_links, permission="payments.view_creditnote"),
+            PagePanel(display=invoice_link, permission="payments.view_invoice"),
+            PagePanel(display=credit_note_links, permission="payments.view_creditnote"),
         ),
         inlines=(PaymentInline, RefundInline),
-        actions=(OrderPageAction(function=refund_orders, permission="payments.issue_refund"),),
+        actions=(PageAction(function=refund_orders, permission="payments.issue_refund"),),
     ),
 )
 

@@ -1,0 +1,111 @@
+"""Let apps above an app add panels, inlines and actions to one of its admin pages.
+
+An app may not import the apps above it, yet staff read what those know on its pages (an
+order's payments, a product's reviews). The app offers a `PageHooks` registry for such a page,
+and an app above registers a `PageExtension` there from its admin module, as Wagtail's hooks let
+apps add to its admin. The page's ModelAdmin (with `ExtendedPageMixin`) reads the registry
+whenever it builds the page, so the page served is the one its own app defines, with what
+others added.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+
+
+@dataclass(frozen=True)
+class PagePanel:
+    """A read-only field of the page, shown to users with `permission` only.
+
+    `display` is an `@admin.display` function of the page's object. `permission` is the one the
+    shown rows' own admin list asks for, so a user refused that list does not read them here.
+    """
+
+    display: Callable[[Model], str]
+    permission: str
+
+
+@dataclass(frozen=True)
+class PageAction:
+    """An admin action on the selected rows, offered to users with `permission` only.
+
+    `function(model_admin, request, queryset)` is an `@admin.action` function; it may ask for
+    what it needs and report per row with `model_admin.run_with_form` (core.admin_actions).
+    """
+
+    function: Callable[..., HttpResponse | None]
+    permission: str
+
+
+@dataclass(frozen=True)
+class PageExtension:
+    """What one app adds to a page: a fieldset of panels, inlines and actions."""
+
+    title: str
+    panels: tuple[PagePanel, ...] = ()
+    inlines: tuple[type[InlineModelAdmin], ...] = ()
+    actions: tuple[PageAction, ...] = ()
+
+
+class PageHooks:
+    """The extensions of one admin page, in the order their apps registered them."""
+
+    def __init__(self) -> None:
+        self._extensions: dict[str, PageExtension] = {}
+
+    def extend(self, *, app_label: str, extension: PageExtension) -> None:
+        """Add an app's panels, inlines and actions to the page, after those before it.
+
+        Keyed by app, so importing the admin module again replaces the app's extension.
+        """
+        self._extensions[app_label] = extension
+
+    def extensions(self) -> list[PageExtension]:
+        return list(self._extensions.values())
+
+
+class ExtendedPageMixin:
+    """For the ModelAdmin of a page that `page_hooks` lets apps above extend: adds their
+    inlines, a fieldset of the panels each user may read, and the actions each may run."""
+
+    page_hooks: PageHooks
+
+    def get_inlines(self, request: HttpRequest, obj: Model | None) -> list:
+        added = [
+            inline for extension in self.page_hooks.extensions() for inline in extension.inlines
+        ]
+        return [*super().get_inlines(request, obj), *added]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Model | None = None) -> list:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        for extension in self.page_hooks.extensions():
+            shown = tuple(
+                panel.display
+                for panel in extension.panels
+                if request.user.has_perm(panel.permission)
+            )
+            if shown:
+                fieldsets.append((extension.title, {"fields": shown}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple:
+        added = [
+            panel.display
+            for extension in self.page_hooks.extensions()
+            for panel in extension.panels
+        ]
+        return (*super().get_readonly_fields(request, obj), *added)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if IS_POPUP_VAR in request.GET:
+            return actions
+        for extension in self.page_hooks.extensions():
+            for action in extension.actions:
+                if request.user.has_perm(action.permission):
+                    function, name, description = self.get_action(action.function)
+                    actions[name] = (function, name, description)
+        return actions
