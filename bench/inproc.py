@@ -44,7 +44,16 @@ from bench.harness import ADDRESS  # noqa: E402
 ROOT_DIR = Path(__file__).resolve().parent.parent
 # The statement that takes the stock row locks: an UPDATE of the levels (also inside a CTE).
 STOCK_UPDATE = re.compile(r'UPDATE\s+"?inventory_stocklevel"?', re.IGNORECASE)
-PROJECT_APPS = ("outbox", "audit", "catalog", "inventory", "orders", "payments", "storefront")
+PROJECT_APPS = (
+    "outbox",
+    "audit",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "reviews",
+    "storefront",
+)
 
 
 def bench_sku(number: int) -> str:

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "inventory",
     "orders",
     "payments",
+    "reviews",
     "webhooks",
     "storefront",
     "backoffice.apps.BackofficeConfig",
@@ -283,6 +284,16 @@ CELERY_BEAT_SCHEDULE: dict = {
     "webhooks-prune": {
         "task": "webhooks.prune",
         "schedule": crontab(hour=3, minute=40),
+        "options": {"expires": 3600},
+    },
+    "reviews-ratings-reconcile": {
+        "task": "reviews.ratings_reconcile",
+        "schedule": crontab(hour=2, minute=50),
+        "options": {"expires": 3600},
+    },
+    "reviews-pending-digest": {
+        "task": "reviews.pending_digest",
+        "schedule": crontab(hour=6, minute=5),
         "options": {"expires": 3600},
     },
 }

@@ -39,7 +39,9 @@ def test_the_schedule_runs_each_periodic_job_at_its_rhythm():
     assert schedule["webhooks.deliveries_dispatch"] == 15.0
     assert schedule["webhooks.changes_emit"] == 30.0
     assert schedule["webhooks.prune"] == crontab(hour=3, minute=40)
-    assert len(schedule) == 9
+    assert schedule["reviews.ratings_reconcile"] == crontab(hour=2, minute=50)
+    assert schedule["reviews.pending_digest"] == crontab(hour=6, minute=5)
+    assert len(schedule) == 11
 
 
 def test_a_frequent_job_that_waited_past_its_next_turn_is_dropped():
@@ -95,6 +97,8 @@ def test_a_task_retried_by_the_policies_rides_out_an_hour_before_it_fails_for_go
         "orders.email_send",
         "payments.credit_note_document_render",
         "payments.invoice_document_render",
+        "reviews.decision_email_send",
+        "reviews.pending_digest",
         "webhooks.endpoint_disabled_notify",
     ]
     assert {task.max_retries for task in retried} == {RIDE_OUT_RETRIES}
