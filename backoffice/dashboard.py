@@ -17,6 +17,7 @@ from catalog.models import Variant
 from orders.models import Order, OrderStatus
 from payments.models import Refund
 from payments.selectors import unmatched_open
+from reviews.selectors import reviews_pending
 
 CHART_DAYS = 30
 # Enough rows to act on in one sitting; the full lists are one click away.
@@ -187,7 +188,8 @@ def orders_needing_attention() -> QuerySet[Order]:
 
 def dashboard_context(*, user) -> dict:
     """The panels `user` may read: sales need order access, low stock needs inventory access,
-    unmatched payments need access to them."""
+    unmatched payments need access to them, the reviews waiting for moderation the permission
+    to moderate them."""
     context: dict = {"currency": settings.SHOP_CURRENCY}
     if user.has_perm("orders.view_order"):
         days = sales_by_day()
@@ -204,4 +206,6 @@ def dashboard_context(*, user) -> dict:
         low_stock = low_stock_variants()
         context["low_stock"] = list(low_stock[:PANEL_ROWS])
         context["low_stock_count"] = low_stock.count()
+    if user.has_perm("reviews.moderate_review"):
+        context["pending_reviews_count"] = reviews_pending().count()
     return context

@@ -34,8 +34,10 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
 # for good; support and the manager re-run a failed task (`outbox.rerun_task`); the manager
 # acknowledges failures by deleting them, and relays requests at once ("Relay now",
 # `outbox.relay_outbox`). `webhooks` is the manager's alone (no other role reads it): an
-# endpoint decides where the shop's orders and customers' addresses are sent.
-SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments", "webhooks")
+# endpoint decides where the shop's orders and customers' addresses are sent. `reviews`:
+# support and the manager work the moderation queue (`reviews.moderate_review`, a permission
+# the Review model declares); the manager may also delete a review.
+SHOP_APPS = ("audit", "catalog", "inventory", "orders", "outbox", "payments", "reviews", "webhooks")
 
 # role -> (apps whose every model it may view, apps it may fully manage, action permissions)
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -50,13 +52,14 @@ ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "support": (
-        ("audit", "catalog", "inventory", "orders", "outbox", "payments"),
+        ("audit", "catalog", "inventory", "orders", "outbox", "payments", "reviews"),
         (),
         (
             "orders.cancel_order",
             "orders.resolve_order",
             "payments.issue_refund",
             "outbox.rerun_task",
+            "reviews.moderate_review",
         ),
     ),
     "manager": (
