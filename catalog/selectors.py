@@ -43,9 +43,9 @@ def product_list(*, category: str | None = None, query: str | None = None) -> Qu
     return products.order_by("name", "id")
 
 
-def product_get(*, slug: str) -> Product:
-    """Return the active product with `slug`; raises `Product.DoesNotExist` otherwise."""
-    return _with_storefront_relations(Product.objects.filter(is_active=True)).get(slug=slug)
+def product_id_active(*, slug: str) -> int | None:
+    """The id of the active product with `slug`; None when there is none (one query)."""
+    return Product.objects.filter(slug=slug, is_active=True).values_list("pk", flat=True).first()
 
 
 @dataclass(frozen=True)

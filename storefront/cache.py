@@ -15,8 +15,9 @@ holds the same products afterwards, so it is checked against the versions of the
 shows and stays cached while other products sell. A page filtered by availability holds other
 products only once a product sells out or comes back, which only a movement that takes a level
 to zero or from it can do: such a movement also replaces the in-stock generation, which those
-pages are built for. A cached page is one round trip (MGET) while no stock moved since it was
-stored.
+pages are built for. A moved rating works the same way (approved reviews change what a product
+shows), with the rating generation for the pages ordered or filtered by rating. A cached page
+is one round trip (MGET) while no stock moved since it was stored.
 
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
@@ -48,7 +49,8 @@ VERSION_TIMEOUT_SECONDS = 2 * ENTRY_TIMEOUT_SECONDS
 
 # Replaced by catalog changes: what every list page holds may have changed.
 LIST_GENERATION_KEY = "sf:products:generation"
-# Replaced by every stock movement: pages checked against it skip checking their products.
+# Replaced by every stock movement and rating change (what replaces product versions without
+# the list generation): pages checked against it skip checking their products.
 STOCK_GENERATION_KEY = "sf:stock:generation"
 # Replaced by stock movements that may sell a product out or bring it back: which products the
 # pages filtered by availability hold may have changed.
@@ -58,6 +60,9 @@ IN_STOCK_GENERATION_KEY = "sf:in-stock:generation"
 # callbacks, or, during a rolling deploy, a process of a release that did not replace this key)
 # shows within this long. Each such page costs one rebuild per period.
 IN_STOCK_GENERATION_TIMEOUT_SECONDS = 5 * 60
+# Replaced when approved reviews move a product's rating: which products the pages ordered or
+# filtered by rating hold, and in which order, may have changed.
+RATING_GENERATION_KEY = "sf:rating:generation"
 # One of every entry's versions. Invalidations attempted while Redis was unreachable are lost,
 # so a process that saw the outage replaces the epoch with its first cache call that succeeds
 # again: every entry stored before is dropped.
@@ -130,6 +135,10 @@ def _detail_key(product_id: int) -> str:
     return f"sf:detail:{product_id}"
 
 
+def _reviews_version_key(product_id: int) -> str:
+    return f"sf:reviews:version:{product_id}"
+
+
 def _version_created(key: str) -> str | None:
     """Create a version at `key` unless a concurrent reader just did; return the one stored."""
     cache_call(cache.add, key, _new_version(), _version_timeout(key))
@@ -189,7 +198,6 @@ def _get_or_build(entry_key: str, version_keys: tuple[str, ...], build: Callable
 
 
 LIST_VERSION_KEYS = (EPOCH_KEY, LIST_GENERATION_KEY)
-IN_STOCK_LIST_VERSION_KEYS = (*LIST_VERSION_KEYS, IN_STOCK_GENERATION_KEY)
 
 
 @dataclass(frozen=True)
@@ -200,19 +208,30 @@ class Page:
     product_ids: tuple[int, ...]
 
 
+def _digest(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def product_page(
-    *, params: dict[str, Any], filtered_by_stock: bool, build: Callable[[], Page]
+    *,
+    params: dict[str, Any],
+    filtered_by_stock: bool,
+    by_rating: bool = False,
+    build: Callable[[], Page],
 ) -> str:
     """Return the body of one catalog page for `params`, built by `build()` when not cached.
 
     A page is stale when one of its own products moved (see `_page_get_or_build`), or when
-    what it holds may have changed: after a catalog change, and, for a page
-    `filtered_by_stock` (only products with units available), after a product may have sold
-    out or come back.
+    what it holds may have changed: after a catalog change; for a page `filtered_by_stock`
+    (only products with units available), after a product may have sold out or come back;
+    for a page ordered or filtered `by_rating`, after a rating moved.
     """
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
-    listed_keys = IN_STOCK_LIST_VERSION_KEYS if filtered_by_stock else LIST_VERSION_KEYS
-    return _page_get_or_build(f"sf:list:{digest}", listed_keys, build)
+    listed_keys = (
+        *LIST_VERSION_KEYS,
+        *((IN_STOCK_GENERATION_KEY,) if filtered_by_stock else ()),
+        *((RATING_GENERATION_KEY,) if by_rating else ()),
+    )
+    return _page_get_or_build(f"sf:list:{_digest(params)}", listed_keys, build)
 
 
 def _product_versions(product_ids: tuple[int, ...]) -> tuple | None:
@@ -267,27 +286,65 @@ def category_list(*, build: Callable[[], list]) -> list:
 def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | None:
     """Return the detail of the active product `slug` (None when there is none).
 
-    `sf:product:slug:<slug>` remembers which product a slug named, so the product's version can
-    be read before the database. On the first visit of a slug it is unknown: that visit only
-    records it and stores nothing, because an entry built before its version was read could
-    outlive a concurrent change. The entry carries its slug, so a product renamed since is
-    rebuilt from the database instead of served.
+    `build()` answers a dict with the product's `id` and `slug`, or None.
+    """
+    return _get_or_build_by_slug(
+        slug=slug,
+        entry_key=_detail_key,
+        version_keys=lambda product_id: (EPOCH_KEY, _product_version_key(product_id)),
+        build=build,
+    )
+
+
+def reviews_page(
+    *, slug: str, params: dict[str, Any], build: Callable[[], dict | None]
+) -> dict | None:
+    """Return one page of the approved reviews of the active product `slug` for `params`
+    (None when there is no such product).
+
+    Rebuilt after its product's approved reviews change (`reviews_invalidate`) and after a
+    catalog change (the product may have been deactivated or renamed).
+    """
+    digest = _digest(params)
+    return _get_or_build_by_slug(
+        slug=slug,
+        entry_key=lambda product_id: f"sf:reviews:{product_id}:{digest}",
+        version_keys=lambda product_id: (
+            *LIST_VERSION_KEYS,
+            _reviews_version_key(product_id),
+        ),
+        build=build,
+    )
+
+
+def _get_or_build_by_slug(
+    *,
+    slug: str,
+    entry_key: Callable[[int], str],
+    version_keys: Callable[[int], tuple[str, ...]],
+    build: Callable[[], dict | None],
+) -> dict | None:
+    """An entry of one product found by its slug: checked against `version_keys(product id)`.
+
+    `sf:product:slug:<slug>` remembers which product a slug named, so the product's versions
+    can be read before the database. On the first visit of a slug it is unknown: that visit
+    only records it and stores nothing, because an entry built before its versions were read
+    could outlive a concurrent change. The entry carries its slug, so a product renamed since
+    is rebuilt from the database instead of served.
     """
     product_id = cache_call(cache.get, f"sf:product:slug:{slug}", default=MISSING)
     if product_id is MISSING:
         return build()
     versions = None
     if product_id is not None:
-        versions, cached = _read(
-            _detail_key(product_id), (EPOCH_KEY, _product_version_key(product_id))
-        )
+        versions, cached = _read(entry_key(product_id), version_keys(product_id))
         if cached is not MISSING and cached["slug"] == slug:
             return cached
     value = build()
     if value is None:
         return None
     if versions is not None and value["id"] == product_id:
-        _store(_detail_key(product_id), versions, value)
+        _store(entry_key(product_id), versions, value)
     else:
         cache_call(cache.set, f"sf:product:slug:{slug}", value["id"], VERSION_TIMEOUT_SECONDS)
     return value
@@ -295,14 +352,14 @@ def product_detail(*, slug: str, build: Callable[[], dict | None]) -> dict | Non
 
 def products_invalidate(*, product_ids: Iterable[int]) -> None:
     """A catalog change: make the cached detail of these products and every list unreachable."""
-    _versions_replace(product_ids=product_ids, generation_key=LIST_GENERATION_KEY)
+    _versions_replace(product_ids=product_ids, generation_keys=(LIST_GENERATION_KEY,))
 
 
 def stock_invalidate(*, product_ids: Iterable[int], in_stock_may_have_changed: bool) -> None:
     """Stock moved for these products: their details and the pages showing them become
     unreachable, and, when a product may have sold out or come back, the pages filtered by
     availability; every other page stays cached."""
-    _versions_replace(product_ids=product_ids, generation_key=STOCK_GENERATION_KEY)
+    _versions_replace(product_ids=product_ids, generation_keys=(STOCK_GENERATION_KEY,))
     if in_stock_may_have_changed:
         # After the products' versions: a page kept in between is stored for the in-stock
         # generation this replaces, so it is never served afterwards.
@@ -314,14 +371,36 @@ def stock_invalidate(*, product_ids: Iterable[int], in_stock_may_have_changed: b
         )
 
 
-def _versions_replace(*, product_ids: Iterable[int], generation_key: str) -> None:
+def reviews_invalidate(*, product_ids: Iterable[int], rating_changed: bool) -> None:
+    """The approved reviews of these products changed: their review pages become unreachable;
+    when their ratings moved, also their details, the pages showing them and the pages
+    ordered or filtered by rating. Every other page stays cached."""
+    product_ids = list(product_ids)
+    reviews_keys = [_reviews_version_key(product_id) for product_id in product_ids]
+    if rating_changed:
+        _versions_replace(
+            product_ids=product_ids,
+            version_keys=reviews_keys,
+            generation_keys=(RATING_GENERATION_KEY, STOCK_GENERATION_KEY),
+        )
+    else:
+        _versions_replace(product_ids=(), version_keys=reviews_keys, generation_keys=())
+
+
+def _versions_replace(
+    *,
+    product_ids: Iterable[int],
+    generation_keys: tuple[str, ...],
+    version_keys: Iterable[str] = (),
+) -> None:
     # One fresh value serves every key: a version only has to differ from the one it replaces
-    # (an import invalidates thousands of products at once). The generation comes last: a
-    # backend that sets the keys one by one (not Redis' MSET) must never show the new
-    # generation beside an old product version, or a page could be revalidated as current.
+    # (an import invalidates thousands of products at once). The generations come last: a
+    # backend that sets the keys one by one (not Redis' MSET) must never show a new generation
+    # beside an old product version, or a page could be revalidated as current.
     version = _new_version()
     versions = dict.fromkeys(map(_product_version_key, product_ids), version)
-    versions[generation_key] = version
+    versions.update(dict.fromkeys(version_keys, version))
+    versions.update(dict.fromkeys(generation_keys, version))
     cache_call(cache.set_many, versions, VERSION_TIMEOUT_SECONDS)  # one round trip
 
 

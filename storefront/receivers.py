@@ -15,6 +15,7 @@ from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
 from inventory.models import Warehouse
 from inventory.signals import stock_changed
+from reviews.signals import product_reviews_changed
 from storefront import cache
 
 
@@ -110,5 +111,17 @@ def invalidate_cached_availability(
             cache.stock_invalidate,
             product_ids=list(product_ids),
             in_stock_may_have_changed=availability_crossed_zero,
+        )
+    )
+
+
+@receiver(product_reviews_changed, dispatch_uid="storefront.product_reviews_changed")
+def invalidate_cached_reviews(sender, product_ids, rating_changed, **kwargs) -> None:
+    """Review pages show approved reviews; details and pages show the rating, and pages ordered
+    or filtered by rating hold other products once it moves. A vote or a text change rebuilds
+    only the review pages."""
+    transaction.on_commit(
+        partial(
+            cache.reviews_invalidate, product_ids=list(product_ids), rating_changed=rating_changed
         )
     )

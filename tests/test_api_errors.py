@@ -204,6 +204,11 @@ def test_openapi_document_lists_every_operation_with_its_problems(client):
         ("GET", "/api/v1/orders/{number}/invoice/document"),
         ("POST", "/api/v1/payments/webhook"),
         ("POST", "/api/v1/staff/orders/{number}/ship"),
+        ("GET", "/api/v1/products/{slug}/reviews"),
+        ("POST", "/api/v1/products/{slug}/reviews"),
+        ("PATCH", "/api/v1/reviews/{review_id}"),
+        ("DELETE", "/api/v1/reviews/{review_id}"),
+        ("POST", "/api/v1/reviews/{review_id}/helpful"),
     }
     for item in paths.values():
         for operation in item.values():

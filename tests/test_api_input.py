@@ -146,6 +146,8 @@ def test_the_openapi_document_lists_415_wherever_a_body_is_read(client):
         ("POST", "/api/v1/orders"),
         ("POST", "/api/v1/staff/orders/{number}/ship"),
         ("POST", "/api/v1/payments/webhook"),
+        ("POST", "/api/v1/products/{slug}/reviews"),
+        ("PATCH", "/api/v1/reviews/{review_id}"),
     }
 
 

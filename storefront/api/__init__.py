@@ -9,7 +9,7 @@ from typing import Any
 
 from ninja import NinjaAPI
 
-from storefront.api import auth, catalog, orders, payments, staff
+from storefront.api import auth, catalog, orders, payments, reviews, staff
 from storefront.api.bodies import JsonBodyParser
 from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
 
@@ -72,3 +72,4 @@ api.add_router("/", catalog.router)
 api.add_router("/", orders.router)
 api.add_router("/staff", staff.router)
 api.add_router("/payments", payments.router)
+api.add_router("/", reviews.router)

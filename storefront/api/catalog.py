@@ -7,7 +7,7 @@ matching `If-None-Match` (weak comparison, a list, or `*`) with 304.
 
 import hashlib
 import json
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +17,7 @@ from ninja import Path, Query, Router
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
 from inventory import selectors as inventory_selectors
+from reviews import selectors as review_selectors
 from storefront import cache
 from storefront.api.errors import ApiError, Problem, ValidationProblem
 from storefront.api.schemas import NO_NUL, CategoryOut, ProductOut, ProductPageOut, money
@@ -42,7 +43,15 @@ def _json_response(body: str, *, etag: str | None = None) -> HttpResponse:
     return response
 
 
+def rating_body(*, count: int, total: int) -> dict[str, Any]:
+    """A product's `{average, count}` from its approved ratings' count and sum."""
+    average = review_selectors.rating_average(count=count, total=total)
+    return {"average": None if average is None else float(average), "count": count}
+
+
 def _render_products(products: list[Product]) -> list[dict]:
+    """Products as the API shows them; each carries `rating_count` and `rating_sum`
+    (`reviews.selectors.products_with_rating`)."""
     variant_ids = [variant.pk for product in products for variant in product.active_variants]
     available = inventory_selectors.availability_by_variant(variant_ids=variant_ids)
     return [
@@ -69,6 +78,7 @@ def _render_products(products: list[Product]) -> list[dict]:
                 }
                 for variant in product.active_variants
             ],
+            "rating": rating_body(count=product.rating_count, total=product.rating_sum),
         }
         for product in products
     ]
@@ -117,21 +127,37 @@ def product_list(
     category: Annotated[str | None, Query(max_length=140, pattern=NO_NUL)] = None,
     q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     in_stock: bool | None = None,
+    min_rating: Annotated[float | None, Query(ge=1, le=5)] = None,
+    sort: Literal["name", "-rating"] = "name",
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ):
-    """A page of active products, ordered by name; `limit` is capped at 100.
+    """A page of active products, ordered by name, or best rated first with `sort=-rating`
+    (unrated last); `limit` is capped at 100.
 
     `category` is a slug and includes its descendants; `q` searches names, descriptions,
-    categories and SKUs; `in_stock=true` keeps products with any unit available.
+    categories and SKUs; `in_stock=true` keeps products with any unit available;
+    `min_rating=4` keeps products whose average rating is at least 4.
     """
     limit = min(limit, MAX_PAGE_SIZE)
-    params = {"category": category, "q": q, "in_stock": in_stock, "limit": limit, "offset": offset}
+    by_rating = sort == "-rating"
+    params = {
+        "category": category,
+        "q": q,
+        "in_stock": in_stock,
+        "min_rating": min_rating,
+        "sort": sort,
+        "limit": limit,
+        "offset": offset,
+    }
 
     def build() -> cache.Page:
         products = catalog_selectors.product_list(category=category or None, query=q or None)
         if in_stock:
             products = inventory_selectors.products_in_stock(products)
+        products = review_selectors.products_with_rating(
+            products, min_rating=min_rating, by_rating=by_rating
+        )
         page = list(products[offset : offset + limit])
         count = _listing_total(products, offset=offset, limit=limit, page=page)
         return cache.Page(
@@ -139,7 +165,12 @@ def product_list(
             product_ids=tuple(product.pk for product in page),
         )
 
-    body = cache.product_page(params=params, filtered_by_stock=bool(in_stock), build=build)
+    body = cache.product_page(
+        params=params,
+        filtered_by_stock=bool(in_stock),
+        by_rating=by_rating or min_rating is not None,
+        build=build,
+    )
     return _json_response(body)
 
 
@@ -149,14 +180,15 @@ def product_list(
     summary="Get one product",
 )
 def product_detail(request: HttpRequest, slug: SlugPath):
-    """One active product with its variants' prices and live availability.
+    """One active product with its variants' prices, live availability and rating.
 
     Answers 304 when `If-None-Match` holds the current ETag.
     """
 
     def build() -> dict | None:
+        products = review_selectors.products_with_rating(catalog_selectors.product_list())
         try:
-            product = catalog_selectors.product_get(slug=slug)
+            product = products.get(slug=slug)
         except Product.DoesNotExist:
             return None
         body = json.dumps(_render_products([product])[0])

@@ -43,11 +43,15 @@ DOMAIN_ERROR_STATUS = {
     "idempotency_key_reused": 422,
     "request_in_progress": 409,
     "throttled": 429,
+    "invalid_review": 422,
+    "not_a_buyer": 403,
+    "review_exists": 409,
+    "own_review": 403,
 }
 # A database restart or failover takes seconds; asking clients to wait less only adds load.
 DATABASE_RETRY_AFTER_SECONDS = 5
 # Extra attributes a domain error may carry that the client needs to act on.
-DOMAIN_ERROR_FIELDS = ("lines", "skus", "errors")
+DOMAIN_ERROR_FIELDS = ("lines", "skus", "errors", "review_id")
 
 # The code for an HTTP error raised without one (ninja's own, or `HttpError(status, message)`).
 CODE_FOR_STATUS = {
@@ -95,6 +99,12 @@ class ConflictProblem(Problem):
     """409: for `out_of_stock`, `lines` holds each short SKU."""
 
     lines: list[ShortLine] = Field(default_factory=list)
+
+
+class ReviewExistsProblem(Problem):
+    """409 `review_exists`: `review_id` is the caller's review of the product, to edit instead."""
+
+    review_id: int
 
 
 class ApiError(Exception):

@@ -14,6 +14,14 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
+from reviews.models import (
+    AUTHOR_NAME_MAX_LENGTH,
+    BODY_MAX_LENGTH,
+    MULTI_LINE_TEXT,
+    ONE_LINE_TEXT,
+    TITLE_MAX_LENGTH,
+)
+
 NO_NUL = r"^[^\x00]*$"
 
 
@@ -75,6 +83,14 @@ class VariantOut(Schema):
     available: int = Field(description="Units that can be ordered now, over all warehouses.")
 
 
+class RatingOut(Schema):
+    average: float | None = Field(
+        description="The average of the approved ratings (1 to 5) to two places; null without one.",
+        examples=[4.33],
+    )
+    count: int = Field(description="Approved reviews.")
+
+
 class ProductOut(Schema):
     slug: str
     name: str
@@ -82,6 +98,7 @@ class ProductOut(Schema):
     category: str | None = Field(description="The category's slug.")
     images: list[ImageOut]
     variants: list[VariantOut]
+    rating: RatingOut
 
 
 class ProductPageOut(Schema):
@@ -155,3 +172,63 @@ class ShipIn(StrictInput):
 
 class WebhookAckOut(Schema):
     received: bool
+
+
+def plain_text(pattern: str, max_length: int, min_length: int = 1) -> Any:
+    """Plain text matching `pattern`, trimmed, then `min_length`..`max_length` characters."""
+    return Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=pattern
+        ),
+    ]
+
+
+ReviewTitle = plain_text(ONE_LINE_TEXT, TITLE_MAX_LENGTH)
+ReviewBody = plain_text(MULTI_LINE_TEXT, BODY_MAX_LENGTH, min_length=0)
+
+
+class ReviewIn(StrictInput):
+    """A new review: a rating is a JSON integer (`"5"`, `4.0`, `true` are refused)."""
+
+    rating: int = Field(ge=1, le=5)
+    title: ReviewTitle
+    body: ReviewBody = ""
+    author_name: plain_text(ONE_LINE_TEXT, AUTHOR_NAME_MAX_LENGTH) | None = Field(
+        None, description="The name the review is shown under; the account's name by default."
+    )
+
+
+class ReviewEditIn(StrictInput):
+    """What the author changes: any of the three; null is no value for any of them."""
+
+    rating: int = Field(None, ge=1, le=5)
+    title: ReviewTitle = None
+    body: ReviewBody = None
+
+
+class ReviewOut(Schema):
+    id: int
+    product: str = Field(description="The product's slug.")
+    rating: int
+    title: str = Field(description="Plain text, as written: escape it where it is shown.")
+    body: str = Field(description="Plain text, as written: escape it where it is shown.")
+    author: str
+    verified_purchase: bool
+    status: str = Field(description="pending, approved or rejected; pages list approved only.")
+    helpful_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RatingDetailOut(RatingOut):
+    histogram: dict[str, int] = Field(
+        description='Approved reviews per rating, keys "1" to "5".',
+        examples=[{"1": 0, "2": 1, "3": 0, "4": 2, "5": 6}],
+    )
+
+
+class ReviewPageOut(Schema):
+    count: int = Field(description="Approved reviews of the product, over all pages.")
+    items: list[ReviewOut]
+    rating: RatingDetailOut
