@@ -19,6 +19,7 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo_reviews
 	$(BIN)/python manage.py demo_staff --email $(DEMO_STAFF_EMAIL) --password $(DEMO_STAFF_PASSWORD)
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
