@@ -101,14 +101,23 @@ class AllocationState(models.TextChoices):
 
 
 class StockAllocation(models.Model):
-    """Units a reference (an order number) holds in one level.
+    """Units a reference (an order number) holds in one level, and what became of them.
 
-    So release and shipment move exactly what was reserved, from the warehouses it was reserved in.
+    So release, shipment and return move exactly what was reserved, from the warehouses it was
+    reserved in, and never more: of the `quantity` reserved, `shipped` left with a parcel and
+    `released` went back to sale (a cancellation); `returned` of the shipped came back on hand.
+    An order ships, cancels and takes back in parts, so each counter grows by units under a
+    guarded UPDATE. `state` sums the row up for a reader (reserved while units are held, then
+    shipped, returned or released), and a CHECK keeps it true to the counters.
     """
 
     reference = models.CharField(max_length=64)
     level = models.ForeignKey(StockLevel, on_delete=models.PROTECT, related_name="allocations")
     quantity = models.PositiveIntegerField()
+    # db_default: the checkout's own INSERT names only the reservation's columns.
+    shipped = models.PositiveIntegerField(default=0, db_default=0)
+    released = models.PositiveIntegerField(default=0, db_default=0)
+    returned = models.PositiveIntegerField(default=0, db_default=0)
     state = models.CharField(
         max_length=16, choices=AllocationState.choices, default=AllocationState.RESERVED
     )
@@ -124,10 +133,36 @@ class StockAllocation(models.Model):
             models.CheckConstraint(
                 condition=Q(quantity__gt=0), name="inventory_allocation_quantity_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("shipped") + F("released")),
+                name="inventory_allocation_settled_le_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(returned__lte=F("shipped")),
+                name="inventory_allocation_returned_le_shipped",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    state=AllocationState.RESERVED,
+                    quantity__gt=F("shipped") + F("released"),
+                )
+                | Q(quantity=F("shipped") + F("released"))
+                & (
+                    Q(state=AllocationState.RELEASED, shipped=0)
+                    | Q(state=AllocationState.SHIPPED, shipped__gt=F("returned"))
+                    | Q(state=AllocationState.RETURNED, shipped__gt=0, returned=F("shipped"))
+                ),
+                name="inventory_allocation_state_matches_units",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference}: {self.quantity} × level {self.level_id} ({self.state})"
+
+    @property
+    def held(self) -> int:
+        """Units still reserved: neither shipped nor released."""
+        return self.quantity - self.shipped - self.released
 
 
 class SentAlert(SendClaim):

@@ -103,14 +103,14 @@ def stock_drift() -> list[LevelDrift]:
     """Return every level the ledger does not add up to; empty when the stock is sound.
 
     A level drifts when its on_hand or reserved differ from the sum of its movements, or its
-    reserved from its allocations still held.
+    reserved from the units its allocations still hold (neither shipped nor released).
     """
     ledger = StockMovement.objects.filter(level=OuterRef("pk")).order_by().values("level")
     held = (
         StockAllocation.objects.filter(level=OuterRef("pk"), state=AllocationState.RESERVED)
         .order_by()
         .values("level")
-        .annotate(total=Sum("quantity"))
+        .annotate(total=Sum(F("quantity") - F("shipped") - F("released")))
         .values("total")
     )
     zero = Value(0)
@@ -144,4 +144,46 @@ def stock_drift() -> list[LevelDrift]:
             allocated=level.allocated,
         )
         for level in levels
+    ]
+
+
+@dataclass(frozen=True)
+class AllocatedUnits:
+    """What a reference has of one variant in one warehouse: units still held (reserved) and
+    units shipped and not returned."""
+
+    variant_id: int
+    warehouse_id: int
+    warehouse_code: str
+    held: int
+    out: int
+
+
+def allocated_units(*, reference: str) -> list[AllocatedUnits]:
+    """The reference's allocations by variant and warehouse, in warehouse priority order.
+
+    What a shipment form offers: the warehouses that hold an order's units, the first first.
+    """
+    rows = (
+        StockAllocation.objects.filter(reference=reference)
+        .order_by("level__warehouse__priority", "level__warehouse_id", "level__variant_id")
+        .values_list(
+            "level__variant_id",
+            "level__warehouse_id",
+            "level__warehouse__code",
+            "quantity",
+            "shipped",
+            "released",
+            "returned",
+        )
+    )
+    return [
+        AllocatedUnits(
+            variant_id=variant_id,
+            warehouse_id=warehouse_id,
+            warehouse_code=code,
+            held=quantity - shipped - released,
+            out=shipped - returned,
+        )
+        for variant_id, warehouse_id, code, quantity, shipped, released, returned in rows
     ]

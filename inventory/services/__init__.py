@@ -9,10 +9,17 @@ deadlock. Split by entity: `levels` (warehouses, receipts, adjustments), `reserv
 the set-based statements, `events` the signals' one sender.
 """
 
-from inventory.services.errors import MAX_UNITS, InvalidStockOperation, OutOfStock, Shortage
+from inventory.services.errors import (
+    MAX_UNITS,
+    InvalidStockOperation,
+    OutOfStock,
+    Shortage,
+    UnitsNotHeld,
+)
 from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on_hand
 from inventory.services.levels import stock_adjust, stock_receive, warehouse_ensure
 from inventory.services.reservations import (
+    StockUnits,
     stock_release,
     stock_reserve,
     stock_return,
@@ -26,6 +33,8 @@ __all__ = [
     "OnHandResult",
     "OutOfStock",
     "Shortage",
+    "StockUnits",
+    "UnitsNotHeld",
     "stock_adjust",
     "stock_receive",
     "stock_release",

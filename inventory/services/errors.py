@@ -60,3 +60,23 @@ def positive_quantity(value: Any) -> int:
     if value > MAX_UNITS:
         raise InvalidStockOperation(f"quantity must be at most {MAX_UNITS} units, got {value}")
     return value
+
+
+class UnitsNotHeld(InvalidStockOperation):
+    """A reference holds fewer units than asked to ship, release or return; nothing moved.
+
+    `shortages` names each variant short, with the units the reference holds of it (in the
+    warehouse asked for, when one was) as `available`.
+    """
+
+    code = "units_not_held"
+
+    def __init__(self, *, reference: str, shortages: list[Shortage], action: str) -> None:
+        self.reference = reference
+        self.shortages = shortages
+        super().__init__(
+            f"{reference!r} cannot {action} "
+            + ", ".join(
+                f"{s.requested} of variant {s.variant_id} (it has {s.available})" for s in shortages
+            )
+        )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from catalog.models import Variant
+from core.sql import with_rows
 from inventory.models import (
     AllocationState,
     MovementReason,
@@ -17,9 +19,15 @@ from inventory.models import (
     StockLevel,
     Warehouse,
 )
-from inventory.services.errors import InvalidStockOperation, OutOfStock, Shortage, positive_quantity
+from inventory.services.errors import (
+    InvalidStockOperation,
+    OutOfStock,
+    Shortage,
+    UnitsNotHeld,
+    positive_quantity,
+)
 from inventory.services.events import stock_changed_send
-from inventory.services.sql import RowsWrite, move_levels, movements_insert
+from inventory.services.sql import RowsWrite, insert_levels, move_levels, movements_insert
 from inventory.services.thresholds import availability_crossed_zero, crossings
 
 
@@ -205,144 +213,358 @@ def _stale_plan(
     return OutOfStock(short or figures, retryable=not short)
 
 
-def _allocations_move(*, reference: str, from_state: str, to_state: str) -> list[tuple[int, int]]:
-    """Move every allocation of `reference` in `from_state` to `to_state`; return what moved.
+@dataclass(frozen=True)
+class StockUnits:
+    """Units of one variant a reference ships, releases or returns.
 
-    Rows are (level_id, quantity). The state guard is the transition: of two concurrent calls for
-    one reference, the second waits for the first's row locks and then finds nothing left to move.
+    `warehouse_id` is where they leave from (on a return: where they come back on hand); None
+    lets inventory choose among the warehouses holding them (see `_Settlement`). What a
+    service moved comes back as StockUnits too, each with its warehouse.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE inventory_stockallocation SET state = %s, updated_at = %s "
-            "WHERE reference = %s AND state = %s RETURNING level_id, quantity",
-            [to_state, timezone.now(), reference, from_state],
+
+    variant_id: int
+    quantity: int
+    warehouse_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    """How one kind of settlement moves an allocation's counters and its level.
+
+    `column` is the allocation counter that grows; units come out of what is held (ship,
+    release) or out of what was shipped (return). Without a warehouse named, units ship and
+    return in the warehouses' priority order and are released in the reverse one: what an
+    order keeps stays where the reservation would have put it first.
+    """
+
+    column: str
+    reason: str
+    on_hand_sign: int
+    reserved_sign: int
+    verb: str
+
+    @property
+    def from_shipped(self) -> bool:
+        return self.column == "returned"
+
+
+_SHIP = _Settlement("shipped", MovementReason.SHIPMENT, -1, -1, "ship")
+_RELEASE = _Settlement("released", MovementReason.RELEASE, 0, -1, "release")
+_RETURN = _Settlement("returned", MovementReason.RETURN, 1, 0, "take back")
+
+
+@dataclass(frozen=True)
+class _Allocation:
+    pk: int
+    level_id: int
+    variant_id: int
+    product_id: int
+    warehouse_id: int
+    priority: int
+    movable: int  # units this settlement may take from the row
+
+
+# One step of a settlement's plan: the allocation, its units, and the warehouse a returned
+# unit comes back into (None: the one it left).
+_Step = tuple[_Allocation, int, int | None]
+
+
+def _allocations_locked(*, reference: str, settlement: _Settlement) -> list[_Allocation]:
+    """Lock the reference's allocations (primary-key order) and say what each can give."""
+    rows = (
+        StockAllocation.objects.select_for_update(no_key=True, of=("self",))
+        .filter(reference=reference)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "level_id",
+            "level__variant_id",
+            "level__variant__product_id",
+            "level__warehouse_id",
+            "level__warehouse__priority",
+            "quantity",
+            "shipped",
+            "released",
+            "returned",
         )
-        return sorted(cursor.fetchall())
+    )
+    return [
+        _Allocation(
+            pk=pk,
+            level_id=level_id,
+            variant_id=variant_id,
+            product_id=product_id,
+            warehouse_id=warehouse_id,
+            priority=priority,
+            movable=shipped - returned
+            if settlement.from_shipped
+            else quantity - shipped - released,
+        )
+        for (
+            pk,
+            level_id,
+            variant_id,
+            product_id,
+            warehouse_id,
+            priority,
+            quantity,
+            shipped,
+            released,
+            returned,
+        ) in rows
+    ]
+
+
+def _requested_units(units: Sequence[StockUnits]) -> dict[tuple[int, int | None], int]:
+    requested: dict[tuple[int, int | None], int] = defaultdict(int)
+    for unit in units:
+        for value in (unit.variant_id, unit.warehouse_id):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidStockOperation(f"ids must be integers, got {value!r}")
+        requested[(unit.variant_id, unit.warehouse_id)] += positive_quantity(unit.quantity)
+    if not requested:
+        raise InvalidStockOperation("no units to move")
+    return dict(requested)
+
+
+def _plan(
+    *,
+    reference: str,
+    allocations: list[_Allocation],
+    units: Sequence[StockUnits] | None,
+    settlement: _Settlement,
+) -> list[_Step]:
+    """Decide (allocation, units, warehouse they return into) for the request, all or nothing.
+
+    `units` None takes everything movable. Raises UnitsNotHeld naming every short variant.
+    """
+    if units is None:
+        return [(row, row.movable, None) for row in allocations if row.movable > 0]
+    left = {row.pk: row.movable for row in allocations}
+    plan: list[_Step] = []
+    shortages: list[Shortage] = []
+    for (variant_id, warehouse_id), quantity in sorted(
+        _requested_units(units).items(), key=lambda item: (item[0][0], item[0][1] or 0)
+    ):
+        into = warehouse_id if settlement.from_shipped else None
+        candidates = sorted(
+            (
+                row
+                for row in allocations
+                if row.variant_id == variant_id
+                and (into is not None or warehouse_id in (None, row.warehouse_id))
+            ),
+            key=lambda row: (row.priority, row.warehouse_id),
+            reverse=settlement is _RELEASE,
+        )
+        remaining = quantity
+        for row in candidates:
+            take = min(left[row.pk], remaining)
+            if take > 0:
+                plan.append((row, take, into))
+                left[row.pk] -= take
+                remaining -= take
+        if remaining:
+            shortages.append(
+                Shortage(variant_id=variant_id, requested=quantity, available=quantity - remaining)
+            )
+    if shortages:
+        raise UnitsNotHeld(reference=reference, shortages=shortages, action=settlement.verb)
+    return plan
+
+
+def _allocations_bump(*, settlement: _Settlement, moves: dict[int, int]) -> int:
+    """Add each allocation's units to its `settlement.column`, guarded; return rows changed.
+
+    The guard keeps what moves within what the row can give, and `state` is recomputed from
+    the new counters in the same statement (the table's CHECK holds it to them).
+    """
+    column = settlement.column
+    counters = {name: f"a.{name}" for name in ("shipped", "released", "returned")}
+    counters[column] = f"a.{column} + v.q"
+    shipped, released, returned = counters["shipped"], counters["released"], counters["returned"]
+    guard = (
+        "a.shipped - a.returned >= v.q"
+        if settlement.from_shipped
+        else "a.quantity - a.shipped - a.released >= v.q"
+    )
+    state = (
+        f"CASE WHEN a.quantity > {shipped} + {released} THEN '{AllocationState.RESERVED}' "
+        f"WHEN {shipped} = 0 THEN '{AllocationState.RELEASED}' "
+        f"WHEN {returned} = {shipped} THEN '{AllocationState.RETURNED}' "
+        f"ELSE '{AllocationState.SHIPPED}' END"
+    )
+    changed = with_rows(
+        names=("allocation_id", "q"),
+        types=("bigint", "integer"),
+        rows=sorted(moves.items()),
+        sql=(
+            "WITH v(allocation_id, q) AS ({rows}) "
+            f"UPDATE {StockAllocation._meta.db_table} AS a "
+            f"SET {column} = a.{column} + v.q, state = {state}, updated_at = %s "
+            f"FROM v WHERE a.id = v.allocation_id AND {guard} RETURNING id"
+        ),
+        tail=[timezone.now()],
+    )
+    return len(changed)
+
+
+def _return_levels(*, plan: list[_Step]) -> dict[tuple[int, int], int]:
+    """The level ids of (variant, warehouse) pairs units return into, creating missing ones."""
+    wanted = sorted({(row.variant_id, into) for row, _, into in plan if into is not None})
+    if not wanted:
+        return {}
+    insert_levels([(variant_id, warehouse_id, 0) for variant_id, warehouse_id in wanted])
+    found = StockLevel.objects.filter(
+        variant_id__in={variant_id for variant_id, _ in wanted},
+        warehouse_id__in={warehouse_id for _, warehouse_id in wanted},
+    ).values_list("variant_id", "warehouse_id", "pk")
+    return {(variant_id, warehouse_id): pk for variant_id, warehouse_id, pk in found}
 
 
 def _settle(
     *,
     sender: Callable[..., object],
     reference: str,
-    from_state: str,
-    to_state: str,
-    on_hand_sign: int,
-    reserved_sign: int,
-    reason: str,
+    units: Sequence[StockUnits] | None,
+    settlement: _Settlement,
     actor,
     note: str,
-) -> bool:
-    """Move what `reference` holds in `from_state`, write the ledger and send `stock_changed`.
+) -> list[StockUnits]:
+    """Move `units` (None: all it can) of what `reference` holds or shipped, write the ledger,
+    send `stock_changed`; return what moved, by variant and warehouse.
 
-    Sent as `sender`, the service settling. Returns False, sending nothing, when the reference
-    held nothing.
+    Sent as `sender`, the service settling. The allocations are locked first (primary-key
+    order), then the levels (primary-key order, in `move_levels`), the order every settlement
+    keeps. Returns [] and sends nothing when nothing was movable and `units` was None.
     """
-    moved = _allocations_move(reference=reference, from_state=from_state, to_state=to_state)
-    if not moved:
-        return False
-    # Read before the UPDATE below, which keeps the levels locked until the commit.
-    product_ids = sorted(
-        set(
-            StockLevel.objects.filter(pk__in=[level_id for level_id, _ in moved]).values_list(
-                "variant__product_id", flat=True
-            )
+    allocations = _allocations_locked(reference=reference, settlement=settlement)
+    plan = _plan(reference=reference, allocations=allocations, units=units, settlement=settlement)
+    if not plan:
+        return []
+    moves: dict[int, int] = defaultdict(int)
+    for row, quantity, _ in plan:
+        moves[row.pk] += quantity
+    if _allocations_bump(settlement=settlement, moves=moves) != len(moves):
+        raise InvalidStockOperation(
+            f"the allocations of {reference!r} changed under their lock; nothing moved"
         )
-    )
+    into_level = _return_levels(plan=plan)
+    deltas: dict[int, int] = defaultdict(int)
+    moved: dict[tuple[int, int], int] = defaultdict(int)
+    warehouse_of_level: dict[int, int] = {}
+    for row, quantity, into in plan:
+        level_id = row.level_id if into is None else into_level[(row.variant_id, into)]
+        deltas[level_id] += quantity
+        warehouse_of_level[level_id] = row.warehouse_id if into is None else into
+        moved[(row.variant_id, warehouse_of_level[level_id])] += quantity
+    on_hand_sign, reserved_sign = settlement.on_hand_sign, settlement.reserved_sign
     changed = move_levels(
         deltas=[
             (level_id, on_hand_sign * quantity, reserved_sign * quantity)
-            for level_id, quantity in moved
+            for level_id, quantity in deltas.items()
         ],
         require_available=False,
         writes=[
             movements_insert(
-                reason=reason,
+                reason=settlement.reason,
                 reference=reference,
                 actor_id=actor.pk if actor is not None else None,
                 note=note,
             )
         ],
     )
-    if len(changed) != len(moved):
+    if len(changed) != len(deltas):
         # Only drift (a level changed behind the ledger's back) can get here; roll back.
         raise InvalidStockOperation(
-            f"the stock levels no longer hold what {reference!r} has {from_state}; "
+            f"the stock levels no longer hold what {reference!r} has; "
             "run `manage.py inventory_verify`"
         )
     # Each level's availability moved by (Δon_hand - Δreserved) per unit: a shipment, which
     # takes both, leaves it where it was.
     freed_per_unit = on_hand_sign - reserved_sign
-    quantity_of = dict(moved)
     stock_changed_send(
         sender=sender,
         variant_ids=sorted({row[1] for row in changed}),
-        product_ids=product_ids,
+        product_ids=sorted({row.product_id for row, _, _ in plan}),
         availability_crossed_zero=availability_crossed_zero(
-            (on_hand - reserved - freed_per_unit * quantity_of[level_id], on_hand - reserved)
+            (on_hand - reserved - freed_per_unit * deltas[level_id], on_hand - reserved)
             for level_id, _, on_hand, reserved in changed
         ),
     )
-    return True
+    return [
+        StockUnits(variant_id=variant_id, quantity=quantity, warehouse_id=warehouse_id)
+        for (variant_id, warehouse_id), quantity in sorted(moved.items())
+    ]
 
 
 @transaction.atomic
-def stock_release(*, reference: str, actor=None, note: str = "") -> None:
-    """Give back every unit `reference` still holds (order cancelled or expired).
+def stock_release(
+    *,
+    reference: str,
+    units: Sequence[StockUnits] | None = None,
+    actor=None,
+    note: str = "",
+) -> list[StockUnits]:
+    """Give back `units` that `reference` holds (a partial cancellation), or every unit it
+    still holds (order cancelled or expired); return what was released.
 
-    A no-op when the reference holds nothing, so a repeated cancel changes nothing.
+    Without `units`, a no-op when the reference holds nothing, so a repeated cancel changes
+    nothing. Raises UnitsNotHeld when it holds fewer of some variant than `units` asks.
     Sends `stock_changed` when units were released; requests no tasks.
     """
-    _settle(
+    return _settle(
         sender=stock_release,
         reference=reference,
-        from_state=AllocationState.RESERVED,
-        to_state=AllocationState.RELEASED,
-        on_hand_sign=0,
-        reserved_sign=-1,
-        reason=MovementReason.RELEASE,
+        units=units,
+        settlement=_RELEASE,
         actor=actor,
         note=note,
     )
 
 
 @transaction.atomic
-def stock_ship(*, reference: str, actor=None) -> None:
-    """Ship exactly what `reference` holds: on_hand and reserved both fall by those units.
+def stock_ship(
+    *, reference: str, units: Sequence[StockUnits] | None = None, actor=None
+) -> list[StockUnits]:
+    """Ship `units` (one parcel) or everything `reference` holds: on_hand and reserved both
+    fall by those units; return what was shipped, by warehouse.
 
-    Raises `InvalidStockOperation` when the reference holds nothing (never reserved, already
-    shipped or released): shipping goods that were never held is a bug to surface.
+    Never more than the reference holds, in the warehouse named. Raises UnitsNotHeld when it
+    holds fewer than `units` asks, `InvalidStockOperation` when it holds nothing (never
+    reserved, already shipped or released): shipping goods never held is a bug to surface.
     Sends `stock_changed`; requests no tasks.
     """
-    if not _settle(
-        sender=stock_ship,
-        reference=reference,
-        from_state=AllocationState.RESERVED,
-        to_state=AllocationState.SHIPPED,
-        on_hand_sign=-1,
-        reserved_sign=-1,
-        reason=MovementReason.SHIPMENT,
-        actor=actor,
-        note="",
-    ):
+    shipped = _settle(
+        sender=stock_ship, reference=reference, units=units, settlement=_SHIP, actor=actor, note=""
+    )
+    if not shipped:
         raise InvalidStockOperation(f"{reference!r} holds no reserved stock to ship")
+    return shipped
 
 
 @transaction.atomic
-def stock_return(*, reference: str, actor=None, note: str = "") -> None:
-    """Put the units shipped for `reference` back on hand, in the warehouses they left.
+def stock_return(
+    *,
+    reference: str,
+    units: Sequence[StockUnits] | None = None,
+    actor=None,
+    note: str = "",
+) -> list[StockUnits]:
+    """Put `units` shipped for `reference` back on hand, in the warehouse each names (or the
+    one they left), or every unit shipped and not yet returned; return what came back.
 
-    Raises `InvalidStockOperation` when nothing was shipped for the reference (or it was
-    already returned). Sends `stock_changed`; requests no tasks.
+    Raises UnitsNotHeld when fewer were shipped (and not yet returned) than `units` asks,
+    `InvalidStockOperation` when nothing was. Sends `stock_changed`; requests no tasks.
     """
-    if not _settle(
+    returned = _settle(
         sender=stock_return,
         reference=reference,
-        from_state=AllocationState.SHIPPED,
-        to_state=AllocationState.RETURNED,
-        on_hand_sign=1,
-        reserved_sign=0,
-        reason=MovementReason.RETURN,
+        units=units,
+        settlement=_RETURN,
         actor=actor,
         note=note,
-    ):
+    )
+    if not returned:
         raise InvalidStockOperation(f"{reference!r} has no shipped stock to return")
+    return returned
