@@ -37,6 +37,7 @@ class Customer(models.Model):
 class OrderStatus(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", "Pending payment"
     PAID = "paid", "Paid"
+    PARTIALLY_SHIPPED = "partially_shipped", "Partially shipped"
     SHIPPED = "shipped", "Shipped"
     DELIVERED = "delivered", "Delivered"
     CANCELLED = "cancelled", "Cancelled"
@@ -54,7 +55,12 @@ class Order(models.Model):
     shipping = models.DecimalField(max_digits=12, decimal_places=2)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     shipping_address = models.JSONField()
-    tracking_number = models.CharField(max_length=64, blank=True)
+    tracking_number = models.CharField(
+        max_length=64, blank=True, help_text="The latest shipment's tracking number."
+    )
+    shipping_refunded = models.BooleanField(
+        default=False, help_text="The shipping charge was refunded with a return (at most once)."
+    )
     needs_attention = models.BooleanField(default=False, db_index=True)
     attention_reason = models.CharField(max_length=255, blank=True)
     placed_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -87,7 +93,13 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    """A line as it was bought: SKU, name and unit price are snapshots, not live catalog data."""
+    """A line as it was bought: SKU, name and unit price are snapshots, not live catalog data.
+
+    `quantity` is what was ordered; of it, `shipped_quantity` left in shipments and
+    `cancelled_quantity` was cancelled before shipping, and `returned_quantity` of the shipped
+    came back. `line_total` is the price of the units not cancelled, so the lines add up to
+    the order's subtotal.
+    """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     variant = models.ForeignKey(
@@ -96,6 +108,9 @@ class OrderLine(models.Model):
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField()
+    shipped_quantity = models.PositiveIntegerField(default=0)
+    cancelled_quantity = models.PositiveIntegerField(default=0)
+    returned_quantity = models.PositiveIntegerField(default=0)
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
 
@@ -108,10 +123,75 @@ class OrderLine(models.Model):
             models.CheckConstraint(
                 condition=Q(unit_price__gte=0), name="orders_line_unit_price_nonneg"
             ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("shipped_quantity") + F("cancelled_quantity")),
+                name="orders_line_shipped_and_cancelled_le_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(returned_quantity__lte=F("shipped_quantity")),
+                name="orders_line_returned_le_shipped",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku}"
+
+    @property
+    def unshipped(self) -> int:
+        """Units still to ship: neither shipped nor cancelled."""
+        return self.quantity - self.shipped_quantity - self.cancelled_quantity
+
+    @property
+    def returnable(self) -> int:
+        """Units shipped and not returned yet."""
+        return self.shipped_quantity - self.returned_quantity
+
+
+class Fulfilment(models.Model):
+    """One shipment of an order: which units left, from which warehouses, by which carrier.
+
+    An order ships in one or several; each moved exactly its units out of the order's
+    reservation (`inventory.services.stock_ship`).
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="shipments")
+    tracking_number = models.CharField(max_length=64)
+    carrier = models.CharField(max_length=64, blank=True)
+    shipped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order_id", "created_at", "id"]
+        verbose_name = "shipment"
+
+    def __str__(self) -> str:
+        return f"shipment {self.tracking_number} of order {self.order_id}"
+
+
+class FulfilmentLine(models.Model):
+    """Units of one order line in one shipment, and the warehouse they left."""
+
+    fulfilment = models.ForeignKey(Fulfilment, on_delete=models.CASCADE, related_name="lines")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="shipment_lines")
+    warehouse = models.ForeignKey("inventory.Warehouse", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["fulfilment_id", "line_id", "warehouse_id"]
+        verbose_name = "shipment line"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fulfilment", "line", "warehouse"], name="orders_shipment_line_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="orders_shipment_line_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × line {self.line_id} from warehouse {self.warehouse_id}"
 
 
 class OrderEvent(models.Model):
@@ -139,6 +219,7 @@ class EmailKind(models.TextChoices):
     RECEIPT = "receipt", "Payment receipt"
     SHIPPED = "shipped", "Shipping notice"
     CANCELLED = "cancelled", "Cancellation"
+    LINES_CANCELLED = "lines_cancelled", "Cancellation of some units"
     REFUND = "refund", "Refund"
 
 
@@ -152,7 +233,8 @@ class SentEmail(SendClaim):
         max_length=64,
         blank=True,
         help_text="What the e-mail is about, for a kind an order can have several of (each "
-        "refund has its own notice); blank for the kinds sent once per order.",
+        "shipment, partial cancellation and refund has its own notice); blank for the kinds "
+        "sent once per order.",
     )
     recipient = models.EmailField()
 

@@ -8,8 +8,9 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from orders import services
-from orders.models import Customer, EmailKind
-from orders.signals import order_cancelled, order_placed, order_shipped
+from orders.models import Customer, EmailKind, OrderStatus
+from orders.services.lines import units_summary
+from orders.signals import order_cancelled, order_lines_cancelled, order_placed, order_shipped
 from payments.signals import payment_received, refund_issued
 
 
@@ -53,15 +54,54 @@ def count_placed_order(sender, order, **kwargs) -> None:
 
 
 @receiver(order_shipped, dispatch_uid="orders.email_shipping_notice")
-def email_shipping_notice(sender, order, **kwargs) -> None:
-    """Request the shipping e-mail (with the tracking number) through the outbox."""
-    services.order_email_request(order=order, kind=EmailKind.SHIPPED)
+def email_shipping_notice(sender, order, shipment, **kwargs) -> None:
+    """Request the shipment's own notice (its units and tracking number) through the outbox.
+
+    One per shipment: an order shipped in three parcels tells the customer three times.
+    """
+    services.order_email_request(
+        order=order,
+        kind=EmailKind.SHIPPED,
+        reference=f"shipment-{shipment.pk}",
+        context={"shipment_id": str(shipment.pk)},
+    )
 
 
 @receiver(order_shipped, dispatch_uid="orders.count_shipped_units")
-def count_shipped_units(sender, order, **kwargs) -> None:
-    """Add the order's units to the shipped-units counters after the commit."""
-    transaction.on_commit(partial(services.counters_count_shipped, order_id=order.pk))
+def count_shipped_units(sender, shipment, **kwargs) -> None:
+    """Add the shipment's units to the shipped-units counters after the commit."""
+    transaction.on_commit(partial(services.counters_count_shipped, fulfilment_id=shipment.pk))
+
+
+@receiver(order_lines_cancelled, dispatch_uid="orders.email_lines_cancelled_notice")
+def email_lines_cancelled_notice(
+    sender, order, previous_status, lines, amount, cancellation_id, **kwargs
+) -> None:
+    """Request the notice of a partial cancellation (its units and amount) through the outbox.
+
+    Once per cancellation; a paid order's refund of that amount has its own notice.
+    """
+    services.order_email_request(
+        order=order,
+        kind=EmailKind.LINES_CANCELLED,
+        reference=f"cancellation-{cancellation_id}",
+        context={
+            "amount": str(amount),
+            "units": units_summary(lines),
+            "paid": "yes" if previous_status != OrderStatus.PENDING_PAYMENT else "",
+        },
+    )
+
+
+@receiver(order_lines_cancelled, dispatch_uid="orders.count_cancelled_units")
+def count_cancelled_units(sender, order, lines, amount, **kwargs) -> None:
+    """Take the cancelled units and their amount off a paid order's counters after the commit."""
+    units: dict[int, int] = {}
+    for line, quantity in lines:
+        units[line.variant_id] = units.get(line.variant_id, 0) + quantity
+    transaction.on_commit(
+        partial(services.counters_count_cancelled, order_id=order.pk, amount=amount, units=units)
+    )
 
 
 @receiver(order_cancelled, dispatch_uid="orders.email_cancellation_notice")

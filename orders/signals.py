@@ -9,9 +9,36 @@ from django.dispatch import Signal
 # Sent by orders.services.order_place once the order's stock is reserved. kwargs: order: Order.
 order_placed = Signal()
 
-# Sent by orders.services.order_ship. kwargs: order: Order, actor: User | None.
+# Sent by orders.services.fulfilment_create once per shipment (order_ship, which ships what
+# is left, goes through it), after the lines, the order's status and the shipment are written.
+# kwargs:
+#   order: Order, as it now stands: status `partially_shipped`, or `shipped` once every unit
+#     is shipped or cancelled; `tracking_number` is this shipment's.
+#   actor: User | None, who shipped.
+#   shipment: orders.models.Fulfilment, the shipment: `pk`, `tracking_number`, `carrier` (may
+#     be blank), `shipped_by` (User | None), `created_at` (when it shipped). `shipment.lines.all()`
+#     is prefetched (no query): FulfilmentLine rows with `quantity` (units in this shipment),
+#     `line` (the OrderLine: `sku`, `name`, `quantity` ordered, `shipped_quantity` so far) and
+#     `warehouse` (inventory.Warehouse: `code`), one per line and warehouse the units left.
 order_shipped = Signal()
 
 # Sent by orders.services.order_cancel. kwargs: order: Order, previous_status: str,
 # actor: User | None, reason: str.
 order_cancelled = Signal()
+
+# Sent by orders.services.order_lines_cancel when units of some lines are cancelled before
+# shipping and the rest of the order goes on (cancelling everything left of an order none of
+# which shipped sends `order_cancelled` instead). Sent after the stock is released and the lines
+# and totals are lowered. kwargs:
+#   order: Order, as it now stands (subtotal and total lowered; status unchanged, or `shipped`
+#     when the units cancelled were the last still to ship).
+#   previous_status: str, the status before: `paid` or `partially_shipped` means the customer
+#     paid for the units, `pending_payment` that nothing was paid.
+#   lines: list[tuple[OrderLine, int]], each line touched (as it now stands) with the units
+#     cancelled now.
+#   amount: Decimal, the price of those units: what the subtotal and total fell by, and what
+#     is refunded when the order was paid.
+#   cancellation_id: int, the id of the order's timeline entry (OrderEvent) recording this
+#     cancellation: unique per cancellation.
+#   actor: User | None; reason: str (may be blank).
+order_lines_cancelled = Signal()

@@ -1,6 +1,8 @@
 """Write operations of the orders app, split by entity; import them from here."""
 
+from orders.services.amendments import order_lines_cancel, order_lines_return
 from orders.services.counters import (
+    counters_count_cancelled,
     counters_count_paid,
     counters_count_placed,
     counters_count_refund,
@@ -16,18 +18,21 @@ from orders.services.errors import (
     LinesOutOfStock,
     NotFlagged,
     OrderError,
+    ShippingRefundedAlready,
+    UnitsExceeded,
     UnknownSku,
 )
 from orders.services.expiry import orders_expire_unpaid
 from orders.services.placing import LineRequest, order_number_new, order_place, shipping_for
+from orders.services.shipments import fulfilment_create, order_ship
 from orders.services.transitions import (
     order_cancel,
     order_flag,
+    order_lock,
     order_mark_delivered,
     order_mark_paid,
     order_mark_refunded,
     order_resolve,
-    order_ship,
 )
 
 __all__ = [
@@ -37,7 +42,10 @@ __all__ = [
     "LinesOutOfStock",
     "NotFlagged",
     "OrderError",
+    "ShippingRefundedAlready",
+    "UnitsExceeded",
     "UnknownSku",
+    "counters_count_cancelled",
     "counters_count_paid",
     "counters_count_placed",
     "counters_count_refund",
@@ -45,11 +53,15 @@ __all__ = [
     "counters_recomputed",
     "counters_reconcile",
     "customer_for_user",
+    "fulfilment_create",
     "order_cancel",
     "order_email_render",
     "order_email_request",
     "order_email_send",
     "order_flag",
+    "order_lines_cancel",
+    "order_lines_return",
+    "order_lock",
     "order_mark_delivered",
     "order_mark_paid",
     "order_mark_refunded",

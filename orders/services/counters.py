@@ -4,10 +4,13 @@ expression sends), recomputed by the reconcile task.
 Definitions (the reconcile task recomputes exactly these from the source rows):
 - Customer.order_count: orders the customer placed, whatever became of them.
 - Customer.lifetime_value: totals of the customer's orders that are paid and stay paid
-  (paid, shipped, delivered); refunding the last of the payment that paid an order takes its
-  total back off (a partial refund leaves the order paid, and counted).
-- DailySales(date): orders paid that day (UTC), their units and their totals (gross).
-- VariantSales.units_sold: units on paid orders; units_shipped: units on shipped orders.
+  (paid, partially shipped, shipped, delivered); refunding the last of the payment that paid
+  an order takes its total back off (a partial refund leaves the order paid, and counted); a
+  partial cancellation lowers the total, and the counter with it.
+- DailySales(date): orders paid that day (UTC), their units not cancelled and their totals
+  (gross of refunds, net of partial cancellations).
+- VariantSales.units_sold: units on paid orders, less those cancelled; units_shipped: units
+  in shipments.
 
 The bumps run after the commit of what they count (receivers register them with
 `transaction.on_commit`), so each of them logs its failure instead of raising it: the order or
@@ -23,16 +26,31 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import DatabaseError, models, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from core.sql import update_adding, upsert_adding
-from orders.models import Customer, DailySales, Order, OrderLine, OrderStatus, VariantSales
+from orders.models import (
+    Customer,
+    DailySales,
+    FulfilmentLine,
+    Order,
+    OrderLine,
+    OrderStatus,
+    VariantSales,
+)
 
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0.00")
-LIFETIME_STATUSES = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+LIFETIME_STATUSES = (
+    OrderStatus.PAID,
+    OrderStatus.PARTIALLY_SHIPPED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+)
+# Units an order line sold: those not cancelled.
+UNITS_SOLD = F("quantity") - F("cancelled_quantity")
 
 
 def _after_commit(bump: Callable[..., None]) -> Callable[..., None]:
@@ -54,8 +72,10 @@ def _after_commit(bump: Callable[..., None]) -> Callable[..., None]:
 
 def _units_by_variant(order_id: int) -> dict[int, int]:
     units: dict[int, int] = defaultdict(int)
-    for variant_id, quantity in OrderLine.objects.filter(order_id=order_id).values_list(
-        "variant_id", "quantity"
+    for variant_id, quantity in (
+        OrderLine.objects.filter(order_id=order_id)
+        .annotate(sold=UNITS_SOLD)
+        .values_list("variant_id", "sold")
     ):
         units[variant_id] += quantity
     return dict(units)
@@ -104,13 +124,43 @@ def counters_count_paid(*, order_id: int) -> None:
 
 
 @_after_commit
-def counters_count_shipped(*, order_id: int) -> None:
-    """Count a shipped order's units per variant.
+def counters_count_shipped(*, fulfilment_id: int) -> None:
+    """Count a shipment's units per variant.
 
     No transaction of its own: one statement writes, so there is nothing to keep together.
     Sends no signals, requests no tasks.
     """
-    _variant_sales_add(units=_units_by_variant(order_id), field="units_shipped")
+    units: dict[int, int] = defaultdict(int)
+    for variant_id, quantity in FulfilmentLine.objects.filter(
+        fulfilment_id=fulfilment_id
+    ).values_list("line__variant_id", "quantity"):
+        units[variant_id] += quantity
+    _variant_sales_add(units=dict(units), field="units_shipped")
+
+
+@_after_commit
+@transaction.atomic
+def counters_count_cancelled(*, order_id: int, amount: Decimal, units: dict[int, int]) -> None:
+    """Take units cancelled from a paid order (and their `amount`) off what it counted:
+    lifetime value, the day's units and revenue, units sold per variant.
+
+    An order not paid yet counted nothing; it counts what is left once paid.
+    Sends no signals, requests no tasks.
+    """
+    order = Order.objects.only("customer_id", "paid_at").get(pk=order_id)
+    if order.paid_at is None:
+        return
+    update_adding(Customer, pk=order.customer_id, deltas={"lifetime_value": -amount})
+    upsert_adding(
+        DailySales,
+        key=("date",),
+        fields=("orders", "units", "revenue"),
+        rows=[(order.paid_at.date(), 0, -sum(units.values()), -amount)],
+    )
+    _variant_sales_add(
+        units={variant_id: -quantity for variant_id, quantity in units.items()},
+        field="units_sold",
+    )
 
 
 @_after_commit
@@ -147,7 +197,7 @@ def counters_recomputed() -> dict[str, dict]:
         OrderLine.objects.filter(order__paid_at__isnull=False)
         .annotate(day=TruncDate("order__paid_at"))
         .values_list("day")
-        .annotate(units=Sum("quantity"))
+        .annotate(units=Sum(UNITS_SOLD))
     )
     daily = {
         day: (orders, units_by_day.get(day, 0), revenue)
@@ -156,8 +206,8 @@ def counters_recomputed() -> dict[str, dict]:
     variants = {
         variant_id: (sold, shipped)
         for variant_id, sold, shipped in OrderLine.objects.values_list("variant_id").annotate(
-            sold=Coalesce(Sum("quantity", filter=Q(order__paid_at__isnull=False)), 0),
-            shipped=Coalesce(Sum("quantity", filter=Q(order__shipped_at__isnull=False)), 0),
+            sold=Coalesce(Sum(UNITS_SOLD, filter=Q(order__paid_at__isnull=False)), 0),
+            shipped=Coalesce(Sum("shipped_quantity"), 0),
         )
     }
     return {"customers": customers, "daily": daily, "variants": variants}

@@ -1,15 +1,16 @@
 """Order e-mails: rendered from templates, sent once per order, kind and reference.
 
-Most kinds are sent once per order; a kind an order can have several of (the refund notice:
-one per refund) names what each is about with a `reference`, and carries the facts the
-orders app cannot look up itself (a refund's amount lives in payments) as `context`.
+Most kinds are sent once per order; a kind an order can have several of (a notice per
+shipment, per partial cancellation, per refund) names what each is about with a `reference`,
+and carries the facts it is about as `context`: a refund's amount (which lives in payments),
+a cancellation's units and amount, a shipment's id (its lines are read when rendering).
 """
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from orders.models import EmailKind, Order, SentEmail
+from orders.models import EmailKind, Fulfilment, Order, SentEmail
 from outbox.claims import send_once
 from outbox.services import outbox_enqueue
 
@@ -18,8 +19,15 @@ def order_email_render(
     *, order: Order, kind: str, context: dict[str, str] | None = None
 ) -> EmailMultiAlternatives:
     """Build the text + HTML message of `kind` for `order` (templates in orders/email/)."""
+    context = dict(context or {})
+    if "shipment_id" in context:
+        context["shipment"] = (
+            Fulfilment.objects.filter(order=order, pk=context["shipment_id"])
+            .prefetch_related("lines__line")
+            .first()
+        )
     context = {
-        **(context or {}),
+        **context,
         "order": order,
         "lines": list(order.lines.all()),
         "customer_email": order.customer.user.email,

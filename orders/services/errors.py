@@ -54,3 +54,30 @@ class LinesOutOfStock(OrderError):
                 f"{line['sku']} ({line['available']} of {line['requested']})" for line in lines
             )
         )
+
+
+class UnitsExceeded(OrderError):
+    """More units asked for than some lines have left to ship, cancel or return (or than the
+    warehouse named holds for the order); nothing changed. `lines` holds `{sku, requested,
+    available}` per line short; `code` says which: `over_shipment`, `over_cancellation` or
+    `over_return`."""
+
+    def __init__(self, *, code: str, verb: str, lines: list[dict]) -> None:
+        self.code = code
+        self.lines = lines
+        super().__init__(
+            f"cannot {verb} "
+            + ", ".join(
+                f"{line['requested']} of {line['sku']} (only {line['available']})" for line in lines
+            )
+        )
+
+
+class ShippingRefundedAlready(OrderError):
+    """The order's shipping charge was refunded with an earlier return."""
+
+    code = "shipping_refunded_already"
+
+    def __init__(self, *, number: str) -> None:
+        self.number = number
+        super().__init__(f"the shipping charge of order {number} was refunded already")

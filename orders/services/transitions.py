@@ -1,8 +1,12 @@
 """The order state machine: every transition is one guarded UPDATE whose row count decides.
 
-    pending_payment → paid → shipped → delivered
+    pending_payment → paid → (partially_shipped →) shipped → delivered
     pending_payment | paid → cancelled
-    paid | shipped | delivered → refunded
+    paid | partially_shipped | shipped | delivered → refunded
+
+An order is `partially_shipped` while some of its units have shipped and others are still to
+ship; once every unit is shipped or cancelled it is `shipped` (shipments and partial
+cancellations: `orders.services.shipments`, `orders.services.amendments`).
 
 Two actions racing on one order (a ship and a cancel, an expiry and a payment) both issue
 `UPDATE … WHERE status IN (allowed)`; the database serialises them on the row, the second finds
@@ -16,16 +20,31 @@ from django.utils import timezone
 
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
-from inventory.services import stock_release, stock_ship
+from inventory.services import stock_release
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
-from orders.signals import order_cancelled, order_shipped
+from orders.signals import order_cancelled
 
 S = OrderStatus
 # The lifecycle order of the statuses that carry a timestamp, used to tell which of several
 # allowed statuses an order left (the UPDATE cannot return the old value portably).
 _LIFECYCLE = ((S.DELIVERED, "delivered_at"), (S.SHIPPED, "shipped_at"), (S.PAID, "paid_at"))
-TRACKING_NUMBER_MAX_LENGTH = Order._meta.get_field("tracking_number").max_length
+# The statuses with a timestamp of their own (`paid_at`, …); partially_shipped has none: its
+# shipments carry theirs.
+_STAMPED = {field.name for field in Order._meta.concrete_fields}
+
+
+def order_lock(*, order: Order) -> str:
+    """Lock the order's row for this transaction; return its status as committed now.
+
+    Every change made of several steps (a shipment, a partial cancellation, a return, a
+    refund) takes this lock first, so two of them on one order run one after the other and
+    each reads the lines, allocations and payments as the other left them. `FOR NO KEY
+    UPDATE`: none changes a key, and the stronger lock would also wait on (and make wait)
+    every transaction whose commit key-shares the row (a second charge, a receipt e-mail).
+    """
+    locked = Order.objects.select_for_update(no_key=True)
+    return locked.values_list("status", flat=True).get(pk=order.pk)
 
 
 def _transition(
@@ -48,8 +67,9 @@ def _transition(
     set_fields = [Order._meta.get_field(name) for name in fields]
     before = audit_snapshot(instance=order, fields=set_fields)
     now = timezone.now()
+    stamp = {f"{to}_at": now} if f"{to}_at" in _STAMPED else {}
     updated = Order.objects.filter(pk=order.pk, status__in=allowed).update(
-        status=to, updated_at=now, **{f"{to}_at": now}, **fields
+        status=to, updated_at=now, **stamp, **fields
     )
     if updated != 1:
         raise InvalidTransition(number=order.number, action=action, allowed=allowed)
@@ -89,32 +109,6 @@ def order_mark_paid(*, order: Order, actor=None) -> Order:
 
 
 @transaction.atomic
-def order_ship(*, order: Order, tracking_number: str, actor=None) -> Order:
-    """Ship a paid order: guarded transition and the stock shipment in one transaction.
-
-    Sends `order_shipped(order, actor)`; its receivers request the shipping e-mail and count
-    the shipped units.
-    """
-    tracking_number = (tracking_number or "").strip()
-    if not tracking_number or len(tracking_number) > TRACKING_NUMBER_MAX_LENGTH:
-        raise InvalidOrder(
-            f"a tracking number of 1 to {TRACKING_NUMBER_MAX_LENGTH} characters is required"
-        )
-    _transition(
-        order=order,
-        action="shipped",
-        allowed=(S.PAID,),
-        to=S.SHIPPED,
-        actor=actor,
-        note=f"tracking number {tracking_number}",
-        tracking_number=tracking_number,
-    )
-    stock_ship(reference=order.number, actor=actor)
-    order_shipped.send(sender=order_ship, order=order, actor=actor)
-    return order
-
-
-@transaction.atomic
 def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
     """Cancel an order not yet shipped and release the stock it holds.
 
@@ -145,15 +139,19 @@ def order_mark_delivered(*, order: Order, actor=None) -> Order:
 
 @transaction.atomic
 def order_mark_refunded(*, order: Order, actor=None, reason: str = "") -> Order:
-    """Mark an order refunded (called by payments when the provider confirms a refund).
+    """Mark an order refunded (called by payments when the last of its payment is refunded).
 
-    A paid order still holds its reservation, which is released here; shipped goods come
-    back only through a stock return. Sends no signal itself: payments sends `refund_issued`.
+    A paid or partially shipped order still holds a reservation, which is released here;
+    shipped goods come back only through a return. Sends no signal itself: payments sends
+    `refund_issued`.
     """
+    # Read under the lock: partially_shipped has no timestamp to tell it from paid.
+    status = order_lock(order=order)
+    allowed = (S.PAID, S.PARTIALLY_SHIPPED, S.SHIPPED, S.DELIVERED)
     _transition(
         order=order,
         action="refunded",
-        allowed=(S.PAID, S.SHIPPED, S.DELIVERED),
+        allowed=(status,) if status in allowed else allowed,
         to=S.REFUNDED,
         actor=actor,
         note=reason,
