@@ -1,6 +1,8 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class PaymentStatus(models.TextChoices):
@@ -14,6 +16,12 @@ class Payment(models.Model):
     provider = models.CharField(max_length=32)
     provider_reference = models.CharField(max_length=128)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
+    refunded_total = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        help_text="What its refunds gave back so far: never more than the amount (a CHECK).",
+    )
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices)
     settles_order = models.BooleanField(
@@ -38,6 +46,10 @@ class Payment(models.Model):
                 name="payments_one_settling_payment_per_order",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payments_payment_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_total__gte=0, refunded_total__lte=F("amount")),
+                name="payments_refunds_within_payment",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,7 +3,7 @@
 from django.dispatch import receiver
 
 from orders.models import OrderStatus
-from orders.signals import order_cancelled
+from orders.signals import order_cancelled, order_lines_cancelled
 from outbox.services import outbox_enqueue
 from payments import services
 from payments.signals import payment_received, refund_issued
@@ -44,6 +44,21 @@ def refund_paid_order(sender, order, previous_status, actor=None, reason="", **k
     if previous_status == OrderStatus.PAID:
         services.refund_issue(
             order=order, actor=actor, reason=reason or "order cancelled", order_locked=True
+        )
+
+
+@receiver(order_lines_cancelled, dispatch_uid="payments.refund_cancelled_units")
+def refund_cancelled_units(
+    sender, order, previous_status, amount, actor=None, reason="", **kwargs
+) -> None:
+    """Refund the price of units cancelled from a paid order, in the cancellation's transaction.
+
+    So the customer never pays for units that will not ship, and a refund that cannot be made
+    (the payment is gone) undoes the cancellation.
+    """
+    if previous_status in (OrderStatus.PAID, OrderStatus.PARTIALLY_SHIPPED) and amount > 0:
+        services.refund_partial(
+            order=order, amount=amount, actor=actor, reason=reason or "units cancelled"
         )
 
 

@@ -7,7 +7,13 @@ from payments.services.documents import (
     invoice_document_render,
     invoice_issue,
 )
-from payments.services.refunds import RefundError, refund_issue
+from payments.services.refunds import (
+    RefundError,
+    RefundExceedsPayment,
+    refund_issue,
+    refund_partial,
+)
+from payments.services.returns import refund_return
 from payments.services.unmatched import (
     UnmatchedPaymentError,
     unmatched_payment_refund,
@@ -28,6 +34,7 @@ from payments.services.webhooks import (
 __all__ = [
     "PaymentEvent",
     "RefundError",
+    "RefundExceedsPayment",
     "UnmatchedPaymentError",
     "WebhookError",
     "credit_note_document_render",
@@ -37,7 +44,9 @@ __all__ = [
     "invoice_issue",
     "payment_record",
     "refund_issue",
+    "refund_partial",
     "refund_record",
+    "refund_return",
     "unmatched_payment_refund",
     "unmatched_payment_resolve",
     "unmatched_record",

@@ -7,47 +7,61 @@ the order's total off the customer's lifetime value. Any other payment of the or
 duplicate charge, a wrong amount, one that came after a cancellation) is refunded on its own:
 the money goes back and the order is left as it is.
 
+Staff also refund part of an order (`refund_partial`): the price of units cancelled before
+shipping, or of goods returned (`refund_return`). A partial refund that gives back the last of
+the payment refunds the order like a full one.
+
 A refund locks the order's row, then the payment's: the order in which a cancellation takes
 them. So a cancellation, a staff refund and the provider's confirmation of the same payment are
-decided one after the other, and no payment is refunded beyond its amount. Both locks are
-`FOR NO KEY UPDATE`, the lock an UPDATE that changes no key takes: a refund changes no key, and
-the stronger `FOR UPDATE` would also wait on (and make wait) every transaction whose commit
-checks a foreign key to the row (a second charge of the order, its receipt e-mail).
+decided one after the other. Both locks are `FOR NO KEY UPDATE`, the lock an UPDATE that
+changes no key takes: a refund changes no key, and the stronger `FOR UPDATE` would also wait on
+(and make wait) every transaction whose commit checks a foreign key to the row (a second charge
+of the order, its receipt e-mail). Whatever the locks, no payment is refunded beyond its
+amount: each refund adds itself to `Payment.refunded_total` with an UPDATE guarded by what is
+left, and a CHECK keeps that total within the amount.
 """
 
 from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F
+from django.db.models.functions import Round
+from django.utils import timezone
 
 from orders.models import Order, OrderStatus
-from orders.services import order_mark_refunded
+from orders.services import order_lock, order_mark_refunded
 from payments.models import Payment, PaymentStatus, Refund
 from payments.signals import refund_issued
 
 # A full refund of an order in one of these moves it to `refunded`; a cancelled order stays
 # cancelled.
-REFUNDABLE = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
-# The reference of the refund Stockwire issues itself: at most one per payment (the payment
-# is refunded in full by it), and short whatever the provider's payment reference is.
+REFUNDABLE = (
+    OrderStatus.PAID,
+    OrderStatus.PARTIALLY_SHIPPED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+)
+# The reference of the refund of what is left that Stockwire issues itself: at most one per
+# payment (the payment is refunded in full by it), and short whatever the provider's payment
+# reference is. Partial refunds are numbered after it.
 OWN_REFUND_REFERENCE = "stockwire-refund-{payment_id}"
+OWN_PARTIAL_REFUND_REFERENCE = "stockwire-refund-{payment_id}-{number}"
 
 
 class RefundError(Exception):
     code = "refund_impossible"
 
 
-def order_lock(*, order: Order) -> str:
-    """Lock the order's row for this transaction; return its status as committed now."""
-    locked = Order.objects.select_for_update(no_key=True)
-    return locked.values_list("status", flat=True).get(pk=order.pk)
+class RefundExceedsPayment(RefundError):
+    """More asked back than is left of the payment; nothing was refunded."""
+
+    code = "refund_exceeds_payment"
 
 
 def payment_left_to_refund(*, payment: Payment) -> Decimal:
     """What of `payment` has not been refunded yet (lock the payment's row first)."""
-    refunded = Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
-    return payment.amount - (refunded or Decimal("0.00"))
+    return payment.amount - payment.refunded_total
 
 
 def refund_apply(
@@ -56,18 +70,27 @@ def refund_apply(
     order_status: str,
     payment: Payment,
     amount: Decimal,
-    left: Decimal,
     provider_reference: str,
     reason: str,
     actor=None,
 ) -> Refund:
     """Record a refund of `amount` of `payment` and what follows from it; the caller has
-    locked the order's row (its status then: `order_status`) and the payment's, read what was
-    `left` to refund of it, checked that `amount` fits, and sends `refund_issued`.
+    locked the order's row (its status then: `order_status`) and the payment's, and sends
+    `refund_issued`.
 
+    The amount is added to the payment's `refunded_total` only if it fits in what is left
+    (guarded UPDATE; the CHECK is the last word): raises RefundExceedsPayment otherwise.
     Refunding the last of the payment marks it refunded; when that payment paid the order, an
-    order in REFUNDABLE is marked refunded (its reservation released).
+    order in REFUNDABLE is marked refunded (what it still holds of its reservation released).
     """
+    if not Payment.objects.filter(
+        pk=payment.pk, refunded_total__lte=Round(F("amount") - amount, 2)
+    ).update(refunded_total=Round(F("refunded_total") + amount, 2), updated_at=timezone.now()):
+        raise RefundExceedsPayment(
+            f"refunding {amount} {payment.currency} of payment {payment.provider_reference} "
+            f"would give back more than it paid"
+        )
+    payment.refresh_from_db(fields=["refunded_total", "updated_at"])
     refund = Refund.objects.create(
         order=order,
         payment=payment,
@@ -76,7 +99,7 @@ def refund_apply(
         provider_reference=provider_reference,
         reason=reason[: Refund._meta.get_field("reason").max_length],
     )
-    if amount == left:
+    if payment.refunded_total == payment.amount:
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
         payment.status = PaymentStatus.REFUNDED
         if payment.settles_order and order_status in REFUNDABLE:
@@ -130,16 +153,52 @@ def refund_issue(
         if existing is not None:
             return existing
         raise RefundError(f"order {order.number} has no payment to refund")
-    left = payment_left_to_refund(payment=payment)
     refund = refund_apply(
         order=order,
         order_status=order_status,
         payment=payment,
-        amount=left,
-        left=left,
+        amount=payment_left_to_refund(payment=payment),
         provider_reference=OWN_REFUND_REFERENCE.format(payment_id=payment.pk),
         reason=reason,
         actor=actor,
     )
     refund_issued_send(sender=refund_issue, refund=refund, order=order)
+    return refund
+
+
+@transaction.atomic
+def refund_partial(*, order: Order, amount: Decimal, reason: str, actor=None) -> Refund:
+    """Refund `amount` of the payment that paid the order: the price of units cancelled
+    before shipping, or of goods returned.
+
+    Locks the order's row (again, when the caller's transaction holds it already), then the
+    payment's. Raises RefundError when `amount` is not above zero or no standing payment paid
+    the order, and
+    RefundExceedsPayment when less than `amount` is left of it; nothing is refunded then.
+    Giving back the last of the payment refunds the order (`refund_apply`).
+    Sends `refund_issued(refund, order)`; its receivers issue the credit note for exactly
+    `amount` in this transaction and request the refund e-mail (orders.email_send).
+    """
+    if amount <= 0:
+        raise RefundError(f"a refund of {amount} gives nothing back")
+    order_status = order_lock(order=order)
+    payment = (
+        Payment.objects.select_for_update(no_key=True)
+        .filter(order=order, settles_order=True, status=PaymentStatus.SUCCEEDED)
+        .first()
+    )
+    if payment is None:
+        raise RefundError(f"order {order.number} has no payment left to refund")
+    refund = refund_apply(
+        order=order,
+        order_status=order_status,
+        payment=payment,
+        amount=amount,
+        provider_reference=OWN_PARTIAL_REFUND_REFERENCE.format(
+            payment_id=payment.pk, number=payment.refunds.count() + 1
+        ),
+        reason=reason,
+        actor=actor,
+    )
+    refund_issued_send(sender=refund_partial, refund=refund, order=order)
     return refund

@@ -21,11 +21,10 @@ from django.utils import timezone
 
 from core.json_input import json_parse
 from orders.models import Order, OrderStatus
-from orders.services import InvalidTransition, order_flag, order_mark_paid
+from orders.services import InvalidTransition, order_flag, order_lock, order_mark_paid
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund, UnmatchedKind
 from payments.services.refunds import (
     OWN_REFUND_REFERENCE,
-    order_lock,
     payment_left_to_refund,
     refund_apply,
     refund_issued_send,
@@ -379,7 +378,6 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
         order_status=order_status,
         payment=payment,
         amount=event.amount,
-        left=left,
         provider_reference=reference,
         reason="refund confirmed by the provider",
     )
