@@ -150,17 +150,14 @@ def counters_count_cancelled(*, order_id: int, amount: Decimal, units: dict[int,
     order = Order.objects.only("customer_id", "paid_at").get(pk=order_id)
     if order.paid_at is None:
         return
+    # Plain UPDATEs: the rows exist since the payment was counted, and an upsert's INSERT
+    # of negative figures would fail the columns' CHECKs before it met the row.
     update_adding(Customer, pk=order.customer_id, deltas={"lifetime_value": -amount})
-    upsert_adding(
-        DailySales,
-        key=("date",),
-        fields=("orders", "units", "revenue"),
-        rows=[(order.paid_at.date(), 0, -sum(units.values()), -amount)],
+    DailySales.objects.filter(date=order.paid_at.date()).update(
+        units=F("units") - sum(units.values()), revenue=F("revenue") - amount
     )
-    _variant_sales_add(
-        units={variant_id: -quantity for variant_id, quantity in units.items()},
-        field="units_sold",
-    )
+    for variant_id, quantity in sorted(units.items()):
+        update_adding(VariantSales, pk=variant_id, deltas={"units_sold": -quantity})
 
 
 @_after_commit
