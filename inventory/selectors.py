@@ -9,7 +9,13 @@ from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subque
 from django.db.models.functions import Coalesce
 
 from catalog.models import Product, Variant
-from inventory.models import AllocationState, StockAllocation, StockLevel, StockMovement
+from inventory.models import (
+    AllocationState,
+    StockAllocation,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+)
 
 
 def availability_by_variant(*, variant_ids: Iterable[int]) -> dict[int, int]:
@@ -187,3 +193,8 @@ def allocated_units(*, reference: str) -> list[AllocatedUnits]:
         )
         for variant_id, warehouse_id, code, quantity, shipped, released, returned in rows
     ]
+
+
+def warehouse_get(*, code: str) -> Warehouse:
+    """The warehouse with this code; raises Warehouse.DoesNotExist."""
+    return Warehouse.objects.get(code=code)

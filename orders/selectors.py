@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from orders.models import Customer, Order, OrderLine, OrderStatus
+from orders.models import Customer, Fulfilment, FulfilmentLine, Order, OrderLine, OrderStatus
 
 # An order whose goods reached (or are on their way to) the customer: its buyer has the product.
 RECEIVED_STATUSES = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
@@ -10,12 +10,19 @@ RECEIVED_STATUSES = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 def _orders() -> QuerySet[Order]:
     return Order.objects.select_related("customer__user").prefetch_related(
-        Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
+        Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
+        Prefetch("shipments", queryset=Fulfilment.objects.order_by("created_at", "id")),
+        Prefetch(
+            "shipments__lines",
+            queryset=FulfilmentLine.objects.select_related("line", "warehouse").order_by(
+                "line_id", "warehouse_id"
+            ),
+        ),
     )
 
 
 def order_list_for_customer(*, customer: Customer) -> QuerySet[Order]:
-    """The customer's orders, newest first, with their lines prefetched."""
+    """The customer's orders, newest first, with their lines and shipments prefetched."""
     return _orders().filter(customer=customer)
 
 
@@ -26,7 +33,7 @@ def order_get_for_customer(*, customer: Customer, number: str) -> Order:
 
 
 def order_get(*, number: str) -> Order:
-    """Any order by number (staff), with lines prefetched."""
+    """Any order by number (staff), with lines and shipments prefetched."""
     return _orders().get(number=number)
 
 

@@ -1,9 +1,12 @@
 """Read queries of the payments app, shared by the API and the admin."""
 
-from django.db.models import QuerySet
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
 
 from orders.models import Order
-from payments.models import CreditNote, Invoice, UnmatchedPayment, UnmatchedStatus
+from payments.models import CreditNote, Invoice, Refund, UnmatchedPayment, UnmatchedStatus
 
 
 def invoice_get_for_order(*, order: Order) -> Invoice:
@@ -33,3 +36,17 @@ def unmatched_open() -> QuerySet[UnmatchedPayment]:
     return UnmatchedPayment.objects.filter(status=UnmatchedStatus.OPEN).order_by(
         "received_at", "id"
     )
+
+
+def refunded_by_order(*, order_ids: Iterable[int]) -> dict[int, Decimal]:
+    """What was refunded of each order so far (0.00 for none), in one query."""
+    wanted = list(order_ids)
+    refunded = dict.fromkeys(wanted, Decimal("0.00"))
+    refunded.update(
+        Refund.objects.filter(order_id__in=wanted)
+        .order_by()
+        .values("order_id")
+        .annotate(total=Sum("amount"))
+        .values_list("order_id", "total")
+    )
+    return refunded

@@ -78,10 +78,14 @@ def test_placing_an_order_answers_201_with_the_contract_order(ada, shirt):
             "sku": "SHIRT-M",
             "name": "SHIRT-M",
             "quantity": 2,
+            "shipped_quantity": 0,
+            "cancelled_quantity": 0,
+            "returned_quantity": 0,
             "unit_price": "19.99",
             "line_total": "39.98",
         }
     ]
+    assert (body["shipments"], body["refunded"]) == ([], "0.00")
     assert body["shipping_address"] == ADDRESS
     assert body["tracking_number"] == ""
     assert body["placed_at"] and body["paid_at"] is None

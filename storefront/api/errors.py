@@ -32,6 +32,13 @@ PROBLEM_TYPE_BASE = "https://stockwire.dev/problems/"
 DOMAIN_ERROR_STATUS = {
     "out_of_stock": 409,
     "invalid_transition": 409,
+    "over_shipment": 409,
+    "over_cancellation": 409,
+    "over_return": 409,
+    "units_not_held": 409,
+    "shipping_refunded_already": 409,
+    "refund_impossible": 409,
+    "refund_exceeds_payment": 409,
     "unknown_sku": 422,
     "invalid_order": 422,
     "invalid_stock_operation": 422,
@@ -96,7 +103,8 @@ class ShortLine(Schema):
 
 
 class ConflictProblem(Problem):
-    """409: for `out_of_stock`, `lines` holds each short SKU."""
+    """409: for `out_of_stock`, and `over_shipment`, `over_cancellation`, `over_return` (more
+    units than a line has left), `lines` holds each short SKU."""
 
     lines: list[ShortLine] = Field(default_factory=list)
 

@@ -5,6 +5,7 @@ answers 404 exactly like a number that does not exist.
 """
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Annotated, Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -13,7 +14,7 @@ from ninja import Path, Query, Router
 
 from orders import selectors as order_selectors
 from orders import services as order_services
-from orders.models import Order, OrderLine
+from orders.models import Fulfilment, Order, OrderLine
 from payments import selectors as payment_selectors
 from payments.models import Invoice
 from storefront import services
@@ -40,15 +41,25 @@ IDEMPOTENCY_KEY_DOC = {
 }
 
 
-def order_body(order: Order, *, lines: Iterable[OrderLine] | None = None) -> dict[str, Any]:
+def order_body(
+    order: Order,
+    *,
+    lines: Iterable[OrderLine] | None = None,
+    shipments: Iterable[Fulfilment] | None = None,
+    refunded: Decimal | None = None,
+) -> dict[str, Any]:
     """The contract's order object as JSON-ready data (also what idempotency keys store).
 
-    `lines` saves a query when the caller holds them already (the order just placed).
+    `lines`, `shipments` and `refunded` save queries when the caller knows them already (the
+    order just placed: its lines, none shipped, nothing refunded; a page of orders: the
+    refunds of all of them at once).
     """
 
     def stamp(value) -> str | None:
         return value.isoformat() if value else None
 
+    if refunded is None:
+        refunded = payment_selectors.refunded_by_order(order_ids=[order.pk])[order.pk]
     address = order.shipping_address or {}
     return {
         "number": order.number,
@@ -62,11 +73,31 @@ def order_body(order: Order, *, lines: Iterable[OrderLine] | None = None) -> dic
                 "sku": line.sku,
                 "name": line.name,
                 "quantity": line.quantity,
+                "shipped_quantity": line.shipped_quantity,
+                "cancelled_quantity": line.cancelled_quantity,
+                "returned_quantity": line.returned_quantity,
                 "unit_price": money(line.unit_price),
                 "line_total": money(line.line_total),
             }
             for line in (order.lines.all() if lines is None else lines)
         ],
+        "shipments": [
+            {
+                "tracking_number": shipment.tracking_number,
+                "carrier": shipment.carrier,
+                "shipped_at": stamp(shipment.created_at),
+                "lines": [
+                    {
+                        "sku": item.line.sku,
+                        "quantity": item.quantity,
+                        "warehouse": item.warehouse.code,
+                    }
+                    for item in shipment.lines.all()
+                ],
+            }
+            for shipment in (order.shipments.all() if shipments is None else shipments)
+        ],
+        "refunded": money(refunded),
         "shipping_address": {
             field: str(address.get(field, ""))
             for field in ("name", "line1", "city", "postal_code", "country")
@@ -131,7 +162,7 @@ def order_place(request: HttpRequest, payload: OrderIn):
         def record_answer(order: Order, lines: list[OrderLine]) -> None:
             # Before the stock is reserved: the key commits with the order, outside the
             # stock lock window.
-            answer["body"] = order_body(order, lines=lines)
+            answer["body"] = order_body(order, lines=lines, shipments=(), refunded=Decimal("0.00"))
             record(201, answer["body"])
 
         order_services.order_place(
@@ -174,8 +205,11 @@ def order_list(
     """The caller's orders, newest first; `limit` is capped at 100."""
     customer = order_services.customer_for_user(user=request.auth)
     limit = min(limit, MAX_ORDERS_PAGE)
-    orders = order_selectors.order_list_for_customer(customer=customer)[offset : offset + limit]
-    return _json(200, [order_body(order) for order in orders])
+    orders = list(
+        order_selectors.order_list_for_customer(customer=customer)[offset : offset + limit]
+    )
+    refunded = payment_selectors.refunded_by_order(order_ids=[order.pk for order in orders])
+    return _json(200, [order_body(order, refunded=refunded[order.pk]) for order in orders])
 
 
 @router.get(

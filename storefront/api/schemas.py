@@ -129,9 +129,25 @@ class OrderIn(StrictInput):
 class OrderLineOut(Schema):
     sku: str
     name: str
-    quantity: int
+    quantity: int = Field(description="Units ordered.")
+    shipped_quantity: int = Field(description="Units shipped so far.")
+    cancelled_quantity: int = Field(description="Units cancelled before shipping.")
+    returned_quantity: int = Field(description="Shipped units that came back.")
     unit_price: str
-    line_total: str
+    line_total: str = Field(description="The price of the units not cancelled.")
+
+
+class ShipmentLineOut(Schema):
+    sku: str
+    quantity: int
+    warehouse: str = Field(description="The code of the warehouse the units left.")
+
+
+class ShipmentOut(Schema):
+    tracking_number: str
+    carrier: str
+    shipped_at: datetime
+    lines: list[ShipmentLineOut]
 
 
 class AddressOut(Schema):
@@ -150,8 +166,10 @@ class OrderOut(Schema):
     shipping: str
     total: str
     lines: list[OrderLineOut]
+    shipments: list[ShipmentOut]
+    refunded: str = Field(description="What was refunded of the order so far.", examples=["0.00"])
     shipping_address: AddressOut
-    tracking_number: str
+    tracking_number: str = Field(description="The latest shipment's tracking number.")
     placed_at: datetime
     paid_at: datetime | None
     shipped_at: datetime | None
@@ -168,6 +186,36 @@ class InvoiceOut(Schema):
 
 class ShipIn(StrictInput):
     tracking_number: text(64)
+    carrier: text(64, min_length=0) = ""
+
+
+class ShipmentIn(StrictInput):
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    warehouse: text(32) | None = Field(
+        default=None,
+        description="The code of the warehouse the units leave; by default wherever the "
+        "order holds them, by warehouse priority.",
+    )
+    tracking_number: text(64)
+    carrier: text(64, min_length=0) = ""
+
+
+class LinesCancelIn(StrictInput):
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    reason: text(200, min_length=0) = ""
+
+
+class ReturnIn(StrictInput):
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    restock_warehouse: text(32) | None = Field(
+        default=None,
+        description="The code of the warehouse the units go back on hand in; none: not "
+        "restocked (kept by the customer, damaged).",
+    )
+    refund_shipping: bool = Field(
+        default=False, description="Refund the order's shipping charge too (once per order)."
+    )
+    reason: text(200, min_length=0) = ""
 
 
 class WebhookAckOut(Schema):
