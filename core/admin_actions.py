@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from django import forms
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 
 class ServiceActionsMixin:
@@ -98,3 +99,46 @@ class ServiceActionsMixin:
             self.message_user(request, f"{obj} not {verb}: {error} ({error.code})", messages.ERROR)
         else:
             self.message_user(request, f"{obj} {verb}.", messages.SUCCESS)
+
+    def run_on_page(
+        self,
+        request: HttpRequest,
+        obj,
+        *,
+        form: forms.Form,
+        title: str,
+        submit: str,
+        intro: str,
+        verb: str,
+        service: Callable[..., object],
+        errors: tuple[type[Exception], ...] = (),
+    ) -> HttpResponse:
+        """A page of its own for one row (a shipment of an order): show `form`; once it is
+        posted valid, call `service` for the row as the request's user with the form's
+        `service_kwargs()`, and go back to the row's page.
+
+        A domain error (`action_errors`, `errors`: another change came first) is shown on the
+        form with the input kept, as a field's error is; nothing changed then.
+        """
+        if request.method == "POST" and form.is_valid():
+            try:
+                service(**{self.service_argument: obj}, actor=request.user, **form.service_kwargs())
+            except (*self.action_errors, *errors) as error:
+                form.add_error(None, f"{error} ({error.code})")
+            else:
+                self.message_user(request, f"{obj} {verb}.", messages.SUCCESS)
+                opts = self.opts
+                return HttpResponseRedirect(
+                    reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": obj,
+            "title": title,
+            "intro": intro,
+            "objects": [],
+            "form": form,
+            "submit_label": submit,
+        }
+        return TemplateResponse(request, "admin/action_form.html", context)

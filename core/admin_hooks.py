@@ -1,4 +1,4 @@
-"""Let apps above an app add panels, inlines and actions to one of its admin pages.
+"""Let apps above an app add panels, inlines, actions and pages to one of its admin pages.
 
 An app may not import the apps above it, yet staff read what those know on its pages (an
 order's payments, a product's reviews). The app offers a `PageHooks` registry for such a page,
@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,29 @@ class PageAction:
 
 
 @dataclass(frozen=True)
+class PageTool:
+    """A page of its own on one object (a form staff fill in), linked from the object's page.
+
+    Offered to users with `permission` only, at `<object's page>/tools/<slug>/`. `view(model_admin,
+    request, obj)` answers it; it may run a service with `model_admin.run_on_page`
+    (core.admin_actions).
+    """
+
+    slug: str
+    label: str
+    view: Callable[..., HttpResponse]
+    permission: str
+
+
+@dataclass(frozen=True)
 class PageExtension:
-    """What one app adds to a page: a fieldset of panels, inlines and actions."""
+    """What one app adds to a page: a fieldset of panels, inlines, actions and tool pages."""
 
     title: str
     panels: tuple[PagePanel, ...] = ()
     inlines: tuple[type[InlineModelAdmin], ...] = ()
     actions: tuple[PageAction, ...] = ()
+    tools: tuple[PageTool, ...] = ()
 
 
 class PageHooks:
@@ -69,9 +88,45 @@ class PageHooks:
 
 class ExtendedPageMixin:
     """For the ModelAdmin of a page that `page_hooks` lets apps above extend: adds their
-    inlines, a fieldset of the panels each user may read, and the actions each may run."""
+    inlines, a fieldset of the panels each user may read, the actions each may run, and links
+    (`page_tools` in the page's context) to the tool pages each may open, its own `tools` first."""
 
     page_hooks: PageHooks
+    tools: tuple[PageTool, ...] = ()
+
+    def get_urls(self) -> list:
+        opts = self.opts
+        return [
+            path(
+                "<path:object_id>/tools/<slug:slug>/",
+                self.admin_site.admin_view(self.tool_view),
+                name=f"{opts.app_label}_{opts.model_name}_tool",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _every_tool(self) -> dict[str, PageTool]:
+        added = (tool for extension in self.page_hooks.extensions() for tool in extension.tools)
+        return {tool.slug: tool for tool in (*self.tools, *added)}
+
+    def tool_view(self, request: HttpRequest, object_id: str, slug: str) -> HttpResponse:
+        tool = self._every_tool().get(slug)
+        if tool is None:
+            raise Http404(f"No page {slug} on {self.opts.verbose_name_plural}.")
+        if not request.user.has_perm(tool.permission):
+            raise PermissionDenied
+        return tool.view(self, request, get_object_or_404(self.model, pk=object_id))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_tool"
+        tools = [
+            (tool.label, reverse(name, args=[object_id, tool.slug]))
+            for tool in self._every_tool().values()
+            if request.user.has_perm(tool.permission)
+        ]
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "page_tools": tools}
+        )
 
     def get_inlines(self, request: HttpRequest, obj: Model | None) -> list:
         added = [

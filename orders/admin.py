@@ -1,4 +1,5 @@
-"""Staff admin for orders: find an order, read its whole story, ship, cancel, mark delivered.
+"""Staff admin for orders: find an order, read its whole story, ship (whole or in shipments),
+cancel (whole or some units), mark delivered.
 
 Nothing about money or status is edited in a form: every change is an action that calls
 `orders.services`, so the same guarded transitions, ledger rows, signals and e-mails follow as
@@ -8,21 +9,29 @@ from the API. Apps above orders add their panels, inlines and actions to the ord
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
-from core.admin_hooks import ExtendedPageMixin
+from core.admin_hooks import ExtendedPageMixin, PageTool
 from inventory.models import StockMovement
 from orders.admin_hooks import order_page
-from orders.forms import OrderReasonForm, OrderShipForm, ResolutionForm
-from orders.models import Customer, Order, OrderEvent, OrderLine
+from orders.forms import (
+    LinesCancelForm,
+    OrderReasonForm,
+    OrderShipForm,
+    ResolutionForm,
+    ShipmentForm,
+)
+from orders.models import Customer, Fulfilment, Order, OrderEvent, OrderLine
 from orders.services import (
     OrderError,
+    fulfilment_create,
     order_cancel,
+    order_lines_cancel,
     order_mark_delivered,
     order_resolve,
     order_ship,
@@ -31,8 +40,88 @@ from orders.services import (
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ("sku", "name", "quantity", "unit_price", "line_total")
+    fields = (
+        "sku",
+        "name",
+        "quantity",
+        "shipped_quantity",
+        "cancelled_quantity",
+        "returned_quantity",
+        "unit_price",
+        "line_total",
+    )
     readonly_fields = fields
+
+
+class ShipmentInline(ReadOnlyInline):
+    model = Fulfilment
+    verbose_name_plural = "shipments"
+    fields = ("created_at", "tracking_number", "carrier", "shipped_by", "units")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Fulfilment]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("shipped_by")
+            .prefetch_related("lines__line", "lines__warehouse")
+        )
+
+    @admin.display(description="units")
+    def units(self, shipment: Fulfilment) -> str:
+        return ", ".join(
+            f"{item.quantity} × {item.line.sku} from {item.warehouse.code}"
+            for item in shipment.lines.all()
+        )
+
+
+def shipment_page(model_admin: "OrderAdmin", request: HttpRequest, order: Order) -> HttpResponse:
+    """Ship some units of the order in one shipment (the rest by default)."""
+    return model_admin.run_on_page(
+        request,
+        order,
+        form=ShipmentForm(request.POST if request.method == "POST" else None, order=order),
+        title=f"Create a shipment of {order.number}",
+        submit="Ship",
+        intro="The units leave the order's reservation in the warehouse chosen; the customer "
+        "gets an e-mail with the tracking number.",
+        verb="shipped in part or whole",
+        service=fulfilment_create,
+    )
+
+
+def cancel_units_page(
+    model_admin: "OrderAdmin", request: HttpRequest, order: Order
+) -> HttpResponse:
+    """Cancel units of the order that have not shipped."""
+    return model_admin.run_on_page(
+        request,
+        order,
+        form=LinesCancelForm(request.POST if request.method == "POST" else None, order=order),
+        title=f"Cancel units of {order.number}",
+        submit="Cancel these units",
+        intro="Their stock is released and the totals fall by their price (the shipping "
+        "charge stays); a paid order is refunded that amount. Cancelling everything left "
+        "cancels the order, or completes it when some of it shipped.",
+        verb="changed",
+        service=order_lines_cancel,
+    )
+
+
+ORDER_TOOLS = (
+    PageTool(
+        slug="shipment",
+        label="Create shipment",
+        view=shipment_page,
+        permission="orders.ship_order",
+    ),
+    PageTool(
+        slug="cancel-units",
+        label="Cancel units",
+        view=cancel_units_page,
+        permission="orders.cancel_order",
+    ),
+)
 
 
 class OrderEventInline(ReadOnlyInline):
@@ -83,7 +172,7 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     search_fields = ("number", "customer__user__email", "tracking_number")
     list_select_related = ("customer__user",)
     actions = ("ship_orders", "cancel_orders", "mark_delivered", "resolve_orders")
-    inlines = (OrderLineInline, OrderEventInline)
+    inlines = (OrderLineInline, ShipmentInline, OrderEventInline)
     service_argument = "order"
     action_ordering = ("placed_at", "id")
     action_errors = (OrderError,)
@@ -107,6 +196,7 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     )
     readonly_fields = ("address", "stock_ledger")
     page_hooks = order_page
+    tools = ORDER_TOOLS
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.ship_order")

@@ -1,12 +1,16 @@
 """Forms of the orders admin's actions; the services still validate every value."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django import forms
 
-from orders.models import Order
+from inventory.models import Warehouse
+from inventory.selectors import allocated_units
+from orders.models import Fulfilment, Order, OrderLine
+from orders.services import LineRequest
 
 TRACKING_FIELD_PREFIX = "tracking_"
+LINE_FIELD_PREFIX = "units_"
 
 
 class OrderShipForm(forms.Form):
@@ -41,3 +45,114 @@ class ResolutionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="What was done about it (e.g. refunded the duplicate charge at the provider).",
     )
+
+
+class LineUnitsForm(forms.Form):
+    """Units per line of one order (one field a line, 0 to what the line has `left`), and
+    what else an action on those units needs.
+
+    `left(line)` is what the action may take of the line; `initial_all` proposes all of it
+    (a shipment ships the rest by default), otherwise 0. At least one unit is required.
+    """
+
+    left: Callable[[OrderLine], int]
+    initial_all = False
+
+    def __init__(self, *args, order: Order, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order
+        self.order_lines = [line for line in order.lines.order_by("id") if self.left(line) > 0]
+        units = {}
+        for line in self.order_lines:
+            left = self.left(line)
+            units[f"{LINE_FIELD_PREFIX}{line.pk}"] = forms.IntegerField(
+                label=f"{line.sku} ({line.name})",
+                min_value=0,
+                max_value=left,
+                initial=left if self.initial_all else 0,
+                help_text=f"{left} left of {line.quantity} ordered",
+            )
+        # The lines first, then the form's own fields.
+        self.fields = {**units, **self.fields}
+
+    def line_units(self) -> list[tuple[OrderLine, int]]:
+        return [
+            (line, self.cleaned_data.get(f"{LINE_FIELD_PREFIX}{line.pk}") or 0)
+            for line in self.order_lines
+            if self.cleaned_data.get(f"{LINE_FIELD_PREFIX}{line.pk}")
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not self.errors and not self.line_units():
+            raise forms.ValidationError("Give at least one line at least one unit.")
+        return cleaned
+
+    def service_kwargs(self) -> dict:
+        """The keywords of the action's service: the lines, then the form's own fields."""
+        own = {name: value for name, value in self.cleaned_data.items() if name in self.own}
+        return {
+            "lines": [
+                LineRequest(sku=line.sku, quantity=quantity) for line, quantity in self.line_units()
+            ],
+            **own,
+        }
+
+    @property
+    def own(self) -> set[str]:
+        return {name for name in self.fields if not name.startswith(LINE_FIELD_PREFIX)}
+
+
+class ShipmentForm(LineUnitsForm):
+    """A shipment: units per line (the rest by default), the warehouse they leave (the one
+    holding the order's units first), tracking number and carrier."""
+
+    left = staticmethod(lambda line: line.unshipped)
+    initial_all = True
+
+    warehouse = forms.ModelChoiceField(
+        queryset=Warehouse.objects.none(),
+        required=False,
+        empty_label="wherever the order holds them",
+        help_text="Only warehouses holding units of this order.",
+    )
+    tracking_number = forms.CharField(
+        max_length=Fulfilment._meta.get_field("tracking_number").max_length
+    )
+    carrier = forms.CharField(
+        max_length=Fulfilment._meta.get_field("carrier").max_length, required=False
+    )
+
+    def __init__(self, *args, order: Order, **kwargs) -> None:
+        super().__init__(*args, order=order, **kwargs)
+        self.held = allocated_units(reference=order.number)
+        holding = [units.warehouse_id for units in self.held if units.held > 0]
+        self.fields["warehouse"].queryset = Warehouse.objects.filter(pk__in=holding)
+        self.fields["warehouse"].initial = holding[0] if holding else None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        warehouse = cleaned.get("warehouse")
+        if warehouse is None or self.errors:
+            return cleaned
+        held = {
+            units.variant_id: units.held
+            for units in self.held
+            if units.warehouse_id == warehouse.pk
+        }
+        for line, quantity in self.line_units():
+            if quantity > held.get(line.variant_id, 0):
+                self.add_error(
+                    f"{LINE_FIELD_PREFIX}{line.pk}",
+                    f"{warehouse.code} holds {held.get(line.variant_id, 0)} of these for the "
+                    "order.",
+                )
+        return cleaned
+
+
+class LinesCancelForm(LineUnitsForm):
+    """Units not yet shipped to cancel, and why (on the timeline and in the e-mail)."""
+
+    left = staticmethod(lambda line: line.unshipped)
+
+    reason = forms.CharField(max_length=200, required=False)

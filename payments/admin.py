@@ -8,7 +8,7 @@ Support refund or resolve the payments and refunds that match nothing.
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -16,10 +16,11 @@ from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_actions import ServiceActionsMixin
-from core.admin_hooks import PageAction, PageExtension, PagePanel
+from core.admin_hooks import PageAction, PageExtension, PagePanel, PageTool
 from orders.admin_hooks import order_page
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
+from payments.forms import ReturnForm
 from payments.models import (
     CreditNote,
     Invoice,
@@ -28,11 +29,12 @@ from payments.models import (
     Refund,
     UnmatchedPayment,
 )
-from payments.selectors import credit_notes_for_order
+from payments.selectors import credit_notes_for_order, refunded_by_order
 from payments.services import (
     RefundError,
     UnmatchedPaymentError,
     refund_issue,
+    refund_return,
     unmatched_payment_refund,
     unmatched_payment_resolve,
 )
@@ -217,6 +219,29 @@ def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
     )
 
 
+@admin.display(description="refunded")
+def refunded_amount(order: Order) -> str:
+    """What was refunded of the order so far: an order refunded in part keeps its status."""
+    return f"{refunded_by_order(order_ids=[order.pk])[order.pk]} {order.currency}"
+
+
+def return_page(model_admin, request: HttpRequest, order: Order) -> HttpResponse:
+    """Take shipped units of the order back, restocked or not, and refund their price."""
+    return model_admin.run_on_page(
+        request,
+        order,
+        form=ReturnForm(request.POST if request.method == "POST" else None, order=order),
+        title=f"Return and refund units of {order.number}",
+        submit="Take back and refund",
+        intro="The units are counted as returned and, with a warehouse, put back on hand "
+        "there; their price (and the shipping charge, if ticked) is refunded from the "
+        "payment that paid the order and credited against its invoice.",
+        verb="returned and refunded",
+        service=refund_return,
+        errors=(RefundError,),
+    )
+
+
 # Warehouse staff read orders but not payments: the inlines ask for the payments' and refunds'
 # own view permissions, the documents' numbers and amounts for the invoices' and credit notes'.
 order_page.extend(
@@ -226,9 +251,18 @@ order_page.extend(
         panels=(
             PagePanel(display=invoice_link, permission="payments.view_invoice"),
             PagePanel(display=credit_note_links, permission="payments.view_creditnote"),
+            PagePanel(display=refunded_amount, permission="payments.view_refund"),
         ),
         inlines=(PaymentInline, RefundInline),
         actions=(PageAction(function=refund_orders, permission="payments.issue_refund"),),
+        tools=(
+            PageTool(
+                slug="return",
+                label="Return and refund",
+                view=return_page,
+                permission="payments.issue_refund",
+            ),
+        ),
     ),
 )
 

@@ -67,7 +67,7 @@ def test_ship_action_ships_paid_orders_and_says_why_the_others_were_not(client):
     assert messages_of(response) == [
         f"{paid.number} shipped.",
         f"{pending.number} not shipped: order {pending.number} cannot be shipped: it is no "
-        "longer paid (invalid_transition)",
+        "longer paid or partially_shipped (invalid_transition)",
     ]
     assert paid.events.get(kind="shipped").actor.username == "warehouse@stockwire.example"
 

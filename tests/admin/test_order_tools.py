@@ -1,0 +1,208 @@
+"""The order's own pages: create a shipment, cancel units, return and refund (from payments)."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from inventory.models import StockLevel, Warehouse
+from inventory.services import stock_receive
+from orders.models import Fulfilment, OrderStatus
+from payments.models import Refund
+from tests.admin.client import messages_of
+from tests.admin_shop import order_paid, staff_user, variant_stocked
+
+pytestmark = pytest.mark.django_db
+
+
+def tool_url(order, slug: str) -> str:
+    return reverse("admin:orders_order_tool", args=[order.pk, slug])
+
+
+@pytest.fixture
+def order():
+    """3 mugs at 12.50 held in `main`, paid (37.50 + 4.90)."""
+    return order_paid(variant=variant_stocked(on_hand=10), quantity=3)
+
+
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        ("warehouse", ["Create shipment"]),
+        ("support", ["Cancel units", "Return and refund"]),
+    ],
+)
+def test_the_order_page_links_the_pages_the_role_may_use(client, order, role, links):
+    client.force_login(staff_user(role))
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    assert [label for label, _ in response.context["page_tools"]] == links
+
+
+def test_the_shipment_page_proposes_the_rest_from_the_warehouse_holding_it(client, order):
+    # given
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+
+    # when
+    response = client.get(tool_url(order, "shipment"))
+
+    # then
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.fields[f"units_{line.pk}"].initial == 3
+    assert form.fields["warehouse"].initial == Warehouse.objects.get(code="main").pk
+
+
+def test_a_shipment_made_on_its_page_ships_those_units(client, order):
+    # given
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+    main = Warehouse.objects.get(code="main")
+
+    # when
+    response = client.post(
+        tool_url(order, "shipment"),
+        {
+            f"units_{line.pk}": "2",
+            "warehouse": str(main.pk),
+            "tracking_number": "TRK-1",
+            "carrier": "Royal Mail",
+        },
+    )
+
+    # then
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PARTIALLY_SHIPPED
+    shipment = Fulfilment.objects.get(order=order)
+    assert (shipment.tracking_number, shipment.carrier) == ("TRK-1", "Royal Mail")
+    assert list(shipment.lines.values_list("quantity", "warehouse__code")) == [(2, "main")]
+    assert messages_of(response) == [f"{order.number} shipped in part or whole."]
+
+    # and the order page lists it
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    assert "2 × MUG-BLUE from main" in page
+
+
+@pytest.mark.parametrize(
+    ("units", "warehouse_code", "tracking", "field"),
+    [
+        ("4", "main", "TRK-1", "units"),
+        ("1", "north", "TRK-1", "warehouse"),
+        ("0", "main", "TRK-1", None),
+        ("1", "main", "", "tracking_number"),
+    ],
+)
+def test_a_bad_shipment_form_keeps_the_input_and_ships_nothing(
+    client, order, units, warehouse_code, tracking, field
+):
+    # given: `north` holds nothing of the order, so it is no choice
+    Warehouse.objects.create(code="north", name="North", priority=50)
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+    data = {
+        f"units_{line.pk}": units,
+        "warehouse": str(Warehouse.objects.get(code=warehouse_code).pk),
+        "tracking_number": tracking,
+    }
+
+    # when
+    response = client.post(tool_url(order, "shipment"), data)
+
+    # then
+    assert response.status_code == 200
+    form = response.context["form"]
+    errors = form.errors.as_data()
+    key = {"units": f"units_{line.pk}", None: "__all__"}.get(field, field)
+    assert key in errors
+    assert form.data[f"units_{line.pk}"] == units
+    assert not Fulfilment.objects.exists()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+
+
+def test_units_cancelled_on_their_page_are_refunded(client, order):
+    # given
+    client.force_login(staff_user("support"))
+    line = order.lines.get()
+
+    # when
+    response = client.post(
+        tool_url(order, "cancel-units"), {f"units_{line.pk}": "1", "reason": "chipped"}
+    )
+
+    # then
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert (order.status, order.total) == (OrderStatus.PAID, Decimal("29.90"))
+    assert Refund.objects.get(order=order).amount == Decimal("12.50")
+
+
+def test_warehouse_staff_may_not_cancel_units(client, order):
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+    response = client.post(tool_url(order, "cancel-units"), {f"units_{line.pk}": "1"})
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.total == Decimal("42.40")
+
+
+def test_goods_returned_on_their_page_are_restocked_and_refunded(client, order):
+    # given
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+    client.post(
+        tool_url(order, "shipment"),
+        {f"units_{line.pk}": "3", "warehouse": "", "tracking_number": "TRK-1"},
+    )
+    client.force_login(staff_user("support"))
+    main = Warehouse.objects.get(code="main")
+
+    # when
+    response = client.post(
+        tool_url(order, "return"),
+        {f"units_{line.pk}": "1", "restock_warehouse": str(main.pk), "refund_shipping": "on"},
+    )
+
+    # then
+    assert response.status_code == 302
+    assert Refund.objects.get(order=order).amount == Decimal("17.40")
+    level = StockLevel.objects.get(variant=line.variant, warehouse=main)
+    assert (level.on_hand, level.reserved) == (8, 0)
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    assert "17.40 EUR" in page
+
+
+def test_a_return_beyond_what_shipped_is_refused_on_the_form(client, order):
+    client.force_login(staff_user("support"))
+    response = client.get(tool_url(order, "return"))
+    assert response.status_code == 200
+    assert [name for name in response.context["form"].fields if name.startswith("units_")] == []
+    response = client.post(tool_url(order, "return"), {"reason": "nothing shipped"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["__all__"]
+    assert not Refund.objects.exists()
+
+
+def test_the_shipment_form_refuses_more_than_the_chosen_warehouse_holds(client):
+    # given: 2 of the order's mugs are held in `main`, 1 in `north`
+    variant = variant_stocked(on_hand=2)
+    north = Warehouse.objects.create(code="north", name="North", priority=50)
+    stock_receive(variant=variant, warehouse=north, quantity=5)
+    order = order_paid(variant=variant, quantity=3)
+    client.force_login(staff_user("warehouse"))
+    line = order.lines.get()
+    main = Warehouse.objects.get(code="main")
+
+    # when
+    response = client.post(
+        tool_url(order, "shipment"),
+        {f"units_{line.pk}": "3", "warehouse": str(main.pk), "tracking_number": "TRK-1"},
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response.context["form"].errors[f"units_{line.pk}"] == [
+        "main holds 2 of these for the order."
+    ]
+    assert not Fulfilment.objects.exists()
