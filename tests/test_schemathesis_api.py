@@ -88,6 +88,6 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(
                 assert mode == GenerationMode.NEGATIVE
 
     # then
-    assert len(operations) == 19
+    assert len(operations) == 22
     assert cases >= MINIMUM_CASES, cases
     print(f"schemathesis: {cases} cases over {len(operations)} operations")
