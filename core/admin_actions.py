@@ -105,7 +105,7 @@ class ServiceActionsMixin:
         request: HttpRequest,
         obj,
         *,
-        form: forms.Form,
+        form_class: type[forms.Form],
         title: str,
         submit: str,
         intro: str,
@@ -113,14 +113,17 @@ class ServiceActionsMixin:
         service: Callable[..., object],
         errors: tuple[type[Exception], ...] = (),
     ) -> HttpResponse:
-        """A page of its own for one row (a shipment of an order): show `form`; once it is
-        posted valid, call `service` for the row as the request's user with the form's
-        `service_kwargs()`, and go back to the row's page.
+        """A page of its own for one row (a shipment of an order): show `form_class` (made
+        for the row: it takes it as the service does, `order=`); once it is posted valid, call
+        `service` for the row as the request's user with the form's `service_kwargs()`, and go
+        back to the row's page.
 
         A domain error (`action_errors`, `errors`: another change came first) is shown on the
         form with the input kept, as a field's error is; nothing changed then.
         """
-        if request.method == "POST" and form.is_valid():
+        data = request.POST if request.method == "POST" else None
+        form = form_class(data, **{self.service_argument: obj})
+        if data is not None and form.is_valid():
             try:
                 service(**{self.service_argument: obj}, actor=request.user, **form.service_kwargs())
             except (*self.action_errors, *errors) as error:

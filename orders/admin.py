@@ -80,7 +80,7 @@ def shipment_page(model_admin: "OrderAdmin", request: HttpRequest, order: Order)
     return model_admin.run_on_page(
         request,
         order,
-        form=ShipmentForm(request.POST if request.method == "POST" else None, order=order),
+        form_class=ShipmentForm,
         title=f"Create a shipment of {order.number}",
         submit="Ship",
         intro="The units leave the order's reservation in the warehouse chosen; the customer "
@@ -97,7 +97,7 @@ def cancel_units_page(
     return model_admin.run_on_page(
         request,
         order,
-        form=LinesCancelForm(request.POST if request.method == "POST" else None, order=order),
+        form_class=LinesCancelForm,
         title=f"Cancel units of {order.number}",
         submit="Cancel these units",
         intro="Their stock is released and the totals fall by their price (the shipping "

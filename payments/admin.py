@@ -230,7 +230,7 @@ def return_page(model_admin, request: HttpRequest, order: Order) -> HttpResponse
     return model_admin.run_on_page(
         request,
         order,
-        form=ReturnForm(request.POST if request.method == "POST" else None, order=order),
+        form_class=ReturnForm,
         title=f"Return and refund units of {order.number}",
         submit="Take back and refund",
         intro="The units are counted as returned and, with a warehouse, put back on hand "

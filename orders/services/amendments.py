@@ -27,10 +27,10 @@ from audit.services import audit_diff, audit_record, audit_snapshot
 from inventory.models import Warehouse
 from inventory.services import StockUnits, UnitsNotHeld, stock_release, stock_return
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
-from orders.services.errors import InvalidTransition, ShippingRefundedAlready, UnitsExceeded
-from orders.services.lines import line_units, lines_count, units_amount, units_summary
+from orders.services.errors import ShippingRefundedAlready, UnitsExceeded
+from orders.services.lines import lines_count, order_units_locked, units_amount, units_summary
 from orders.services.placing import LineRequest
-from orders.services.transitions import _transition, order_cancel, order_lock
+from orders.services.transitions import _transition, order_cancel
 from orders.signals import order_lines_cancelled
 
 S = OrderStatus
@@ -52,14 +52,10 @@ def order_lines_cancel(
     payments refunds `amount` in this transaction; the notice is requested
     (orders.email_send).
     """
-    status = order_lock(order=order)
-    if status not in CANCELLABLE_IN_PART:
-        raise InvalidTransition(
-            number=order.number, action="cancelled in part", allowed=CANCELLABLE_IN_PART
-        )
-    order_lines = list(OrderLine.objects.filter(order=order).order_by("id"))
-    units = line_units(
-        order_lines=order_lines,
+    status, order_lines, units = order_units_locked(
+        order=order,
+        allowed=CANCELLABLE_IN_PART,
+        action="cancelled in part",
         requested=lines,
         left=lambda line: line.unshipped,
         code="over_cancellation",
@@ -142,12 +138,10 @@ def order_lines_return(
     refunded or cancelled), UnitsExceeded `over_return` (more than a line shipped and has not
     returned), ShippingRefundedAlready. Sends no signal: payments sends `refund_issued`.
     """
-    status = order_lock(order=order)
-    if status not in RETURNABLE:
-        raise InvalidTransition(number=order.number, action="returned", allowed=RETURNABLE)
-    order_lines = list(OrderLine.objects.filter(order=order).order_by("id"))
-    units = line_units(
-        order_lines=order_lines,
+    status, _, units = order_units_locked(
+        order=order,
+        allowed=RETURNABLE,
+        action="returned",
         requested=lines,
         left=lambda line: line.returnable,
         code="over_return",

@@ -7,9 +7,10 @@ from decimal import Decimal
 from django.db.models import F, Q
 from django.db.models.functions import Round
 
-from orders.models import OrderLine
-from orders.services.errors import InvalidOrder, UnitsExceeded, UnknownSku
+from orders.models import Order, OrderLine
+from orders.services.errors import InvalidOrder, InvalidTransition, UnitsExceeded, UnknownSku
 from orders.services.placing import MAX_LINES, LineRequest
+from orders.services.transitions import order_lock
 
 LineUnits = list[tuple[OrderLine, int]]
 
@@ -67,6 +68,32 @@ def line_units(
     if short:
         raise UnitsExceeded(code=code, verb=verb, lines=short)
     return [(line, units[line.sku]) for line in order_lines if line.sku in units]
+
+
+def order_units_locked(
+    *,
+    order: Order,
+    allowed: tuple[str, ...],
+    action: str,
+    requested: Sequence[LineRequest] | None,
+    left: Callable[[OrderLine], int],
+    code: str,
+    verb: str,
+) -> tuple[str, list[OrderLine], LineUnits]:
+    """Lock the order, check it may be `action` from its status, and take the request's units
+    from its lines as they stand under the lock (`line_units`).
+
+    Returns the status, every line of the order and the (line, units) asked for. Raises
+    InvalidTransition when the status is not in `allowed`, and what `line_units` raises.
+    """
+    status = order_lock(order=order)
+    if status not in allowed:
+        raise InvalidTransition(number=order.number, action=action, allowed=allowed)
+    order_lines = list(OrderLine.objects.filter(order=order).order_by("id"))
+    units = line_units(
+        order_lines=order_lines, requested=requested, left=left, code=code, verb=verb
+    )
+    return status, order_lines, units
 
 
 def lines_count(*, units: LineUnits, field: str, code: str, verb: str) -> None:

@@ -19,10 +19,10 @@ from audit.services import audit_record
 from inventory.models import Warehouse
 from inventory.services import StockUnits, UnitsNotHeld, stock_ship
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine, OrderStatus
-from orders.services.errors import InvalidOrder, InvalidTransition, UnitsExceeded
-from orders.services.lines import line_units, lines_count, units_summary
+from orders.services.errors import InvalidOrder, UnitsExceeded
+from orders.services.lines import lines_count, order_units_locked, units_summary
 from orders.services.placing import LineRequest
-from orders.services.transitions import _transition, order_lock
+from orders.services.transitions import _transition
 from orders.signals import order_shipped
 
 S = OrderStatus
@@ -66,12 +66,10 @@ def fulfilment_create(
         required=True,
     )
     carrier = _cleaned_label(carrier, name="carrier", max_length=CARRIER_MAX_LENGTH, required=False)
-    status = order_lock(order=order)
-    if status not in SHIPPABLE:
-        raise InvalidTransition(number=order.number, action="shipped", allowed=SHIPPABLE)
-    order_lines = list(OrderLine.objects.filter(order=order).order_by("id"))
-    units = line_units(
-        order_lines=order_lines,
+    status, _, units = order_units_locked(
+        order=order,
+        allowed=SHIPPABLE,
+        action="shipped",
         requested=lines,
         left=lambda line: line.unshipped,
         code="over_shipment",
