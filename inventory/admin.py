@@ -241,7 +241,17 @@ class StockMovementAdmin(ReadOnlyAdmin):
 
 @admin.register(StockAllocation)
 class StockAllocationAdmin(ReadOnlyAdmin):
-    list_display = ("reference", "sku", "warehouse", "quantity", "state", "updated_at")
+    list_display = (
+        "reference",
+        "sku",
+        "warehouse",
+        "quantity",
+        "shipped",
+        "released",
+        "returned",
+        "state",
+        "updated_at",
+    )
     list_filter = ("state", "level__warehouse")
     search_fields = ("reference", "level__variant__sku")
     list_select_related = ("level__variant", "level__warehouse")
