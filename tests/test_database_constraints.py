@@ -99,3 +99,35 @@ def test_an_idempotency_key_without_its_answer_is_refused(answer):
     user = baker.make("auth.User")
     refused(lambda: IdempotencyKey.objects.create(user=user, key="k", fingerprint="f", **answer))
     assert IdempotencyKey.objects.count() == 0
+
+
+def test_refunds_adding_up_to_more_than_the_payment_are_refused(cancelled_paid_order):
+    # the cancellation refunded the whole 29.90
+    payment = Payment.objects.filter(order=cancelled_paid_order)
+    refused(lambda: payment.update(refunded_total=F("amount") + Decimal("0.01")))
+    refused(lambda: payment.update(refunded_total=Decimal("-0.01")))
+    assert payment.values_list("amount", "refunded_total").get() == (
+        Decimal("29.90"),
+        Decimal("29.90"),
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"shipped_quantity": 2, "cancelled_quantity": 1},
+        {"shipped_quantity": 1, "returned_quantity": 2},
+    ],
+)
+def test_a_line_shipping_cancelling_or_returning_more_than_it_holds_is_refused(
+    cancelled_paid_order, changes
+):
+    line = OrderLine.objects.filter(order=cancelled_paid_order)
+    refused(lambda: line.update(**changes))
+    assert line.values_list(
+        "shipped_quantity", "cancelled_quantity", "returned_quantity"
+    ).get() == (
+        0,
+        0,
+        0,
+    )
