@@ -4,8 +4,9 @@ from django.db.models import Prefetch, QuerySet
 
 from orders.models import Customer, Fulfilment, FulfilmentLine, Order, OrderLine, OrderStatus
 
-# An order whose goods reached (or are on their way to) the customer: its buyer has the product.
-RECEIVED_STATUSES = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+# An order whose goods reached (or are on their way to) the customer: its buyer has the units
+# shipped of each line (a refunded order's buyer gave the money back, and counts no more).
+RECEIVED_STATUSES = (OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 def _orders() -> QuerySet[Order]:
@@ -38,21 +39,24 @@ def order_get(*, number: str) -> Order:
 
 
 def customer_received_product(*, customer: Customer, product_id: int) -> bool:
-    """Whether one of the customer's shipped or delivered orders holds a variant of the product
-    (one query)."""
+    """Whether units of the product left in a shipment of one of the customer's orders, shipped
+    or on their way, not refunded (one query)."""
     return OrderLine.objects.filter(
         order__customer=customer,
         order__status__in=RECEIVED_STATUSES,
+        shipped_quantity__gt=0,
         variant__product_id=product_id,
     ).exists()
 
 
 def products_received(*, product_ids: list[int]) -> list[tuple[int, int]]:
-    """(customer id, product id) for each of these products in a shipped or delivered order of a
-    customer, each pair once, in that order (one query)."""
+    """(customer id, product id) for each of these products shipped to a customer (as in
+    `customer_received_product`), each pair once, in that order (one query)."""
     return list(
         OrderLine.objects.filter(
-            variant__product_id__in=product_ids, order__status__in=RECEIVED_STATUSES
+            variant__product_id__in=product_ids,
+            order__status__in=RECEIVED_STATUSES,
+            shipped_quantity__gt=0,
         )
         .values_list("order__customer_id", "variant__product_id")
         .distinct()

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from orders.services import LineRequest, fulfilment_create, order_mark_paid
 from outbox.models import OutboxMessage
 from reviews.models import HelpfulVote, ProductRating, Review, ReviewStatus, SentReviewEmail
 from reviews.services import (
@@ -29,7 +30,7 @@ from reviews.services import (
 )
 from reviews.services.ratings import NO_RATING, RATING_FIELDS
 from reviews.signals import product_reviews_changed, review_moderated, review_submitted
-from tests.orders_helpers import customer_new, variant_stocked
+from tests.orders_helpers import customer_new, order_new, variant_stocked
 from tests.reviews_helpers import buyer_of, product_with_stock, review_by, staff_moderator
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +107,21 @@ def test_a_customer_whose_order_was_not_shipped_cannot_review_and_nothing_is_wri
                 customer=customer, product_id=mug.pk, rating=5, title="x", author_name="A"
             )
     assert Review.objects.count() == 0
+
+
+def test_a_partial_shipment_makes_a_buyer_of_what_it_shipped_only(mug):
+    # given: one order of a mug and a cup, of which only the cup has shipped so far
+    cup = product_with_stock("CUP-1")
+    ada = customer_new()
+    order = order_new(ada, ("MUG-1", 1), ("CUP-1", 1))
+    order_mark_paid(order=order)
+    fulfilment_create(order=order, tracking_number="T-1", lines=[LineRequest("CUP-1", 1)])
+
+    # when / then: the cup may be reviewed, the mug not yet
+    review_submit(customer=ada, product_id=cup.pk, rating=5, title="Cup", author_name="A")
+    with pytest.raises(NotABuyer):
+        review_submit(customer=ada, product_id=mug.pk, rating=5, title="Mug", author_name="A")
+    assert list(Review.objects.values_list("product_id", flat=True)) == [cup.pk]
 
 
 def test_a_second_review_of_the_same_product_is_refused_naming_the_first(mug):

@@ -11,8 +11,14 @@ from django.utils import timezone
 
 from catalog.services import variant_price_bulk_set
 from inventory.services import stock_adjust
-from orders.models import Order
-from orders.services import LinesOutOfStock, order_cancel, order_ship
+from orders.models import Fulfilment, Order
+from orders.services import (
+    LineRequest,
+    LinesOutOfStock,
+    fulfilment_create,
+    order_cancel,
+    order_ship,
+)
 from outbox.models import OutboxMessage
 from payments.services import webhook_handle
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
@@ -83,10 +89,13 @@ def test_an_order_s_events_carry_an_increasing_sequence_of_their_own():
         (4, "order.cancelled", "cancelled"),
     ]
     [shipped] = _payloads("order.shipped")
+    shipment = Fulfilment.objects.get(order__number=first.number)
     assert shipped["data"]["shipment"] == {
+        "id": shipment.pk,
         "tracking_number": "1Z-TRACK",
         "carrier": None,
-        "lines": [{"sku": "SEQ-1", "quantity": 1}],
+        "shipped_at": shipment.created_at.isoformat(),
+        "lines": [{"sku": "SEQ-1", "quantity": 1, "warehouse": "main"}],
     }
     assert shipped["data"]["order"]["status"] == "shipped"
     [paid, _] = _payloads("order.paid")
@@ -102,6 +111,40 @@ def test_an_order_s_events_carry_an_increasing_sequence_of_their_own():
         "EUR",
     )
     assert WebhookDelivery.objects.count() == 7
+
+
+def test_an_order_shipped_in_two_parcels_sends_one_order_shipped_per_parcel_with_its_units():
+    # given
+    endpoint_for(URL, "order.shipped")
+    variant_stocked("PART-A", price="10.00", on_hand=5)
+    variant_stocked("PART-B", price="10.00", on_hand=5)
+    order = order_new(customer_new(), ("PART-A", 2), ("PART-B", 1))
+    _pay(order)
+
+    # when
+    fulfilment_create(order=order, tracking_number="T-1", lines=[LineRequest("PART-A", 1)])
+    fulfilment_create(order=order, tracking_number="T-2", carrier="DHL")
+
+    # then
+    first, second = _payloads("order.shipped")
+    assert (first["data"]["order"]["status"], second["data"]["order"]["status"]) == (
+        "partially_shipped",
+        "shipped",
+    )
+    assert first["data"]["shipment"]["lines"] == [
+        {"sku": "PART-A", "quantity": 1, "warehouse": "main"}
+    ]
+    assert (
+        second["data"]["shipment"]["tracking_number"],
+        second["data"]["shipment"]["carrier"],
+    ) == (
+        "T-2",
+        "DHL",
+    )
+    assert second["data"]["shipment"]["lines"] == [
+        {"sku": "PART-A", "quantity": 1, "warehouse": "main"},
+        {"sku": "PART-B", "quantity": 1, "warehouse": "main"},
+    ]
 
 
 def test_an_order_that_rolls_back_emits_nothing():

@@ -14,7 +14,7 @@ from typing import Any
 
 from catalog.models import Product, Variant
 from inventory.selectors import availability_by_variant
-from orders.models import Order
+from orders.models import Fulfilment, Order
 from payments.models import Payment, Refund
 
 ORDER_AMOUNTS = ("subtotal", "shipping", "total")
@@ -70,16 +70,22 @@ def order_paid(*, order: Order, payment: Payment) -> dict[str, Any]:
     }
 
 
-def order_shipped(*, order: Order) -> dict[str, Any]:
-    """The order and its shipment. One shipment carries every line today; `carrier` is
-    null until the shop records carriers, and split shipments will list only their lines."""
-    resource = order_resource(order)
-    shipment = {
-        "tracking_number": order.tracking_number,
-        "carrier": None,
-        "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in resource["lines"]],
+def order_shipped(*, order: Order, shipment: Fulfilment) -> dict[str, Any]:
+    """The order and the one shipment this event is about: an order shipped in parts sends
+    one event per shipment, each listing its own units and the warehouse they left."""
+    return {
+        "order": order_resource(order),
+        "shipment": {
+            "id": shipment.pk,
+            "tracking_number": shipment.tracking_number,
+            "carrier": shipment.carrier or None,
+            "shipped_at": shipment.created_at.isoformat(),
+            "lines": [
+                {"sku": part.line.sku, "quantity": part.quantity, "warehouse": part.warehouse.code}
+                for part in shipment.lines.all()
+            ],
+        },
     }
-    return {"order": resource, "shipment": shipment}
 
 
 def order_cancelled(*, order: Order, previous_status: str, reason: str) -> dict[str, Any]:

@@ -42,9 +42,10 @@ def emit_order_paid(sender, order, payment, **kwargs) -> None:
 
 
 @receiver(order_shipped, dispatch_uid="webhooks.emit_order_shipped")
-def emit_order_shipped(sender, order, **kwargs) -> None:
+def emit_order_shipped(sender, order, shipment, **kwargs) -> None:
     """Emit `order.shipped`, with the shipment, in the shipping transaction."""
-    _emit_for_order(EventType.ORDER_SHIPPED, order, partial(payloads.order_shipped, order=order))
+    data = partial(payloads.order_shipped, order=order, shipment=shipment)
+    _emit_for_order(EventType.ORDER_SHIPPED, order, data)
 
 
 @receiver(order_cancelled, dispatch_uid="webhooks.emit_order_cancelled")

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     """
 
     dependencies = [
-        ("backoffice", "0001_roles"),
+        ("backoffice", "0003_roles_reviews"),
         ("orders", "0005_shipments_and_partial_cancellation"),
     ]
 
