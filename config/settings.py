@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.logging.RequestIdMiddleware",
+    # Unsafe requests, and the rest of a request once it wrote, read the primary (core.replicas).
+    "core.replicas.ReplicaPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -151,6 +153,48 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # fails fast with an error instead of hanging a web or worker process.
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=15_000)
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5_000)
+
+
+def _replica_database(url: str) -> dict:
+    """The settings of one streaming replica of DATABASE_URL, given by its URL.
+
+    Its test database is the primary's (TEST MIRROR): replication copies it, and the test
+    runner never tries to create one on a read-only server. A short connect timeout: a read
+    sent to a replica that went away costs that long before it is read on the primary.
+    """
+    scheme = url.split(":", 1)[0]
+    try:
+        replica = env.db_url_config(url)
+    except Exception as error:  # environ raises several types for a malformed URL
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URLS holds a malformed {scheme}:// URL ({type(error).__name__}); "
+            "expected e.g. postgres://user:pass@replica-host:5432/name"
+        ) from error
+    engines = {DATABASES["default"]["ENGINE"], replica.get("ENGINE")}
+    if engines != {"django.db.backends.postgresql"}:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URLS names PostgreSQL streaming replicas of a PostgreSQL "
+            f"DATABASE_URL; got a {scheme}:// replica of a "
+            f"{DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]} database"
+        )
+    replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    replica["CONN_HEALTH_CHECKS"] = True
+    replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    replica["TEST"] = {"MIRROR": "default"}
+    return replica
+
+
+# Streaming replicas the storefront's catalog reads may use (README "Read replicas"), as the
+# aliases replica_1, replica_2, …; everything else reads and writes DATABASE_URL.
+DATABASES.update(
+    (f"replica_{number}", _replica_database(url))
+    for number, url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1)
+)
+DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
+# A replica further behind the primary than this is skipped until it catches up.
+DATABASE_REPLICA_MAX_LAG_SECONDS = env.float("DATABASE_REPLICA_MAX_LAG_SECONDS", default=5.0)
+if DATABASE_REPLICAS:
+    DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
 
 # --- Cache and broker ------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
