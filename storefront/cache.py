@@ -19,6 +19,13 @@ pages are built for. A moved rating works the same way (approved reviews change 
 shows), with the rating generation for the pages ordered or filtered by rating. A cached page
 is one round trip (MGET) while no stock moved since it was stored.
 
+With read replicas (core.replicas) the catalog's builders may read a replica, which may not
+have replayed a commit whose invalidation has already replaced the versions a reader read: an
+entry built there would be stored as current and served until the next change. So a build
+about to be stored reads within `caught_up_with_primary()`: from a replica only once it has
+replayed every commit the primary had answered when the build began, else from the primary.
+Builds that are served without being stored may come from a replica that is a little behind.
+
 The cache is an optimisation, never a dependency: when Redis is down every read goes to the
 database, and the outage is logged once (and its end once), not once per request. Invalidations
 lost in an outage are made good by a new epoch (see EPOCH_KEY) when Redis answers again.
@@ -36,6 +43,7 @@ from typing import Any
 from django.core.cache import cache
 
 from catalog.models import Product
+from core.replicas import caught_up_with_primary
 
 logger = logging.getLogger("stockwire.cache")
 
@@ -187,11 +195,17 @@ def _store(entry_key: str, versions: tuple, value: Any) -> None:
     cache_call(cache.set, entry_key, (versions, value), ENTRY_TIMEOUT_SECONDS)
 
 
+def _built_to_store(build: Callable[[], Any]) -> Any:
+    """Build an entry to be stored with versions just read (see the module's doc on replicas)."""
+    with caught_up_with_primary():
+        return build()
+
+
 def _get_or_build(entry_key: str, version_keys: tuple[str, ...], build: Callable[[], Any]) -> Any:
     versions, cached = _read(entry_key, version_keys)
     if cached is not MISSING:
         return cached
-    value = build()
+    value = build() if versions is None else _built_to_store(build)
     if versions is not None and value is not None:
         _store(entry_key, versions, value)
     return value
@@ -272,7 +286,7 @@ def _page_get_or_build(
             # Stock moved, but none of this page's products: valid for this generation too.
             _store(entry_key, listed, (stock_generation, shown, entry_versions, body))
             return body
-    page = build()
+    page = _built_to_store(build)
     page_versions = shown_versions if page.product_ids == shown else None
     _store(entry_key, listed, (stock_generation, page.product_ids, page_versions, page.body))
     return page.body
@@ -340,7 +354,7 @@ def _get_or_build_by_slug(
         versions, cached = _read(entry_key(product_id), version_keys(product_id))
         if cached is not MISSING and cached["slug"] == slug:
             return cached
-    value = build()
+    value = build() if versions is None else _built_to_store(build)
     if value is None:
         return None
     if versions is not None and value["id"] == product_id:

@@ -16,6 +16,7 @@ from ninja import Path, Query, Router
 
 from catalog import selectors as catalog_selectors
 from catalog.models import Product
+from core.replicas import replica_reads
 from inventory import selectors as inventory_selectors
 from reviews import selectors as review_selectors
 from storefront import cache
@@ -101,6 +102,7 @@ def _listing_total(products: QuerySet[Product], *, offset: int, limit: int, page
 def category_list(request: HttpRequest):
     """Every category with its parent's slug, parents and children alike."""
 
+    @replica_reads
     def build() -> str:
         categories = catalog_selectors.category_list()
         return json.dumps(
@@ -151,6 +153,7 @@ def product_list(
         "offset": offset,
     }
 
+    @replica_reads
     def build() -> cache.Page:
         products = catalog_selectors.product_list(category=category or None, query=q or None)
         if in_stock:
@@ -185,6 +188,7 @@ def product_detail(request: HttpRequest, slug: SlugPath):
     Answers 304 when `If-None-Match` holds the current ETag.
     """
 
+    @replica_reads
     def build() -> dict | None:
         products = review_selectors.products_with_rating(catalog_selectors.product_list())
         try:

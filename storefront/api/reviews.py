@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Path, Query, Router
 
 from catalog import selectors as catalog_selectors
+from core.replicas import replica_reads
 from orders.services import customer_for_user
 from reviews import selectors as review_selectors
 from reviews import services as review_services
@@ -86,6 +87,7 @@ def product_reviews(
     votes) first, with its rating and the count of each star; `limit` is capped at 50."""
     limit = min(limit, MAX_REVIEWS_PAGE)
 
+    @replica_reads
     def build() -> dict | None:
         product_id = catalog_selectors.product_id_active(slug=slug)
         if product_id is None:
