@@ -3,7 +3,8 @@
 `/healthz` says only that the process answers. `/readyz` checks what a request needs: the
 database, the cache and the broker, each bounded by a short timeout so a hung dependency makes the
 probe fail instead of hang; the answer names the failing component. The outbox backlog is
-reported (not judged) so an operator sees a relay that has fallen behind.
+reported (not judged) so an operator sees a relay that has fallen behind, and so are the read
+replicas, if any: a replica down only moves reads to the primary, so it never fails the probe.
 """
 
 import logging
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.replicas import replica_report
 from outbox.selectors import outbox_backlog
 
 logger = logging.getLogger(__name__)
@@ -95,4 +97,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "in_progress": backlog.in_progress,
             "overdue": backlog.overdue,
         }
+    if settings.DATABASE_REPLICAS:
+        body["replicas"] = replica_report()
     return JsonResponse(body, status=503 if failing else 200)
