@@ -31,12 +31,20 @@ PROJECT_PACKAGES: tuple[str, ...] = tuple(
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip `postgres` tests on SQLite, and `redis`/`worker` tests without REDIS_URL, visibly."""
+    """Skip `postgres` and `replica` tests on SQLite, and `redis`/`worker` tests without
+    REDIS_URL, visibly."""
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     needs_postgres = pytest.mark.skip(reason="needs PostgreSQL row locks (set DATABASE_URL)")
     needs_redis = pytest.mark.skip(reason="needs a real Redis server (set REDIS_URL)")
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
+        if item.get_closest_marker("replica") and not on_postgres:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="points Django's PostgreSQL connection at its own primary and "
+                    "replica: set DATABASE_URL to PostgreSQL"
+                )
+            )
+        elif "postgres" in item.keywords and not on_postgres:
             item.add_marker(needs_postgres)
         if ("redis" in item.keywords or "worker" in item.keywords) and not settings.REDIS_URL:
             item.add_marker(needs_redis)
