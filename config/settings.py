@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Only for its static files and templates: the API docs page serves Swagger UI from the
+    # installed package rather than a CDN, so it works offline.
+    "ninja",
     "config.apps.StockwireConfig",
     "outbox",
     "audit",
