@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_STAFF_EMAIL ?= staff@stockwire.example
 DEMO_STAFF_PASSWORD ?= stockwire-demo
 
-.PHONY: install run test lint worker beat bench clean
+.PHONY: install run test screenshots lint worker beat bench clean
 
 $(BIN)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The README's dashboard picture: the browser test that draws it, saving into docs/ (a plain
+# `make test` saves it in a temporary folder and leaves the tree as it was).
+screenshots: install
+	$(BIN)/python -m pytest tests/browser/test_admin_browser.py -k dashboard_chart --screenshots=docs
 
 lint: install
 	$(BIN)/ruff check .

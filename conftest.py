@@ -30,6 +30,16 @@ PROJECT_PACKAGES: tuple[str, ...] = tuple(
 )
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="write the browser tests' screenshots to DIR (make screenshots: docs/) "
+        "instead of each test's temporary folder",
+    )
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Skip `postgres` and `replica` tests on SQLite, and `redis`/`worker` tests without
     REDIS_URL, visibly."""
@@ -52,6 +62,69 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(
                 pytest.mark.skip(reason="a worker process shares the test database: PostgreSQL")
             )
+
+
+# Folders the running shop writes to and no test may: a test's media and mail go to its own
+# temporary folder (`private_media` below, `child_process_env`).
+SHOP_FOLDERS = (PROJECT_DIR / "media", PROJECT_DIR / "var")
+
+
+def _tree_state() -> tuple[str, frozenset[tuple[str, int]]]:
+    """What `git status` says of the tree, and every file in the shop's folders with its mtime."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    files = frozenset(
+        (str(path.relative_to(PROJECT_DIR)), path.stat().st_mtime_ns)
+        for folder in SHOP_FOLDERS
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+    return status, files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tree_left_as_found(request) -> Iterator[None]:
+    """Fail the run (an error at the last test's teardown) if a test wrote into the project:
+    tests write only to temporary folders, so `make test` leaves the checkout as it was.
+
+    A run asked to write screenshots into the tree (`make screenshots`) is not checked.
+    """
+    if request.config.getoption("--screenshots") is not None:
+        yield
+        return
+    status_before, files_before = _tree_state()
+    yield
+    status_after, files_after = _tree_state()
+    assert status_after == status_before, (
+        f"the tests changed the tracked tree (git status before:\n{status_before}after:\n"
+        f"{status_after}); a test must write to tmp_path"
+    )
+    assert files_after == files_before, (
+        f"the tests wrote into media/ or var/: {sorted(files_after - files_before)}"
+    )
+
+
+@pytest.fixture(autouse=True)
+def private_media(settings, tmp_path) -> None:
+    """Give every test its own media folder: invoices, credit notes, images and thumbnails
+    a test makes never land in the demo shop's `media/`."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def screenshot_dir(request, tmp_path) -> Path:
+    """Where a browser test saves its screenshot: `--screenshots=DIR`, else its tmp_path."""
+    chosen = request.config.getoption("--screenshots")
+    if chosen is None:
+        return tmp_path
+    folder = Path(chosen).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,12 @@
 """The staff admin in a real browser: Debian's headless Chromium driven by Playwright against
 a live server, the way staff click through it.
 
-Skipped (with the reason) where /usr/bin/chromium is missing; CI installs it, so they run
-there. The dashboard screenshot in docs/ is written by `test_manager_sees_the_dashboard_chart`.
+The dashboard screenshot is written by `test_manager_sees_the_dashboard_chart` to the test's
+temporary folder, or to docs/ by `make screenshots` (`--screenshots=docs`).
 """
 
 import datetime
-import os
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +14,6 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice.roles import roles_sync
-from conftest import PROJECT_DIR
 from core import throttle
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
@@ -31,45 +27,7 @@ from tests.admin_shop import (
     variant_stocked,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOT = PROJECT_DIR / "docs" / "dashboard.png"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-    # between browser steps are still plain synchronous calls.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-    if previous is None:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -80,14 +38,6 @@ def shop(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path
     roles_sync()
     cache.clear()
-
-
-@pytest.fixture
-def page(browser) -> Iterator:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
 
 
 def log_in(page, live_server, user) -> None:
@@ -201,7 +151,7 @@ def test_staff_who_guessed_too_often_are_told_to_wait_even_with_the_right_passwo
     assert page.locator("#user-tools").count() == 0
 
 
-def test_manager_sees_the_dashboard_chart(shop, page, live_server):
+def test_manager_sees_the_dashboard_chart(shop, page, live_server, screenshot_dir):
     # given: a month of paid orders (history written as rows; today's through the services),
     # one low-stock variant and one order waiting for staff
     variant = variant_stocked(sku="BESTSELLER", price="14.90", on_hand=400, threshold=5)
@@ -242,6 +192,6 @@ def test_manager_sees_the_dashboard_chart(shop, page, live_server):
     assert chart.locator("rect.bar").count() == 30
     assert "LAST-TWO" in page.inner_text("#sw-low-stock")
     assert flagged.number in page.inner_text("#sw-attention")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
-    assert SCREENSHOT.stat().st_size > 10_000
+    screenshot = screenshot_dir / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=False)
+    assert screenshot.stat().st_size > 10_000
