@@ -19,6 +19,7 @@ RUN SECRET_KEY=build-only PAYMENT_WEBHOOK_SECRET=build-only python manage.py col
     && mkdir -p /app/media && chown -R stockwire:stockwire /app/staticfiles /app/media
 USER stockwire
 EXPOSE 8000
-# Graceful: gunicorn finishes in-flight requests on SIGTERM within --graceful-timeout.
+# Graceful: gunicorn finishes in-flight requests on SIGTERM within --graceful-timeout. No access
+# log of gunicorn's own: Django's request-id middleware logs each request once, as JSON.
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", \
-     "--timeout", "30", "--graceful-timeout", "25", "--access-logfile", "-"]
+     "--timeout", "30", "--graceful-timeout", "25"]

@@ -83,3 +83,13 @@ class RequestIdMiddleware:
             },
         )
         return response
+
+
+class DevServerAccessLinesDropped(logging.Filter):
+    """Drop runserver's access lines, which repeat the request-id middleware's one line per
+    request; keep its other lines (a request it refused before Django saw it)."""
+
+    ACCESS_LINE_FORMAT = '"%s" %s %s'
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.ACCESS_LINE_FORMAT

@@ -413,7 +413,10 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logging.RequestIdFilter"},
+        "no_access_lines": {"()": "config.logging.DevServerAccessLinesDropped"},
+    },
     "formatters": {
         "json": {"()": "config.logging.JsonFormatter"},
         "readable": {
@@ -428,9 +431,19 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # One request is one line, the request-id middleware's access line. Django's own console
+    # handler (a second, unformatted copy of its records) is dropped; django.request keeps only
+    # errors, with their traceback (its 4xx warnings repeat the access line); runserver's access
+    # lines are filtered out, its other lines (a request it refused itself) kept.
     "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"level": "ERROR"},
         "django.db.backends": {"level": "INFO"},
-        # Access lines come from the request-id middleware, so one request is one line.
-        "django.server": {"level": "WARNING"},
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["no_access_lines"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
