@@ -1,10 +1,10 @@
 """Stockwire settings: one module, read from the environment (12-factor).
 
 With nothing set, the embedded default runs: SQLite next to this project, local-memory cache,
-Celery tasks run eagerly in-process, e-mail printed to the console and DEBUG on. Production sets
-DEBUG=False and must then provide SECRET_KEY and PAYMENT_WEBHOOK_SECRET; start-up stops with a
-message naming whichever is missing. The variable names are the ones in README's configuration
-table, `.env.example`, CI and docker-compose.yml.
+Celery tasks run eagerly in-process, e-mail written to files in var/mail/ and DEBUG on.
+Production sets DEBUG=False and must then provide SECRET_KEY and PAYMENT_WEBHOOK_SECRET;
+start-up stops with a message naming whichever is missing. The variable names are the ones in
+README's configuration table, `.env.example`, CI and docker-compose.yml.
 """
 
 import ipaddress
@@ -346,7 +346,12 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- E-mail ----------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# In development the demo's e-mails are files in var/mail/ (one per message, readable apart from
+# the request log); with DEBUG off they are printed to the console until EMAIL_URL names a server.
+MAIL_DIR = BASE_DIR / "var" / "mail"
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default=f"filemail:///{MAIL_DIR}" if DEBUG else "consolemail://"
+)
 vars().update(EMAIL_CONFIG)
 # Seconds one SMTP step (connect, greeting, each command) may take: a hung mail server then
 # fails the send with a timeout the e-mail tasks retry, instead of holding a worker until the
