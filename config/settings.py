@@ -228,10 +228,15 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or (
+_broker_configured = env.str("CELERY_BROKER_URL", default="") or (
     _redis_database(REDIS_URL, 0) if REDIS_URL else ""
 )
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = not _broker_configured
+# Without a broker, Celery still builds (and never opens) a producer connection to serialise an
+# eager task's arguments; kombu's in-memory transport stands in for Celery's default, RabbitMQ on
+# localhost, which logs "No hostname was supplied" at the first order. A worker or beat refuses
+# to start on it (config/celery.py).
+CELERY_BROKER_URL = _broker_configured or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 # Results are ignored unless a task asks (the diagnostic ping); they live on their own database.
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or (
