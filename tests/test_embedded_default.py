@@ -1,0 +1,182 @@
+"""The embedded default as `make run` starts it, in real processes: SQLite, no Redis, no broker.
+
+Each test runs manage.py or Celery with none of the services' variables set, on a SQLite file
+and media, mail and log folders in its temporary folder.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import PROJECT_DIR
+from tests.faults import closed_port, wait_until
+
+# The variables that would point a child at this run's PostgreSQL, Redis or broker.
+SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_URL", "DEBUG")
+
+
+def embedded_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of `make run`: nothing configured but a private database and media."""
+    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
+    env.update(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}", MEDIA_ROOT=str(folder / "media"))
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """A folder holding a migrated SQLite database of the embedded default."""
+    folder = tmp_path_factory.mktemp("embedded")
+    result = manage("migrate", "--noinput", env=embedded_env(folder))
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+# Ids that are not the `worker` marker's name, which would make the test need Redis.
+@pytest.mark.parametrize(
+    "role", [pytest.param("worker", id="celery-worker"), pytest.param("beat", id="celery-beat")]
+)
+def test_a_worker_or_beat_without_a_broker_stops_and_says_what_to_set(tmp_path, role):
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", role, "--loglevel=WARNING"]
+        + ([f"--schedule={tmp_path / 'schedule'}"] if role == "beat" else []),
+        cwd=PROJECT_DIR,
+        env=embedded_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then
+    assert result.returncode == 1
+    assert (
+        f"No broker is configured, so tasks run in the web process and there is nothing for a "
+        f"{role} to do. Set REDIS_URL (or CELERY_BROKER_URL)"
+    ) in result.stderr + result.stdout
+
+
+def test_mail_of_the_embedded_default_is_written_to_var_mail(tmp_path):
+    # when
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.EMAIL_BACKEND, settings.EMAIL_FILE_PATH)",
+        ],
+        cwd=PROJECT_DIR,
+        env=embedded_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    # then
+    assert result.stdout.split() == [
+        "django.core.mail.backends.filebased.EmailBackend",
+        str(PROJECT_DIR / "var" / "mail"),
+    ]
+
+
+ORDER_SCRIPT = """
+from django.contrib.auth.models import User
+from orders import services
+from inventory.services import warehouse_ensure
+from catalog.models import Product, Variant
+from inventory.services import stock_receive
+product = Product.objects.create(name="Mug")
+variant = Variant.objects.create(product=product, sku="MUG-1", name="Mug", price="9.90")
+stock_receive(variant=variant, warehouse=warehouse_ensure(code="main", name="Main"), quantity=5)
+user = User.objects.create_user(username="buyer@example.com", email="buyer@example.com")
+order = services.order_place(
+    customer=services.customer_for_user(user=user),
+    lines=[services.LineRequest(sku="MUG-1", quantity=1)],
+    shipping_address={"name": "B", "line1": "1 Road", "city": "C", "postal_code": "1",
+                      "country": "DE"},
+    actor=user,
+)
+print(order.number)
+"""
+
+
+def test_first_order_logs_no_broker_warning_and_writes_its_mail(migrated, tmp_path):
+    # given
+    mail = tmp_path / "mail"
+
+    # when
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        ORDER_SCRIPT,
+        env=embedded_env(migrated, EMAIL_URL=f"filemail:///{mail}"),
+    )
+
+    # then
+    assert result.returncode == 0, result.stderr
+    number = result.stdout.strip()
+    assert "No hostname was supplied" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if "WARNING" in line] == []
+    (message,) = [path.read_text() for path in mail.iterdir()]
+    assert f"Subject: Your order {number} is confirmed" in message
+
+
+def test_each_request_is_logged_once(migrated, tmp_path):
+    # given: the development server, as `make run` starts it
+    port = closed_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=PROJECT_DIR,
+            env=embedded_env(migrated),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert wait_until(lambda: "Quit the server" in log_path.read_text(), timeout=60)
+
+            # when: a refused, a missing, an invalid and a good request
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                statuses = [
+                    client.get("/api/v1/orders").status_code,
+                    client.get("/api/v1/nowhere").status_code,
+                    client.post("/api/v1/auth/token", json={}).status_code,
+                    client.get("/healthz").status_code,
+                ]
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+    # then: one line each, the access line with the request id
+    assert statuses == [401, 404, 422, 200]
+    lines = log_path.read_text().splitlines()
+    for path, status in [
+        ("/api/v1/orders", 401),
+        ("/api/v1/nowhere", 404),
+        ("/api/v1/auth/token", 422),
+        ("/healthz", 200),
+    ]:
+        (line,) = [line for line in lines if path in line]
+        assert line.endswith(
+            f"stockwire.request: {'POST' if 'token' in path else 'GET'} {path} {status}"
+        )
