@@ -1,11 +1,11 @@
 """Write operations of the catalog, split by subject; import them from here.
 
 `slugs`: saves that fill unique slugs and SKUs; `search`: search documents; `prices`: bulk
-price changes; `images`: thumbnails; `imports`: the catalog import's categories, products and
+price changes; `images`: pictures added and their thumbnails; `imports`: the catalog import's categories, products and
 variants, many at once.
 """
 
-from catalog.services.images import product_image_thumbnail_make
+from catalog.services.images import product_image_add, product_image_thumbnail_make
 from catalog.services.imports import (
     ProductsUpserted,
     ProductValues,
@@ -24,6 +24,7 @@ __all__ = [
     "ProductsUpserted",
     "VariantValues",
     "category_paths_ensure",
+    "product_image_add",
     "product_image_thumbnail_make",
     "product_search_document",
     "product_search_refresh",

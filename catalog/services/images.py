@@ -9,10 +9,27 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image, ImageOps
 
-from catalog.models import ProductImage
+from catalog.models import Product, ProductImage
 
 # Longest side of a thumbnail in pixels: sharp on a retina product grid, a few kB as JPEG.
 THUMBNAIL_SIZE = (320, 320)
+
+
+@transaction.atomic
+def product_image_add(
+    *, product: Product, content: bytes, filename: str, alt_text: str = "", position: int = 0
+) -> ProductImage:
+    """Attach a picture to a product, as the admin's upload does (a script's or an import's).
+
+    Saved through the model, so its post_save receiver requests the thumbnail (the
+    `catalog.thumbnail_make` task, on commit) and the storefront cache forgets the product.
+    Sends no custom signals.
+    """
+    image = ProductImage(product=product, alt_text=alt_text, position=position)
+    image.image.save(filename, ContentFile(content), save=False)
+    image.full_clean(exclude=["product"])
+    image.save()
+    return image
 
 
 def product_image_thumbnail_make(*, image_id: int) -> bool:
