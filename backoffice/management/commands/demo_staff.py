@@ -1,9 +1,15 @@
+"""`manage.py demo_staff`: the demo superuser `make run` prints (development only)."""
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from backoffice.demo.guard import DevelopmentOnlyCommand
 
 
-class Command(BaseCommand):
-    help = "Create (or reset) the demo superuser for the admin and print its credentials."
+class Command(DevelopmentOnlyCommand):
+    help = (
+        "Create (or reset) the demo superuser for the admin and print its credentials. "
+        "Refused with DEBUG off unless --force."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--email", required=True)
