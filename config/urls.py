@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
+from django.views.generic import TemplateView
 
 from config import health
 from storefront.api.errors import suspicious_request_problem
@@ -10,6 +11,8 @@ from storefront.api.errors import suspicious_request_problem
 API_PREFIX = "api/v1/"
 
 urlpatterns = [
+    # The landing page: where the API docs, the admin and the probes are.
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -9,7 +9,7 @@ from typing import Any
 
 from ninja import NinjaAPI
 
-from storefront.api import auth, catalog, orders, payments, reviews, staff
+from storefront.api import auth, catalog, index, orders, payments, reviews, staff
 from storefront.api.bodies import JsonBodyParser
 from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
 
@@ -67,6 +67,7 @@ api = StorefrontAPI(
     ),
 )
 register_error_handlers(api)
+api.add_router("/", index.router)
 api.add_router("/auth", auth.router)
 api.add_router("/", catalog.router)
 api.add_router("/", orders.router)

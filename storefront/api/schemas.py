@@ -43,6 +43,20 @@ def money(amount: Decimal) -> str:
     return f"{amount:.2f}"
 
 
+class IndexLinksOut(Schema):
+    categories: str
+    products: str
+    auth_register: str
+    auth_token: str
+    orders: str
+
+
+class ApiIndexOut(Schema):
+    docs: str = Field(description="The interactive docs (Swagger UI).")
+    openapi: str = Field(description="The OpenAPI document.")
+    links: IndexLinksOut
+
+
 class CredentialsIn(StrictInput):
     # Usernames are the e-mail, and Django's username column holds 150 characters.
     email: text(150)
