@@ -16,11 +16,15 @@ $(BIN)/.installed: requirements-dev.lock
 
 install: $(BIN)/.installed
 
+# The periodic tasks (unpaid orders expire, the outbox relay, digests) run beside the server in
+# `run_periodic`, which stops with it; with a broker configured, run `make worker` and `make beat`.
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_reviews
 	$(BIN)/python manage.py demo_staff --email $(DEMO_STAFF_EMAIL) --password $(DEMO_STAFF_PASSWORD)
+	$(BIN)/python manage.py run_periodic & periodic=$$!; \
+	trap 'kill $$periodic 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: install

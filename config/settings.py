@@ -457,3 +457,7 @@ LOGGING = {
         },
     },
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks run inside the request (or `run_periodic` pass) that asked for them: a line per
+    # task that succeeded would bury the one line per request; failures are still logged.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
