@@ -1,8 +1,8 @@
 """Write operations of the catalog, split by subject; import them from here.
 
 `slugs`: saves that fill unique slugs and SKUs; `search`: search documents; `prices`: bulk
-price changes; `images`: pictures added and their thumbnails; `imports`: the catalog import's categories, products and
-variants, many at once.
+price changes; `images`: pictures added and their thumbnails; `imports`: the catalog import's
+categories, products and variants, many at once.
 """
 
 from catalog.services.images import product_image_add, product_image_thumbnail_make
