@@ -148,19 +148,22 @@ def test_in_stock_filter_keeps_products_with_units_available(client):
     assert everything["count"] == 2
 
 
-def test_limit_is_capped_at_100_and_count_covers_every_page(client):
+def test_limit_is_at_most_100_and_count_covers_every_page(client):
     # given
     for index in range(102):
         baker.make(Product, name=f"Product {index:03}", slug=f"product-{index:03}")
 
     # when
-    body = client.get("/api/v1/products", {"limit": 500}).json()
+    body = client.get("/api/v1/products", {"limit": 100}).json()
+    too_big = client.get("/api/v1/products", {"limit": 101})
     last = client.get("/api/v1/products", {"limit": 50, "offset": 100}).json()
     beyond = client.get("/api/v1/products", {"offset": 200}).json()
 
     # then
     assert len(body["items"]) == 100
     assert body["count"] == 102
+    assert too_big.status_code == 422
+    assert [error["field"] for error in too_big.json()["errors"]] == ["limit"]
     assert [item["slug"] for item in last["items"]] == ["product-100", "product-101"]
     assert beyond == {"count": 102, "items": []}
 

@@ -260,11 +260,33 @@ def test_customers_see_only_their_own_orders(ada, bob, shirt):
     other = ada.get(f"/api/v1/orders/{theirs}")
 
     # then
-    assert [order["number"] for order in listed.json()] == [mine]
+    assert listed.json()["count"] == 1
+    assert [order["number"] for order in listed.json()["items"]] == [mine]
     assert own.status_code == 200
     assert own.json()["number"] == mine
     assert other.status_code == 404
     assert other.json()["code"] == "not_found"
+
+
+def test_my_orders_come_in_pages_newest_first_with_their_count(ada, shirt):
+    # given: three orders
+    numbers = [
+        order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key=f"page-{index}").json()[
+            "number"
+        ]
+        for index in range(3)
+    ]
+
+    # when
+    first = ada.get("/api/v1/orders", {"limit": 2}).json()
+    second = ada.get("/api/v1/orders", {"limit": 2, "offset": 2}).json()
+    too_big = ada.get("/api/v1/orders", {"limit": 101})
+
+    # then
+    assert first["count"] == second["count"] == 3
+    assert [order["number"] for order in first["items"] + second["items"]] == numbers[::-1]
+    assert too_big.status_code == 422
+    assert [error["field"] for error in too_big.json()["errors"]] == ["limit"]
 
 
 @pytest.mark.parametrize(

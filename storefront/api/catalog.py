@@ -9,7 +9,6 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import get_conditional_response
 from ninja import Path, Query, Router
@@ -21,14 +20,11 @@ from inventory import selectors as inventory_selectors
 from reviews import selectors as review_selectors
 from storefront import cache
 from storefront.api.errors import ApiError, Problem, ValidationProblem
+from storefront.api.pages import DEFAULT_PAGE_SIZE, Limit, Offset, listing_total
 from storefront.api.schemas import NO_NUL, CategoryOut, ProductOut, ProductPageOut, money
 
 router = Router(tags=["catalog"])
 
-# A page is at most this many products, whatever `limit` asks: bigger pages cost more queries'
-# worth of rows than any storefront shows at once.
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
 # Clients may keep a page or detail this long without asking again; after that they revalidate
 # (a detail with its ETag, answered 304 when unchanged). Short, because availability moves.
 CACHE_CONTROL = "public, max-age=10, must-revalidate"
@@ -85,19 +81,6 @@ def _render_products(products: list[Product]) -> list[dict]:
     ]
 
 
-def _listing_total(products: QuerySet[Product], *, offset: int, limit: int, page: list) -> int:
-    """How many products the whole listing holds, counted only when the page cannot tell.
-
-    A page cut short by the end of the listing (or the first page of an empty one) already
-    knows the total. Otherwise the count is its own query rather than a window over the page
-    query: a window makes PostgreSQL read and sort every matching product for each page, where
-    the page alone is read off the listing index and the count off that index's entries.
-    """
-    if 0 < len(page) < limit or (not page and offset == 0):
-        return offset + len(page)
-    return products.count()
-
-
 @router.get("/categories", response={200: list[CategoryOut]}, summary="List categories")
 def category_list(request: HttpRequest):
     """Every category with its parent's slug, parents and children alike."""
@@ -131,17 +114,16 @@ def product_list(
     in_stock: bool | None = None,
     min_rating: Annotated[float | None, Query(ge=1, le=5)] = None,
     sort: Literal["name", "-rating"] = "name",
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ):
     """A page of active products, ordered by name, or best rated first with `sort=-rating`
-    (unrated last); `limit` is capped at 100.
+    (unrated last); `limit` is at most 100.
 
     `category` is a slug and includes its descendants; `q` searches names, descriptions,
     categories and SKUs; `in_stock=true` keeps products with any unit available;
     `min_rating=4` keeps products whose average rating is at least 4.
     """
-    limit = min(limit, MAX_PAGE_SIZE)
     by_rating = sort == "-rating"
     params = {
         "category": category,
@@ -162,7 +144,7 @@ def product_list(
             products, min_rating=min_rating, by_rating=by_rating
         )
         page = list(products[offset : offset + limit])
-        count = _listing_total(products, offset=offset, limit=limit, page=page)
+        count = listing_total(products, offset=offset, limit=limit, page=page)
         return cache.Page(
             body=json.dumps({"count": count, "items": _render_products(page)}),
             product_ids=tuple(product.pk for product in page),
@@ -177,10 +159,22 @@ def product_list(
     return _json_response(body)
 
 
+ETAG_HEADER = {
+    "description": "The answer's strong ETag; send it as `If-None-Match` to get a 304 instead.",
+    "schema": {"type": "string"},
+}
+
+
 @router.get(
     "/products/{slug}",
     response={200: ProductOut, 304: None, 404: Problem, 422: ValidationProblem},
     summary="Get one product",
+    openapi_extra={
+        "responses": {
+            200: {"headers": {"ETag": ETAG_HEADER}},
+            304: {"headers": {"ETag": ETAG_HEADER}},
+        }
+    },
 )
 def product_detail(request: HttpRequest, slug: SlugPath):
     """One active product with its variants' prices, live availability and rating.

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
-from ninja import Path, Query, Router
+from ninja import Path, Router
 
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -19,13 +19,13 @@ from payments import selectors as payment_selectors
 from payments.models import Invoice
 from storefront import services
 from storefront.api.errors import ApiError, ConflictProblem, Problem, ValidationProblem
-from storefront.api.schemas import InvoiceOut, OrderIn, OrderOut, money
+from storefront.api.pages import DEFAULT_PAGE_SIZE, Limit, Offset, listing_total
+from storefront.api.schemas import InvoiceOut, OrderIn, OrderOut, OrderPageOut, money
 from storefront.api.security import token_auth
 
 router = Router(tags=["orders"], auth=token_auth)
 
 OrderNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,32}$")]
-MAX_ORDERS_PAGE = 100
 # Read from the request rather than declared as a ninja parameter: a missing key is the
 # contract's 400, not the 422 of a missing parameter. Documented as required all the same.
 IDEMPOTENCY_KEY_DOC = {
@@ -37,7 +37,17 @@ IDEMPOTENCY_KEY_DOC = {
             "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^\S+$"},
             "description": "Unique per new order; repeat it to retry the same order safely.",
         }
-    ]
+    ],
+    "responses": {
+        201: {
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "`true` when this answer repeats the first one for the key.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            }
+        }
+    },
 }
 
 
@@ -194,22 +204,18 @@ def order_place(request: HttpRequest, payload: OrderIn):
 
 @router.get(
     "/orders",
-    response={200: list[OrderOut], 401: Problem, 422: ValidationProblem},
+    response={200: OrderPageOut, 401: Problem, 422: ValidationProblem},
     summary="List my orders",
 )
-def order_list(
-    request: HttpRequest,
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-):
-    """The caller's orders, newest first; `limit` is capped at 100."""
+def order_list(request: HttpRequest, limit: Limit = DEFAULT_PAGE_SIZE, offset: Offset = 0):
+    """A page of the caller's orders, newest first, with their `count`; `limit` is at most 100."""
     customer = order_services.customer_for_user(user=request.auth)
-    limit = min(limit, MAX_ORDERS_PAGE)
-    orders = list(
-        order_selectors.order_list_for_customer(customer=customer)[offset : offset + limit]
-    )
-    refunded = payment_selectors.refunded_by_order(order_ids=[order.pk for order in orders])
-    return _json(200, [order_body(order, refunded=refunded[order.pk]) for order in orders])
+    orders = order_selectors.order_list_for_customer(customer=customer)
+    page = list(orders[offset : offset + limit])
+    count = listing_total(orders, offset=offset, limit=limit, page=page)
+    refunded = payment_selectors.refunded_by_order(order_ids=[order.pk for order in page])
+    items = [order_body(order, refunded=refunded[order.pk]) for order in page]
+    return _json(200, {"count": count, "items": items})
 
 
 @router.get(
