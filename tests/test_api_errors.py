@@ -33,15 +33,6 @@ def test_unknown_path_under_the_api_answers_404_problem(client):
     assert (body["status"], body["code"]) == (404, "not_found")
 
 
-def test_api_root_answers_404_problem(client):
-    # when
-    response = client.get("/api/v1/")
-
-    # then
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/problem+json"
-
-
 def test_unsupported_method_answers_405_problem_with_allow(client):
     # when
     response = client.put("/api/v1/products")
@@ -190,6 +181,7 @@ def test_openapi_document_lists_every_operation_with_its_problems(client):
     paths = response.json()["paths"]
     operations = {(method.upper(), path) for path, item in paths.items() for method in item}
     assert operations == {
+        ("GET", "/api/v1/"),
         ("POST", "/api/v1/auth/register"),
         ("POST", "/api/v1/auth/token"),
         ("DELETE", "/api/v1/auth/token"),

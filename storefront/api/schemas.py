@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from ninja import Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
+from orders.models import OrderStatus
 from reviews.models import (
     AUTHOR_NAME_MAX_LENGTH,
     BODY_MAX_LENGTH,
@@ -23,6 +24,16 @@ from reviews.models import (
 )
 
 NO_NUL = r"^[^\x00]*$"
+# Money in answers: a decimal string with two places, never a float (no rounding on the way).
+Money = Annotated[
+    str,
+    Field(
+        pattern=r"^\d+\.\d{2}$",
+        json_schema_extra={"format": "decimal"},
+        examples=["19.99"],
+        description="A decimal amount with two places, in `currency`.",
+    ),
+]
 
 
 def text(max_length: int, min_length: int = 1) -> Any:
@@ -92,7 +103,7 @@ class ImageOut(Schema):
 class VariantOut(Schema):
     sku: str
     name: str
-    price: str = Field(examples=["19.99"])
+    price: Money
     currency: str
     available: int = Field(description="Units that can be ordered now, over all warehouses.")
 
@@ -147,8 +158,8 @@ class OrderLineOut(Schema):
     shipped_quantity: int = Field(description="Units shipped so far.")
     cancelled_quantity: int = Field(description="Units cancelled before shipping.")
     returned_quantity: int = Field(description="Shipped units that came back.")
-    unit_price: str
-    line_total: str = Field(description="The price of the units not cancelled.")
+    unit_price: Money
+    line_total: Money = Field(description="The price of the units not cancelled.")
 
 
 class ShipmentLineOut(Schema):
@@ -174,14 +185,18 @@ class AddressOut(Schema):
 
 class OrderOut(Schema):
     number: str
-    status: str
+    status: OrderStatus = Field(
+        description="pending_payment → paid → (partially_shipped →) shipped → delivered; "
+        "pending_payment or paid → cancelled; paid, partially_shipped, shipped or delivered → "
+        "refunded."
+    )
     currency: str
-    subtotal: str
-    shipping: str
-    total: str
+    subtotal: Money
+    shipping: Money
+    total: Money
     lines: list[OrderLineOut]
     shipments: list[ShipmentOut]
-    refunded: str = Field(description="What was refunded of the order so far.", examples=["0.00"])
+    refunded: Money = Field(description="What was refunded of the order so far.")
     shipping_address: AddressOut
     tracking_number: str = Field(description="The latest shipment's tracking number.")
     placed_at: datetime
@@ -190,10 +205,15 @@ class OrderOut(Schema):
     cancelled_at: datetime | None
 
 
+class OrderPageOut(Schema):
+    count: int = Field(description="The caller's orders, over all pages.")
+    items: list[OrderOut]
+
+
 class InvoiceOut(Schema):
     number: str
     issued_at: datetime
-    total: str
+    total: Money
     currency: str
     document_url: str | None = Field(description="Null until the document is rendered.")
 

@@ -25,6 +25,8 @@ class TokenAuth(HttpBearer):
 class StaffTokenAuth(TokenAuth):
     """A token of a staff user; a customer's valid token answers 403, not 401."""
 
+    openapi_description = "A staff user's token from POST /auth/token; a customer's answers 403."
+
     def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser | None:
         user = super().authenticate(request, token)
         if user is not None and not user.is_staff:
