@@ -21,7 +21,6 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py seed_demo_reviews
 	$(BIN)/python manage.py demo_staff --email $(DEMO_STAFF_EMAIL) --password $(DEMO_STAFF_PASSWORD)
 	$(BIN)/python manage.py run_periodic & periodic=$$!; \
 	trap 'kill $$periodic 2>/dev/null' EXIT INT TERM; \

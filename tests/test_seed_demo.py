@@ -15,9 +15,11 @@ from backoffice.dashboard import sales_by_day
 from catalog.models import Category, Product, ProductImage, Variant
 from inventory.models import StockLevel, StockMovement, Warehouse
 from inventory.selectors import stock_drift, variants_low_on_stock
-from orders.models import Customer, DailySales, Order, OrderEvent
+from orders.models import Customer, DailySales, Fulfilment, Order, OrderEvent
 from orders.services import counters_recomputed
 from payments.models import CreditNote, Invoice, Payment, Refund
+from reviews.models import Review
+from reviews.services import ratings_reconcile
 
 # Real commits, as in `make run`: thumbnails, e-mails, documents and counters follow on commit.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,11 +66,12 @@ def test_seed_demo_builds_a_shop_that_looks_alive(settings):
     )
     # every status, a few orders flagged for staff
     assert Counter(Order.objects.values_list("status", flat=True)) == {
-        "pending_payment": 4,
+        "pending_payment": 2,
         "paid": 5,
-        "shipped": 4,
+        "partially_shipped": 1,
+        "shipped": 3,
         "delivered": 37,
-        "cancelled": 13,
+        "cancelled": 15,
         "refunded": 3,
     }
     assert Order.objects.filter(needs_attention=True).count() == 3
@@ -76,11 +79,11 @@ def test_seed_demo_builds_a_shop_that_looks_alive(settings):
         customers.values_list("pk", flat=True)
     )
     # the real consequences: payments, invoices with documents, refunds with credit notes,
-    # an e-mail per step, sales counters that match the orders as dated
+    # an e-mail per step (and per review decision), sales counters that match the orders as dated
     assert Payment.objects.count() == 59
     assert Invoice.objects.count() == Invoice.objects.exclude(document="").count() == 56
     assert Refund.objects.count() == CreditNote.objects.count() == 10
-    assert len(mail.outbox) == 189
+    assert len(mail.outbox) == 246
     expected = counters_recomputed()
     assert {
         customer.pk: (customer.order_count, customer.lifetime_value)
@@ -94,7 +97,14 @@ def test_seed_demo_builds_a_shop_that_looks_alive(settings):
     assert sum(day.orders for day in days) == 66
     oldest = Order.objects.order_by("placed_at").first().placed_at
     assert timezone.now() - oldest > datetime.timedelta(days=28)
-    assert Order.objects.filter(shipped_at__isnull=False).exclude(tracking_number="").count() == 44
+    assert Order.objects.filter(shipped_at__isnull=False).exclude(tracking_number="").count() == 43
+    assert Fulfilment.objects.count() == 44
+    # the buyers' reviews: most approved, the rest waiting for a moderator; exact ratings
+    assert Counter(Review.objects.values_list("status", flat=True)) == {
+        "approved": 55,
+        "pending": 13,
+    }
+    assert ratings_reconcile() == 0
 
 
 def shop_state() -> dict:
@@ -114,6 +124,7 @@ def shop_state() -> dict:
         "payments": Payment.objects.count(),
         "invoices": Invoice.objects.count(),
         "refunds": Refund.objects.count(),
+        "reviews": sorted(Review.objects.values_list("customer", "product", "status")),
     }
 
 

@@ -22,10 +22,11 @@ from backoffice.demo.catalog import SKU_PREFIX
 from backoffice.demo.customers import customer_address, demo_customers
 from catalog.models import Variant
 from inventory.selectors import availability_by_variant
-from orders.models import Order, OrderEvent
+from orders.models import Fulfilment, Order, OrderEvent
 from orders.services import (
     LineRequest,
     OrderError,
+    fulfilment_create,
     order_cancel,
     order_mark_delivered,
     order_place,
@@ -46,8 +47,17 @@ MIN_UNITS_TO_ORDER = 12
 # What becomes of an order, by how many days ago it was placed: (fate, weight).
 _FATES: tuple[tuple[int, tuple[tuple[str, int], ...]], ...] = (
     (0, (("pending", 3), ("paid", 2), ("expired", 1), ("mismatch", 2))),
-    (2, (("paid", 3), ("shipped", 3), ("cancelled", 1), ("late_payment", 1))),
-    (6, (("shipped", 2), ("delivered", 4), ("expired", 1), ("late_payment", 1))),
+    (2, (("paid", 3), ("shipped", 3), ("part_shipped", 1), ("cancelled", 1), ("late_payment", 1))),
+    (
+        6,
+        (
+            ("shipped", 2),
+            ("part_shipped", 1),
+            ("delivered", 4),
+            ("expired", 1),
+            ("late_payment", 1),
+        ),
+    ),
     (DAYS, (("delivered", 8), ("refunded", 1), ("cancelled", 1), ("expired", 1))),
 )
 # The steps of each fate, in order.
@@ -55,6 +65,7 @@ _PATHS = {
     "pending": ("placed",),
     "paid": ("placed", "paid"),
     "shipped": ("placed", "paid", "shipped"),
+    "part_shipped": ("placed", "paid", "part_shipped"),
     "delivered": ("placed", "paid", "shipped", "delivered"),
     "refunded": ("placed", "paid", "shipped", "delivered", "refunded"),
     "cancelled": ("placed", "paid", "cancelled"),
@@ -67,6 +78,7 @@ _DELAYS = {
     "paid": (2, 20),
     "underpaid": (2, 20),
     "shipped": (18 * 60, 40 * 60),
+    "part_shipped": (18 * 60, 40 * 60),
     "delivered": (36 * 60, 72 * 60),
     "refunded": (2 * 24 * 60, 5 * 24 * 60),
     "cancelled": (60, 8 * 60),
@@ -87,6 +99,7 @@ _STAMPED_FIELD = {
 # Steps that write payments and invoices, and those that may write refunds and credit notes.
 _PAYING_STEPS = {"paid", "underpaid", "late_payment"}
 _REFUNDING_STEPS = {"refunded", "cancelled"}
+_SHIPPING_STEPS = {"shipped", "part_shipped"}
 
 
 @dataclass(frozen=True)
@@ -108,11 +121,22 @@ def _ship(order: Order) -> None:
     order_ship(order=order, tracking_number=f"DEMO-TRK-{order.pk:05d}")
 
 
+def _ship_part(order: Order) -> None:
+    """Ship half of the first line (at least a unit): the rest waits for a second parcel."""
+    first = order.lines.order_by("pk").first()
+    fulfilment_create(
+        order=order,
+        tracking_number=f"DEMO-TRK-{order.pk:05d}-1",
+        lines=[LineRequest(sku=first.sku, quantity=max(1, first.quantity // 2))],
+    )
+
+
 _STEPS: dict[str, Callable[[Order], object]] = {
     "paid": lambda order: _pay(order, amount=order.total),
     "underpaid": lambda order: _pay(order, amount=order.total - Decimal("5.00")),
     "late_payment": lambda order: _pay(order, amount=order.total),
     "shipped": _ship,
+    "part_shipped": _ship_part,
     "delivered": lambda order: order_mark_delivered(order=order),
     "refunded": lambda order: refund_issue(order=order, reason="returned by the customer"),
     "cancelled": lambda order: order_cancel(order=order, reason="by the customer"),
@@ -178,6 +202,8 @@ def _dated(order: Order, *, step: str, since: datetime.datetime, at: datetime.da
     if step in _REFUNDING_STEPS:
         Refund.objects.filter(order=order, created_at__gte=since).update(created_at=at)
         CreditNote.objects.filter(refund__order=order, issued_at__gte=since).update(issued_at=at)
+    if step in _SHIPPING_STEPS:
+        Fulfilment.objects.filter(order=order, created_at__gte=since).update(created_at=at)
     if step in _STAMPED_FIELD:
         Order.objects.filter(pk=order.pk).update(**{_STAMPED_FIELD[step]: at})
 

@@ -10,10 +10,12 @@ from backoffice.demo.catalog import seed_catalog
 from backoffice.demo.customers import seed_customers
 from backoffice.demo.images import seed_images
 from backoffice.demo.orders import seed_orders
+from backoffice.demo.reviews import seed_reviews
 
 STEPS: tuple[Callable[[], str | None], ...] = (
     seed_catalog,
     seed_images,
     seed_customers,
     seed_orders,
+    seed_reviews,
 )

@@ -1,4 +1,4 @@
-"""Reviews for the demo shop, so its products show stars (`manage.py seed_demo_reviews`)."""
+"""Reviews for the demo shop, so its products show stars (a step of `manage.py seed_demo`)."""
 
 from django.db import transaction
 
@@ -9,7 +9,7 @@ from reviews.models import Review, ReviewStatus
 from reviews.services.moderation import review_moderate
 from reviews.services.reviews import review_author_name, review_submit
 
-# The demo catalog's SKUs (inventory's seed_demo): only its products get demo reviews, so the
+# The demo catalog's SKUs (backoffice/demo/catalog.py): only its products get demo reviews, so the
 # command never writes a review into a real shop's catalog.
 DEMO_SKU_PREFIX = "DEMO-"
 # (rating, title, body), dealt out in turn; every fifth review is left for the moderation queue.
