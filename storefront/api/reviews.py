@@ -128,7 +128,7 @@ def product_reviews(
     summary="Review a product",
 )
 def review_create(request: HttpRequest, slug: SlugPath, payload: ReviewIn):
-    """Review a product you received (a shipped or delivered order of it); it is shown once a
+    """Review a product you received (units of it were shipped to you); it is shown once a
     moderator approves it.
 
     403 `not_a_buyer` without such an order; 409 `review_exists` (with `review_id`) when you
