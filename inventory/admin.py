@@ -17,7 +17,13 @@ from django.urls import path, reverse
 
 from core.admin import ReadOnlyAdmin
 from inventory.forms import StockAdjustForm, StockReceiveForm, StockReceiveNewForm
-from inventory.models import StockAllocation, StockLevel, StockMovement, Warehouse
+from inventory.models import (
+    StockAllocation,
+    StockLevel,
+    StockMovement,
+    Warehouse,
+    stock_level_label,
+)
 from inventory.services import InvalidStockOperation, stock_adjust, stock_receive
 
 
@@ -194,7 +200,7 @@ class StockLevelAdmin(ReadOnlyAdmin):
 
         Each call is its own transaction, so one refused level does not undo the others.
         """
-        label = f"{kwargs['variant'].sku} in {kwargs['warehouse'].code}"
+        label = stock_level_label(variant=kwargs["variant"], warehouse=kwargs["warehouse"])
         try:
             changed = service(actor=request.user, **kwargs)
         except InvalidStockOperation as error:

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from catalog.models import Variant
 from outbox.models import SendClaim
 
 
@@ -20,6 +21,14 @@ class Warehouse(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+def stock_level_label(*, variant: Variant, warehouse: Warehouse) -> str:
+    """Name a variant's stock in a warehouse as staff know it: SKU — product — warehouse.
+
+    `variant.product` is read: callers listing levels select it with the level.
+    """
+    return f"{variant.sku} — {variant.product.name} — {warehouse.name}"
 
 
 class StockLevel(models.Model):
@@ -51,9 +60,7 @@ class StockLevel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return (
-            f"{self.variant_id}@{self.warehouse_id}: {self.on_hand} on hand, {self.reserved} held"
-        )
+        return stock_level_label(variant=self.variant, warehouse=self.warehouse)
 
     @property
     def available(self) -> int:
@@ -89,7 +96,8 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return (
-            f"{self.reason} {self.on_hand_delta:+}/{self.reserved_delta:+} on level {self.level_id}"
+            f"{self.get_reason_display()} of {self.level}: {self.on_hand_delta:+} on hand, "
+            f"{self.reserved_delta:+} reserved"
         )
 
 
@@ -157,7 +165,7 @@ class StockAllocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference}: {self.quantity} × level {self.level_id} ({self.state})"
+        return f"{self.reference}: {self.quantity} × {self.level} ({self.get_state_display()})"
 
     @property
     def held(self) -> int:

@@ -61,7 +61,10 @@ def stock_receive(
     Records a `stock` audit entry. Sends `stock_changed`; requests no tasks.
     """
     quantity = positive_quantity(quantity)
-    level, _ = StockLevel.objects.get_or_create(variant=variant, warehouse=warehouse)
+    # Joined: the audit entry names the level by its SKU, product and warehouse.
+    level, _ = StockLevel.objects.select_related("variant__product", "warehouse").get_or_create(
+        variant=variant, warehouse=warehouse
+    )
     # Guarded, not checked against a read: the level's column must hold the sum.
     updated = StockLevel.objects.filter(pk=level.pk, on_hand__lte=MAX_UNITS - quantity).update(
         on_hand=F("on_hand") + quantity, updated_at=timezone.now()
@@ -111,7 +114,11 @@ def stock_adjust(
         raise InvalidStockOperation(f"an adjustment moves at most {MAX_UNITS} units")
     if not note or not note.strip():
         raise InvalidStockOperation("an adjustment needs a reason in `note`")
-    level = StockLevel.objects.filter(variant=variant, warehouse=warehouse).first()
+    level = (
+        StockLevel.objects.filter(variant=variant, warehouse=warehouse)
+        .select_related("variant__product", "warehouse")
+        .first()
+    )
     if level is None:
         raise InvalidStockOperation(
             f"no stock level for variant {variant.pk} in warehouse {warehouse.code}"

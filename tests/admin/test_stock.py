@@ -2,6 +2,7 @@
 
 import pytest
 
+from audit.models import AuditEntry
 from inventory.models import MovementReason, StockLevel, StockMovement
 from inventory.services import MAX_UNITS
 from tests.admin.client import LEVELS_URL, messages_of, run_action
@@ -38,7 +39,9 @@ def test_receive_action_adds_units_and_writes_the_ledger_row(client):
 
     # then
     assert page.status_code == 200
-    assert messages_of(response) == ["MUG-BLUE in main received: 9 on hand, 9 available."]
+    assert messages_of(response) == [
+        "MUG-BLUE — Product MUG-BLUE — Main warehouse received: 9 on hand, 9 available."
+    ]
     level.refresh_from_db()
     assert level.on_hand == 9
     receipt = StockMovement.objects.filter(level=level).first()
@@ -101,8 +104,8 @@ def test_receive_action_that_would_overflow_the_level_says_so_and_changes_nothin
 
     # then
     assert messages_of(response) == [
-        f"MUG-BLUE in main not received: receiving {MAX_UNITS} would put more than "
-        f"{MAX_UNITS} units on hand"
+        "MUG-BLUE — Product MUG-BLUE — Main warehouse not received: "
+        f"receiving {MAX_UNITS} would put more than {MAX_UNITS} units on hand"
     ]
     level.refresh_from_db()
     assert level.on_hand == 2
@@ -130,8 +133,8 @@ def test_adjust_action_refuses_to_go_below_reserved_and_says_so(client):
 
     # then
     assert messages_of(response) == [
-        "MUG-BLUE in main not adjusted: adjusting by -3 would leave fewer units on hand than "
-        "are reserved"
+        "MUG-BLUE — Product MUG-BLUE — Main warehouse not adjusted: "
+        "adjusting by -3 would leave fewer units on hand than are reserved"
     ]
     level.refresh_from_db()
     assert (level.on_hand, level.reserved) == (5, 4)
@@ -241,3 +244,49 @@ def test_ledger_is_read_only_and_filterable_by_reason(client):
     assert receipts.context["cl"].result_count == 1
     assert by_sku.context["cl"].result_count == 2
     assert add.status_code == 403
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_stock_confirmation_pages_name_levels_by_sku_product_and_warehouse(
+    client, django_assert_max_num_queries, count
+):
+    # given
+    levels = [
+        StockLevel.objects.get(variant=variant_stocked(sku=f"NAMED-{index}", on_hand=4))
+        for index in range(count)
+    ]
+    client.force_login(staff_user("warehouse"))
+
+    # when / then: the levels are read with their variant, product and warehouse at once
+    for action in ("receive_stock", "adjust_stock"):
+        with django_assert_max_num_queries(9):
+            page = run_action(client, LEVELS_URL, action, levels)
+        listed = [str(level) for level in page.context["objects"]]
+        assert listed[-1] == f"NAMED-{count - 1} — Product NAMED-{count - 1} — Main warehouse"
+        assert "<li>NAMED-0 — Product NAMED-0 — Main warehouse</li>" in page.content.decode()
+
+
+def test_a_stock_change_is_named_in_the_audit_trail_by_sku_product_and_warehouse(client):
+    # given
+    level = StockLevel.objects.get(variant=variant_stocked(sku="MUG-RED", on_hand=4))
+    client.force_login(staff_user("manager"))
+
+    # when
+    run_action(
+        client,
+        LEVELS_URL,
+        "adjust_stock",
+        [level],
+        apply="Adjust",
+        quantity=-1,
+        reason="Damaged",
+        note="",
+    )
+
+    # then
+    entry = AuditEntry.objects.get(
+        object_type="inventory.StockLevel", action="stock", changes__on_hand=[4, 3]
+    )
+    assert entry.object_repr == "MUG-RED — Product MUG-RED — Main warehouse"
+    listed = client.get("/admin/audit/auditentry/", {"q": "MUG-RED"})
+    assert "MUG-RED — Product MUG-RED — Main warehouse" in listed.content.decode()

@@ -100,8 +100,9 @@ def test_warehouse_receives_stock_and_the_storefront_shows_it(shop, page, live_s
     page.click("input[name=apply]")
 
     # then
-    assert "RESTOCK-ME in main received: 15 on hand, 15 available." in page.inner_text(
-        ".messagelist"
+    assert (
+        "RESTOCK-ME — Product RESTOCK-ME — Main warehouse received: 15 on hand, 15 available."
+        in page.inner_text(".messagelist")
     )
     after = httpx.get(product_url).json()["variants"][0]["available"]
     assert (before, after) == (3, 15)
