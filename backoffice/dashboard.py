@@ -6,7 +6,7 @@ counters, so the dashboard is right even while a counter waits for its reconcile
 
 import datetime
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
@@ -32,7 +32,8 @@ CHART_LEFT = 64
 CHART_RIGHT = 12
 CHART_TOP = 16
 CHART_BOTTOM = 36
-CHART_TICKS = 4
+# At most this many gridline steps above the baseline: enough to read a bar's height by.
+CHART_TICKS = 5
 
 
 @dataclass(frozen=True)
@@ -106,22 +107,32 @@ def sales_by_day(*, days: int = CHART_DAYS, today: datetime.date | None = None) 
     return result
 
 
-def nice_ceiling(value: Decimal) -> Decimal:
-    """The smallest of 1, 2, 2.5 or 5 times 10^k at or above `value`, so axis labels read round."""
-    if value <= 0:
-        return Decimal("10")
-    magnitude = Decimal(10) ** (len(str(int(value))) - 1)
-    for step in (Decimal("1"), Decimal("2"), Decimal("2.5"), Decimal("5"), Decimal("10")):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
+def nice_ticks(maximum: Decimal, *, most: int = CHART_TICKS) -> list[Decimal]:
+    """Return the y-axis values from 0 up to the first at or above `maximum`, a round step apart.
+
+    The step is the smallest of 1, 2 or 5 times a power of ten (never below 1: labels are whole
+    amounts) that needs at most `most` steps, so every label reads round (0, 50, 100, 150) and
+    the gridlines are drawn at the labels' values. A maximum below `most` is taken as `most`,
+    so an empty chart still shows a scale.
+    """
+    maximum = max(maximum, Decimal(most))
+    wanted = maximum / most
+    magnitude = Decimal(1).scaleb(wanted.adjusted())
+    step = next(
+        Decimal(int(mantissa * magnitude))
+        for mantissa in (1, 2, 5, 10)
+        if mantissa * magnitude >= wanted
+    )
+    steps = int((maximum / step).to_integral_value(rounding=ROUND_CEILING))
+    return [step * index for index in range(steps + 1)]
 
 
 def sales_chart(days: list[DaySales]) -> dict:
     """Bar geometry for the revenue chart, computed here so the template only draws."""
     plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
-    top = nice_ceiling(max((day.revenue for day in days), default=Decimal("0")))
+    values = nice_ticks(max((day.revenue for day in days), default=Decimal("0")))
+    top = values[-1]
     slot = plot_width / len(days)
     bars = []
     for index, day in enumerate(days):
@@ -139,10 +150,10 @@ def sales_chart(days: list[DaySales]) -> dict:
         )
     ticks = [
         ChartTick(
-            y=round(CHART_TOP + plot_height - plot_height * step / CHART_TICKS, 2),
-            label=f"{top * step / CHART_TICKS:,.0f}",
+            y=round(CHART_TOP + plot_height - float(value / top) * plot_height, 2),
+            label=f"{value:,.0f}",
         )
-        for step in range(CHART_TICKS + 1)
+        for value in values
     ]
     return {
         "width": CHART_WIDTH,

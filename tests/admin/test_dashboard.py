@@ -7,11 +7,14 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backoffice.dashboard import (
+    CHART_TICKS,
     DaySales,
     low_stock_variants,
-    nice_ceiling,
+    nice_ticks,
     sales_by_day,
     sales_chart,
 )
@@ -32,19 +35,36 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize(
-    ("value", "ceiling"),
+    ("maximum", "ticks"),
     [
-        (Decimal("0"), Decimal("10")),
-        (Decimal("7"), Decimal("10")),
-        (Decimal("12"), Decimal("20")),
-        (Decimal("201"), Decimal("250")),
-        (Decimal("250"), Decimal("250")),
-        (Decimal("2239.90"), Decimal("2500")),
-        (Decimal("5001"), Decimal("10000")),
+        ("0", [0, 1, 2, 3, 4, 5]),
+        ("7", [0, 2, 4, 6, 8]),
+        ("12", [0, 5, 10, 15]),
+        ("50", [0, 10, 20, 30, 40, 50]),
+        ("51", [0, 20, 40, 60]),
+        ("201", [0, 50, 100, 150, 200, 250]),
+        ("2239.90", [0, 500, 1000, 1500, 2000, 2500]),
+        ("5001", [0, 2000, 4000, 6000]),
     ],
 )
-def test_chart_scale_rounds_up_to_a_readable_ceiling(value, ceiling):
-    assert nice_ceiling(value) == ceiling
+def test_chart_ticks_are_round_values_from_zero_to_the_first_above_the_best_day(maximum, ticks):
+    assert nice_ticks(Decimal(maximum)) == [Decimal(tick) for tick in ticks]
+
+
+@given(maximum=st.decimals(min_value=0, max_value=10**12, places=2))
+def test_chart_ticks_of_any_maximum_step_by_one_two_or_five_times_a_power_of_ten(maximum):
+    # when
+    ticks = nice_ticks(maximum)
+
+    # then: evenly spaced whole steps of 1, 2 or 5 times 10^k, from 0 to the first at or above the
+    # maximum, at most CHART_TICKS of them, and no smaller such step would fit in as many
+    step = ticks[1]
+    assert ticks == [step * index for index in range(len(ticks))]
+    assert str(step).rstrip("0") in {"1", "2", "5"}
+    assert len(ticks) - 1 <= CHART_TICKS
+    assert ticks[-1] >= maximum > ticks[-2] or maximum <= CHART_TICKS
+    smaller = {"1": step / 2, "2": step / 2, "5": step * 2 / 5}[str(step).rstrip("0")]
+    assert smaller < 1 or smaller * CHART_TICKS < max(maximum, Decimal(CHART_TICKS))
 
 
 def test_sales_count_every_order_but_revenue_only_of_orders_kept_paid():
@@ -117,11 +137,15 @@ def test_chart_bars_are_scaled_to_the_best_day():
     # when
     chart = sales_chart(days)
 
-    # then: the scale tops at 200, so 150 fills three quarters of the plot and 75 three eighths
+    # then: the scale tops at 150 (steps of 50), so 150 fills the plot and 75 half of it, and
+    # each label sits on its gridline's height
     plot_height = chart["baseline"] - 16
-    assert chart["ticks"][-1].label == "200"
-    assert chart["bars"][-1].height == round(plot_height * 0.75, 2)
-    assert chart["bars"][-2].height == round(plot_height * 0.375, 2)
+    assert [tick.label for tick in chart["ticks"]] == ["0", "50", "100", "150"]
+    assert [tick.y for tick in chart["ticks"]] == [
+        round(chart["baseline"] - plot_height * share, 2) for share in (0, 1 / 3, 2 / 3, 1)
+    ]
+    assert chart["bars"][-1].height == round(plot_height, 2)
+    assert chart["bars"][-2].height == round(plot_height * 0.5, 2)
     assert chart["bars"][0].height == 0
     assert chart["total"] == Decimal("225.00")
     assert [bar.label for bar in chart["bars"] if bar.label][-1] == today.strftime("%d %b")
