@@ -139,11 +139,16 @@ class OrderEventInline(ReadOnlyInline):
 
 @admin.register(Customer)
 class CustomerAdmin(ReadOnlyAdmin):
+    """The shop's customers. Every user gets a profile, staff too; staff are listed as users."""
+
     list_display = ("email", "order_count", "lifetime_value", "created_at")
     search_fields = ("user__email", "user__username")
     list_select_related = ("user",)
     fields = ("user", "order_count", "lifetime_value", "created_at")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        return super().get_queryset(request).filter(user__is_staff=False)
 
     @admin.display(description="e-mail", ordering="user__email")
     def email(self, customer: Customer) -> str:

@@ -127,3 +127,20 @@ def test_support_downloads_the_invoice_document_and_warehouse_may_not(
     assert download["Content-Disposition"].startswith("attachment;")
     assert invoice.number in b"".join(download.streaming_content).decode()
     assert refused.status_code == 403
+
+
+def test_customer_list_shows_customers_not_staff(client):
+    # given: every user gets a profile, staff included
+    order_paid(variant=variant_stocked(), email="buyer@example.com")
+    manager = staff_user("manager")
+    client.force_login(manager)
+
+    # when
+    response = client.get("/admin/orders/customer/")
+    staff_profile = client.get(reverse("admin:orders_customer_change", args=[manager.customer.pk]))
+
+    # then
+    assert [customer.user.email for customer in response.context["cl"].result_list] == [
+        "buyer@example.com"
+    ]
+    assert staff_profile.status_code == 302
