@@ -1,9 +1,14 @@
 """The staff admin site: Django's admin with the shop's dashboard as its index page."""
 
+from collections.abc import Callable
+from functools import update_wrapper
+
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from backoffice.admin_denied import permission_denied_page
 from backoffice.admin_login import ThrottledAdminAuthenticationForm
 from backoffice.dashboard import dashboard_context
 
@@ -22,3 +27,22 @@ class StockwireAdminSite(admin.AdminSite):
         context = dashboard_context(user=request.user)
         context.update(extra_context or {})
         return super().index(request, extra_context=context)
+
+    def admin_view(self, view: Callable, cacheable: bool = False) -> Callable:
+        """Guard `view` as Django's admin does, and answer a refusal with the admin's 403 page
+        (naming the permission the page needs) instead of a bare "403 Forbidden"."""
+        guarded = super().admin_view(view, cacheable)
+
+        def refused_in_the_admin(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            try:
+                return guarded(request, *args, **kwargs)
+            except PermissionDenied as refusal:
+                return permission_denied_page(
+                    request,
+                    site=self,
+                    view=view,
+                    refusal=refusal,
+                    object_id=kwargs.get("object_id", ""),
+                )
+
+        return update_wrapper(refused_in_the_admin, guarded)

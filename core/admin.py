@@ -1,11 +1,26 @@
-"""Admin bases every app's admin may use: read-only pages, and panels asking their rows' permission.
+"""Admin bases every app's admin may use: read-only pages, panels asking their rows' permission,
+and the refusal that names the permission a page needs.
 
 Here rather than in one app's admin so every layer can use them (an app may not import the
 admin of an app above it).
 """
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+
+
+class PermissionRequired(PermissionDenied):
+    """Refuse a page to a user without `permission` (`"app_label.codename"`).
+
+    Raised by the admin's own pages (a tool page, receiving stock) so the 403 page can say
+    which permission opens them, and which roles hold it; Django's model pages need the
+    model's view, add or delete permission, which the admin site tells from the view.
+    """
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"needs the permission {permission}")
+        self.permission = permission
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+
+from core.admin import PermissionRequired
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class ExtendedPageMixin:
         if tool is None:
             raise Http404(f"No page {slug} on {self.opts.verbose_name_plural}.")
         if not request.user.has_perm(tool.permission):
-            raise PermissionDenied
+            raise PermissionRequired(tool.permission)
         return tool.view(self, request, get_object_or_404(self.model, pk=object_id))
 
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
