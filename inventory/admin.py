@@ -9,13 +9,12 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from core.admin import ReadOnlyAdmin
+from core.admin import PermissionRequired, ReadOnlyAdmin
 from inventory.forms import StockAdjustForm, StockReceiveForm, StockReceiveNewForm
 from inventory.models import (
     StockAllocation,
@@ -146,7 +145,7 @@ class StockLevelAdmin(ReadOnlyAdmin):
     def receive_view(self, request: HttpRequest) -> HttpResponse:
         """Receive a SKU into any warehouse, including one where it has no level yet."""
         if not self.has_receive_permission(request):
-            raise PermissionDenied
+            raise PermissionRequired("inventory.receive_stock")
         form = StockReceiveNewForm(request.POST if request.method == "POST" else None)
         # Search SKUs as you type instead of a select holding the whole catalog.
         variant_field = form.fields["variant"]

@@ -61,6 +61,12 @@ def test_logged_in_customer_is_redirected_from_every_admin_page(client):
             "the manager and support roles have.",
         ),
         (
+            "support",
+            "/admin/inventory/stocklevel/receive/",
+            "This page needs the permission “Can receive stock” (inventory.receive_stock), "
+            "which the manager and warehouse roles have.",
+        ),
+        (
             "manager",
             "/admin/auth/user/",
             "This page needs the permission “Can view user” (auth.view_user), which no role has.",
