@@ -15,7 +15,7 @@ from audit.admin import changes_text
 from audit.models import AuditEntry
 from catalog.admin_hooks import product_page
 from catalog.models import Category, Collection, Product, ProductImage, Variant
-from core.admin import PanelPermissionsMixin
+from core.admin import PanelPermissionsMixin, admin_datetime
 from core.admin_hooks import ExtendedPageMixin
 
 # The most recent changes shown on a product page; the audit trail has the rest.
@@ -116,7 +116,7 @@ class ProductAdmin(ExtendedPageMixin, PanelPermissionsMixin, admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    f"{entry.created_at:%Y-%m-%d %H:%M}",
+                    admin_datetime(entry.created_at),
                     entry.actor_label,
                     entry.get_action_display(),
                     entry.object_repr,

@@ -396,6 +396,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates and times written with their time zone ("06 Dec 2026 14:03 UTC") wherever Django formats
+# them: the admin's pages, lists and timelines.
+FORMAT_MODULE_PATH = ["backoffice.formats"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,13 +1,22 @@
 """Admin bases every app's admin may use: read-only pages, panels asking their rows' permission,
-and the refusal that names the permission a page needs.
+the refusal that names the permission a page needs, and times written as the admin writes them.
 
 Here rather than in one app's admin so every layer can use them (an app may not import the
 admin of an app above it).
 """
 
+import datetime
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
+
+
+def admin_datetime(value: datetime.datetime) -> str:
+    """Write a time as the admin's own fields do: in TIME_ZONE, naming the zone."""
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
 
 class PermissionRequired(PermissionDenied):

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_datetime
 from core.admin_actions import ServiceActionsMixin
 from core.admin_hooks import ExtendedPageMixin, PageTool
 from inventory.models import StockMovement
@@ -256,7 +256,7 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    f"{movement.created_at:%Y-%m-%d %H:%M}",
+                    admin_datetime(movement.created_at),
                     movement.get_reason_display(),
                     movement.level.variant.sku,
                     movement.level.warehouse.code,

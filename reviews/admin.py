@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from catalog.admin_hooks import product_page
 from catalog.models import Product
+from core.admin import admin_datetime
 from core.admin_actions import ServiceActionsMixin
 from core.admin_hooks import PageExtension, PagePanel
 from reviews import selectors
@@ -179,7 +180,7 @@ def product_reviews_panel(product: Product) -> str:
         (
             (
                 reverse("admin:reviews_review_change", args=[review.pk]),
-                f"{review.created_at:%Y-%m-%d %H:%M}",
+                admin_datetime(review.created_at),
                 review.get_status_display(),
                 f"{review.rating}/5",
                 review.title,

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_datetime
 from core.admin_actions import ServiceActionsMixin
 from webhooks.forms import ResendSinceForm, WebhookEndpointForm
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
@@ -70,10 +70,10 @@ class WebhookEndpointAdmin(_ResendPermission, ServiceActionsMixin, admin.ModelAd
             return "Generated when the endpoint is saved, and shown once."
         text = "Set"
         if endpoint.secret_rotated_at:
-            text += f", rotated {endpoint.secret_rotated_at:%Y-%m-%d %H:%M} UTC"
+            text += f", rotated {admin_datetime(endpoint.secret_rotated_at)}"
         expires = endpoint.previous_secret_expires_at
         if endpoint.previous_secret and expires:
-            text += f"; the previous secret signs too until {expires:%Y-%m-%d %H:%M} UTC"
+            text += f"; the previous secret signs too until {admin_datetime(expires)}"
         return text + ". Shown only when generated: rotate to get a new one."
 
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form, change: bool) -> None:

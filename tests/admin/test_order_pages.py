@@ -1,9 +1,12 @@
 """The order page and list: what staff read of an order, and who may read which part."""
 
+import datetime
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from inventory.models import StockMovement
 from orders.admin import OrderAdmin
 from orders.models import Order
 from payments.models import CreditNote
@@ -144,3 +147,20 @@ def test_customer_list_shows_customers_not_staff(client):
         "buyer@example.com"
     ]
     assert staff_profile.status_code == 302
+
+
+def test_order_page_writes_every_time_with_its_time_zone(client, settings):
+    # given: an order placed, and its stock reserved, at 13:03 UTC
+    settings.TIME_ZONE = "Europe/Berlin"
+    order = order_placed(variant=variant_stocked())
+    placed = datetime.datetime(2026, 12, 6, 13, 3, tzinfo=datetime.UTC)
+    Order.objects.filter(pk=order.pk).update(placed_at=placed)
+    order.events.update(created_at=placed)
+    StockMovement.objects.filter(reference=order.number).update(created_at=placed)
+    client.force_login(staff_user("support"))
+
+    # when
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+
+    # then: the dates, the timeline and the ledger, in Berlin's winter time, saying so
+    assert page.count("06 Dec 2026 14:03 CET") == 3
