@@ -17,6 +17,7 @@ from catalog.admin_hooks import product_page
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from core.admin import PanelPermissionsMixin, admin_datetime
 from core.admin_hooks import ExtendedPageMixin
+from outbox.subjects import TaskSubject, task_subject_register
 
 # The most recent changes shown on a product page; the audit trail has the rest.
 HISTORY_ROWS = 15
@@ -166,3 +167,16 @@ class CollectionAdmin(admin.ModelAdmin):
     @admin.display(description="products", ordering="product_total")
     def product_count(self, collection: Collection) -> int:
         return collection.product_total
+
+
+# The low-stock alerts name their variant; thumbnails their image, shown on its product's page.
+task_subject_register(TaskSubject(key="variant_id", model=Variant))
+task_subject_register(
+    TaskSubject(
+        key="image_id",
+        model=ProductImage,
+        name=lambda image: f"{image.position} of {image.product.name}",
+        related=("product",),
+        page=lambda image: image.product,
+    )
+)

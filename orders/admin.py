@@ -36,6 +36,7 @@ from orders.services import (
     order_resolve,
     order_ship,
 )
+from outbox.subjects import TaskSubject, task_subject_register
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -331,3 +332,7 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     def mark_delivered(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         for order in queryset.order_by(*self.action_ordering):
             self.run_for_object(request, order, "marked delivered", order_mark_delivered)
+
+
+# The orders' e-mails and the invoice documents name their order.
+task_subject_register(TaskSubject(key="order_id", model=Order))

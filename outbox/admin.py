@@ -1,12 +1,19 @@
-"""Staff see what the outbox still owes and which tasks failed for good; nothing is edited here."""
+"""Staff see what the outbox still owes and which tasks failed for good, and what each task is
+about; nothing is edited here."""
+
+from collections.abc import Iterable
 
 from django.contrib import admin, messages
-from django.db.models import Q, QuerySet
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from outbox.models import OutboxMessage, TaskFailure
 from outbox.services import outbox_relay, redeliver_after, task_failure_rerun
+from outbox.subjects import Subject, task_subjects
 
 OPEN = Q(done_at__isnull=True, failed_at__isnull=True)
 
@@ -52,10 +59,56 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _subject_link(subject: Subject, request: HttpRequest, site: admin.AdminSite) -> str:
+    """The subject's label, linked to its row's page when the user may read that page."""
+    row = subject.page
+    if row is None or not site.is_registered(type(row)):
+        return format_html("{}", subject.label)
+    opts = row._meta
+    if not request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+        return format_html("{}", subject.label)
+    url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+    return format_html('<a href="{}">{}</a>', url, subject.label)
+
+
+def _name_subjects(rows: Iterable[Model], request: HttpRequest, site: admin.AdminSite) -> None:
+    """Set `about` on each task row: what its keywords point at, one query per kind of row."""
+    rows = list(rows)
+    for row, subjects in zip(rows, task_subjects(row.kwargs for row in rows), strict=True):
+        row.about = format_html_join(
+            " · ", "{}", ((_subject_link(subject, request, site),) for subject in subjects)
+        )
+
+
+class _SubjectsChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        _name_subjects(self.result_list, request, self.model_admin.admin_site)
+
+
+class TaskSubjectsMixin:
+    """For a ModelAdmin of task rows (with `kwargs`): an `about` column and field naming what
+    each task is about (the order, the e-mail's kind, the product), linked (outbox.subjects)."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return _SubjectsChangeList
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        row = super().get_object(request, object_id, from_field)
+        if row is not None:
+            _name_subjects([row], request, self.admin_site)
+        return row
+
+    @admin.display(description="about")
+    def about(self, row: OutboxMessage | TaskFailure) -> str:
+        return getattr(row, "about", "")
+
+
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdmin):
+class OutboxMessageAdmin(TaskSubjectsMixin, ReadOnlyAdmin):
     list_display = [
         "task_name",
+        "about",
         "state",
         "attempts",
         "redeliveries",
@@ -68,6 +121,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "dedupe_key"]
     date_hierarchy = "created_at"
     actions = ["relay_now"]
+    readonly_fields = ["about"]
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # an open row is work owed; ended rows are pruned by the beat schedule
@@ -116,12 +170,13 @@ class RerunFilter(admin.SimpleListFilter):
 
 
 @admin.register(TaskFailure)
-class TaskFailureAdmin(ReadOnlyAdmin):
+class TaskFailureAdmin(TaskSubjectsMixin, ReadOnlyAdmin):
     """Deleting a row is how staff acknowledge a failure they have dealt with; "Re-run" asks for
     the task again once its cause is fixed."""
 
     list_display = [
         "task_name",
+        "about",
         "failed_at",
         "exception_short",
         "rerun_at",
@@ -133,6 +188,7 @@ class TaskFailureAdmin(ReadOnlyAdmin):
     search_fields = ["=task_id", "exception"]
     date_hierarchy = "failed_at"
     actions = ["rerun"]
+    readonly_fields = ["about"]
 
     @admin.display(description="exception")
     def exception_short(self, failure: TaskFailure) -> str:

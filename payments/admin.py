@@ -20,6 +20,7 @@ from core.admin_hooks import PageAction, PageExtension, PagePanel, PageTool
 from orders.admin_hooks import order_page
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
+from outbox.subjects import TaskSubject, task_subject_register
 from payments.forms import ReturnForm
 from payments.models import (
     CreditNote,
@@ -286,3 +287,14 @@ def _document_cell(document: Invoice | CreditNote) -> str:
         label,
         _admin_url(document, "document"),
     )
+
+
+# The credit notes' documents name their refund, by its amount and order.
+task_subject_register(
+    TaskSubject(
+        key="refund_id",
+        model=Refund,
+        name=lambda refund: f"{refund.amount} {refund.currency} of {refund.order.number}",
+        related=("order",),
+    )
+)

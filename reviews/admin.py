@@ -20,6 +20,7 @@ from catalog.models import Product
 from core.admin import admin_datetime
 from core.admin_actions import ServiceActionsMixin
 from core.admin_hooks import PageExtension, PagePanel
+from outbox.subjects import TaskSubject, task_subject_register
 from reviews import selectors
 from reviews.models import REASON_MAX_LENGTH, Review, ReviewStatus
 from reviews.services import ReviewError, review_moderate
@@ -207,4 +208,15 @@ product_page.extend(
         title="Reviews",
         panels=(PagePanel(display=product_reviews_panel, permission="reviews.view_review"),),
     ),
+)
+
+
+# The decision e-mails name their review, by its product and rating.
+task_subject_register(
+    TaskSubject(
+        key="review_id",
+        model=Review,
+        name=lambda review: f"of {review.product.name} ({review.rating}/5)",
+        related=("product",),
+    )
 )

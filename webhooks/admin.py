@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_datetime
 from core.admin_actions import ServiceActionsMixin
+from outbox.subjects import TaskSubject, task_subject_register
 from webhooks.forms import ResendSinceForm, WebhookEndpointForm
 from webhooks.models import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
@@ -180,3 +181,10 @@ class WebhookDeliveryAdmin(_ResendPermission, ReadOnlyAdmin):
                 )
             else:
                 self.message_user(request, f"Delivery {delivery.pk} resent.", messages.SUCCESS)
+
+
+# The delivery attempts and the disabled-endpoint notices name their delivery and endpoint.
+task_subject_register(
+    TaskSubject(key="delivery_id", model=WebhookDelivery, related=("event", "endpoint"))
+)
+task_subject_register(TaskSubject(key="endpoint_id", model=WebhookEndpoint))

@@ -129,3 +129,56 @@ def test_warehouse_cannot_rerun_a_failed_task(client, django_capture_on_commit_c
     failure.refresh_from_db()
     assert failure.rerun_at is None
     assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize("count", [1, 15])
+def test_the_outbox_lists_say_what_each_task_is_about_with_one_query_per_kind(
+    client, django_assert_max_num_queries, count
+):
+    # given: e-mails of `count` orders, a low-stock alert, and a task whose order is gone
+    variant = variant_stocked(sku="ABOUT-ME", on_hand=50)
+    orders = [order_placed(variant=variant, quantity=1) for _ in range(count)]
+    OutboxMessage.objects.all().delete()
+    for order in orders:
+        OutboxMessage.objects.create(
+            task_name="orders.email_send",
+            kwargs={"order_id": order.pk, "kind": "shipped", "context": {"note": "x"}},
+        )
+    OutboxMessage.objects.create(
+        task_name="inventory.low_stock_alert", kwargs={"variant_id": variant.pk}
+    )
+    OutboxMessage.objects.create(task_name="orders.email_send", kwargs={"order_id": 999_999})
+    TaskFailure.objects.create(
+        task_name="orders.email_send",
+        kwargs={"order_id": orders[0].pk, "kind": "receipt"},
+        exception="SMTP down",
+    )
+    client.force_login(staff_user("support"))
+
+    # when / then: session, user, permissions, counts, page, filters, date hierarchy, and one
+    # query per kind of row named
+    with django_assert_max_num_queries(12):
+        outbox = client.get(OUTBOX_URL)
+    failures = client.get(TASK_FAILURES_URL)
+    alert = OutboxMessage.objects.get(task_name="inventory.low_stock_alert")
+    alert_page = client.get(reverse("admin:outbox_outboxmessage_change", args=[alert.pk]))
+
+    # then
+    about = {
+        message.kwargs.get("order_id") or message.task_name: str(message.about)
+        for message in outbox.context["cl"].result_list
+    }
+    order_url = reverse("admin:orders_order_change", args=[orders[-1].pk])
+    assert about[orders[-1].pk] == (
+        f'<a href="{order_url}">order {orders[-1].number}</a> · kind: shipped'
+    )
+    variant_url = reverse("admin:catalog_variant_change", args=[variant.pk])
+    assert about["inventory.low_stock_alert"] == (
+        f'<a href="{variant_url}">variant ABOUT-ME (ABOUT-ME)</a>'
+    )
+    assert about[999_999] == "order 999999 (gone)"
+    assert f'<a href="{variant_url}">variant ABOUT-ME (ABOUT-ME)</a>' in alert_page.content.decode()
+    failure_url = reverse("admin:orders_order_change", args=[orders[0].pk])
+    assert f'<a href="{failure_url}">order {orders[0].number}</a> · kind: receipt' in (
+        failures.content.decode()
+    )
