@@ -58,7 +58,8 @@ def test_logged_in_customer_is_redirected_from_every_admin_page(client):
             "warehouse",
             "/admin/payments/refund/",
             "This page needs the permission “Can view refund” (payments.view_refund), which "
-            "the manager and support roles have.",
+            "the manager and support roles have. Your account has none of them; an "
+            "administrator can add you to one.",
         ),
         (
             "support",
@@ -69,7 +70,8 @@ def test_logged_in_customer_is_redirected_from_every_admin_page(client):
         (
             "manager",
             "/admin/auth/user/",
-            "This page needs the permission “Can view user” (auth.view_user), which no role has.",
+            "This page needs the permission “Can view user” (auth.view_user), which no role "
+            "has; an administrator can give it to your account.",
         ),
     ],
 )
