@@ -1,4 +1,5 @@
-"""Browser fixtures: Debian's headless Chromium driven by Playwright against a live server.
+"""Browser fixtures: Debian's headless Chromium driven by Playwright against a live server, and
+staff logging in as they would.
 
 Every test here is skipped (with the reason) where /usr/bin/chromium is missing; CI installs it.
 """
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.admin_shop import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -20,6 +23,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# The smallest laptop screen staff use: what shows without scrolling is "above the fold".
+LAPTOP = {"width": 1366, "height": 768}
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -58,3 +63,21 @@ def page(browser) -> Iterator:
     context.set_default_timeout(15_000)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture
+def laptop_page(browser) -> Iterator:
+    """A page the size of a 1366 by 768 laptop screen."""
+    context = browser.new_context(viewport=LAPTOP)
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def log_in(page, live_server, user) -> None:
+    """Log `user` in to the admin through its log-in form."""
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")

@@ -26,6 +26,7 @@ from tests.admin_shop import (
     staff_user,
     variant_stocked,
 )
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,14 +39,6 @@ def shop(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path
     roles_sync()
     cache.clear()
-
-
-def log_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def run_action(page, live_server, url: str, pks: list[int], action: str) -> None:
