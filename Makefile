@@ -29,10 +29,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# The README's dashboard picture: the browser test that draws it, saving into docs/ (a plain
-# `make test` saves it in a temporary folder and leaves the tree as it was).
+# The README's pictures of the admin (the dashboard, an order's page): the browser tests that
+# draw them, saving into docs/ (a plain `make test` saves them in temporary folders and leaves
+# the tree as it was).
 screenshots: install
-	$(BIN)/python -m pytest tests/browser/test_admin_browser.py -k dashboard_chart --screenshots=docs
+	$(BIN)/python -m pytest --screenshots=docs \
+		tests/browser/test_admin_browser.py::test_manager_sees_the_dashboard_chart \
+		tests/browser/test_order_page_browser.py::test_the_timeline_payments_and_refunds_are_above_the_fold
 
 lint: install
 	$(BIN)/ruff check .

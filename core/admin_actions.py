@@ -145,3 +145,32 @@ class ServiceActionsMixin:
             "submit_label": submit,
         }
         return TemplateResponse(request, "admin/action_form.html", context)
+
+
+def service_page(
+    *,
+    form_class: type[forms.Form],
+    title: str,
+    submit: str,
+    intro: str,
+    verb: str,
+    service: Callable[..., object],
+    errors: tuple[type[Exception], ...] = (),
+) -> Callable[..., HttpResponse]:
+    """The view of a tool page (core.admin_hooks.PageTool) that runs `service` on its object
+    with `form_class`, as `run_on_page` does; `title` names the object as `{obj}`."""
+
+    def view(model_admin: ServiceActionsMixin, request: HttpRequest, obj) -> HttpResponse:
+        return model_admin.run_on_page(
+            request,
+            obj,
+            form_class=form_class,
+            title=title.format(obj=obj),
+            submit=submit,
+            intro=intro,
+            verb=verb,
+            service=service,
+            errors=errors,
+        )
+
+    return view

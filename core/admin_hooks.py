@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
+from django.contrib.messages import WARNING
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 
 from core.admin import PermissionRequired
@@ -46,17 +47,25 @@ class PageAction:
 
 @dataclass(frozen=True)
 class PageTool:
-    """A page of its own on one object (a form staff fill in), linked from the object's page.
+    """A page of its own on one object (a form staff fill in), a button on the object's page.
 
-    Offered to users with `permission` only, at `<object's page>/tools/<slug>/`. `view(model_admin,
-    request, obj)` answers it; it may run a service with `model_admin.run_on_page`
-    (core.admin_actions).
+    Offered to users with `permission` only, at `<object's page>/tools/<slug>/`, and only while
+    `applies(obj)` (an order's status permits it: no "Ship" button on a delivered order).
+    `view(model_admin, request, obj)` answers it; it may run a service with
+    `model_admin.run_on_page` (core.admin_actions), which the service still guards.
     """
 
     slug: str
     label: str
     view: Callable[..., HttpResponse]
     permission: str
+    applies: Callable[[Model], bool] | None = None
+
+    def offered(self, request: HttpRequest, obj: Model) -> bool:
+        """Whether the object's page shows this tool to the request's user."""
+        if not request.user.has_perm(self.permission):
+            return False
+        return self.applies is None or self.applies(obj)
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,14 @@ class PageHooks:
 
 class ExtendedPageMixin:
     """For the ModelAdmin of a page that `page_hooks` lets apps above extend: adds their
-    inlines, a fieldset of the panels each user may read, the actions each may run, and links
-    (`page_tools` in the page's context) to the tool pages each may open, its own `tools` first."""
+    inlines, a fieldset of the panels each user may read, the actions each may run, and
+    buttons (`page_tools` in the page's context: label and URL) to the tool pages each may use
+    on the object as it stands, its own `tools` first."""
 
     page_hooks: PageHooks
     tools: tuple[PageTool, ...] = ()
+    # Where the extensions' inlines go among the page's own (None: after them all).
+    extension_inlines_at: int | None = None
 
     def get_urls(self) -> list:
         opts = self.opts
@@ -111,29 +123,38 @@ class ExtendedPageMixin:
         return {tool.slug: tool for tool in (*self.tools, *added)}
 
     def tool_view(self, request: HttpRequest, object_id: str, slug: str) -> HttpResponse:
+        """Answer a tool page; opened on an object it no longer applies to, say so on the
+        object's page instead. A form posted meanwhile is still run: its service decides,
+        and a refusal keeps the input on the form."""
         tool = self._every_tool().get(slug)
         if tool is None:
             raise Http404(f"No page {slug} on {self.opts.verbose_name_plural}.")
         if not request.user.has_perm(tool.permission):
             raise PermissionRequired(tool.permission)
-        return tool.view(self, request, get_object_or_404(self.model, pk=object_id))
+        obj = get_object_or_404(self.model, pk=object_id)
+        if request.method != "POST" and not tool.offered(request, obj):
+            self.message_user(request, f"{tool.label} does not apply to {obj} now.", WARNING)
+            opts = self.opts
+            return redirect(f"admin:{opts.app_label}_{opts.model_name}_change", obj.pk)
+        return tool.view(self, request, obj)
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
-        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_tool"
-        tools = [
-            (tool.label, reverse(name, args=[object_id, tool.slug]))
-            for tool in self._every_tool().values()
-            if request.user.has_perm(tool.permission)
-        ]
-        return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "page_tools": tools}
-        )
+    def render_change_form(self, request: HttpRequest, context: dict, *args, obj=None, **kwargs):
+        if obj is not None:
+            name = f"admin:{self.opts.app_label}_{self.opts.model_name}_tool"
+            context["page_tools"] = [
+                (tool.label, reverse(name, args=[obj.pk, tool.slug]))
+                for tool in self._every_tool().values()
+                if tool.offered(request, obj)
+            ]
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_inlines(self, request: HttpRequest, obj: Model | None) -> list:
         added = [
             inline for extension in self.page_hooks.extensions() for inline in extension.inlines
         ]
-        return [*super().get_inlines(request, obj), *added]
+        own = list(super().get_inlines(request, obj))
+        at = len(own) if self.extension_inlines_at is None else self.extension_inlines_at
+        return [*own[:at], *added, *own[at:]]
 
     def get_fieldsets(self, request: HttpRequest, obj: Model | None = None) -> list:
         fieldsets = list(super().get_fieldsets(request, obj))

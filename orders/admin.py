@@ -1,33 +1,43 @@
 """Staff admin for orders: find an order, read its whole story, ship (whole or in shipments),
-cancel (whole or some units), mark delivered.
+cancel (whole or some units), mark delivered, resolve a flag.
 
-Nothing about money or status is edited in a form: every change is an action that calls
-`orders.services`, so the same guarded transitions, ledger rows, signals and e-mails follow as
-from the API. Apps above orders add their panels, inlines and actions to the order page through
-`orders.admin_hooks` (payments: payments, refunds, invoice, credit notes and the refund action).
+Nothing about money or status is edited in a form: every change calls `orders.services`, so the
+same guarded transitions, ledger rows, signals and e-mails follow as from the API. One order is
+acted on from its page, whose buttons lead to a form page each (the tools the user may use on
+the order as it stands); many at once by the list's actions. Apps above orders add their
+panels, inlines, actions and tools to the order page through `orders.admin_hooks` (payments:
+payments, refunds, invoice, credit notes, refund and return).
 """
+
+from collections.abc import Callable
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, admin_datetime
-from core.admin_actions import ServiceActionsMixin
+from core.admin_actions import ServiceActionsMixin, service_page
 from core.admin_hooks import ExtendedPageMixin, PageTool
 from inventory.models import StockMovement
 from orders.admin_hooks import order_page
 from orders.forms import (
     LinesCancelForm,
+    OrderForm,
     OrderReasonForm,
     OrderShipForm,
+    ParcelForm,
     ResolutionForm,
     ShipmentForm,
 )
-from orders.models import Customer, Fulfilment, Order, OrderEvent, OrderLine
+from orders.models import Customer, Fulfilment, Order, OrderEvent, OrderLine, OrderStatus
 from orders.services import (
+    CANCELLABLE,
+    CANCELLABLE_IN_PART,
+    DELIVERABLE,
+    SHIPPABLE,
     OrderError,
     fulfilment_create,
     order_cancel,
@@ -76,66 +86,141 @@ class ShipmentInline(ReadOnlyInline):
         )
 
 
-def shipment_page(model_admin: "OrderAdmin", request: HttpRequest, order: Order) -> HttpResponse:
-    """Ship some units of the order in one shipment (the rest by default)."""
-    return model_admin.run_on_page(
-        request,
-        order,
-        form_class=ShipmentForm,
-        title=f"Create a shipment of {order.number}",
-        submit="Ship",
-        intro="The units leave the order's reservation in the warehouse chosen; the customer "
-        "gets an e-mail with the tracking number.",
-        verb="shipped in part or whole",
-        service=fulfilment_create,
-    )
-
-
-def cancel_units_page(
-    model_admin: "OrderAdmin", request: HttpRequest, order: Order
-) -> HttpResponse:
-    """Cancel units of the order that have not shipped."""
-    return model_admin.run_on_page(
-        request,
-        order,
-        form_class=LinesCancelForm,
-        title=f"Cancel units of {order.number}",
-        submit="Cancel these units",
-        intro="Their stock is released and the totals fall by their price (the shipping "
-        "charge stays); a paid order is refunded that amount. Cancelling everything left "
-        "cancels the order, or completes it when some of it shipped.",
-        verb="changed",
-        service=order_lines_cancel,
-    )
+def _status_in(statuses: tuple[str, ...]) -> Callable[[Order], bool]:
+    """Whether an order's status is one of `statuses`: when its page offers a tool."""
+    return lambda order: order.status in statuses
 
 
 ORDER_TOOLS = (
     PageTool(
+        slug="ship",
+        label="Ship everything",
+        view=service_page(
+            form_class=ParcelForm,
+            title="Ship {obj}",
+            submit="Ship",
+            intro="Every unit still to ship leaves the order's reservation in one parcel; the "
+            "customer gets an e-mail with the tracking number.",
+            verb="shipped",
+            service=order_ship,
+        ),
+        permission="orders.ship_order",
+        applies=_status_in(SHIPPABLE),
+    ),
+    PageTool(
         slug="shipment",
         label="Create shipment",
-        view=shipment_page,
+        view=service_page(
+            form_class=ShipmentForm,
+            title="Create a shipment of {obj}",
+            submit="Ship",
+            intro="The units leave the order's reservation in the warehouse chosen; the "
+            "customer gets an e-mail with the tracking number.",
+            verb="shipped in part or whole",
+            service=fulfilment_create,
+        ),
         permission="orders.ship_order",
+        applies=_status_in(SHIPPABLE),
+    ),
+    PageTool(
+        slug="deliver",
+        label="Mark delivered",
+        view=service_page(
+            form_class=OrderForm,
+            title="Mark {obj} delivered",
+            submit="Mark delivered",
+            intro="The carrier delivered the parcel: the order is complete.",
+            verb="marked delivered",
+            service=order_mark_delivered,
+        ),
+        permission="orders.deliver_order",
+        applies=_status_in(DELIVERABLE),
+    ),
+    PageTool(
+        slug="cancel",
+        label="Cancel order",
+        view=service_page(
+            form_class=OrderReasonForm,
+            title="Cancel {obj}",
+            submit="Cancel the order",
+            intro="Reserved stock is released; a paid order is refunded. The customer gets "
+            "an e-mail with the reason.",
+            verb="cancelled",
+            service=order_cancel,
+        ),
+        permission="orders.cancel_order",
+        applies=_status_in(CANCELLABLE),
     ),
     PageTool(
         slug="cancel-units",
         label="Cancel units",
-        view=cancel_units_page,
+        view=service_page(
+            form_class=LinesCancelForm,
+            title="Cancel units of {obj}",
+            submit="Cancel these units",
+            intro="Their stock is released and the totals fall by their price (the shipping "
+            "charge stays); a paid order is refunded that amount. Cancelling everything left "
+            "cancels the order, or completes it when some of it shipped.",
+            verb="changed",
+            service=order_lines_cancel,
+        ),
         permission="orders.cancel_order",
+        applies=_status_in(CANCELLABLE_IN_PART),
+    ),
+    PageTool(
+        slug="resolve",
+        label="Resolve attention",
+        view=service_page(
+            form_class=ResolutionForm,
+            title="Resolve what {obj} needs attention for",
+            submit="Resolve",
+            intro="The flag is cleared; the note goes on the order's timeline and in the "
+            "audit trail.",
+            verb="resolved",
+            service=order_resolve,
+        ),
+        permission="orders.resolve_order",
+        applies=lambda order: order.needs_attention,
     ),
 )
+
+# Timeline entries whose code does not read as a label once capitalised.
+EVENT_LABELS = {
+    "lines_cancelled": "Units cancelled",
+    "returned": "Units returned",
+    "flagged": "Flagged for attention",
+    "resolved": "Attention resolved",
+}
+
+
+def status_label(status: str) -> str:
+    """The status as staff read it ("Pending payment"), whatever the code."""
+    return OrderStatus(status).label if status in OrderStatus.values else status
 
 
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     verbose_name = "event"
     verbose_name_plural = "timeline"
-    fields = ("created_at", "kind", "from_status", "to_status", "actor", "note")
+    fields = ("created_at", "event", "status_change", "actor", "note")
     readonly_fields = fields
     ordering = ("created_at", "id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderEvent]:
         # Each row shows its actor: one join instead of a query per event.
         return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description="what")
+    def event(self, event: OrderEvent) -> str:
+        return EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize())
+
+    @admin.display(description="status")
+    def status_change(self, event: OrderEvent) -> str:
+        """ "Paid → Shipped"; the status alone when the event left it as it was."""
+        after = status_label(event.to_status)
+        if not event.from_status or event.from_status == event.to_status:
+            return after
+        return f"{status_label(event.from_status)} → {after}"
 
 
 @admin.register(Customer)
@@ -167,9 +252,8 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     list_display = (
         "number",
         "customer_email",
-        "status",
+        "status_and_flag",
         "amount",
-        "needs_attention",
         "tracking_number",
         "placed_at",
     )
@@ -178,19 +262,34 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     search_fields = ("number", "customer__user__email", "tracking_number")
     list_select_related = ("customer__user",)
     actions = ("ship_orders", "cancel_orders", "mark_delivered", "resolve_orders")
-    inlines = (OrderLineInline, ShipmentInline, OrderEventInline)
+    # The timeline first, then what apps above add (payments, refunds), then lines and
+    # shipments: what staff look for first comes first on the page.
+    inlines = (OrderEventInline, OrderLineInline, ShipmentInline)
+    extension_inlines_at = 1
     service_argument = "order"
     action_ordering = ("placed_at", "id")
     action_errors = (OrderError,)
+    # The first fieldset is the page's summary at its top (admin/orders/order/change_form.html).
     fieldsets = (
-        (None, {"fields": ("number", "customer", "status", "needs_attention", "attention_reason")}),
+        (
+            None,
+            {
+                "fields": (
+                    "customer",
+                    "status",
+                    "amount",
+                    "attention",
+                    "placed_at",
+                    "tracking_number",
+                )
+            },
+        ),
         ("Money", {"fields": ("currency", "subtotal", "shipping", "total")}),
-        ("Delivery", {"fields": ("address", "tracking_number", "stock_ledger")}),
+        ("Delivery", {"fields": ("address", "stock_ledger")}),
         (
             "Dates",
             {
                 "fields": (
-                    "placed_at",
                     "paid_at",
                     "shipped_at",
                     "delivered_at",
@@ -200,7 +299,7 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
             },
         ),
     )
-    readonly_fields = ("address", "stock_ledger")
+    readonly_fields = ("amount", "attention", "address", "stock_ledger")
     page_hooks = order_page
     tools = ORDER_TOOLS
 
@@ -223,6 +322,27 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     @admin.display(description="total", ordering="total")
     def amount(self, order: Order) -> str:
         return f"{order.total} {order.currency}"
+
+    @admin.display(description="status", ordering="status")
+    def status_and_flag(self, order: Order) -> str:
+        """The status, and under it a flag staff must act on: one column where two would not
+        fit a laptop's list beside its filters."""
+        if not order.needs_attention:
+            return order.get_status_display()
+        return format_html(
+            '{}<br><strong class="sw-flag">needs attention</strong>', order.get_status_display()
+        )
+
+    @admin.display(description="needs attention", ordering="needs_attention")
+    def attention(self, order: Order) -> str:
+        """A flag staff must act on stands out, with its reason; no flag is a plain "no",
+        not the red cross of a failure."""
+        if not order.needs_attention:
+            return "no"
+        return format_html(
+            '<strong class="sw-flag">yes</strong>{}',
+            f": {order.attention_reason}" if order.attention_reason else "",
+        )
 
     @admin.display(description="shipping address")
     def address(self, order: Order) -> str:

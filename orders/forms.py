@@ -6,24 +6,24 @@ from django import forms
 
 from inventory.models import Warehouse
 from inventory.selectors import allocated_units
-from orders.models import Fulfilment, Order, OrderLine
+from orders.models import Order, OrderLine
 from orders.services import LineRequest
+from orders.services.shipments import CARRIER_MAX_LENGTH, TRACKING_NUMBER_MAX_LENGTH
 
 TRACKING_FIELD_PREFIX = "tracking_"
 LINE_FIELD_PREFIX = "units_"
 
 
 class OrderShipForm(forms.Form):
-    """One tracking number per selected order: each parcel has its own."""
+    """One tracking number per selected order: each parcel has its own, and the shipping
+    e-mail gives it to the customer, so none may be left empty."""
 
     def __init__(self, *args, orders: Iterable[Order], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        max_length = Order._meta.get_field("tracking_number").max_length
         for order in orders:
             self.fields[f"{TRACKING_FIELD_PREFIX}{order.pk}"] = forms.CharField(
                 label=f"Tracking number of {order.number}",
-                max_length=max_length,
-                required=False,
+                max_length=TRACKING_NUMBER_MAX_LENGTH,
                 help_text=f"{order.get_status_display()}, {order.total} {order.currency}",
             )
 
@@ -31,13 +31,36 @@ class OrderShipForm(forms.Form):
         return self.cleaned_data.get(f"{TRACKING_FIELD_PREFIX}{order.pk}", "").strip()
 
 
-class OrderReasonForm(forms.Form):
+class OrderForm(forms.Form):
+    """A form of one order's page (`run_on_page`), made for the order as its service takes it;
+    its fields are the service's keywords. Without fields it is a confirmation (mark delivered).
+
+    The reason and note forms below also serve the list's actions on many orders (no `order`).
+    """
+
+    def __init__(self, *args, order: Order | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order
+
+    def service_kwargs(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class ParcelForm(OrderForm):
+    """The parcel's tracking number (the service and the customer's e-mail need it) and
+    carrier."""
+
+    tracking_number = forms.CharField(max_length=TRACKING_NUMBER_MAX_LENGTH)
+    carrier = forms.CharField(max_length=CARRIER_MAX_LENGTH, required=False)
+
+
+class OrderReasonForm(OrderForm):
     """Why staff cancel or refund: recorded on the order's timeline and in the e-mail."""
 
     reason = forms.CharField(max_length=200, required=False)
 
 
-class ResolutionForm(forms.Form):
+class ResolutionForm(OrderForm):
     """What staff did about a flag: required, recorded on the timeline and in the audit trail."""
 
     note = forms.CharField(
@@ -47,7 +70,7 @@ class ResolutionForm(forms.Form):
     )
 
 
-class LineUnitsForm(forms.Form):
+class LineUnitsForm(OrderForm):
     """Units per line of one order (one field a line, 0 to what the line has `left`), and
     what else an action on those units needs.
 
@@ -59,8 +82,7 @@ class LineUnitsForm(forms.Form):
     initial_all = False
 
     def __init__(self, *args, order: Order, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.order = order
+        super().__init__(*args, order=order, **kwargs)
         self.order_lines = [line for line in order.lines.order_by("id") if self.left(line) > 0]
         units = {}
         for line in self.order_lines:
@@ -103,24 +125,19 @@ class LineUnitsForm(forms.Form):
         return {name for name in self.fields if not name.startswith(LINE_FIELD_PREFIX)}
 
 
-class ShipmentForm(LineUnitsForm):
+class ShipmentForm(LineUnitsForm, ParcelForm):
     """A shipment: units per line (the rest by default), the warehouse they leave (the one
     holding the order's units first), tracking number and carrier."""
 
     left = staticmethod(lambda line: line.unshipped)
     initial_all = True
+    field_order = ["warehouse", "tracking_number", "carrier"]
 
     warehouse = forms.ModelChoiceField(
         queryset=Warehouse.objects.none(),
         required=False,
         empty_label="wherever the order holds them",
         help_text="Only warehouses holding units of this order.",
-    )
-    tracking_number = forms.CharField(
-        max_length=Fulfilment._meta.get_field("tracking_number").max_length
-    )
-    carrier = forms.CharField(
-        max_length=Fulfilment._meta.get_field("carrier").max_length, required=False
     )
 
     def __init__(self, *args, order: Order, **kwargs) -> None:

@@ -8,18 +8,19 @@ Support refund or resolve the payments and refunds that match nothing.
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
-from core.admin_actions import ServiceActionsMixin
+from core.admin_actions import ServiceActionsMixin, service_page
 from core.admin_hooks import PageAction, PageExtension, PagePanel, PageTool
 from orders.admin_hooks import order_page
 from orders.forms import OrderReasonForm, ResolutionForm
 from orders.models import Order
+from orders.services import RETURNABLE
 from outbox.subjects import TaskSubject, task_subject_register
 from payments.forms import ReturnForm
 from payments.models import (
@@ -30,7 +31,11 @@ from payments.models import (
     Refund,
     UnmatchedPayment,
 )
-from payments.selectors import credit_notes_for_order, refunded_by_order
+from payments.selectors import (
+    credit_notes_for_order,
+    payment_refundable_exists,
+    refunded_by_order,
+)
 from payments.services import (
     RefundError,
     UnmatchedPaymentError,
@@ -170,15 +175,30 @@ class UnmatchedPaymentAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         )
 
 
-class PaymentInline(ReadOnlyInline):
+class MoneyInline(ReadOnlyInline):
+    """Money that moved for the order, narrow enough to sit beside the other kind at the top
+    of the order page (`sw-half`)."""
+
+    classes = (*ReadOnlyInline.classes, "sw-half")
+
+    @admin.display(description="amount")
+    def money(self, row: Payment | Refund) -> str:
+        return f"{row.amount} {row.currency}"
+
+    @admin.display(description="reference")
+    def reference(self, row: Payment | Refund) -> str:
+        return row.provider_reference
+
+
+class PaymentInline(MoneyInline):
     model = Payment
-    fields = ("provider", "provider_reference", "amount", "currency", "status", "created_at")
+    fields = ("created_at", "money", "status", "reference")
     readonly_fields = fields
 
 
-class RefundInline(ReadOnlyInline):
+class RefundInline(MoneyInline):
     model = Refund
-    fields = ("amount", "currency", "provider_reference", "reason", "created_at")
+    fields = ("created_at", "money", "reason", "reference")
     readonly_fields = fields
 
 
@@ -202,6 +222,13 @@ def credit_note_links(order: Order) -> str:
     )
 
 
+REFUND_INTRO = (
+    "What is left of the payment that paid the order is refunded and credited against its "
+    "invoice. Once that payment is refunded, refunding the order again refunds its newest "
+    "other payment (a duplicate charge, a late payment)."
+)
+
+
 @admin.action(description="Refund the selected orders in full")
 def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
     return model_admin.run_with_form(
@@ -211,9 +238,7 @@ def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
         action="refund_orders",
         title="Refund orders",
         submit="Refund",
-        intro="What is left of the payment that paid the order is refunded and credited "
-        "against its invoice. Once that payment is refunded, refunding the order again "
-        "refunds its newest other payment (a duplicate charge, a late payment).",
+        intro=REFUND_INTRO,
         verb="refunded",
         service=refund_issue,
         errors=(RefundError,),
@@ -224,23 +249,6 @@ def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
 def refunded_amount(order: Order) -> str:
     """What was refunded of the order so far: an order refunded in part keeps its status."""
     return f"{refunded_by_order(order_ids=[order.pk])[order.pk]} {order.currency}"
-
-
-def return_page(model_admin, request: HttpRequest, order: Order) -> HttpResponse:
-    """Take shipped units of the order back, restocked or not, and refund their price."""
-    return model_admin.run_on_page(
-        request,
-        order,
-        form_class=ReturnForm,
-        title=f"Return and refund units of {order.number}",
-        submit="Take back and refund",
-        intro="The units are counted as returned and, with a warehouse, put back on hand "
-        "there; their price (and the shipping charge, if ticked) is refunded from the "
-        "payment that paid the order and credited against its invoice.",
-        verb="returned and refunded",
-        service=refund_return,
-        errors=(RefundError,),
-    )
 
 
 # Warehouse staff read orders but not payments: the inlines ask for the payments' and refunds'
@@ -258,10 +266,37 @@ order_page.extend(
         actions=(PageAction(function=refund_orders, permission="payments.issue_refund"),),
         tools=(
             PageTool(
+                slug="refund",
+                label="Refund",
+                view=service_page(
+                    form_class=OrderReasonForm,
+                    title="Refund {obj}",
+                    submit="Refund",
+                    intro=REFUND_INTRO,
+                    verb="refunded",
+                    service=refund_issue,
+                    errors=(RefundError,),
+                ),
+                permission="payments.issue_refund",
+                applies=lambda order: payment_refundable_exists(order=order),
+            ),
+            PageTool(
                 slug="return",
                 label="Return and refund",
-                view=return_page,
+                view=service_page(
+                    form_class=ReturnForm,
+                    title="Return and refund units of {obj}",
+                    submit="Take back and refund",
+                    intro="The units are counted as returned and, with a warehouse, put back "
+                    "on hand there; their price (and the shipping charge, if ticked) is "
+                    "refunded from the payment that paid the order and credited against its "
+                    "invoice.",
+                    verb="returned and refunded",
+                    service=refund_return,
+                    errors=(RefundError,),
+                ),
                 permission="payments.issue_refund",
+                applies=lambda order: order.status in RETURNABLE,
             ),
         ),
     ),

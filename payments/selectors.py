@@ -6,7 +6,15 @@ from decimal import Decimal
 from django.db.models import QuerySet, Sum
 
 from orders.models import Order
-from payments.models import CreditNote, Invoice, Refund, UnmatchedPayment, UnmatchedStatus
+from payments.models import (
+    CreditNote,
+    Invoice,
+    Payment,
+    PaymentStatus,
+    Refund,
+    UnmatchedPayment,
+    UnmatchedStatus,
+)
 
 
 def invoice_get_for_order(*, order: Order) -> Invoice:
@@ -29,6 +37,12 @@ def invoice_get_for_user(*, user, order_number: str) -> Invoice:
 def credit_notes_for_order(*, order: Order) -> list[CreditNote]:
     """The order's credit notes, oldest first."""
     return list(CreditNote.objects.filter(invoice__order=order).order_by("issued_at", "pk"))
+
+
+def payment_refundable_exists(*, order: Order) -> bool:
+    """Whether the order has a payment not yet refunded in full: what `refund_issue` gives
+    back (the payment that paid it, or another that succeeded)."""
+    return Payment.objects.filter(order=order, status=PaymentStatus.SUCCEEDED).exists()
 
 
 def unmatched_open() -> QuerySet[UnmatchedPayment]:

@@ -1,6 +1,11 @@
 """Write operations of the orders app, split by entity; import them from here."""
 
-from orders.services.amendments import order_lines_cancel, order_lines_return
+from orders.services.amendments import (
+    CANCELLABLE_IN_PART,
+    RETURNABLE,
+    order_lines_cancel,
+    order_lines_return,
+)
 from orders.services.counters import (
     counters_count_cancelled,
     counters_count_paid,
@@ -24,8 +29,10 @@ from orders.services.errors import (
 )
 from orders.services.expiry import orders_expire_unpaid
 from orders.services.placing import LineRequest, order_number_new, order_place, shipping_for
-from orders.services.shipments import fulfilment_create, order_ship
+from orders.services.shipments import SHIPPABLE, fulfilment_create, order_ship
 from orders.services.transitions import (
+    CANCELLABLE,
+    DELIVERABLE,
     order_cancel,
     order_flag,
     order_lock,
@@ -36,6 +43,11 @@ from orders.services.transitions import (
 )
 
 __all__ = [
+    "CANCELLABLE",
+    "CANCELLABLE_IN_PART",
+    "DELIVERABLE",
+    "RETURNABLE",
+    "SHIPPABLE",
     "InvalidOrder",
     "InvalidTransition",
     "LineRequest",

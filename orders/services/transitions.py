@@ -26,6 +26,9 @@ from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
 from orders.signals import order_cancelled
 
 S = OrderStatus
+# The statuses an order may be cancelled in whole, and marked delivered in.
+CANCELLABLE = (S.PENDING_PAYMENT, S.PAID)
+DELIVERABLE = (S.SHIPPED,)
 # The lifecycle order of the statuses that carry a timestamp, used to tell which of several
 # allowed statuses an order left (the UPDATE cannot return the old value portably).
 _LIFECYCLE = ((S.DELIVERED, "delivered_at"), (S.SHIPPED, "shipped_at"), (S.PAID, "paid_at"))
@@ -118,7 +121,7 @@ def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
     previous = _transition(
         order=order,
         action="cancelled",
-        allowed=(S.PENDING_PAYMENT, S.PAID),
+        allowed=CANCELLABLE,
         to=S.CANCELLED,
         actor=actor,
         note=reason,
@@ -133,7 +136,7 @@ def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
 @transaction.atomic
 def order_mark_delivered(*, order: Order, actor=None) -> Order:
     """Record that the carrier delivered a shipped order. Sends no signals."""
-    _transition(order=order, action="delivered", allowed=(S.SHIPPED,), to=S.DELIVERED, actor=actor)
+    _transition(order=order, action="delivered", allowed=DELIVERABLE, to=S.DELIVERED, actor=actor)
     return order
 
 

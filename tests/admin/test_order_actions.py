@@ -92,20 +92,33 @@ def test_ship_action_lands_in_the_audit_trail_as_the_staff_member(client):
     assert entry.changes == {"status": ["paid", "shipped"], "tracking_number": ["", "TRK-7"]}
 
 
-def test_ship_action_without_a_tracking_number_ships_nothing(client):
+def test_ship_action_without_a_tracking_number_keeps_the_form_and_ships_nothing(client):
     # given
-    order = order_paid(variant=variant_stocked())
+    variant = variant_stocked()
+    order = order_paid(variant=variant)
+    other = order_paid(variant=variant, email="other@example.com")
     client.force_login(staff_user("warehouse"))
 
     # when
     response = run_action(
-        client, ORDERS_URL, "ship_orders", [order], apply="Ship", **{f"tracking_{order.pk}": ""}
+        client,
+        ORDERS_URL,
+        "ship_orders",
+        [order, other],
+        apply="Ship",
+        **{f"tracking_{order.pk}": "TRK-KEPT", f"tracking_{other.pk}": " "},
     )
 
-    # then
+    # then: the same page again, the number typed kept, the empty one marked, nothing shipped
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.errors == {f"tracking_{other.pk}": ["This field is required."]}
+    assert form[f"tracking_{order.pk}"].value() == "TRK-KEPT"
+    assert f'name="_selected_action" value="{other.pk}"' in response.content.decode()
+    assert messages_of(response) == []
     order.refresh_from_db()
-    assert order.status == OrderStatus.PAID
-    assert "(invalid_order)" in messages_of(response)[0]
+    other.refresh_from_db()
+    assert (order.status, other.status) == (OrderStatus.PAID, OrderStatus.PAID)
 
 
 def test_cancel_action_cancels_with_the_reason_and_releases_stock(client):

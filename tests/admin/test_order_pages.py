@@ -9,6 +9,7 @@ from django.urls import reverse
 from inventory.models import StockMovement
 from orders.admin import OrderAdmin
 from orders.models import Order
+from orders.services import order_flag, order_resolve
 from payments.models import CreditNote
 from payments.services import refund_issue
 from tests.admin.client import ORDERS_URL
@@ -164,3 +165,55 @@ def test_order_page_writes_every_time_with_its_time_zone(client, settings):
 
     # then: the dates, the timeline and the ledger, in Berlin's winter time, saying so
     assert page.count("06 Dec 2026 14:03 CET") == 3
+
+
+def test_timeline_and_flag_read_as_labels_not_codes(client):
+    # given: an order placed, paid, then flagged and resolved; another flagged
+    order = order_paid(variant=variant_stocked())
+    order_flag(order=order, reason="paid twice")
+    order_resolve(order=order, note="refunded the second charge")
+    other = order_paid(variant=variant_stocked(sku="MUG-RED"), email="other@example.com")
+    order_flag(order=other, reason="address unclear")
+    client.force_login(staff_user("support"))
+
+    # when
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    listed = client.get(ORDERS_URL)
+
+    # then
+    timeline = [(row["what"], row["status"]) for row in inline_rows(page, "timeline")]
+    assert timeline == [
+        ("Placed", "Pending payment"),
+        ("Paid", "Pending payment → Paid"),
+        ("Flagged for attention", "Paid"),
+        ("Attention resolved", "Paid"),
+    ]
+    html = page.content.decode()
+    assert "pending_payment" not in html
+    assert "icon-no.svg" not in html
+    assert '<div class="readonly">no</div>' in html
+    assert "icon-no.svg" not in listed.content.decode()
+    listed_html = listed.content.decode()
+    assert '<td class="field-status_and_flag">Paid</td>' in listed_html
+    assert (
+        '<td class="field-status_and_flag">Paid<br><strong class="sw-flag">needs attention'
+        "</strong></td>"
+    ) in listed_html
+
+
+def inline_rows(response, name: str) -> list[dict[str, str]]:
+    """The rows of the page's read-only inline `name` (its verbose_name_plural), by label."""
+    formset = next(
+        formset
+        for formset in response.context["inline_admin_formsets"]
+        if formset.opts.verbose_name_plural == name
+    )
+    return [
+        {
+            field.field["label"]: str(field.contents())
+            for fieldset in form
+            for line in fieldset
+            for field in line
+        }
+        for form in formset
+    ]

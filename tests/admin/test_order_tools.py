@@ -1,4 +1,6 @@
-"""The order's own pages: create a shipment, cancel units, return and refund (from payments)."""
+"""The order's own pages, a button each on the order page while they apply: ship everything,
+create a shipment, mark delivered, cancel the order or some units, resolve a flag, and (from
+payments) refund, return and refund."""
 
 from decimal import Decimal
 
@@ -8,9 +10,10 @@ from django.urls import reverse
 from inventory.models import StockLevel, Warehouse
 from inventory.services import stock_receive
 from orders.models import Fulfilment, OrderStatus
+from orders.services import order_flag, order_mark_delivered, order_ship
 from payments.models import Refund
 from tests.admin.client import messages_of
-from tests.admin_shop import order_paid, staff_user, variant_stocked
+from tests.admin_shop import order_paid, order_placed, staff_user, variant_stocked
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +31,8 @@ def order():
 @pytest.mark.parametrize(
     ("role", "links"),
     [
-        ("warehouse", ["Create shipment"]),
-        ("support", ["Cancel units", "Return and refund"]),
+        ("warehouse", ["Ship everything", "Create shipment"]),
+        ("support", ["Cancel order", "Cancel units", "Refund"]),
     ],
 )
 def test_the_order_page_links_the_pages_the_role_may_use(client, order, role, links):
@@ -174,13 +177,20 @@ def test_goods_returned_on_their_page_are_restocked_and_refunded(client, order):
 
 
 def test_a_return_beyond_what_shipped_is_refused_on_the_form(client, order):
+    # given: nothing of the order shipped
     client.force_login(staff_user("support"))
-    response = client.get(tool_url(order, "return"))
-    assert response.status_code == 200
-    assert [name for name in response.context["form"].fields if name.startswith("units_")] == []
-    response = client.post(tool_url(order, "return"), {"reason": "nothing shipped"})
-    assert response.status_code == 200
-    assert response.context["form"].errors["__all__"]
+
+    # when
+    opened = client.get(tool_url(order, "return"))
+    posted = client.post(tool_url(order, "return"), {"reason": "nothing shipped"})
+
+    # then: the page is not offered; a form posted anyway is refused, keeping its input
+    assert opened.status_code == 302
+    assert opened.url == reverse("admin:orders_order_change", args=[order.pk])
+    assert messages_of(opened) == [f"Return and refund does not apply to {order.number} now."]
+    assert posted.status_code == 200
+    assert posted.context["form"].errors["__all__"]
+    assert posted.context["form"]["reason"].value() == "nothing shipped"
     assert not Refund.objects.exists()
 
 
@@ -206,3 +216,120 @@ def test_the_shipment_form_refuses_more_than_the_chosen_warehouse_holds(client):
         "main holds 2 of these for the order."
     ]
     assert not Fulfilment.objects.exists()
+
+
+def buttons(client, order) -> list[str]:
+    response = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    return [label for label, _url in response.context["page_tools"]]
+
+
+@pytest.mark.parametrize(
+    ("status", "warehouse", "support"),
+    [
+        ("pending_payment", [], ["Cancel order", "Cancel units"]),
+        (
+            "paid",
+            ["Ship everything", "Create shipment"],
+            ["Cancel order", "Cancel units", "Refund"],
+        ),
+        ("shipped", ["Mark delivered"], ["Refund", "Return and refund"]),
+        ("delivered", [], ["Refund", "Return and refund"]),
+    ],
+)
+def test_the_order_page_offers_each_role_the_buttons_its_status_permits(
+    client, status, warehouse, support
+):
+    # given
+    variant = variant_stocked()
+    order = (
+        order_placed(variant=variant)
+        if status == "pending_payment"
+        else order_paid(variant=variant)
+    )
+    if status in ("shipped", "delivered"):
+        order_ship(order=order, tracking_number="TRK-1")
+    if status == "delivered":
+        order_mark_delivered(order=order)
+
+    # when / then
+    client.force_login(staff_user("warehouse"))
+    assert buttons(client, order) == warehouse
+    client.force_login(staff_user("support"))
+    assert buttons(client, order) == support
+    client.force_login(staff_user("manager"))
+    assert sorted(buttons(client, order)) == sorted(warehouse + support)
+
+
+def test_a_flagged_order_offers_support_to_resolve_it_from_its_page(client, order):
+    # given
+    order_flag(order=order, reason="paid twice")
+    client.force_login(staff_user("support"))
+
+    # when
+    offered = buttons(client, order)
+    empty = client.post(tool_url(order, "resolve"), {"note": ""})
+    resolved = client.post(tool_url(order, "resolve"), {"note": "refunded the second charge"})
+
+    # then
+    assert "Resolve attention" in offered
+    assert empty.status_code == 200
+    assert empty.context["form"].errors == {"note": ["This field is required."]}
+    assert resolved.status_code == 302
+    order.refresh_from_db()
+    assert order.needs_attention is False
+    assert order.events.get(kind="resolved").note == "refunded the second charge"
+
+
+def test_warehouse_ships_everything_from_the_order_page_and_an_empty_tracking_number_keeps_the_form(
+    client, order
+):
+    # given
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    empty = client.post(tool_url(order, "ship"), {"tracking_number": "", "carrier": "DHL"})
+    shipped = client.post(tool_url(order, "ship"), {"tracking_number": "TRK-9", "carrier": "DHL"})
+
+    # then: the empty number is refused on the form with the carrier kept; then it ships
+    assert empty.status_code == 200
+    assert empty.context["form"].errors == {"tracking_number": ["This field is required."]}
+    assert empty.context["form"]["carrier"].value() == "DHL"
+    assert shipped.status_code == 302
+    assert shipped.url == reverse("admin:orders_order_change", args=[order.pk])
+    assert messages_of(shipped) == [f"{order.number} shipped."]
+    order.refresh_from_db()
+    assert (order.status, order.tracking_number) == (OrderStatus.SHIPPED, "TRK-9")
+
+
+def test_warehouse_marks_a_shipped_order_delivered_from_its_page(client, order):
+    # given
+    order_ship(order=order, tracking_number="TRK-1")
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    page = client.get(tool_url(order, "deliver"))
+    response = client.post(tool_url(order, "deliver"), {"apply": "Mark delivered"})
+
+    # then
+    assert page.status_code == 200
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == OrderStatus.DELIVERED
+
+
+def test_support_cancels_and_refunds_from_the_order_page(client, order):
+    # given
+    other = order_paid(variant=variant_stocked(sku="MUG-RED"), email="other@example.com")
+    client.force_login(staff_user("support"))
+
+    # when
+    cancelled = client.post(tool_url(order, "cancel"), {"reason": "customer called"})
+    refunded = client.post(tool_url(other, "refund"), {"reason": "arrived broken"})
+
+    # then
+    assert (cancelled.status_code, refunded.status_code) == (302, 302)
+    order.refresh_from_db()
+    other.refresh_from_db()
+    assert (order.status, other.status) == (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+    assert order.events.get(kind="cancelled").note == "customer called"
+    assert Refund.objects.get(order=other).reason == "arrived broken"

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 
+from backoffice.roles import roles_sync
 from tests.admin_shop import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,6 +65,16 @@ def page(browser) -> Iterator:
     context.set_default_timeout(15_000)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture
+def shop(settings, tmp_path) -> None:
+    """Roles (the flush of the previous live-server test removed them), cheap hashing and a
+    private media folder for the invoices the tests' payments render."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path
+    roles_sync()
+    cache.clear()
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
-from backoffice.roles import roles_sync
 from core import throttle
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
@@ -29,16 +27,6 @@ from tests.admin_shop import (
 from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def shop(settings, tmp_path) -> None:
-    """Roles (the flush of the previous live-server test removed them), cheap hashing and a
-    private media folder for the invoices the tests' payments render."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.MEDIA_ROOT = tmp_path
-    roles_sync()
-    cache.clear()
 
 
 def run_action(page, live_server, url: str, pks: list[int], action: str) -> None:
