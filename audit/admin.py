@@ -3,22 +3,9 @@
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from audit.changes import change_pairs, changes_text
 from audit.models import AuditEntry
 from core.admin import ReadOnlyAdmin
-
-
-def change_pairs(changes: dict) -> list[tuple[str, object, object]]:
-    """`(field, before, after)` of an entry's `{field: [before, after]}` diff."""
-    return [
-        (field, *(value if isinstance(value, list) and len(value) == 2 else (None, value)))
-        for field, value in changes.items()
-    ]
-
-
-def changes_text(changes: dict) -> str:
-    return "; ".join(
-        f"{field}: {before} → {after}" for field, before, after in change_pairs(changes)
-    )
 
 
 @admin.register(AuditEntry)

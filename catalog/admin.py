@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from audit.admin import changes_text
+from audit.changes import changes_text
 from audit.models import AuditEntry
 from catalog.admin_hooks import product_page
 from catalog.models import Category, Collection, Product, ProductImage, Variant

@@ -9,9 +9,12 @@ panels, inlines, actions and tools to the order page through `orders.admin_hooks
 payments, refunds, invoice, credit notes, refund and return).
 """
 
+import datetime
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -198,6 +201,30 @@ def status_label(status: str) -> str:
     return OrderStatus(status).label if status in OrderStatus.values else status
 
 
+def event_label(event: OrderEvent) -> str:
+    """What happened, as staff read it ("Units cancelled"), whatever the code."""
+    return EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize())
+
+
+def event_status(event: OrderEvent) -> str:
+    """The change of status ("Paid → Shipped"), or the status the event left as it was."""
+    after = status_label(event.to_status)
+    if not event.from_status or event.from_status == event.to_status:
+        return after
+    return f"{status_label(event.from_status)} → {after}"
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One event of an order's timeline as its History page shows it."""
+
+    when: datetime.datetime
+    what: str
+    status: str
+    who: str
+    note: str
+
+
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     verbose_name = "event"
@@ -212,15 +239,11 @@ class OrderEventInline(ReadOnlyInline):
 
     @admin.display(description="what")
     def event(self, event: OrderEvent) -> str:
-        return EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize())
+        return event_label(event)
 
     @admin.display(description="status")
     def status_change(self, event: OrderEvent) -> str:
-        """ "Paid → Shipped"; the status alone when the event left it as it was."""
-        after = status_label(event.to_status)
-        if not event.from_status or event.from_status == event.to_status:
-            return after
-        return f"{status_label(event.from_status)} → {after}"
+        return event_status(event)
 
 
 @admin.register(Customer)
@@ -302,6 +325,25 @@ class OrderAdmin(ExtendedPageMixin, ServiceActionsMixin, ReadOnlyAdmin):
     readonly_fields = ("amount", "attention", "address", "stock_ledger")
     page_hooks = order_page
     tools = ORDER_TOOLS
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        """The order's History: its timeline above the audit trail (what staff did through
+        the services, which Django's log never sees)."""
+        order = self.get_object(request, unquote(object_id))
+        events = order.events.select_related("actor").order_by("created_at", "id") if order else []
+        timeline = [
+            TimelineRow(
+                when=event.created_at,
+                what=event_label(event),
+                status=event_status(event),
+                who=event.actor.get_username() if event.actor else "system",
+                note=event.note,
+            )
+            for event in events
+        ]
+        return super().history_view(
+            request, object_id, {**(extra_context or {}), "history_before": timeline}
+        )
 
     def has_ship_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.ship_order")
