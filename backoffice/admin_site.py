@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from backoffice.admin_denied import permission_denied_page
 from backoffice.admin_login import ThrottledAdminAuthenticationForm
 from backoffice.dashboard import dashboard_context
+from backoffice.recent_actions import recent_actions
 
 
 class StockwireAdminSite(admin.AdminSite):
@@ -23,8 +24,12 @@ class StockwireAdminSite(admin.AdminSite):
     login_form = ThrottledAdminAuthenticationForm
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
-        """Show the dashboard panels the user may read above the usual list of apps."""
-        context = dashboard_context(user=request.user)
+        """Show the dashboard panels the user may read above the usual list of apps, and the
+        user's own recent changes beside them."""
+        context = {
+            **dashboard_context(user=request.user),
+            "recent_actions": recent_actions(user=request.user, site=self),
+        }
         context.update(extra_context or {})
         return super().index(request, extra_context=context)
 
