@@ -29,7 +29,7 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-# The README's pictures of the admin (the dashboard, an order's page): the browser tests that
+# docs/admin.md's pictures of the admin (the dashboard, an order's page): the browser tests that
 # draw them, saving into docs/ (a plain `make test` saves them in temporary folders and leaves
 # the tree as it was).
 screenshots: install

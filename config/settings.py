@@ -187,8 +187,9 @@ def _replica_database(url: str) -> dict:
     return replica
 
 
-# Streaming replicas the storefront's catalog reads may use (README "Read replicas"), as the
-# aliases replica_1, replica_2, …; everything else reads and writes DATABASE_URL.
+# Streaming replicas the storefront's catalog reads may use (docs/operations.md, "Read
+# replicas"), as the aliases replica_1, replica_2, …; everything else reads and writes
+# DATABASE_URL.
 DATABASES.update(
     (f"replica_{number}", _replica_database(url))
     for number, url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1)
@@ -290,8 +291,9 @@ CELERY_TIMEZONE = "UTC"
 # A task cut off by a lost broker connection is redelivered anyway (acks_late), so the worker
 # stops it instead of letting it finish twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-# Periodic work (README "Background work" has the table). `expires` drops a run that waited in
-# the queue past its next turn, so a stopped worker does not come back to a pile of stale runs.
+# Periodic work (docs/architecture.md, "Beat schedule", has the table). `expires` drops a run
+# that waited in the queue past its next turn, so a stopped worker does not come back to a pile
+# of stale runs.
 CELERY_BEAT_SCHEDULE: dict = {
     "outbox-relay": {
         "task": "outbox.relay",
@@ -373,8 +375,8 @@ SHIPPING_FREE_ABOVE = env.str("SHIPPING_FREE_ABOVE", default="50.00")
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 # --- Outbound webhooks -----------------------------------------------------------------------
-# Networks webhooks may reach although they are private, loopback or otherwise denied (README
-# "Webhooks (outbound)"). Loopback only while DEBUG is on, for a receiver on the developer's
+# Networks webhooks may reach although they are private, loopback or otherwise denied
+# (docs/webhooks.md). Loopback only while DEBUG is on, for a receiver on the developer's
 # machine; production reaches public addresses only unless this lists more.
 WEBHOOK_ALLOWED_NETWORKS = _networks_checked(
     env.list("WEBHOOK_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if DEBUG else []),

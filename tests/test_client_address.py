@@ -135,14 +135,14 @@ def test_the_compose_stack_nginx_and_the_example_agree_on_the_trusted_proxies():
     compose = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
     nginx = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
     example = (PROJECT_DIR / ".env.example").read_text()
-    readme = (PROJECT_DIR / "README.md").read_text()
+    operations = (PROJECT_DIR / "docs" / "operations.md").read_text()
 
     # then: the app trusts exactly the network the stack runs in, which nginx is part of...
     (subnet,) = [entry["subnet"] for entry in compose["networks"]["default"]["ipam"]["config"]]
     trusted = compose["x-app"]["environment"]["TRUSTED_PROXY_NETWORKS"]
     assert trusted == f"${{TRUSTED_PROXY_NETWORKS:-{subnet}}}"
     assert re.search(rf"^TRUSTED_PROXY_NETWORKS={re.escape(subnet)}$", example, re.M)
-    assert subnet in readme
+    assert subnet in operations
     # ...and nginx appends the address of its own peer for the app to read from the right
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in nginx
     assert "proxy" in compose["services"] and "ports" not in compose["services"]["web"]

@@ -64,7 +64,7 @@ def _requested(task_name: str) -> list[dict]:
 
 
 def test_signature_is_the_documented_hmac():
-    # given: the README's scheme, computed here independently
+    # given: the documented scheme (docs/orders-and-payments.md), computed here independently
     digest = hmac.new(b"whsec_test", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
 
     # when / then

@@ -1,7 +1,7 @@
 """Schemathesis against the API in-process: every operation, positive and negative requests,
 no 5xx, every answer conforming to the OpenAPI document.
 
-The same run against a served app is the README's command (`schemathesis run …`).
+The same run against a served app is docs/api.md's command (`schemathesis run …`).
 """
 
 import pytest

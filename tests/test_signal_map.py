@@ -1,4 +1,5 @@
-"""README's signal map is true: every live receiver is listed, every listed one is live."""
+"""The signal map (docs/architecture.md) is true: every live receiver is listed, every listed
+one is live."""
 
 import importlib
 import inspect
@@ -14,6 +15,8 @@ from django.db.models import signals as model_signals
 from django.dispatch import Signal
 
 from conftest import PROJECT_DIR, PROJECT_PACKAGES
+
+SIGNAL_MAP = PROJECT_DIR / "docs" / "architecture.md"
 
 WHERE = {"in the transaction", "on commit", "no transaction"}
 
@@ -54,9 +57,9 @@ def _live_rows() -> set[tuple[str, str, str]]:
     return rows
 
 
-def _readme_rows() -> list[dict[str, str]]:
-    text = (PROJECT_DIR / "README.md").read_text()
-    section = text.split("## Signal map", 1)[1].split("\n## ", 1)[0]
+def _map_rows() -> list[dict[str, str]]:
+    text = SIGNAL_MAP.read_text()
+    section = text.split("\n## Signal map\n", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
@@ -72,26 +75,26 @@ def _is_model_signal(name: str) -> bool:
     return isinstance(getattr(model_signals, name, None), Signal)
 
 
-def test_readme_signal_map_matches_the_live_receiver_registry():
+def test_signal_map_matches_the_live_receiver_registry():
     documented = {
         (
             row["signal"],
             row["sender"] if _is_model_signal(row["signal"]) else "any",
             row["receiver"],
         )
-        for row in _readme_rows()
+        for row in _map_rows()
     }
     live = {
         (name, sender if _is_model_signal(name) else "any", receiver)
         for name, sender, receiver in _live_rows()
     }
 
-    assert sorted(live - documented) == [], "connected but missing from README's signal map"
-    assert sorted(documented - live) == [], "in README's signal map but not connected"
+    assert sorted(live - documented) == [], "connected but missing from the signal map"
+    assert sorted(documented - live) == [], "in the signal map but not connected"
 
 
 def test_every_signal_map_row_says_where_it_runs():
-    assert [row for row in _readme_rows() if row["where"] not in WHERE] == []
+    assert [row for row in _map_rows() if row["where"] not in WHERE] == []
 
 
 def _sends(function, signal_name: str, *, helpers: int = 2) -> bool:
@@ -110,7 +113,7 @@ def _sends(function, signal_name: str, *, helpers: int = 2) -> bool:
 
 
 def test_custom_signal_senders_in_the_map_really_send_them():
-    custom = [row for row in _readme_rows() if not _is_model_signal(row["signal"])]
+    custom = [row for row in _map_rows() if not _is_model_signal(row["signal"])]
     for row in custom:
         if row["sender"] == "any":
             continue

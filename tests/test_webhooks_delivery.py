@@ -78,7 +78,7 @@ def test_event_is_posted_signed_and_verifies_with_the_readme_recipe(
     # when
     order = _place_order(django_capture_on_commit_callbacks)
 
-    # then: one POST, whose signature the README's code accepts (and refuses with another key)
+    # then: one POST, whose signature docs/webhooks.md's code accepts (and refuses with another key)
     verify = readme_verify()
     [request] = receiver.requests
     assert verify(request.body, request.headers["Stockwire-Signature"], secret)

@@ -112,13 +112,13 @@ def endpoint_for(url: str, *events: str, **fields) -> tuple[WebhookEndpoint, str
 
 
 def readme_verify():
-    """The receiver's verification recipe, exactly as README's "Webhooks (outbound)" prints
-    it: the test runs that code, not a copy of it."""
-    text = (PROJECT_DIR / "README.md").read_text()
-    section = text.split("## Webhooks (outbound)", 1)[1].split("\n## ", 1)[0]
+    """The receiver's verification recipe, exactly as docs/webhooks.md prints it: the test
+    runs that code, not a copy of it."""
+    text = (PROJECT_DIR / "docs" / "webhooks.md").read_text()
+    section = text.split("**Verifying a delivery**", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/webhooks.md", "exec"), namespace)
     return namespace["verify"]
 
 

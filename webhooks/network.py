@@ -105,7 +105,7 @@ def allowed_networks() -> list[IPNetwork]:
 def address_denied(address: IPAddress) -> bool:
     """Whether `address` is one no webhook may reach (before the allow-list is consulted).
 
-    The list above is what the README promises; `is_global` also catches any special-purpose
+    The list above is what docs/webhooks.md promises; `is_global` also catches any special-purpose
     range the list does not name.
     """
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
