@@ -4,7 +4,6 @@ Each test runs manage.py or Celery with none of the services' variables set, on 
 and media, mail and log folders in its temporary folder.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,30 +12,8 @@ import httpx
 import pytest
 
 from conftest import PROJECT_DIR
+from tests.embedded_helpers import embedded_env, manage
 from tests.faults import closed_port, wait_until
-
-# The variables that would point a child at this run's PostgreSQL, Redis or broker.
-SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_URL", "DEBUG")
-
-
-def embedded_env(folder: Path, **extra: str) -> dict[str, str]:
-    """The environment of `make run`: nothing configured but a private database and media."""
-    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
-    env.update(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}", MEDIA_ROOT=str(folder / "media"))
-    env.update(extra)
-    return env
-
-
-def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
