@@ -234,6 +234,7 @@ def main() -> None:
             variant_ids=variant_ids,
             product_ids=product_ids,
             availability_crossed_zero=True,  # every level came from nothing
+            availability_grew=True,
         )
     catalog_s = time.perf_counter() - started
     with transaction.atomic():

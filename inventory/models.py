@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Greatest
 
 from catalog.models import Variant
 from outbox.models import SendClaim
@@ -31,11 +32,22 @@ def stock_level_label(*, variant: Variant, warehouse: Warehouse) -> str:
     return f"{variant.sku} — {variant.product.name} — {warehouse.name}"
 
 
-class StockLevel(models.Model):
-    """How many units of one variant are in one warehouse, and how many of them are promised.
+def available_units() -> Greatest:
+    """A level's units that may be sold, as an expression: `StockLevel.available` in SQL."""
+    return Greatest(F("on_hand") - F("reserved") - F("unavailable") - F("safety_stock"), Value(0))
 
-    Only inventory services change `on_hand` and `reserved`, always with guarded F() updates;
-    the CHECK constraints are the last word when a bug or a race slips past them.
+
+class StockLevel(models.Model):
+    """How many units of one variant are in one warehouse, and what may be sold of them.
+
+    The buckets: `on_hand` units are in the warehouse; of them `reserved` are promised to
+    orders and `unavailable` are held back (damaged, on quality hold), so those two never add
+    up to more than on hand. `incoming` units are ordered from a supplier and not yet here
+    (purchase orders). `safety_stock` is a floor of on-hand units never sold. Availability is
+    on hand - reserved - unavailable - safety stock, never below zero (`available`).
+
+    Only inventory services change the buckets, always with guarded F() updates, each move a
+    ledger row; the CHECK constraints are the last word when a bug or a race slips past them.
     """
 
     variant = models.ForeignKey(
@@ -44,6 +56,10 @@ class StockLevel(models.Model):
     warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="levels")
     on_hand = models.IntegerField(default=0)
     reserved = models.IntegerField(default=0)
+    # db_default: the set-based INSERTs of the import and the returns name only on_hand.
+    incoming = models.IntegerField(default=0, db_default=0)
+    unavailable = models.IntegerField(default=0, db_default=0)
+    safety_stock = models.IntegerField(default=0, db_default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -57,6 +73,18 @@ class StockLevel(models.Model):
             models.CheckConstraint(
                 condition=Q(reserved__lte=F("on_hand")), name="inventory_reserved_le_on_hand"
             ),
+            models.CheckConstraint(condition=Q(incoming__gte=0), name="inventory_incoming_nonneg"),
+            models.CheckConstraint(
+                condition=Q(unavailable__gte=0), name="inventory_unavailable_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(safety_stock__gte=0), name="inventory_safety_stock_nonneg"
+            ),
+            # Reserved and unavailable units are distinct units on the shelf.
+            models.CheckConstraint(
+                condition=Q(on_hand__gte=F("reserved") + F("unavailable")),
+                name="inventory_reserved_and_unavailable_le_on_hand",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -64,7 +92,8 @@ class StockLevel(models.Model):
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        """Units that may be sold: on hand - reserved - unavailable - safety stock, at least 0."""
+        return max(0, self.on_hand - self.reserved - self.unavailable - self.safety_stock)
 
 
 class MovementReason(models.TextChoices):
@@ -75,14 +104,30 @@ class MovementReason(models.TextChoices):
     SHIPMENT = "shipment", "Shipment"
     RETURN = "return", "Return"
     IMPORT = "import", "Import"
+    BACKORDER = "backorder", "Backorder allocated"
+    PURCHASE_ORDER = "po_ordered", "Ordered from a supplier"
+    PURCHASE_ORDER_CLOSED = "po_closed", "Purchase order closed short"
+    DAMAGED = "damaged", "Damaged"
+    QUALITY_HOLD = "quality_hold", "Quality hold"
+    HOLD_RELEASED = "hold_released", "Back for sale"
+    WRITE_OFF = "write_off", "Written off"
+    SAFETY_STOCK = "safety_stock", "Safety stock"
+
+
+# The reasons that move units into `unavailable`.
+HOLD_REASONS = (MovementReason.DAMAGED, MovementReason.QUALITY_HOLD)
 
 
 class StockMovement(models.Model):
-    """An append-only ledger row; replaying a level's rows gives its on_hand and reserved."""
+    """An append-only ledger row; replaying a level's rows gives every bucket of it."""
 
     level = models.ForeignKey(StockLevel, on_delete=models.PROTECT, related_name="movements")
     on_hand_delta = models.IntegerField(default=0)
     reserved_delta = models.IntegerField(default=0)
+    # db_default: the checkout's ledger INSERT names only the columns it moves.
+    incoming_delta = models.IntegerField(default=0, db_default=0)
+    unavailable_delta = models.IntegerField(default=0, db_default=0)
+    safety_stock_delta = models.IntegerField(default=0, db_default=0)
     reason = models.CharField(max_length=16, choices=MovementReason.choices)
     reference = models.CharField(max_length=64, blank=True, db_index=True)
     actor = models.ForeignKey(
@@ -95,10 +140,18 @@ class StockMovement(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_reason_display()} of {self.level}: {self.on_hand_delta:+} on hand, "
-            f"{self.reserved_delta:+} reserved"
+        moved = ", ".join(
+            f"{delta:+} {bucket}"
+            for bucket, delta in (
+                ("on hand", self.on_hand_delta),
+                ("reserved", self.reserved_delta),
+                ("incoming", self.incoming_delta),
+                ("unavailable", self.unavailable_delta),
+                ("safety stock", self.safety_stock_delta),
+            )
+            if delta
         )
+        return f"{self.get_reason_display()} of {self.level}: {moved or 'nothing moved'}"
 
 
 class AllocationState(models.TextChoices):
@@ -171,6 +224,190 @@ class StockAllocation(models.Model):
     def held(self) -> int:
         """Units still reserved: neither shipped nor released."""
         return self.quantity - self.shipped - self.released
+
+
+class InventoryPolicy(models.TextChoices):
+    DENY = "deny", "Sell only what is available"
+    BACKORDER = "backorder", "Back-order beyond what is available"
+    PREORDER = "preorder", "Pre-order until the release date"
+
+
+class StockPolicy(models.Model):
+    """How a variant sells when its available units run out; a variant without one denies.
+
+    `backorder` sells beyond availability, up to `limit` units waiting (no limit when blank);
+    `preorder` does so before `release_date` only, always up to a `limit`. An order line sold
+    that way reserves what is available and waits for the rest (a `Backorder`); `backordered`
+    counts the units waiting over all orders, moved with every backorder under a guarded
+    UPDATE, so racing checkouts never wait for more than the limit.
+    """
+
+    variant = models.OneToOneField(
+        "catalog.Variant", on_delete=models.CASCADE, primary_key=True, related_name="stock_policy"
+    )
+    policy = models.CharField(
+        max_length=16, choices=InventoryPolicy.choices, default=InventoryPolicy.DENY
+    )
+    limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Most units that may wait for stock at once; blank: no limit (back-orders).",
+    )
+    release_date = models.DateField(
+        null=True, blank=True, help_text="Pre-orders are taken until this day."
+    )
+    backordered = models.PositiveIntegerField(default=0, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "stock policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(policy__in=InventoryPolicy.values), name="inventory_policy_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(backordered__gte=0), name="inventory_policy_backordered_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(limit__isnull=True) | Q(backordered__lte=F("limit")),
+                name="inventory_policy_backordered_le_limit",
+            ),
+            models.CheckConstraint(
+                condition=~Q(policy=InventoryPolicy.PREORDER)
+                | Q(release_date__isnull=False, limit__isnull=False),
+                name="inventory_policy_preorder_has_date_and_limit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant}: {self.get_policy_display()}"
+
+
+class Backorder(models.Model):
+    """Units of a variant a reference (an order number) bought beyond what was available.
+
+    Of `quantity` waiting since `created_at`, `allocated` were reserved for it as stock came
+    in (oldest first) and `cancelled` were cancelled before that.
+    """
+
+    reference = models.CharField(max_length=64)
+    variant = models.ForeignKey(
+        "catalog.Variant", on_delete=models.PROTECT, related_name="backorders"
+    )
+    quantity = models.PositiveIntegerField()
+    allocated = models.PositiveIntegerField(default=0, db_default=0)
+    cancelled = models.PositiveIntegerField(default=0, db_default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "variant"], name="inventory_backorder_one_per_variant"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="inventory_backorder_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("allocated") + F("cancelled")),
+                name="inventory_backorder_settled_le_quantity",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["variant", "created_at"],
+                condition=Q(quantity__gt=F("allocated") + F("cancelled")),
+                name="inventory_backorder_waiting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.waiting} of {self.quantity} × {self.variant} waiting"
+
+    @property
+    def waiting(self) -> int:
+        """Units neither allocated nor cancelled yet."""
+        return self.quantity - self.allocated - self.cancelled
+
+
+class PurchaseOrderStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RECEIVED = "received", "Received"
+    CLOSED = "closed", "Closed short"
+
+
+class PurchaseOrder(models.Model):
+    """Stock ordered from a supplier for one warehouse, expected on a date.
+
+    While open, each line's units not yet received are `incoming` in the warehouse's level;
+    receiving moves them on hand (in parts if the delivery is partial). It ends `received`,
+    or `closed` when staff give up on what did not come (the rest leaves incoming).
+    """
+
+    number = models.CharField(max_length=32, unique=True)
+    supplier = models.CharField(max_length=120)
+    warehouse = models.ForeignKey(
+        Warehouse, on_delete=models.PROTECT, related_name="purchase_orders"
+    )
+    expected_on = models.DateField(help_text="The day the supplier says it arrives.")
+    status = models.CharField(
+        max_length=16, choices=PurchaseOrderStatus.choices, default=PurchaseOrderStatus.OPEN
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["expected_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=PurchaseOrderStatus.values),
+                name="inventory_purchase_order_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} from {self.supplier}"
+
+
+class PurchaseOrderLine(models.Model):
+    """Units of one variant on a purchase order: ordered, received so far, given up on."""
+
+    purchase_order = models.ForeignKey(
+        PurchaseOrder, on_delete=models.CASCADE, related_name="lines"
+    )
+    variant = models.ForeignKey(
+        "catalog.Variant", on_delete=models.PROTECT, related_name="purchase_order_lines"
+    )
+    quantity = models.PositiveIntegerField()
+    received = models.PositiveIntegerField(default=0)
+    closed = models.PositiveIntegerField(default=0, help_text="Units given up on.")
+
+    class Meta:
+        ordering = ["purchase_order_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purchase_order", "variant"], name="inventory_po_line_one_per_variant"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="inventory_po_line_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("received") + F("closed")),
+                name="inventory_po_line_settled_le_quantity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.variant} ({self.received} received)"
+
+    @property
+    def outstanding(self) -> int:
+        """Units still incoming: neither received nor given up on."""
+        return self.quantity - self.received - self.closed
 
 
 class SentAlert(SendClaim):

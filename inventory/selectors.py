@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -11,15 +12,22 @@ from django.db.models.functions import Coalesce
 from catalog.models import Product, Variant
 from inventory.models import (
     AllocationState,
+    Backorder,
+    InventoryPolicy,
+    PurchaseOrderLine,
+    PurchaseOrderStatus,
     StockAllocation,
     StockLevel,
     StockMovement,
+    StockPolicy,
     Warehouse,
+    available_units,
 )
 
 
 def availability_by_variant(*, variant_ids: Iterable[int]) -> dict[int, int]:
-    """Units each variant can still sell: Σ over active warehouses of on_hand - reserved.
+    """Units each variant can still sell: Σ over active warehouses of each level's available
+    units (on hand - reserved - unavailable - safety stock, at least 0).
 
     One query for any number of variants (a page of 50 products costs the same as one);
     variants without stock map to 0.
@@ -32,7 +40,7 @@ def availability_by_variant(*, variant_ids: Iterable[int]) -> dict[int, int]:
         StockLevel.objects.filter(variant_id__in=wanted, warehouse__is_active=True)
         .order_by()
         .values("variant_id")
-        .annotate(available=Sum(F("on_hand") - F("reserved")))
+        .annotate(available=Sum(available_units()))
         .values_list("variant_id", "available")
     )
     result.update(rows)
@@ -45,7 +53,7 @@ def products_in_stock(queryset: QuerySet[Product]) -> QuerySet[Product]:
         variant__product=OuterRef("pk"),
         variant__is_active=True,
         warehouse__is_active=True,
-        on_hand__gt=F("reserved"),
+        on_hand__gt=F("reserved") + F("unavailable") + F("safety_stock"),
     )
     return queryset.filter(Exists(sellable))
 
@@ -70,7 +78,7 @@ def variants_low_on_stock() -> list[tuple[Variant, int]]:
         StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
         .values("variant")
-        .annotate(total=Sum(F("on_hand") - F("reserved")))
+        .annotate(total=Sum(available_units()))
         .values("total")
     )
     variants = (
@@ -83,33 +91,48 @@ def variants_low_on_stock() -> list[tuple[Variant, int]]:
     return [(variant, variant.available) for variant in variants]
 
 
+# The buckets the ledger replays, each a StockLevel column with its `<bucket>_delta` column.
+BUCKETS = ("on_hand", "reserved", "incoming", "unavailable", "safety_stock")
+
+
 @dataclass(frozen=True)
 class LevelDrift:
-    """A level whose stored figures disagree with its ledger or with its allocations."""
+    """A level whose stored buckets disagree with its ledger, its allocations (reserved) or
+    its open purchase orders (incoming)."""
 
     level_id: int
     variant_sku: str
     warehouse_code: str
-    on_hand: int
-    reserved: int
-    ledger_on_hand: int
-    ledger_reserved: int
+    stored: dict[str, int]
+    ledger: dict[str, int]
     allocated: int
+    ordered: int
 
     def __str__(self) -> str:
-        return (
-            f"level {self.level_id} ({self.variant_sku} @ {self.warehouse_code}): "
-            f"on_hand {self.on_hand} vs ledger {self.ledger_on_hand}, "
-            f"reserved {self.reserved} vs ledger {self.ledger_reserved} "
-            f"vs allocations {self.allocated}"
+        differences = [
+            f"{bucket} {self.stored[bucket]} vs ledger {self.ledger[bucket]}"
+            for bucket in BUCKETS
+            if self.stored[bucket] != self.ledger[bucket]
+        ]
+        if self.stored["reserved"] != self.allocated:
+            differences.append(
+                f"reserved {self.stored['reserved']} vs allocations {self.allocated}"
+            )
+        if self.stored["incoming"] != self.ordered:
+            differences.append(
+                f"incoming {self.stored['incoming']} vs purchase orders {self.ordered}"
+            )
+        return f"level {self.level_id} ({self.variant_sku} @ {self.warehouse_code}): " + ", ".join(
+            differences
         )
 
 
 def stock_drift() -> list[LevelDrift]:
     """Return every level the ledger does not add up to; empty when the stock is sound.
 
-    A level drifts when its on_hand or reserved differ from the sum of its movements, or its
-    reserved from the units its allocations still hold (neither shipped nor released).
+    A level drifts when a bucket differs from the sum of its movements' deltas, its reserved
+    from the units its allocations still hold (neither shipped nor released), or its incoming
+    from the units its warehouse's open purchase orders still expect of its variant.
     """
     ledger = StockMovement.objects.filter(level=OuterRef("pk")).order_by().values("level")
     held = (
@@ -119,22 +142,34 @@ def stock_drift() -> list[LevelDrift]:
         .annotate(total=Sum(F("quantity") - F("shipped") - F("released")))
         .values("total")
     )
+    ordered = (
+        PurchaseOrderLine.objects.filter(
+            purchase_order__status=PurchaseOrderStatus.OPEN,
+            purchase_order__warehouse=OuterRef("warehouse"),
+            variant=OuterRef("variant"),
+        )
+        .order_by()
+        .values("variant")
+        .annotate(total=Sum(F("quantity") - F("received") - F("closed")))
+        .values("total")
+    )
     zero = Value(0)
     levels = (
         StockLevel.objects.select_related("variant", "warehouse")
         .annotate(
-            ledger_on_hand=Coalesce(
-                Subquery(ledger.annotate(t=Sum("on_hand_delta")).values("t")), zero
-            ),
-            ledger_reserved=Coalesce(
-                Subquery(ledger.annotate(t=Sum("reserved_delta")).values("t")), zero
-            ),
+            **{
+                f"ledger_{bucket}": Coalesce(
+                    Subquery(ledger.annotate(t=Sum(f"{bucket}_delta")).values("t")), zero
+                )
+                for bucket in BUCKETS
+            },
             allocated=Coalesce(Subquery(held, output_field=IntegerField()), zero),
+            ordered=Coalesce(Subquery(ordered, output_field=IntegerField()), zero),
         )
         .exclude(
-            on_hand=F("ledger_on_hand"),
-            reserved=F("ledger_reserved"),
+            **{bucket: F(f"ledger_{bucket}") for bucket in BUCKETS},
             allocated=F("reserved"),
+            ordered=F("incoming"),
         )
         .order_by("pk")
     )
@@ -143,14 +178,133 @@ def stock_drift() -> list[LevelDrift]:
             level_id=level.pk,
             variant_sku=level.variant.sku,
             warehouse_code=level.warehouse.code,
-            on_hand=level.on_hand,
-            reserved=level.reserved,
-            ledger_on_hand=level.ledger_on_hand,
-            ledger_reserved=level.ledger_reserved,
+            stored={bucket: getattr(level, bucket) for bucket in BUCKETS},
+            ledger={bucket: getattr(level, f"ledger_{bucket}") for bucket in BUCKETS},
             allocated=level.allocated,
+            ordered=level.ordered,
         )
         for level in levels
     ]
+
+
+@dataclass(frozen=True)
+class BackorderDrift:
+    """A variant whose policy counts other units waiting than its backorders do."""
+
+    variant_sku: str
+    counted: int
+    waiting: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.variant_sku}: the stock policy counts {self.counted} units back-ordered, "
+            f"its backorders wait for {self.waiting}"
+        )
+
+
+def backorder_drift() -> list[BackorderDrift]:
+    """Variants whose policy's `backordered` is not the units their backorders wait for.
+
+    A backorder is recorded only with its variant's policy, which is never deleted (the
+    admin offers no deletion; a variant's deletion is refused while backorders point at it).
+    """
+    waiting = (
+        Backorder.objects.filter(variant=OuterRef("variant"))
+        .order_by()
+        .values("variant")
+        .annotate(total=Sum(F("quantity") - F("allocated") - F("cancelled")))
+        .values("total")
+    )
+    policies = (
+        StockPolicy.objects.select_related("variant")
+        .annotate(waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0)))
+        .exclude(backordered=F("waiting"))
+        .order_by("variant__sku")
+    )
+    return [
+        BackorderDrift(
+            variant_sku=policy.variant.sku, counted=policy.backordered, waiting=policy.waiting
+        )
+        for policy in policies
+    ]
+
+
+def backorder_references(*, variant_ids: Iterable[int]) -> list[str]:
+    """The references waiting for these variants that the units free now can serve, oldest
+    backorder first: those first in line until the free units run out (at least one).
+
+    What the allocation of backorders locks; read without locks, so a race may serve fewer
+    (the next stock change serves the rest) but never skips an older reference.
+    """
+    free = availability_by_variant(variant_ids=variant_ids)
+    wanted = {variant_id for variant_id, units in free.items() if units > 0}
+    if not wanted:
+        return []
+    references: list[str] = []
+    rows = (
+        Backorder.objects.filter(
+            variant_id__in=wanted, quantity__gt=F("allocated") + F("cancelled")
+        )
+        .order_by("created_at", "pk")
+        .values_list("reference", "variant_id", "quantity", "allocated", "cancelled")
+    )
+    for reference, variant_id, quantity, allocated, cancelled in rows.iterator(chunk_size=200):
+        if free[variant_id] <= 0:
+            if all(free[variant] <= 0 for variant in wanted):
+                break
+            continue
+        free[variant_id] -= quantity - allocated - cancelled
+        if reference not in references:
+            references.append(reference)
+    return references
+
+
+@dataclass(frozen=True)
+class StockOutlook:
+    """What a product page says of a variant's stock beyond its available units: how it sells
+    when they run out, and the next purchase order's units expected (None: none open)."""
+
+    policy: str
+    release_date: datetime.date | None
+    incoming_on: datetime.date | None
+    incoming: int
+
+
+def stock_outlook(*, variant_ids: Iterable[int]) -> dict[int, StockOutlook]:
+    """Each variant's policy and next incoming units (open purchase orders to active
+    warehouses, the earliest expected date, all its units due that day), in one query."""
+    open_lines = PurchaseOrderLine.objects.filter(
+        variant=OuterRef("pk"),
+        purchase_order__status=PurchaseOrderStatus.OPEN,
+        purchase_order__warehouse__is_active=True,
+        quantity__gt=F("received") + F("closed"),
+    ).order_by()
+    next_date = open_lines.order_by("purchase_order__expected_on").values(
+        "purchase_order__expected_on"
+    )[:1]
+    due = (
+        open_lines.filter(purchase_order__expected_on=OuterRef("incoming_on"))
+        .values("variant")
+        .annotate(total=Sum(F("quantity") - F("received") - F("closed")))
+        .values("total")
+    )
+    rows = (
+        Variant.objects.filter(pk__in=set(variant_ids))
+        .annotate(incoming_on=Subquery(next_date))
+        .annotate(incoming=Coalesce(Subquery(due, output_field=IntegerField()), Value(0)))
+        .values_list(
+            "pk", "stock_policy__policy", "stock_policy__release_date", "incoming_on", "incoming"
+        )
+    )
+    return {
+        pk: StockOutlook(
+            policy=policy or InventoryPolicy.DENY,
+            release_date=release_date,
+            incoming_on=incoming_on,
+            incoming=incoming,
+        )
+        for pk, policy, release_date, incoming_on, incoming in rows
+    }
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,10 @@ class OrderLine(models.Model):
 
     `quantity` is what was ordered; of it, `shipped_quantity` left in shipments and
     `cancelled_quantity` was cancelled before shipping, and `returned_quantity` of the shipped
-    came back. `line_total` is the price of the units not cancelled, so the lines add up to
-    the order's subtotal.
+    came back. `backordered_quantity` of the units still to ship wait for stock (the variant
+    back-orders or pre-orders): they are not reserved yet, so they cannot ship.
+    `line_total` is the price of the units not cancelled, so the lines add up to the order's
+    subtotal.
     """
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
@@ -111,6 +113,8 @@ class OrderLine(models.Model):
     shipped_quantity = models.PositiveIntegerField(default=0)
     cancelled_quantity = models.PositiveIntegerField(default=0)
     returned_quantity = models.PositiveIntegerField(default=0)
+    # db_default: the checkout's INSERT names it only when a line is back-ordered.
+    backordered_quantity = models.PositiveIntegerField(default=0, db_default=0)
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
 
@@ -131,6 +135,14 @@ class OrderLine(models.Model):
                 condition=Q(returned_quantity__lte=F("shipped_quantity")),
                 name="orders_line_returned_le_shipped",
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    quantity__gte=F("shipped_quantity")
+                    + F("cancelled_quantity")
+                    + F("backordered_quantity")
+                ),
+                name="orders_line_backordered_le_unshipped",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +152,11 @@ class OrderLine(models.Model):
     def unshipped(self) -> int:
         """Units still to ship: neither shipped nor cancelled."""
         return self.quantity - self.shipped_quantity - self.cancelled_quantity
+
+    @property
+    def shippable(self) -> int:
+        """Units still to ship that are reserved: not waiting for stock."""
+        return self.unshipped - self.backordered_quantity
 
     @property
     def returnable(self) -> int:
@@ -221,6 +238,7 @@ class EmailKind(models.TextChoices):
     CANCELLED = "cancelled", "Cancellation"
     LINES_CANCELLED = "lines_cancelled", "Cancellation of some units"
     REFUND = "refund", "Refund"
+    LINE_READY = "line_ready", "Back-ordered line ready"
 
 
 class SentEmail(SendClaim):

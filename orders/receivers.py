@@ -7,10 +7,17 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
+from inventory.signals import stock_changed
 from orders import services
 from orders.models import Customer, EmailKind, OrderStatus
 from orders.services.lines import units_summary
-from orders.signals import order_cancelled, order_lines_cancelled, order_placed, order_shipped
+from orders.signals import (
+    order_cancelled,
+    order_lines_allocated,
+    order_lines_cancelled,
+    order_placed,
+    order_shipped,
+)
 from payments.signals import payment_received, refund_issued
 
 
@@ -102,6 +109,34 @@ def count_cancelled_units(sender, order, lines, amount, **kwargs) -> None:
     transaction.on_commit(
         partial(services.counters_count_cancelled, order_id=order.pk, amount=amount, units=units)
     )
+
+
+@receiver(stock_changed, dispatch_uid="orders.allocate_backorders")
+def allocate_backorders(sender, variant_ids, availability_grew, **kwargs) -> None:
+    """Once units became free to sell, let the orders waiting for these variants have them.
+
+    After the commit, in a transaction of its own (`order_backorders_allocate`): the stock
+    change never waits on the waiting orders' locks, and a failure there (logged: `robust`)
+    leaves the receipt as it committed; the next stock change of the variant serves them.
+    A checkout, which frees nothing, costs nothing here.
+    """
+    if availability_grew:
+        transaction.on_commit(
+            partial(services.order_backorders_allocate, variant_ids=list(variant_ids)),
+            robust=True,
+        )
+
+
+@receiver(order_lines_allocated, dispatch_uid="orders.email_lines_ready")
+def email_lines_ready(sender, order, completed, **kwargs) -> None:
+    """Request an e-mail per line that waited for stock and now has all of it (outbox)."""
+    for line in completed:
+        services.order_email_request(
+            order=order,
+            kind=EmailKind.LINE_READY,
+            reference=f"line-{line.pk}",
+            context={"sku": line.sku, "name": line.name},
+        )
 
 
 @receiver(order_cancelled, dispatch_uid="orders.email_cancellation_notice")

@@ -42,3 +42,12 @@ order_cancelled = Signal()
 #     cancellation: unique per cancellation.
 #   actor: User | None; reason: str (may be blank).
 order_lines_cancelled = Signal()
+
+# Sent by orders.services.order_backorders_allocate once per order whose back-ordered units
+# got stock (after a receipt's commit, in a transaction of its own), after the lines' counts
+# fell. kwargs:
+#   order: Order (status unchanged: the units are reserved now, not shipped).
+#   lines: list[tuple[OrderLine, int]], each line (as it now stands: `backordered_quantity`
+#     is what it still waits for) with the units reserved for it now.
+#   completed: list[OrderLine], those of `lines` that wait for nothing more.
+order_lines_allocated = Signal()

@@ -109,18 +109,18 @@ def test_inventory_verify_lists_levels_changed_behind_the_ledger_and_fails():
     stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=3)
     stock_reserve(reference="SW-3", quantities=[(variant.pk, 2)])
     level = StockLevel.objects.get()
-    StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") + 1)
+    StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") + 1, unavailable=1)
     StockAllocation.objects.update(quantity=1)
     out = io.StringIO()
 
     # when
-    with pytest.raises(CommandError, match="1 stock level"):
+    with pytest.raises(CommandError, match="1 stock figure"):
         call_command("inventory_verify", stdout=out)
 
     # then
     assert out.getvalue() == (
         f"level {level.pk} ({variant.sku} @ main): on_hand 4 vs ledger 3, "
-        "reserved 2 vs ledger 2 vs allocations 1\n"
+        "unavailable 1 vs ledger 0, reserved 2 vs allocations 1\n"
     )
 
 

@@ -56,6 +56,7 @@ def test_receive_adds_units_writes_the_ledger_and_the_audit_trail():
             "variant_ids": [variant.pk],
             "product_ids": [variant.product_id],
             "availability_crossed_zero": True,
+            "availability_grew": True,
         }
     ]
     entry = AuditEntry.objects.get(object_type="inventory.StockLevel", object_id=str(level.pk))
@@ -280,6 +281,7 @@ def test_release_gives_back_exactly_what_was_held_and_is_then_a_no_op():
             "variant_ids": [variant.pk],
             "product_ids": [variant.product_id],
             "availability_crossed_zero": True,  # the first warehouse had none left
+            "availability_grew": True,  # released units are for sale again
         }
     ]
     assert sorted(

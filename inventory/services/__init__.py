@@ -1,14 +1,20 @@
-"""Stock writes: receive, adjust, reserve, release, ship, return, and the import's bulk set.
+"""Stock writes: receive, adjust, reserve, release, ship, return, the import's bulk set,
+holds and safety stock, purchase orders, and the allocation of backorders.
 
 Every service is one transaction, writes a ledger row for every change of a level, and sends
 `stock_changed(variant_ids=[...], product_ids=[...], availability_crossed_zero=...)` once,
 inside that transaction. Stock moves only through guarded conditional UPDATEs whose row counts
 decide; rows are touched in primary-key order so concurrent callers cannot
-deadlock. Split by entity: `levels` (warehouses, receipts, adjustments), `reservations`
-(reserve, release, ship, return), `imports` (bulk on-hand for the catalog import); `sql` holds
-the set-based statements, `events` the signals' one sender.
+deadlock. Split by entity: `levels` (warehouses, receipts, adjustments, holds, safety stock),
+`reservations` (reserve, release, ship, return), `backorders` (allocating waiting units),
+`purchasing` (purchase orders: incoming units), `imports` (bulk on-hand for the catalog
+import); `sql` holds the set-based statements, `events` the signals' one sender.
+
+The lock order every service keeps: an order (orders' services), the reference's backorders,
+its allocations, the levels (primary-key order), the stock policies (variant order).
 """
 
+from inventory.services.backorders import BackorderAllocated, backorders_allocate
 from inventory.services.errors import (
     MAX_UNITS,
     InvalidStockOperation,
@@ -17,7 +23,20 @@ from inventory.services.errors import (
     UnitsNotHeld,
 )
 from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on_hand
-from inventory.services.levels import stock_adjust, stock_receive, warehouse_ensure
+from inventory.services.levels import (
+    stock_adjust,
+    stock_hold,
+    stock_receive,
+    stock_safety_set,
+    stock_unhold,
+    warehouse_ensure,
+)
+from inventory.services.purchasing import (
+    PurchaseUnits,
+    purchase_order_close,
+    purchase_order_create,
+    purchase_order_receive,
+)
 from inventory.services.reservations import (
     StockUnits,
     stock_release,
@@ -28,19 +47,28 @@ from inventory.services.reservations import (
 
 __all__ = [
     "MAX_UNITS",
+    "BackorderAllocated",
     "InvalidStockOperation",
     "OnHandProblem",
     "OnHandResult",
     "OutOfStock",
+    "PurchaseUnits",
     "Shortage",
     "StockUnits",
     "UnitsNotHeld",
+    "backorders_allocate",
+    "purchase_order_close",
+    "purchase_order_create",
+    "purchase_order_receive",
     "stock_adjust",
+    "stock_hold",
     "stock_receive",
     "stock_release",
     "stock_reserve",
     "stock_return",
+    "stock_safety_set",
     "stock_set_on_hand",
     "stock_ship",
+    "stock_unhold",
     "warehouse_ensure",
 ]

@@ -12,6 +12,7 @@ def stock_changed_send(
     variant_ids: list[int],
     product_ids: list[int],
     availability_crossed_zero: bool,
+    availability_grew: bool,
     low: Iterable[LowStockCrossing] = (),
 ) -> None:
     """Send `stock_low` for each crossing in `low`, then `stock_changed` once.
@@ -31,4 +32,5 @@ def stock_changed_send(
         variant_ids=variant_ids,
         product_ids=product_ids,
         availability_crossed_zero=availability_crossed_zero,
+        availability_grew=availability_grew,
     )

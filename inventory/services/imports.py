@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 
 from catalog.models import Variant
 from catalog.selectors import product_ids_of_variants
@@ -62,11 +63,16 @@ def stock_set_on_hand(
     variant_ids = sorted({variant_id for variant_id, _ in targets})
 
     def read() -> dict[tuple[int, int], tuple]:
+        # `reserved` as the units on hand that are spoken for (reserved or unavailable), and
+        # the level's free units: an import sets what is on the shelf, never below those.
         return {
             (row[1], row[2]): row
-            for row in StockLevel.objects.filter(variant_id__in=variant_ids).values_list(
-                "id", "variant_id", "warehouse_id", "on_hand", "reserved"
+            for row in StockLevel.objects.filter(variant_id__in=variant_ids)
+            .annotate(
+                held=F("reserved") + F("unavailable"),
+                free=F("on_hand") - F("reserved") - F("unavailable") - F("safety_stock"),
             )
+            .values_list("id", "variant_id", "warehouse_id", "on_hand", "held", "free")
         }
 
     levels = read()
@@ -75,18 +81,21 @@ def stock_set_on_hand(
     if len(created) != len(missing):
         levels = read()
     else:
-        levels.update(((row[1], row[2]), (*row, 0)) for row in created)
+        levels.update(((row[1], row[2]), (*row, 0, row[3])) for row in created)
     created_ids = {row[0] for row in created}
 
     problems: list[OnHandProblem] = []
     planned: list[tuple[int, int, int]] = []
     for key, target in targets.items():
-        level_id, _, _, on_hand, reserved = levels[key]
+        level_id, _, _, on_hand, held, _ = levels[key]
         if level_id in created_ids or target == on_hand:
             continue
-        if target < reserved:
+        if target < held:
             problems.append(
-                OnHandProblem(key=key, message=f"on_hand {target} is below the {reserved} reserved")
+                OnHandProblem(
+                    key=key,
+                    message=f"on_hand {target} is below the {held} reserved and unavailable",
+                )
             )
             continue
         planned.append((level_id, on_hand, target))
@@ -95,7 +104,7 @@ def stock_set_on_hand(
             columns=("expected", "target"),
             rows=planned,
             assignments="on_hand = v.target",
-            guard="l.on_hand = v.expected AND v.target >= l.reserved",
+            guard="l.on_hand = v.expected AND v.target >= l.reserved + l.unavailable",
         )
         if planned
         else []
@@ -126,6 +135,7 @@ def stock_set_on_hand(
             variant_ids=touched,
             product_ids=product_ids_of_variants(variant_ids=touched),
             availability_crossed_zero=availability_crossed_zero(available.values()),
+            availability_grew=any(delta > 0 for _, delta in applied),
             low=_import_crossings(levels=levels, available=available, touched=touched),
         )
     return OnHandResult(changed_level_ids=[level_id for level_id, _ in applied], problems=problems)
@@ -138,20 +148,20 @@ def _available_before_and_after(
     changed: list[tuple[int, int, int, int]],
     applied: list[tuple[int, int]],
 ) -> dict[int, tuple[int, int]]:
-    """Each level's available units (before, after) the import, by level id.
+    """Each level's free units (before, after) the import, by level id, before the floor at
+    zero (safety stock may exceed the rest).
 
     A level the update changed is taken from what the update returned: the compare-and-set
     guards on_hand only, so a sale may have reserved units since the level was read.
     """
     delta_of = dict(applied)
     available = {}
-    for level_id, _, _, on_hand, reserved in levels.values():
+    for level_id, *_, free in levels.values():
         # `levels` holds a created level with its target (nothing before), an existing one
         # as read before the update.
-        was = 0 if level_id in created_ids else on_hand - reserved
+        was = 0 if level_id in created_ids else free
         available[level_id] = (was, was + delta_of.get(level_id, 0))
-    for level_id, _, on_hand, reserved in changed:
-        now = on_hand - reserved
+    for level_id, _, _, now in changed:
         available[level_id] = (now - delta_of[level_id], now)
     return available
 
@@ -173,6 +183,6 @@ def _import_crossings(
         if warehouse_id not in active:
             continue
         was, now = available[level_id]
-        before[variant_id] += was
-        after[variant_id] += now
+        before[variant_id] += max(was, 0)
+        after[variant_id] += max(now, 0)
     return crossings(before=before, after=after, thresholds=thresholds)

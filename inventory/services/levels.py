@@ -10,7 +10,7 @@ from django.utils import timezone
 from audit.models import AuditAction
 from audit.services import audit_record
 from catalog.models import Variant
-from inventory.models import MovementReason, StockLevel, StockMovement, Warehouse
+from inventory.models import HOLD_REASONS, MovementReason, StockLevel, StockMovement, Warehouse
 from inventory.selectors import availability_by_variant
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation, positive_quantity
 from inventory.services.events import stock_changed_send
@@ -81,16 +81,17 @@ def stock_receive(
         actor=actor,
         note=note,
     )
-    level.refresh_from_db(fields=["on_hand", "reserved", "updated_at"])
+    level.refresh_from_db()
     _audit_stock_change(
         level=level, actor=actor, on_hand_delta=quantity, reason="receipt", note=note
     )
-    free = level.on_hand - level.reserved
+    free = level_free(level)
     stock_changed_send(
         sender=stock_receive,
         variant_ids=[variant.pk],
         product_ids=[variant.product_id],
         availability_crossed_zero=availability_crossed_zero([(free - quantity, free)]),
+        availability_grew=True,
     )
     return level
 
@@ -123,11 +124,11 @@ def stock_adjust(
         raise InvalidStockOperation(
             f"no stock level for variant {variant.pk} in warehouse {warehouse.code}"
         )
-    # on_hand - reserved >= -delta keeps the reserved units and the CHECK constraints intact;
-    # on_hand + delta <= MAX_UNITS keeps the sum in its column. Each side is computed from
-    # values within the column's range, so no guard overflows it itself.
+    # on_hand - reserved - unavailable >= -delta keeps the reserved and unavailable units and
+    # the CHECK constraints intact; on_hand + delta <= MAX_UNITS keeps the sum in its column.
+    # Each side is computed from values within the column's range, so no guard overflows it.
     updated = StockLevel.objects.filter(
-        GreaterThanOrEqual(F("on_hand") - F("reserved"), -on_hand_delta),
+        GreaterThanOrEqual(F("on_hand") - F("reserved") - F("unavailable"), -on_hand_delta),
         pk=level.pk,
         on_hand__lte=MAX_UNITS - on_hand_delta,
     ).update(on_hand=F("on_hand") + on_hand_delta, updated_at=timezone.now())
@@ -135,7 +136,8 @@ def stock_adjust(
         raise InvalidStockOperation(
             f"adjusting by {on_hand_delta} would put more than {MAX_UNITS} units on hand"
             if on_hand_delta > 0
-            else f"adjusting by {on_hand_delta} would leave fewer units on hand than are reserved"
+            else f"adjusting by {on_hand_delta} would leave fewer units on hand than are "
+            "reserved and unavailable"
         )
     StockMovement.objects.create(
         level=level,
@@ -144,7 +146,7 @@ def stock_adjust(
         actor=actor,
         note=note.strip()[:255],
     )
-    level.refresh_from_db(fields=["on_hand", "reserved", "updated_at"])
+    level.refresh_from_db()
     _audit_stock_change(
         level=level,
         actor=actor,
@@ -152,17 +154,190 @@ def stock_adjust(
         reason="adjustment",
         note=note.strip()[:255],
     )
+    _free_units_moved(sender=stock_adjust, level=level, variant=variant, freed=on_hand_delta)
+    return level
+
+
+def level_free(level: StockLevel) -> int:
+    """The level's units free to sell, before the floor at zero (see `StockLevel.available`)."""
+    return level.on_hand - level.reserved - level.unavailable - level.safety_stock
+
+
+def _free_units_moved(*, sender, level: StockLevel, variant: Variant, freed: int) -> None:
+    """Send `stock_changed` (and `stock_low` on a fall through the threshold) for a staff move
+    that changed the level's free units by `freed`; `level` is read after the move."""
+    free = level_free(level)
+    was = free - freed
     after = availability_by_variant(variant_ids=[variant.pk])[variant.pk]
-    free = level.on_hand - level.reserved
+    # The variant's availability counts the level's free units at zero at least.
+    before = after - max(free, 0) + max(was, 0)
     stock_changed_send(
-        sender=stock_adjust,
+        sender=sender,
         variant_ids=[variant.pk],
         product_ids=[variant.product_id],
-        availability_crossed_zero=availability_crossed_zero([(free - on_hand_delta, free)]),
+        availability_crossed_zero=availability_crossed_zero([(was, free)]),
+        availability_grew=max(free, 0) > max(was, 0),
         low=crossings(
-            before={variant.pk: after - on_hand_delta},
+            before={variant.pk: before},
             after={variant.pk: after},
             thresholds={variant.pk: variant.low_stock_threshold},
         ),
     )
+
+
+def _level_of(*, variant: Variant, warehouse: Warehouse) -> StockLevel:
+    level = (
+        StockLevel.objects.filter(variant=variant, warehouse=warehouse)
+        .select_related("variant__product", "warehouse")
+        .first()
+    )
+    if level is None:
+        raise InvalidStockOperation(f"no stock level for {variant.sku} in {warehouse.code}")
     return level
+
+
+@transaction.atomic
+def stock_hold(
+    *, variant: Variant, warehouse: Warehouse, quantity: int, reason: str, note: str, actor=None
+) -> StockLevel:
+    """Move `quantity` units on hand and free to sell into `unavailable` (damaged, quality hold).
+
+    `reason` is `damaged` or `quality_hold`, `note` says what happened. Only units neither
+    reserved nor already unavailable can go (the guarded UPDATE; safety stock may go, it is
+    a floor, not units). Writes a ledger row with the reason and an audit entry. Sends
+    `stock_changed` (and `stock_low` on a fall through the threshold); requests no tasks.
+    """
+    quantity = positive_quantity(quantity)
+    if reason not in HOLD_REASONS:
+        raise InvalidStockOperation(f"a hold's reason is one of {', '.join(HOLD_REASONS)}")
+    note = _required_note(note)
+    level = _level_of(variant=variant, warehouse=warehouse)
+    if not StockLevel.objects.filter(
+        GreaterThanOrEqual(F("on_hand") - F("reserved") - F("unavailable"), quantity),
+        pk=level.pk,
+    ).update(unavailable=F("unavailable") + quantity, updated_at=timezone.now()):
+        raise InvalidStockOperation(
+            f"{variant.sku} in {warehouse.code} has fewer than {quantity} units neither "
+            "reserved nor unavailable"
+        )
+    _bucket_moved(
+        level=level,
+        actor=actor,
+        reason=reason,
+        note=note,
+        deltas={"unavailable": quantity},
+    )
+    _free_units_moved(sender=stock_hold, level=level, variant=variant, freed=-quantity)
+    return level
+
+
+@transaction.atomic
+def stock_unhold(
+    *,
+    variant: Variant,
+    warehouse: Warehouse,
+    quantity: int,
+    note: str,
+    write_off: bool = False,
+    actor=None,
+) -> StockLevel:
+    """Take `quantity` units out of `unavailable`: back for sale, or with `write_off` out of
+    the warehouse for good (they leave on hand too).
+
+    Writes a ledger row (`hold_released` or `write_off`) with the note and an audit entry.
+    Sends `stock_changed` (availability grows when units come back for sale); requests no tasks.
+    """
+    quantity = positive_quantity(quantity)
+    note = _required_note(note)
+    level = _level_of(variant=variant, warehouse=warehouse)
+    changes = {"unavailable": F("unavailable") - quantity}
+    if write_off:
+        changes["on_hand"] = F("on_hand") - quantity
+    if not StockLevel.objects.filter(pk=level.pk, unavailable__gte=quantity).update(
+        **changes, updated_at=timezone.now()
+    ):
+        raise InvalidStockOperation(
+            f"{variant.sku} in {warehouse.code} has fewer than {quantity} units unavailable"
+        )
+    _bucket_moved(
+        level=level,
+        actor=actor,
+        reason=MovementReason.WRITE_OFF if write_off else MovementReason.HOLD_RELEASED,
+        note=note,
+        deltas={"unavailable": -quantity, "on_hand": -quantity if write_off else 0},
+    )
+    _free_units_moved(
+        sender=stock_unhold, level=level, variant=variant, freed=0 if write_off else quantity
+    )
+    return level
+
+
+@transaction.atomic
+def stock_safety_set(
+    *, variant: Variant, warehouse: Warehouse, quantity: int, actor=None, note: str = ""
+) -> StockLevel:
+    """Set the level's safety stock: the units on hand never sold (0 removes it).
+
+    A ledger row (`safety_stock`) records the change and an audit entry who made it. Sends
+    `stock_changed` (and `stock_low` on a fall through the threshold); requests no tasks.
+    """
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or not 0 <= quantity <= MAX_UNITS
+    ):
+        raise InvalidStockOperation(f"safety stock is a whole number from 0 to {MAX_UNITS}")
+    level = _level_of(variant=variant, warehouse=warehouse)
+    locked = StockLevel.objects.select_for_update(no_key=True).get(pk=level.pk)
+    delta = quantity - locked.safety_stock
+    if delta == 0:
+        return locked
+    StockLevel.objects.filter(pk=level.pk).update(safety_stock=quantity, updated_at=timezone.now())
+    _bucket_moved(
+        level=level,
+        actor=actor,
+        reason=MovementReason.SAFETY_STOCK,
+        note=note.strip()[:255],
+        deltas={"safety_stock": delta},
+    )
+    _free_units_moved(sender=stock_safety_set, level=level, variant=variant, freed=-delta)
+    return level
+
+
+def _required_note(note: str) -> str:
+    if not note or not note.strip():
+        raise InvalidStockOperation("say what happened in `note`")
+    return note.strip()[:255]
+
+
+def _bucket_moved(
+    *, level: StockLevel, actor, reason: str, note: str, deltas: dict[str, int], reference=""
+) -> None:
+    """Write the ledger row and the audit entry of a staff move of `level`'s buckets, and
+    read the level afresh.
+
+    `deltas` maps bucket names (on_hand, incoming, unavailable, safety_stock) to their change.
+    """
+    StockMovement.objects.create(
+        level=level,
+        reason=reason,
+        reference=reference,
+        actor=actor,
+        note=note,
+        **{f"{bucket}_delta": delta for bucket, delta in deltas.items()},
+    )
+    level.refresh_from_db()
+    audit_record(
+        action=AuditAction.STOCK,
+        obj=level,
+        changes={
+            **{
+                bucket: [getattr(level, bucket) - delta, getattr(level, bucket)]
+                for bucket, delta in deltas.items()
+                if delta
+            },
+            "reason": [None, reason],
+            "note": [None, note],
+        },
+        actor=actor,
+    )

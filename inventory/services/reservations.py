@@ -7,17 +7,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from catalog.models import Variant
 from core.sql import with_rows
 from inventory.models import (
     AllocationState,
+    Backorder,
+    InventoryPolicy,
     MovementReason,
     StockAllocation,
     StockLevel,
+    StockPolicy,
     Warehouse,
+    available_units,
 )
 from inventory.services.errors import (
     InvalidStockOperation,
@@ -27,7 +31,13 @@ from inventory.services.errors import (
     positive_quantity,
 )
 from inventory.services.events import stock_changed_send
-from inventory.services.sql import RowsWrite, insert_levels, move_levels, movements_insert
+from inventory.services.sql import (
+    FREE_SQL,
+    RowsWrite,
+    insert_levels,
+    move_levels,
+    movements_insert,
+)
 from inventory.services.thresholds import availability_crossed_zero, crossings
 
 
@@ -45,7 +55,7 @@ def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
 # The checkout's statements are written out: on the hot path the ORM's query compilation
 # costs more Python time than the database spends on them.
 _CANDIDATES_SQL = (
-    "SELECT l.id, l.variant_id, l.on_hand, l.reserved, v.low_stock_threshold, v.product_id, "
+    f"SELECT l.id, l.variant_id, {FREE_SQL}, v.low_stock_threshold, v.product_id, "
     "w.priority, w.id "
     f"FROM {StockLevel._meta.db_table} l "
     f"JOIN {Warehouse._meta.db_table} w ON w.id = l.warehouse_id "
@@ -63,11 +73,12 @@ _LOCKED = "ORDER BY l.id FOR NO KEY UPDATE OF l"
 
 def _reservation_candidates(
     variant_ids: list[int], *, lock_rows: bool
-) -> list[tuple[int, int, int, int, int, int, int, int]]:
+) -> list[tuple[int, int, int, int, int, int, int]]:
     """Return the active levels of these variants, each variant's in warehouse priority order.
 
-    Rows are (level_id, variant_id, on_hand, reserved, threshold, product_id, priority,
-    warehouse_id). Unlocked it only plans; with `lock_rows` the figures hold until the commit.
+    Rows are (level_id, variant_id, free, threshold, product_id, priority, warehouse_id), `free`
+    the units the level may sell (`FREE_SQL`: below zero when safety stock exceeds the rest).
+    Unlocked it only plans; with `lock_rows` the figures hold until the commit.
     """
     sql = _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids)))
     with connection.cursor() as cursor:
@@ -75,7 +86,7 @@ def _reservation_candidates(
         cursor.execute(sql + (_LOCKED if locked else _PLAN_ORDER), variant_ids)
         rows = cursor.fetchall()
     if locked:
-        rows.sort(key=lambda row: (row[1], row[6], row[7]))
+        rows.sort(key=lambda row: (row[1], row[5], row[6]))
     return rows
 
 
@@ -101,17 +112,28 @@ def stock_reserve(
     quantities: Iterable[tuple[int, int]],
     actor=None,
     lock_rows: bool = False,
-) -> None:
-    """Hold the requested units for `reference` (an order number), all or nothing.
+) -> dict[int, int]:
+    """Hold the requested units for `reference` (an order number), all or nothing; return the
+    units back-ordered per variant (empty when everything was available).
+
+    What it guarantees: a unit is reserved only while the level has it free (on hand - reserved
+    - unavailable - safety stock, decided by the guarded UPDATE under the level's row lock, so
+    racing checkouts never oversell a `deny` variant), and a variant whose `StockPolicy` sells
+    beyond availability (back-order; pre-order before its release date) has at most its limit
+    of units waiting over all orders (a guarded UPDATE of the policy's `backordered`).
 
     `quantities` are (variant_id, quantity) pairs, summed per variant, drawn from active
     warehouses in priority order. Lock-late: an unlocked SELECT plans, then one conditional UPDATE
     (writing the allocations and ledger rows, on PostgreSQL) comes last; call it as the caller's
-    last write. Raises `OutOfStock` with nothing reserved; if the UPDATE finds a level emptied
-    since the plan, the caller must roll back and may retry once if `OutOfStock.retryable`, with
-    `lock_rows` (the plan then locks the levels in primary-key order: its shortage is true).
-    Sends `stock_changed`, and `stock_low` per variant falling through its threshold; requests
-    no tasks.
+    last write. Only a variant short of units costs more: one read of the short variants'
+    policies, and for those back-ordered the policy UPDATE and the `Backorder` INSERT after the
+    levels' UPDATE (levels, then policies: the lock order of every stock service).
+
+    Raises `OutOfStock` with nothing reserved; if the UPDATE finds a level emptied (or a
+    back-order limit reached) since the plan, the caller must roll back and may retry once if
+    `OutOfStock.retryable`, with `lock_rows` (the plan then locks the levels in primary-key
+    order and the policies after them: its shortage is true). Sends `stock_changed`, and
+    `stock_low` per variant falling through its threshold; requests no tasks.
     """
     if not reference:
         raise InvalidStockOperation("a reservation needs a reference")
@@ -123,58 +145,153 @@ def stock_reserve(
     plan_variant: dict[int, int] = {}
     planned_free: dict[int, int] = {}
     remaining = dict(requested)
-    for level_id, variant_id, on_hand, reserved, threshold, *_ in levels:
+    for level_id, variant_id, free, threshold, *_ in levels:
         thresholds[variant_id] = threshold
-        free = on_hand - reserved
-        available[variant_id] += free
+        available[variant_id] += max(free, 0)
         take = min(free, remaining[variant_id])
         if take > 0:
             plan[level_id] = take
             plan_variant[level_id] = variant_id
             planned_free[level_id] = free
             remaining[variant_id] -= take
-    shortages = [
-        Shortage(variant_id=variant_id, requested=quantity, available=available[variant_id])
-        for variant_id, quantity in requested.items()
-        if remaining[variant_id] > 0
-    ]
-    if shortages:
-        raise OutOfStock(shortages)
+    product_ids = {row[4] for row in levels}
+    short = {variant_id: units for variant_id, units in remaining.items() if units > 0}
+    waiting = (
+        _backorders_planned(
+            short=short, requested=requested, available=available, lock_rows=lock_rows
+        )
+        if short
+        else {}
+    )
 
     with transaction.atomic(savepoint=False):
-        changed = move_levels(
-            deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
-            require_available=True,
-            writes=[
-                _allocations_insert(reference=reference),
-                movements_insert(
-                    reason=MovementReason.RESERVATION,
-                    reference=reference,
-                    actor_id=actor.pk if actor is not None else None,
-                ),
-            ],
+        changed = (
+            move_levels(
+                deltas=[(level_id, 0, quantity) for level_id, quantity in plan.items()],
+                require_available=True,
+                writes=[
+                    _allocations_insert(reference=reference),
+                    movements_insert(
+                        reason=MovementReason.RESERVATION,
+                        reference=reference,
+                        actor_id=actor.pk if actor is not None else None,
+                    ),
+                ],
+            )
+            if plan
+            else []
         )
         if len(changed) != len(plan):
             raise _stale_plan(
                 requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
             )
+        if waiting:
+            _backorders_record(reference=reference, waiting=waiting, requested=requested)
+            product_ids |= {plan.product_id for plan in waiting.values()}
 
         # Availability after this update: exact for the rows it changed (their values under
         # this transaction's lock), as planned for the rows it did not touch.
         after = dict(available)
-        for level_id, variant_id, on_hand, reserved in changed:
-            after[variant_id] += (on_hand - reserved) - planned_free[level_id]
-        before = {variant_id: after[variant_id] + requested[variant_id] for variant_id in requested}
+        for level_id, variant_id, _, free in changed:
+            after[variant_id] += free - planned_free[level_id]
+        reserved_now = {
+            variant_id: units - short.get(variant_id, 0) for variant_id, units in requested.items()
+        }
+        before = {
+            variant_id: after[variant_id] + reserved_now[variant_id] for variant_id in requested
+        }
         stock_changed_send(
             sender=stock_reserve,
             variant_ids=list(requested),
-            product_ids=sorted({row[5] for row in levels}),
+            product_ids=sorted(product_ids),
             availability_crossed_zero=availability_crossed_zero(
-                (planned_free[level_id], on_hand - reserved)
-                for level_id, _, on_hand, reserved in changed
+                (planned_free[level_id], free) for level_id, _, _, free in changed
             ),
+            availability_grew=False,
             low=crossings(before=before, after=after, thresholds=thresholds),
         )
+    return {variant_id: plan.units for variant_id, plan in waiting.items()}
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """Units of one variant a reservation back-orders, and what its policy allowed."""
+
+    units: int
+    limit: int | None
+    product_id: int
+
+
+def _backorders_planned(
+    *,
+    short: dict[int, int],
+    requested: dict[int, int],
+    available: dict[int, int],
+    lock_rows: bool,
+) -> dict[int, _Waiting]:
+    """Decide which short variants wait for stock, by their policies; all or nothing.
+
+    Raises `OutOfStock` naming every variant that may not wait for all it lacks (a `deny`
+    variant, a pre-order past its release date, a limit that leaves too little room), with
+    the units it could have had (available, and room left under its limit).
+    """
+    policies = StockPolicy.objects.filter(variant_id__in=short).values_list(
+        "variant_id", "policy", "limit", "release_date", "backordered", "variant__product_id"
+    )
+    if lock_rows:
+        # After the levels the plan locked: the lock order of every stock service.
+        policies = policies.select_for_update(no_key=True, of=("self",))
+    today = timezone.localdate()
+    waiting: dict[int, _Waiting] = {}
+    room_of: dict[int, int] = {}
+    for variant_id, policy, limit, release_date, backordered, product_id in policies:
+        sells_beyond = policy == InventoryPolicy.BACKORDER or (
+            policy == InventoryPolicy.PREORDER and release_date and today < release_date
+        )
+        if not sells_beyond:
+            continue
+        room = None if limit is None else max(limit - backordered, 0)
+        if room is None or short[variant_id] <= room:
+            waiting[variant_id] = _Waiting(
+                units=short[variant_id], limit=limit, product_id=product_id
+            )
+        else:
+            room_of[variant_id] = room
+    shortages = [
+        Shortage(
+            variant_id=variant_id,
+            requested=requested[variant_id],
+            available=available[variant_id] + room_of.get(variant_id, 0),
+        )
+        for variant_id in short
+        if variant_id not in waiting
+    ]
+    if shortages:
+        raise OutOfStock(shortages)
+    return waiting
+
+
+def _backorders_record(
+    *, reference: str, waiting: dict[int, _Waiting], requested: dict[int, int]
+) -> None:
+    """Count the waiting units on each policy, guarded by its limit, and record the backorders.
+
+    Policies are updated in variant order (the order every backorder service keeps). A limit
+    a concurrent checkout filled since the plan raises a retryable `OutOfStock`.
+    """
+    for variant_id, plan in sorted(waiting.items()):
+        room = Q() if plan.limit is None else Q(limit__gte=F("backordered") + plan.units)
+        if not StockPolicy.objects.filter(room, pk=variant_id).update(
+            backordered=F("backordered") + plan.units, updated_at=timezone.now()
+        ):
+            raise OutOfStock(
+                [Shortage(variant_id=variant_id, requested=requested[variant_id], available=0)],
+                retryable=True,
+            )
+    Backorder.objects.bulk_create(
+        Backorder(reference=reference, variant_id=variant_id, quantity=plan.units)
+        for variant_id, plan in sorted(waiting.items())
+    )
 
 
 def _stale_plan(
@@ -192,7 +309,7 @@ def _stale_plan(
     fresh = dict(
         StockLevel.objects.filter(variant_id__in=failed_variants, warehouse__is_active=True)
         .values("variant_id")
-        .annotate(available=Sum(F("on_hand") - F("reserved")))
+        .annotate(available=Sum(available_units()))
         .values_list("variant_id", "available")
     )
     # This transaction's own UPDATE still holds the units of the rows it did change, and the
@@ -488,9 +605,9 @@ def _settle(
         variant_ids=sorted({row[1] for row in changed}),
         product_ids=sorted({row.product_id for row, _, _ in plan}),
         availability_crossed_zero=availability_crossed_zero(
-            (on_hand - reserved - freed_per_unit * deltas[level_id], on_hand - reserved)
-            for level_id, _, on_hand, reserved in changed
+            (free - freed_per_unit * deltas[level_id], free) for level_id, _, _, free in changed
         ),
+        availability_grew=freed_per_unit > 0,
     )
     return [
         StockUnits(variant_id=variant_id, quantity=quantity, warehouse_id=warehouse_id)
@@ -506,21 +623,97 @@ def stock_release(
     actor=None,
     note: str = "",
 ) -> list[StockUnits]:
-    """Give back `units` that `reference` holds (a partial cancellation), or every unit it
-    still holds (order cancelled or expired); return what was released.
+    """Give back `units` that `reference` holds or waits for (a partial cancellation), or
+    every unit it still holds or waits for (order cancelled or expired); return what was
+    released from reservations, by warehouse.
 
-    Without `units`, a no-op when the reference holds nothing, so a repeated cancel changes
-    nothing. Raises UnitsNotHeld when it holds fewer of some variant than `units` asks.
-    Sends `stock_changed` when units were released; requests no tasks.
+    Units a reference waits for (back-ordered, see `Backorder`) go first, as they would have
+    shipped last; they leave the policy's count of waiting units but no level (they were
+    never in one). Units named with a warehouse come out of that warehouse's reservation only.
+    Without `units`, a no-op when the reference holds and waits for nothing, so a repeated
+    cancel changes nothing. Raises UnitsNotHeld when it has fewer of some variant than
+    `units` asks. Sends `stock_changed` when reserved units were released; requests no tasks.
     """
-    return _settle(
-        sender=stock_release,
-        reference=reference,
-        units=units,
-        settlement=_RELEASE,
-        actor=actor,
-        note=note,
+    waiting = _backorders_locked(reference=reference)
+    dropped: dict[int, int] = {}
+    if units is None:
+        held = None
+        dropped = {variant_id: row.waiting for variant_id, row in waiting.items()}
+    else:
+        held = []
+        for (variant_id, warehouse_id), quantity in _requested_units(units).items():
+            row = waiting.get(variant_id) if warehouse_id is None else None
+            drop = min(quantity, row.waiting if row else 0)
+            if drop:
+                dropped[variant_id] = drop
+            if quantity > drop:
+                held.append(
+                    StockUnits(
+                        variant_id=variant_id, quantity=quantity - drop, warehouse_id=warehouse_id
+                    )
+                )
+    try:
+        released = (
+            _settle(
+                sender=stock_release,
+                reference=reference,
+                units=held,
+                settlement=_RELEASE,
+                actor=actor,
+                note=note,
+            )
+            if held is None or held
+            else []
+        )
+    except UnitsNotHeld as error:
+        # Name what the reference has of each short variant: held and waiting.
+        raise UnitsNotHeld(
+            reference=reference,
+            action="release",
+            shortages=[
+                Shortage(
+                    variant_id=short.variant_id,
+                    requested=short.requested + dropped.get(short.variant_id, 0),
+                    available=short.available + dropped.get(short.variant_id, 0),
+                )
+                for short in error.shortages
+            ],
+        ) from error
+    _backorders_cancel(waiting=waiting, units=dropped)
+    return released
+
+
+def _backorders_locked(*, reference: str) -> dict[int, Backorder]:
+    """Lock the reference's backorders still waiting (primary-key order), by variant.
+
+    Locked before its allocations and levels: the order the allocation of backorders keeps.
+    """
+    rows = (
+        Backorder.objects.select_for_update(no_key=True)
+        .filter(reference=reference, quantity__gt=F("allocated") + F("cancelled"))
+        .order_by("pk")
     )
+    return {row.variant_id: row for row in rows}
+
+
+def _backorders_cancel(*, waiting: dict[int, Backorder], units: dict[int, int]) -> None:
+    """Cancel `units` (by variant) of the locked waiting backorders and take them off each
+    policy's count, in variant order (the order every backorder service keeps)."""
+    now = timezone.now()
+    for variant_id, quantity in sorted(units.items()):
+        if not quantity:
+            continue
+        moved = Backorder.objects.filter(
+            pk=waiting[variant_id].pk, quantity__gte=F("allocated") + F("cancelled") + quantity
+        ).update(cancelled=F("cancelled") + quantity, updated_at=now)
+        moved += StockPolicy.objects.filter(pk=variant_id, backordered__gte=quantity).update(
+            backordered=F("backordered") - quantity, updated_at=now
+        )
+        if moved != 2:
+            raise InvalidStockOperation(
+                f"the backorder of variant {variant_id} no longer adds up; "
+                "run `manage.py inventory_verify`"
+            )
 
 
 @transaction.atomic

@@ -26,6 +26,10 @@ _MOVEMENT_VALUES = (
 )
 _MOVEMENT_COLUMNS = (*_MOVEMENT_VALUES, "created_at")
 
+# A level's units that may be sold, in SQL over the level `l`: what `StockLevel.available`
+# says before its floor at zero (safety stock may exceed what is left, making it negative).
+FREE_SQL = "(l.on_hand - l.reserved - l.unavailable - l.safety_stock)"
+
 
 @dataclass(frozen=True)
 class RowsWrite:
@@ -51,7 +55,8 @@ def update_levels(
     """Run one guarded UPDATE of many levels from rows `v(level_id, *columns)` of integers.
 
     `assignments` and `guard` are SQL over `l` (the level) and `v`; returns (level_id, variant_id,
-    on_hand, reserved) of the rows changed, whose count the caller compares with its request. On
+    on_hand, free) of the rows changed, `free` being `FREE_SQL` after the update, whose count the
+    caller compares with its request. On
     PostgreSQL the rows are locked in level-id order inside the statement (a join's order is the
     planner's and could deadlock two transactions), and `writes` over the same `v` ride in it as
     data-modifying CTEs: one round trip, the locks held no longer than their own inserts. They are
@@ -69,7 +74,7 @@ def update_levels(
             "WHERE s.id IN (SELECT level_id FROM v) ORDER BY s.id FOR NO KEY UPDATE) "
             f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
             f"FROM v, locked WHERE l.id = v.level_id AND locked.id = l.id AND ({guard}) "
-            "RETURNING l.id, l.variant_id, l.on_hand, l.reserved"
+            f"RETURNING l.id, l.variant_id, l.on_hand, {FREE_SQL}"
         )
         params = [param for write in writes for param in write.params]
     else:
@@ -83,7 +88,7 @@ def update_levels(
             f"UPDATE inventory_stocklevel AS l SET {assignments}, updated_at = %s "
             f"FROM v WHERE l.id = v.level_id AND ({guard}) "
             # SQLite's RETURNING names the columns of the updated table without its alias.
-            "RETURNING id, variant_id, on_hand, reserved"
+            "RETURNING id, variant_id, on_hand, " + FREE_SQL.replace("l.", "")
         )
         params = []
     return _with_integer_rows(names=names, rows=rows, sql=sql, tail=[*params, timezone.now()])
@@ -101,13 +106,15 @@ def move_levels(
 ) -> list[tuple[int, int, int, int]]:
     """Apply (level_id, Δon_hand, Δreserved) to many levels in one guarded statement.
 
-    A row changes only if afterwards `0 <= reserved <= on_hand` holds and, with
-    `require_available`, only if it had Δreserved units available before. `writes` read the
-    rows as `v(level_id, dh, dr)` (see `update_levels`).
+    A row changes only if afterwards `0 <= reserved` and `reserved + unavailable <= on_hand`
+    hold and, with `require_available`, only if it had Δreserved units free before: on hand
+    less reserved, unavailable and safety stock (`FREE_SQL`), so neither a unit on hold nor
+    the safety stock is ever reserved. `writes` read the rows as `v(level_id, dh, dr)` (see
+    `update_levels`).
     """
-    guard = "l.reserved + v.dr >= 0 AND l.on_hand + v.dh >= l.reserved + v.dr"
+    guard = "l.reserved + v.dr >= 0 AND l.on_hand + v.dh >= l.reserved + v.dr + l.unavailable"
     if require_available:
-        guard = "l.on_hand - l.reserved >= v.dr AND " + guard
+        guard = f"{FREE_SQL} >= v.dr AND " + guard
     return update_levels(
         columns=("dh", "dr"),
         rows=deltas,

@@ -100,16 +100,24 @@ def lines_count(*, units: LineUnits, field: str, code: str, verb: str) -> None:
     """Add each line's units to its `field` (shipped, cancelled or returned quantity).
 
     Guarded by the room the line has, so even a caller that did not hold the order's lock
-    cannot count a unit twice; a cancelled unit also leaves the line's total. Raises
+    cannot count a unit twice; a cancelled unit also leaves the line's total, and the units
+    the line waits for first (read from `line`, locked with its order). Raises
     UnitsExceeded with `code` when a line has no such room (the caller rolls back).
     """
     for line, quantity in units:
         changes = {field: F(field) + quantity}
+        guard = _ROOM[field](quantity)
         if field == "cancelled_quantity":
             changes["line_total"] = Round(
                 F("unit_price") * (F("quantity") - F("cancelled_quantity") - quantity), 2
             )
-        if not OrderLine.objects.filter(_ROOM[field](quantity), pk=line.pk).update(**changes):
+            # Units waiting for stock are cancelled first (inventory's `stock_release` drops
+            # them first too): they would have shipped last.
+            waiting = min(quantity, line.backordered_quantity)
+            if waiting:
+                changes["backordered_quantity"] = F("backordered_quantity") - waiting
+                guard &= Q(backordered_quantity__gte=waiting)
+        if not OrderLine.objects.filter(guard, pk=line.pk).update(**changes):
             raise UnitsExceeded(
                 code=code,
                 verb=verb,

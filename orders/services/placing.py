@@ -80,6 +80,10 @@ def order_place(
     stock lock window, and a repeated key fails before any receiver runs.
     An exception from it rolls the attempt back and propagates.
 
+    A variant that back-orders or pre-orders (inventory's `StockPolicy`) sells beyond its
+    available units, within its limit: the line's `backordered_quantity` says how many wait
+    for stock; they are reserved when stock comes in (`order_backorders_allocate`).
+
     Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
     Sends `order_placed(order)` once the stock is reserved; its receivers request
     `orders.email_send` (confirmation) and bump the customer's order count on commit.
@@ -99,12 +103,14 @@ def order_place(
                 if on_written is not None:
                     on_written(order, order_lines)
                 # Last but the signal: from here to the commit the stock rows stay locked.
-                stock_reserve(
+                backordered = stock_reserve(
                     reference=number,
                     quantities=[(line.variant_id, line.quantity) for line in order_lines],
                     actor=actor,
                     lock_rows=attempt == 2,
                 )
+                if backordered:
+                    _lines_backordered(order_lines=order_lines, backordered=backordered)
                 # The order exists for good only now: its receivers never see one that the
                 # reservation then refuses.
                 order_placed.send(sender=order_place, order=order)
@@ -116,6 +122,18 @@ def order_place(
             if attempt == 2 or not Order.objects.filter(number=number).exists():
                 raise
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _lines_backordered(*, order_lines: list[OrderLine], backordered: dict[int, int]) -> None:
+    """Record on each line the units it waits for (inventory back-ordered them by variant).
+
+    Only an order with a back-ordered line gets here: a `deny` checkout writes nothing more.
+    """
+    for line in order_lines:
+        units = backordered.get(line.variant_id, 0)
+        if units:
+            OrderLine.objects.filter(pk=line.pk).update(backordered_quantity=units)
+            line.backordered_quantity = units
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,9 @@ def fulfilment_create(
     carrier: str = "",
     actor=None,
 ) -> Fulfilment:
-    """Ship units of a paid order in one parcel: `lines` (None: everything still to ship),
-    from `warehouse` (None: wherever the order holds them, by warehouse priority).
+    """Ship units of a paid order in one parcel: `lines` (None: everything still to ship that
+    is reserved), from `warehouse` (None: wherever the order holds them, by warehouse
+    priority). Units a line waits for (back-ordered) never ship: they count as not there.
 
     Raises InvalidOrder (tracking number, carrier, a bad line), UnknownSku (a SKU not on the
     order), InvalidTransition (not paid or partially shipped), UnitsExceeded `over_shipment`
@@ -71,7 +72,8 @@ def fulfilment_create(
         allowed=SHIPPABLE,
         action="shipped",
         requested=lines,
-        left=lambda line: line.unshipped,
+        # Back-ordered units are not reserved yet: they cannot ship.
+        left=lambda line: line.shippable,
         code="over_shipment",
         verb="ship",
     )

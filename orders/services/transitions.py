@@ -21,7 +21,7 @@ from django.utils import timezone
 from audit.models import AuditAction
 from audit.services import audit_record, audit_snapshot
 from inventory.services import stock_release
-from orders.models import Order, OrderEvent, OrderStatus
+from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
 from orders.signals import order_cancelled
 
@@ -127,6 +127,7 @@ def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
         note=reason,
     )
     stock_release(reference=order.number, actor=actor, note=f"order cancelled {reason}".strip())
+    _backorders_dropped(order=order)
     order_cancelled.send(
         sender=order_cancel, order=order, previous_status=previous, actor=actor, reason=reason
     )
@@ -160,7 +161,13 @@ def order_mark_refunded(*, order: Order, actor=None, reason: str = "") -> Order:
         note=reason,
     )
     stock_release(reference=order.number, actor=actor, note="order refunded")
+    _backorders_dropped(order=order)
     return order
+
+
+def _backorders_dropped(*, order: Order) -> None:
+    """The order's lines wait for no stock any more: `stock_release` cancelled its backorders."""
+    OrderLine.objects.filter(order=order, backordered_quantity__gt=0).update(backordered_quantity=0)
 
 
 @transaction.atomic
