@@ -186,7 +186,7 @@ def purchase_order_receive(
     outstanding); nothing moves then. Sends `stock_changed` (availability grows, so
     back-ordered units get allocated after the commit); requests no tasks.
     """
-    purchase_order, lines = _locked_open(purchase_order)
+    locked, lines = _locked_open(purchase_order)
     by_variant = {line.variant_id: line for line in lines}
     wanted = (
         {line.variant_id: line.outstanding for line in lines if line.outstanding}
@@ -194,7 +194,7 @@ def purchase_order_receive(
         else _units_by_variant(units)
     )
     problems = [
-        f"variant {variant_id} is not on {purchase_order.number}"
+        f"variant {variant_id} is not on {locked.number}"
         if variant_id not in by_variant
         else f"{by_variant[variant_id].variant} has {by_variant[variant_id].outstanding} "
         f"outstanding, not {quantity}"
@@ -204,8 +204,8 @@ def purchase_order_receive(
     if problems:
         raise InvalidStockOperation("; ".join(problems))
     if not wanted:
-        raise InvalidStockOperation(f"purchase order {purchase_order.number} has nothing left")
-    levels = _levels_locked(warehouse_id=purchase_order.warehouse_id, variant_ids=list(wanted))
+        raise InvalidStockOperation(f"purchase order {locked.number} has nothing left")
+    levels = _levels_locked(warehouse_id=locked.warehouse_id, variant_ids=list(wanted))
     crossed = []
     for variant_id, quantity in wanted.items():
         PurchaseOrderLine.objects.filter(pk=by_variant[variant_id].pk).update(
@@ -218,12 +218,12 @@ def purchase_order_receive(
             incoming=-quantity,
             on_hand=quantity,
             reason=MovementReason.RECEIPT,
-            purchase_order=purchase_order,
+            purchase_order=locked,
             actor=actor,
             note=note,
         )
         crossed.append((was, was + quantity))
-    _status_settle(purchase_order=purchase_order, actor=actor)
+    _status_settle(purchase_order=locked, actor=actor)
     stock_changed_send(
         sender=purchase_order_receive,
         variant_ids=list(wanted),
@@ -231,6 +231,7 @@ def purchase_order_receive(
         availability_crossed_zero=availability_crossed_zero(crossed),
         availability_grew=True,
     )
+    purchase_order.refresh_from_db()
     return purchase_order
 
 
@@ -244,9 +245,9 @@ def purchase_order_close(
     Raises InvalidStockOperation when it is not open. Sends no signal (nothing for sale
     moved); requests no tasks.
     """
-    purchase_order, lines = _locked_open(purchase_order)
+    locked, lines = _locked_open(purchase_order)
     outstanding = {line.variant_id: line for line in lines if line.outstanding}
-    levels = _levels_locked(warehouse_id=purchase_order.warehouse_id, variant_ids=list(outstanding))
+    levels = _levels_locked(warehouse_id=locked.warehouse_id, variant_ids=list(outstanding))
     for variant_id, line in outstanding.items():
         PurchaseOrderLine.objects.filter(pk=line.pk).update(closed=F("closed") + line.outstanding)
         _incoming_move(
@@ -254,11 +255,12 @@ def purchase_order_close(
             incoming=-line.outstanding,
             on_hand=0,
             reason=MovementReason.PURCHASE_ORDER_CLOSED,
-            purchase_order=purchase_order,
+            purchase_order=locked,
             actor=actor,
             note=note,
         )
-    _status_settle(purchase_order=purchase_order, actor=actor, to=PurchaseOrderStatus.CLOSED)
+    _status_settle(purchase_order=locked, actor=actor, to=PurchaseOrderStatus.CLOSED)
+    purchase_order.refresh_from_db()
     return purchase_order
 
 

@@ -1,0 +1,239 @@
+"""Selling beyond stock: back-orders and pre-orders, and their units allocated as stock comes."""
+
+import datetime
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from inventory.models import Backorder, StockAllocation, StockLevel, StockMovement, StockPolicy
+from inventory.selectors import backorder_drift, stock_drift
+from inventory.services import (
+    PurchaseUnits,
+    purchase_order_create,
+    purchase_order_receive,
+    stock_receive,
+)
+from orders.models import Order, OrderLine
+from orders.services import (
+    LineRequest,
+    LinesOutOfStock,
+    UnitsExceeded,
+    fulfilment_create,
+    order_cancel,
+    order_lines_cancel,
+)
+from outbox.models import OutboxMessage
+from payments.services import webhook_handle
+from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
+from tests.payments_helpers import payment_event, signed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+def backordering(sku: str, *, on_hand: int, limit: int | None = None, **policy):
+    variant = variant_stocked(sku, on_hand=on_hand)
+    StockPolicy.objects.create(
+        variant=variant, policy=policy.pop("policy", "backorder"), limit=limit, **policy
+    )
+    return variant
+
+
+def line_of(order: Order, sku: str) -> OrderLine:
+    return OrderLine.objects.get(order=order, sku=sku)
+
+
+def waiting_for(variant) -> int:
+    return StockPolicy.objects.get(variant=variant).backordered
+
+
+def test_a_backordered_line_reserves_what_exists_and_waits_for_the_rest():
+    # given: 2 mugs on hand, back-orders up to 5
+    mug = backordering("MUG-1", on_hand=2, limit=5)
+
+    # when
+    order = order_new(customer_new(), ("MUG-1", 6))
+
+    # then
+    assert line_of(order, "MUG-1").backordered_quantity == 4
+    assert StockLevel.objects.values_list("on_hand", "reserved").get() == (2, 2)
+    assert Backorder.objects.values_list("reference", "quantity").get() == (order.number, 4)
+    assert waiting_for(mug) == 4
+    assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_beyond_the_backorder_limit_the_order_is_refused_with_what_could_be_had():
+    # given: 2 on hand, 3 more may wait, 1 waits already
+    mug = backordering("MUG-1", on_hand=2, limit=4)
+    order_new(customer_new(), ("MUG-1", 3))  # 2 reserved, 1 waiting
+
+    # when
+    with pytest.raises(LinesOutOfStock) as refused:
+        order_new(customer_new(), ("MUG-1", 4))
+
+    # then: none available, 3 more may wait; nothing changed
+    assert refused.value.lines == [{"sku": "MUG-1", "requested": 4, "available": 3}]
+    assert waiting_for(mug) == 1
+    assert Order.objects.count() == 1
+
+
+def test_a_deny_variant_is_still_refused_beside_a_backordered_one():
+    # given
+    backordering("MUG-1", on_hand=0)
+    variant_stocked("TEE-1", on_hand=1)
+
+    # when / then: all or nothing
+    with pytest.raises(LinesOutOfStock) as refused:
+        order_new(customer_new(), ("MUG-1", 2), ("TEE-1", 2))
+    assert refused.value.lines == [{"sku": "TEE-1", "requested": 2, "available": 1}]
+    assert not Backorder.objects.exists()
+
+
+def test_a_preorder_sells_before_its_release_date_only():
+    # given
+    today = timezone.localdate()
+    backordering(
+        "GAME-1", on_hand=0, policy="preorder", limit=10, release_date=today + datetime.timedelta(1)
+    )
+    backordering("GAME-2", on_hand=0, policy="preorder", limit=10, release_date=today)
+
+    # when
+    order = order_new(customer_new(), ("GAME-1", 2))
+
+    # then
+    assert line_of(order, "GAME-1").backordered_quantity == 2
+    with pytest.raises(LinesOutOfStock):
+        order_new(customer_new(), ("GAME-2", 1))
+
+
+def test_backordered_units_never_ship_until_stock_is_allocated():
+    # given: a paid order of 5 mugs, 2 reserved, 3 waiting
+    backordering("MUG-1", on_hand=2)
+    order = order_new(customer_new(), ("MUG-1", 5))
+    webhook_handle(**signed(payment_event(order)))
+
+    # when: asking for 3 refuses; "everything" ships the 2 reserved
+    with pytest.raises(UnitsExceeded) as refused:
+        fulfilment_create(
+            order=Order.objects.get(pk=order.pk),
+            lines=[LineRequest("MUG-1", 3)],
+            tracking_number="T-1",
+        )
+    assert refused.value.lines == [{"sku": "MUG-1", "requested": 3, "available": 2}]
+    fulfilment_create(order=Order.objects.get(pk=order.pk), tracking_number="T-1")
+
+    # then: partially shipped, the 3 still waiting, nothing left to ship now
+    order.refresh_from_db()
+    line = line_of(order, "MUG-1")
+    assert (order.status, line.shipped_quantity, line.backordered_quantity) == (
+        "partially_shipped",
+        2,
+        3,
+    )
+    with pytest.raises(Exception, match="nothing left to ship"):
+        fulfilment_create(order=Order.objects.get(pk=order.pk), tracking_number="T-2")
+
+
+def test_received_stock_goes_to_the_oldest_backorder_first_after_the_commit(
+    django_capture_on_commit_callbacks,
+):
+    # given: three orders waiting for 2, 3 and 1 mugs, in that order
+    mug = backordering("MUG-1", on_hand=0)
+    first, second, third = (order_new(customer_new(), ("MUG-1", units)) for units in (2, 3, 1))
+
+    # when: 4 mugs arrive
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        stock_receive(variant=mug, warehouse=warehouse(), quantity=4)
+
+    # then: the first order is complete, the second has 2 of 3, the third waits
+    assert len(callbacks) >= 1
+    assert [line_of(order, "MUG-1").backordered_quantity for order in (first, second, third)] == [
+        0,
+        1,
+        1,
+    ]
+    assert StockLevel.objects.values_list("on_hand", "reserved").get() == (4, 4)
+    assert sorted(StockAllocation.objects.values_list("reference", "quantity")) == sorted(
+        [(first.number, 2), (second.number, 2)]
+    )
+    assert list(
+        StockMovement.objects.filter(reason="backorder")
+        .order_by("pk")
+        .values_list("reference", "reserved_delta")
+    ) == [(first.number, 2), (second.number, 2)]
+    assert waiting_for(mug) == 2
+    # and only the completed line's customer is told, through the outbox
+    ready = OutboxMessage.objects.filter(kwargs__kind="line_ready")
+    assert [message.kwargs["order_id"] for message in ready] == [first.pk]
+    assert first.events.filter(kind="backorder_allocated").exists()
+    assert stock_drift() == [] and backorder_drift() == []
+    call_command("inventory_verify")
+
+
+def test_a_purchase_order_received_completes_a_preorder(django_capture_on_commit_callbacks):
+    # given: a pre-order of 3 games, 3 on a purchase order
+    today = timezone.localdate()
+    game = backordering(
+        "GAME-1", on_hand=0, policy="preorder", limit=10, release_date=today + datetime.timedelta(7)
+    )
+    order = order_new(customer_new(), ("GAME-1", 3))
+    purchase_order = purchase_order_create(
+        number="PO-1",
+        supplier="Games Inc",
+        warehouse=warehouse(),
+        expected_on=today + datetime.timedelta(6),
+        lines=[PurchaseUnits(game.pk, 3)],
+    )
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        purchase_order_receive(purchase_order=purchase_order)
+
+    # then
+    assert line_of(order, "GAME-1").backordered_quantity == 0
+    assert StockLevel.objects.values_list("on_hand", "reserved", "incoming").get() == (3, 3, 0)
+    assert waiting_for(game) == 0
+    call_command("inventory_verify")
+
+
+def test_cancelling_units_cancels_the_waiting_ones_first():
+    # given: 5 mugs ordered, 2 reserved, 3 waiting
+    mug = backordering("MUG-1", on_hand=2)
+    variant_stocked("TEE-1", on_hand=5)
+    order = order_new(customer_new(), ("MUG-1", 5), ("TEE-1", 1))
+
+    # when: 4 mugs cancelled
+    order_lines_cancel(order=order, lines=[LineRequest("MUG-1", 4)])
+
+    # then: the 3 waiting and 1 reserved
+    line = line_of(order, "MUG-1")
+    assert (line.cancelled_quantity, line.backordered_quantity) == (4, 0)
+    assert StockLevel.objects.filter(variant=mug).values_list("on_hand", "reserved").get() == (2, 1)
+    assert Backorder.objects.values_list("quantity", "cancelled").get() == (3, 3)
+    assert waiting_for(mug) == 0
+    assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_a_cancelled_order_waits_for_nothing_and_its_units_go_to_the_next(
+    django_capture_on_commit_callbacks,
+):
+    # given: two orders waiting
+    mug = backordering("MUG-1", on_hand=1)
+    first = order_new(customer_new(), ("MUG-1", 3))  # 1 reserved, 2 waiting
+    second = order_new(customer_new(), ("MUG-1", 1))  # 1 waiting
+
+    # when: the first is cancelled
+    with django_capture_on_commit_callbacks(execute=True):
+        order_cancel(order=first, reason="changed mind")
+
+    # then: its reserved unit went to the second order
+    assert line_of(first, "MUG-1").backordered_quantity == 0
+    assert line_of(second, "MUG-1").backordered_quantity == 0
+    assert StockAllocation.objects.get(reference=second.number).quantity == 1
+    assert waiting_for(mug) == 0
+    assert stock_drift() == [] and backorder_drift() == []
