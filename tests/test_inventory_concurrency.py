@@ -1,4 +1,5 @@
-"""Real threads, each with its own PostgreSQL connection, racing for the same stock rows."""
+"""Real threads, each with its own PostgreSQL connection, racing for the same stock rows:
+`deny` variants with units on hold and safety stock, and a back-ordered variant's limit."""
 
 import random
 from collections.abc import Callable
@@ -7,18 +8,21 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.db.models import Sum
 
 from catalog.models import Variant
-from inventory.models import StockAllocation, StockLevel
-from inventory.selectors import stock_drift
+from inventory.models import Backorder, StockAllocation, StockLevel, StockPolicy
+from inventory.selectors import backorder_drift, stock_drift
 from inventory.services import (
     InvalidStockOperation,
+    stock_hold,
     stock_receive,
     stock_release,
     stock_reserve,
+    stock_safety_set,
     stock_ship,
 )
-from orders.models import Customer, Order
+from orders.models import Customer, Order, OrderLine
 from orders.services import LineRequest, LinesOutOfStock, order_place
 from tests.inventory_helpers import make_variant, make_warehouse
 from tests.orders_helpers import ADDRESS, customer_new
@@ -72,6 +76,61 @@ def test_fifty_buyers_of_the_last_ten_units_over_two_warehouses_get_exactly_ten(
     assert sorted(StockLevel.objects.values_list("on_hand", "reserved")) == [(4, 4), (6, 6)]
     assert StockAllocation.objects.count() == 10
     assert stock_drift() == []
+    call_command("inventory_verify")
+
+
+def test_units_on_hold_and_safety_stock_are_never_sold_to_fifty_racing_buyers(run_concurrently):
+    # given: 16 units on hand, of which 3 damaged and 3 kept as safety stock: 10 to sell
+    variant = make_variant(threshold=0)
+    first, second = make_warehouse("first", 1), make_warehouse("second", 2)
+    stock_receive(variant=variant, warehouse=first, quantity=10)
+    stock_receive(variant=variant, warehouse=second, quantity=6)
+    stock_hold(variant=variant, warehouse=first, quantity=3, reason="damaged", note="crushed")
+    stock_safety_set(variant=variant, warehouse=first, quantity=2)
+    stock_safety_set(variant=variant, warehouse=second, quantity=1)
+    buy = buyer_placing(customer_new())
+
+    # when
+    results = run_concurrently(lambda _: buy([(variant.pk, 1)]), count=50)
+
+    # then: exactly the 10 free units sold, every refusal saw none left
+    assert sum(isinstance(result, Order) for result in results) == 10
+    refusals = [result for result in results if not isinstance(result, Order)]
+    assert all(isinstance(result, LinesOutOfStock) for result in refusals), refusals
+    assert [line["available"] for result in refusals for line in result.lines] == [0] * 40
+    assert sorted(
+        StockLevel.objects.values_list("on_hand", "reserved", "unavailable", "safety_stock")
+    ) == [(6, 5, 0, 1), (10, 5, 3, 2)]
+    assert stock_drift() == []
+    call_command("inventory_verify")
+
+
+def test_racing_buyers_of_a_backordered_variant_never_wait_beyond_its_limit(run_concurrently):
+    # given: 3 units on hand, and up to 5 more may be back-ordered
+    variant = make_variant(threshold=0)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=3)
+    StockPolicy.objects.create(variant=variant, policy="backorder", limit=5)
+    buy = buyer_placing(customer_new())
+
+    # when
+    results = run_concurrently(lambda _: buy([(variant.pk, 1)]), count=30)
+
+    # then: 3 reserved + 5 waiting; every refusal was given with no room left
+    orders = [result for result in results if isinstance(result, Order)]
+    refusals = [result for result in results if not isinstance(result, Order)]
+    assert all(isinstance(result, LinesOutOfStock) for result in refusals), refusals
+    assert (len(orders), len(refusals)) == (8, 22)
+    assert all(is_a_true_shortage(refusal) for refusal in refusals)
+    assert StockLevel.objects.values_list("on_hand", "reserved").get() == (3, 3)
+    assert StockPolicy.objects.get(variant=variant).backordered == 5
+    assert (
+        OrderLine.objects.filter(variant=variant).aggregate(total=Sum("backordered_quantity"))[
+            "total"
+        ]
+        == 5
+    )
+    assert Backorder.objects.count() == 5
+    assert stock_drift() == [] and backorder_drift() == []
     call_command("inventory_verify")
 
 

@@ -1,14 +1,18 @@
-"""Races on one order, on PostgreSQL with real threads: shipments, cancellations, returns."""
+"""Races on one order, on PostgreSQL with real threads: shipments, cancellations, returns,
+and the allocation of back-ordered units as stock comes in."""
 
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db.models import Sum
 
-from inventory.models import StockAllocation
-from inventory.selectors import stock_drift
+from inventory.models import Backorder, StockAllocation, StockLevel, StockPolicy
+from inventory.selectors import backorder_drift, stock_drift
+from inventory.services import stock_receive
 from orders.models import FulfilmentLine, Order, OrderLine
 from orders.services import LineRequest, UnitsExceeded, fulfilment_create, order_lines_cancel
+from outbox.models import OutboxMessage
 from payments.models import Payment, Refund
 from payments.services import RefundExceedsPayment, refund_partial, refund_return, webhook_handle
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
@@ -127,3 +131,66 @@ def test_two_partial_refunds_at_once_never_give_back_more_than_was_paid(run_conc
     payment = Payment.objects.get(order=order)
     assert payment.refunded_total == Decimal("30.00")
     assert list(Refund.objects.values_list("amount", flat=True)) == [Decimal("30.00")]
+
+
+def test_a_receipt_a_shipment_and_a_cancellation_racing_on_a_backordered_line_stay_consistent(
+    run_concurrently,
+):
+    # given: a paid order of 5 mugs (2 reserved, 3 waiting: the mug back-orders) and 2 tees
+    mug = variant_stocked("MUG-1", price="5.00", on_hand=2)
+    StockPolicy.objects.create(variant=mug, policy="backorder")
+    variant_stocked("TEE-1", price="10.00", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 5), ("TEE-1", 2))
+    webhook_handle(**signed(payment_event(order)))
+
+    def act(index: int) -> str:
+        fresh = Order.objects.get(pk=order.pk)
+        if index == 0:
+            # The waiting mugs get these after the commit, in a transaction of their own.
+            stock_receive(variant=mug, warehouse=warehouse(), quantity=3)
+            return "received"
+        if index == 1:
+            fulfilment_create(order=fresh, lines=[LineRequest("MUG-1", 2)], tracking_number="T-1")
+            return "shipped"
+        order_lines_cancel(order=fresh, lines=[LineRequest("MUG-1", 2)], reason="race")
+        return "cancelled"
+
+    # when
+    results = run_concurrently(act, 3)
+
+    # then: in every order of events all three go through (2 mugs are reserved whatever
+    # ran first, and a cancellation takes the waiting units first)
+    assert results == ["received", "shipped", "cancelled"]
+    order.refresh_from_db()
+    line = OrderLine.objects.get(order=order, sku="MUG-1")
+    assert (line.shipped_quantity, line.cancelled_quantity, line.backordered_quantity) == (2, 2, 0)
+    assert order.status == "partially_shipped"
+    assert order.total == order.subtotal + order.shipping == Decimal("39.90")
+
+    # the ledger, the allocations, the backorder and the line tell one story: 1 mug is still
+    # reserved for the order, 2 are left to sell
+    allocations = StockAllocation.objects.filter(
+        reference=order.number, level__variant=mug
+    ).aggregate(quantity=Sum("quantity"), shipped=Sum("shipped"), released=Sum("released"))
+    backorder = Backorder.objects.get(reference=order.number)
+    assert backorder.waiting == 0
+    assert allocations["quantity"] == 2 + backorder.allocated
+    assert allocations["shipped"] == line.shipped_quantity
+    assert allocations["released"] + backorder.cancelled == line.cancelled_quantity
+    assert allocations["quantity"] - allocations["shipped"] - allocations["released"] == 1
+    assert StockLevel.objects.filter(variant=mug).values_list("on_hand", "reserved").get() == (3, 1)
+    assert StockPolicy.objects.get(variant=mug).backordered == 0
+    assert stock_drift() == [] and backorder_drift() == []
+    call_command("inventory_verify")
+
+    # the money: the cancelled mugs are refunded, within the payment
+    payment = Payment.objects.get(order=order)
+    assert list(Refund.objects.filter(order=order).values_list("amount", flat=True)) == [
+        Decimal("10.00")
+    ]
+    assert payment.refunded_total <= payment.amount
+    # and the customer was told once that the line is complete
+    assert (
+        OutboxMessage.objects.filter(kwargs__kind="line_ready", kwargs__order_id=order.pk).count()
+        == 1
+    )

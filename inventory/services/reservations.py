@@ -241,16 +241,12 @@ def _backorders_planned(
     if lock_rows:
         # After the levels the plan locked: the lock order of every stock service.
         policies = policies.select_for_update(no_key=True, of=("self",))
-    today = timezone.localdate()
     waiting: dict[int, _Waiting] = {}
     room_of: dict[int, int] = {}
     for variant_id, policy, limit, release_date, backordered, product_id in policies:
-        sells_beyond = policy == InventoryPolicy.BACKORDER or (
-            policy == InventoryPolicy.PREORDER and release_date and today < release_date
-        )
-        if not sells_beyond:
+        room = _room(policy=policy, limit=limit, release_date=release_date, waiting=backordered)
+        if room == 0:
             continue
-        room = None if limit is None else max(limit - backordered, 0)
         if room is None or short[variant_id] <= room:
             waiting[variant_id] = _Waiting(
                 units=short[variant_id], limit=limit, product_id=product_id
@@ -269,6 +265,18 @@ def _backorders_planned(
     if shortages:
         raise OutOfStock(shortages)
     return waiting
+
+
+def _room(*, policy: str, limit: int | None, release_date, waiting: int) -> int | None:
+    """Units more a variant may sell beyond its availability: None without a limit."""
+    sells_beyond = policy == InventoryPolicy.BACKORDER or (
+        policy == InventoryPolicy.PREORDER
+        and release_date is not None
+        and timezone.localdate() < release_date
+    )
+    if not sells_beyond:
+        return 0
+    return None if limit is None else max(limit - waiting, 0)
 
 
 def _backorders_record(
@@ -301,7 +309,9 @@ def _stale_plan(
     plan_variant: dict[int, int],
     changed: list[tuple[int, int, int, int]],
 ) -> OutOfStock:
-    """Build the `OutOfStock` for a plan a concurrent buyer made stale, with fresh figures."""
+    """Build the `OutOfStock` for a plan a concurrent buyer made stale, with fresh figures:
+    the units available, and the room a back-ordering variant has left (a second query only
+    on this path)."""
     changed_ids = {row[0] for row in changed}
     failed_variants = sorted(
         {plan_variant[level_id] for level_id in plan if level_id not in changed_ids}
@@ -312,6 +322,14 @@ def _stale_plan(
         .annotate(available=Sum(available_units()))
         .values_list("variant_id", "available")
     )
+    # What a variant that sells beyond its availability may still back-order counts too.
+    for variant_id, policy, limit, release_date, waiting in StockPolicy.objects.filter(
+        variant_id__in=failed_variants
+    ).values_list("variant_id", "policy", "limit", "release_date", "backordered"):
+        room = _room(policy=policy, limit=limit, release_date=release_date, waiting=waiting)
+        fresh[variant_id] = (fresh.get(variant_id) or 0) + (
+            requested[variant_id] if room is None else room
+        )
     # This transaction's own UPDATE still holds the units of the rows it did change, and the
     # refusal gives them back: count them as available.
     held_by_this_order: dict[int, int] = defaultdict(int)
