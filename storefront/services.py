@@ -224,6 +224,13 @@ def idempotent_perform(
     return IdempotentAnswer(status, body, replayed=False)
 
 
+def idempotent_answer_amend(*, user: AbstractBaseUser, key: str, body: Any) -> None:
+    """Replace the answer recorded for (user, key) by `perform`, in its transaction: what the
+    work learnt after recording it (an order's back-ordered lines) is what a replay answers.
+    Sends no signals and requests no tasks."""
+    IdempotencyKey.objects.filter(user=user, key=key).update(response_body=body)
+
+
 @transaction.atomic
 def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_LIFETIME) -> int:
     """Delete keys older than `older_than`; return how many went.

@@ -111,8 +111,9 @@ def test_an_uncached_product_detail_has_a_fixed_query_budget():
     # when
     queries, detail = queries_for_uncached("/api/v1/products/bowl-00")
 
-    # then product with its category, variants, images, availability
-    assert queries == 4
+    # then product with its category, variants, images, availability, and the variants'
+    # policies with their next incoming units (one query for all of them)
+    assert queries == 5
     assert detail["category"] == "kitchen"
     assert [image["alt_text"] for image in detail["images"]] == ["Bowl 0 view 0", "Bowl 0 view 1"]
     assert [variant["name"] for variant in detail["variants"]] == ["B0-L", "B0-M", "B0-S"]

@@ -81,6 +81,7 @@ def test_placing_an_order_answers_201_with_the_contract_order(ada, shirt):
             "shipped_quantity": 0,
             "cancelled_quantity": 0,
             "returned_quantity": 0,
+            "backordered_quantity": 0,
             "unit_price": "19.99",
             "line_total": "39.98",
         }

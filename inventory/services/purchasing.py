@@ -119,8 +119,8 @@ def purchase_order_create(
     row (`po_ordered`) per level.
 
     Raises InvalidStockOperation (a blank or taken number, a blank supplier, a bad line, an
-    unknown variant); nothing is written then. Sends no signal: incoming units are not for
-    sale, so no availability moved; requests no tasks.
+    unknown variant); nothing is written then. Sends `stock_changed` (no availability moved:
+    incoming units are not for sale, but product pages show them); requests no tasks.
     """
     number = (number or "").strip()
     supplier = (supplier or "").strip()
@@ -157,7 +157,19 @@ def purchase_order_create(
             actor=actor,
             note=f"expected {expected_on.isoformat()} from {supplier}",
         )
+    _incoming_changed(sender=purchase_order_create, levels=levels)
     return purchase_order
+
+
+def _incoming_changed(*, sender, levels: dict[int, StockLevel]) -> None:
+    """Send `stock_changed` for a move of incoming units only: no availability moved."""
+    stock_changed_send(
+        sender=sender,
+        variant_ids=sorted(levels),
+        product_ids=sorted({level.variant.product_id for level in levels.values()}),
+        availability_crossed_zero=False,
+        availability_grew=False,
+    )
 
 
 def _locked_open(purchase_order: PurchaseOrder) -> tuple[PurchaseOrder, list[PurchaseOrderLine]]:
@@ -242,8 +254,8 @@ def purchase_order_close(
     """Give up on what an open purchase order still has outstanding: those units leave
     incoming (a ledger row `po_closed` per level) and the order is `closed`.
 
-    Raises InvalidStockOperation when it is not open. Sends no signal (nothing for sale
-    moved); requests no tasks.
+    Raises InvalidStockOperation when it is not open. Sends `stock_changed` when units left
+    incoming (no availability moved); requests no tasks.
     """
     locked, lines = _locked_open(purchase_order)
     outstanding = {line.variant_id: line for line in lines if line.outstanding}
@@ -260,6 +272,8 @@ def purchase_order_close(
             note=note,
         )
     _status_settle(purchase_order=locked, actor=actor, to=PurchaseOrderStatus.CLOSED)
+    if levels:
+        _incoming_changed(sender=purchase_order_close, levels=levels)
     purchase_order.refresh_from_db()
     return purchase_order
 

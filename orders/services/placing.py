@@ -61,6 +61,7 @@ def order_place(
     shipping_address: dict,
     actor=None,
     on_written: OnWritten | None = None,
+    on_backordered: OnWritten | None = None,
 ) -> Order:
     """Place an order: validate the lines, price them from the catalog, write the order and
     its lines, reserve the stock, then send `order_placed`.
@@ -78,7 +79,10 @@ def order_place(
     reservation and `order_placed`, in the same transaction: the API records its idempotency
     key there, so that row commits or rolls back with the order without lengthening the
     stock lock window, and a repeated key fails before any receiver runs.
-    An exception from it rolls the attempt back and propagates.
+    An exception from it rolls the attempt back and propagates. `on_backordered(order, lines)`,
+    if given, runs in the same transaction once some lines were found to wait for stock (their
+    `backordered_quantity` set): the API amends the answer it recorded. A checkout of units
+    all available never calls it.
 
     A variant that back-orders or pre-orders (inventory's `StockPolicy`) sells beyond its
     available units, within its limit: the line's `backordered_quantity` says how many wait
@@ -111,6 +115,8 @@ def order_place(
                 )
                 if backordered:
                     _lines_backordered(order_lines=order_lines, backordered=backordered)
+                    if on_backordered is not None:
+                        on_backordered(order, order_lines)
                 # The order exists for good only now: its receivers never see one that the
                 # reservation then refuses.
                 order_placed.send(sender=order_place, order=order)

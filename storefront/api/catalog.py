@@ -21,7 +21,13 @@ from reviews import selectors as review_selectors
 from storefront import cache
 from storefront.api.errors import ApiError, Problem, ValidationProblem
 from storefront.api.pages import DEFAULT_PAGE_SIZE, Limit, Offset, listing_total
-from storefront.api.schemas import NO_NUL, CategoryOut, ProductOut, ProductPageOut, money
+from storefront.api.schemas import (
+    NO_NUL,
+    CategoryOut,
+    ProductDetailOut,
+    ProductPageOut,
+    money,
+)
 
 router = Router(tags=["catalog"])
 
@@ -46,11 +52,13 @@ def rating_body(*, count: int, total: int) -> dict[str, Any]:
     return {"average": None if average is None else float(average), "count": count}
 
 
-def _render_products(products: list[Product]) -> list[dict]:
+def _render_products(products: list[Product], *, outlook: bool = False) -> list[dict]:
     """Products as the API shows them; each carries `rating_count` and `rating_sum`
-    (`reviews.selectors.products_with_rating`)."""
+    (`reviews.selectors.products_with_rating`). With `outlook` (a product page), each variant
+    also says how it sells beyond its available units and what is incoming (one query more)."""
     variant_ids = [variant.pk for product in products for variant in product.active_variants]
     available = inventory_selectors.availability_by_variant(variant_ids=variant_ids)
+    outlooks = inventory_selectors.stock_outlook(variant_ids=variant_ids) if outlook else {}
     return [
         {
             "slug": product.slug,
@@ -72,6 +80,7 @@ def _render_products(products: list[Product]) -> list[dict]:
                     "price": money(variant.price),
                     "currency": variant.currency,
                     "available": max(0, available.get(variant.pk, 0)),
+                    **(_outlook_body(outlooks[variant.pk]) if outlook else {}),
                 }
                 for variant in product.active_variants
             ],
@@ -79,6 +88,16 @@ def _render_products(products: list[Product]) -> list[dict]:
         }
         for product in products
     ]
+
+
+def _outlook_body(outlook: inventory_selectors.StockOutlook) -> dict[str, Any]:
+    return {
+        "inventory_policy": outlook.policy,
+        "release_date": outlook.release_date.isoformat() if outlook.release_date else None,
+        "incoming": {"expected_on": outlook.incoming_on.isoformat(), "quantity": outlook.incoming}
+        if outlook.incoming_on
+        else None,
+    }
 
 
 @router.get("/categories", response={200: list[CategoryOut]}, summary="List categories")
@@ -167,7 +186,7 @@ ETAG_HEADER = {
 
 @router.get(
     "/products/{slug}",
-    response={200: ProductOut, 304: None, 404: Problem, 422: ValidationProblem},
+    response={200: ProductDetailOut, 304: None, 404: Problem, 422: ValidationProblem},
     summary="Get one product",
     openapi_extra={
         "responses": {
@@ -177,7 +196,8 @@ ETAG_HEADER = {
     },
 )
 def product_detail(request: HttpRequest, slug: SlugPath):
-    """One active product with its variants' prices, live availability and rating.
+    """One active product with its variants' prices, live availability and rating, and for
+    each variant how it sells beyond what is available and the next units incoming on a date.
 
     Answers 304 when `If-None-Match` holds the current ETag.
     """
@@ -189,7 +209,7 @@ def product_detail(request: HttpRequest, slug: SlugPath):
             product = products.get(slug=slug)
         except Product.DoesNotExist:
             return None
-        body = json.dumps(_render_products([product])[0])
+        body = json.dumps(_render_products([product], outlook=True)[0])
         etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
         return {"id": product.pk, "slug": product.slug, "body": body, "etag": etag}
 

@@ -86,6 +86,7 @@ def order_body(
                 "shipped_quantity": line.shipped_quantity,
                 "cancelled_quantity": line.cancelled_quantity,
                 "returned_quantity": line.returned_quantity,
+                "backordered_quantity": line.backordered_quantity,
                 "unit_price": money(line.unit_price),
                 "line_total": money(line.line_total),
             }
@@ -175,6 +176,12 @@ def order_place(request: HttpRequest, payload: OrderIn):
             answer["body"] = order_body(order, lines=lines, shipments=(), refunded=Decimal("0.00"))
             record(201, answer["body"])
 
+        def amend_answer(order: Order, lines: list[OrderLine]) -> None:
+            # Some lines wait for stock: the answer recorded before the reservation says how
+            # many, in the same transaction.
+            answer["body"] = order_body(order, lines=lines, shipments=(), refunded=Decimal("0.00"))
+            services.idempotent_answer_amend(user=user, key=key, body=answer["body"])
+
         order_services.order_place(
             customer=order_services.customer_for_user(user=user),
             lines=[
@@ -184,6 +191,7 @@ def order_place(request: HttpRequest, payload: OrderIn):
             shipping_address=data["shipping_address"],
             actor=user,
             on_written=record_answer,
+            on_backordered=amend_answer,
         )
         return 201, answer["body"]
 

@@ -7,13 +7,14 @@ type the schema names (`"1"` or `true` is no quantity, `7` no tracking number), 
 client that sends another type holds a bug that coercion would hide.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from ninja import Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
+from inventory.models import InventoryPolicy
 from orders.models import OrderStatus
 from reviews.models import (
     AUTHOR_NAME_MAX_LENGTH,
@@ -108,6 +109,24 @@ class VariantOut(Schema):
     available: int = Field(description="Units that can be ordered now, over all warehouses.")
 
 
+class IncomingOut(Schema):
+    expected_on: date = Field(description="The next day a supplier's delivery is expected.")
+    quantity: int = Field(description="Units expected that day, over all open purchase orders.")
+
+
+class VariantDetailOut(VariantOut):
+    inventory_policy: InventoryPolicy = Field(
+        description="What happens once `available` runs out: `deny` refuses more; "
+        "`backorder` takes the order and ships the rest when stock comes in (the order's "
+        "line says how many wait in `backordered_quantity`); `preorder` does so until "
+        "`release_date`. Either may be limited: beyond the limit an order is refused (409)."
+    )
+    release_date: date | None = Field(description="A pre-order's release date; else null.")
+    incoming: IncomingOut | None = Field(
+        description="The next units expected from a supplier; null when none are on order."
+    )
+
+
 class RatingOut(Schema):
     average: float | None = Field(
         description="The average of the approved ratings (1 to 5) to two places; null without one.",
@@ -124,6 +143,10 @@ class ProductOut(Schema):
     images: list[ImageOut]
     variants: list[VariantOut]
     rating: RatingOut
+
+
+class ProductDetailOut(ProductOut):
+    variants: list[VariantDetailOut]
 
 
 class ProductPageOut(Schema):
@@ -158,6 +181,10 @@ class OrderLineOut(Schema):
     shipped_quantity: int = Field(description="Units shipped so far.")
     cancelled_quantity: int = Field(description="Units cancelled before shipping.")
     returned_quantity: int = Field(description="Shipped units that came back.")
+    backordered_quantity: int = Field(
+        description="Units still to ship that wait for stock (back-ordered or pre-ordered); "
+        "they ship once it comes in, and the customer is e-mailed when none waits any more."
+    )
     unit_price: Money
     line_total: Money = Field(description="The price of the units not cancelled.")
 
