@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from catalog.models import Variant
@@ -170,13 +170,21 @@ def sales_chart(days: list[DaySales]) -> dict:
 
 
 def low_stock_variants() -> QuerySet[Variant]:
-    """Active variants whose units available in active warehouses are at or below threshold."""
+    """Active variants whose units available in active warehouses (on hand - reserved -
+    unavailable - safety stock, per level) are at or below threshold."""
     return (
         Variant.objects.filter(is_active=True, product__is_active=True)
         .annotate(
             available=Coalesce(
                 Sum(
-                    F("stock_levels__on_hand") - F("stock_levels__reserved"),
+                    # A level's available units (`inventory.models.available_units`).
+                    Greatest(
+                        F("stock_levels__on_hand")
+                        - F("stock_levels__reserved")
+                        - F("stock_levels__unavailable")
+                        - F("stock_levels__safety_stock"),
+                        Value(0),
+                    ),
                     filter=Q(stock_levels__warehouse__is_active=True),
                 ),
                 0,

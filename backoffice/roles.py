@@ -18,6 +18,11 @@ ACTION_PERMISSIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("inventory", "stocklevel"): [
         ("receive_stock", "Can receive stock"),
         ("adjust_stock", "Can adjust stock"),
+        ("hold_stock", "Can move stock to and from unavailable"),
+        ("set_safety_stock", "Can set safety stock"),
+    ],
+    ("inventory", "purchaseorder"): [
+        ("receive_purchase_order", "Can receive and close purchase orders"),
     ],
     ("orders", "order"): [
         ("ship_order", "Can ship orders"),
@@ -47,6 +52,10 @@ ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
         (
             "inventory.receive_stock",
             "inventory.adjust_stock",
+            "inventory.hold_stock",
+            "inventory.set_safety_stock",
+            "inventory.add_purchaseorder",
+            "inventory.receive_purchase_order",
             "orders.ship_order",
             "orders.deliver_order",
         ),

@@ -1,8 +1,9 @@
-"""Staff admin for stock: levels (receive, adjust), the ledger, warehouses and allocations.
+"""Staff admin for stock: levels (receive, adjust, hold, safety stock), the ledger, warehouses,
+allocations, purchase orders (place, receive, close), stock policies and backorders.
 
-Units on hand and reserved are never edited in a form: receiving and adjusting go through
-`inventory.services`, which write the ledger row, the audit entry and send `stock_changed`
-(the storefront cache follows), exactly as the API and the CSV import do.
+No bucket is ever edited in a form: every move goes through `inventory.services`, which
+write the ledger row, the audit entry and send `stock_changed` (the storefront cache
+follows), exactly as the API and the CSV import do.
 """
 
 from collections.abc import Callable
@@ -10,20 +11,48 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from core.admin import PermissionRequired, ReadOnlyAdmin
-from inventory.forms import StockAdjustForm, StockReceiveForm, StockReceiveNewForm
+from core.admin import PermissionRequired, ReadOnlyAdmin, ReadOnlyInline
+from inventory.forms import (
+    PurchaseOrderCloseForm,
+    PurchaseOrderForm,
+    PurchaseOrderReceiveForm,
+    SafetyStockForm,
+    StockAdjustForm,
+    StockHoldForm,
+    StockPolicyForm,
+    StockReceiveForm,
+    StockReceiveNewForm,
+    StockUnholdForm,
+)
 from inventory.models import (
+    Backorder,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    PurchaseOrderStatus,
     StockAllocation,
     StockLevel,
     StockMovement,
+    StockPolicy,
     Warehouse,
+    available_units,
     stock_level_label,
 )
-from inventory.services import InvalidStockOperation, stock_adjust, stock_receive
+from inventory.services import (
+    InvalidStockOperation,
+    purchase_order_close,
+    purchase_order_create,
+    purchase_order_receive,
+    stock_adjust,
+    stock_hold,
+    stock_policy_set,
+    stock_receive,
+    stock_safety_set,
+    stock_unhold,
+)
 
 
 @admin.register(Warehouse)
@@ -58,11 +87,32 @@ class LowStockFilter(admin.SimpleListFilter):
 
 @admin.register(StockLevel)
 class StockLevelAdmin(ReadOnlyAdmin):
-    list_display = ("sku", "product", "warehouse", "on_hand", "reserved", "available", "threshold")
+    list_display = (
+        "sku",
+        "product",
+        "warehouse",
+        "on_hand",
+        "reserved",
+        "unavailable",
+        "safety_stock",
+        "available",
+        "incoming",
+        "threshold",
+    )
     list_filter = (LowStockFilter, "warehouse")
     search_fields = ("variant__sku", "variant__product__name")
-    actions = ("receive_stock", "adjust_stock")
-    readonly_fields = ("variant", "warehouse", "on_hand", "reserved", "available", "updated_at")
+    actions = ("receive_stock", "adjust_stock", "hold_stock", "unhold_stock", "set_safety_stock")
+    readonly_fields = (
+        "variant",
+        "warehouse",
+        "on_hand",
+        "reserved",
+        "unavailable",
+        "safety_stock",
+        "available",
+        "incoming",
+        "updated_at",
+    )
     fields = readonly_fields
     change_list_template = "admin/inventory/stocklevel/change_list.html"
 
@@ -71,7 +121,7 @@ class StockLevelAdmin(ReadOnlyAdmin):
             super()
             .get_queryset(request)
             .select_related("variant__product", "warehouse")
-            .annotate(available_units=F("on_hand") - F("reserved"))
+            .annotate(available_units=available_units())
         )
 
     @admin.display(description="SKU", ordering="variant__sku")
@@ -95,6 +145,12 @@ class StockLevelAdmin(ReadOnlyAdmin):
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("inventory.adjust_stock")
+
+    def has_hold_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("inventory.hold_stock")
+
+    def has_safety_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("inventory.set_safety_stock")
 
     def get_urls(self) -> list:
         receive = self.admin_site.admin_view(self.receive_view)
@@ -139,6 +195,67 @@ class StockLevelAdmin(ReadOnlyAdmin):
                 warehouse=level.warehouse,
                 on_hand_delta=form.cleaned_data["quantity"],
                 note=form.ledger_note(),
+            )
+        return None
+
+    @admin.action(
+        description="Move units of the selected levels to unavailable", permissions=["hold"]
+    )
+    def hold_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        form = StockHoldForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._action_page(request, queryset, form, "hold_stock", "Move to unavailable")
+        for level in queryset:
+            self._run(
+                request,
+                "held",
+                stock_hold,
+                variant=level.variant,
+                warehouse=level.warehouse,
+                quantity=form.cleaned_data["quantity"],
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+            )
+        return None
+
+    @admin.action(
+        description="Take units of the selected levels out of unavailable", permissions=["hold"]
+    )
+    def unhold_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        form = StockUnholdForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._action_page(
+                request, queryset, form, "unhold_stock", "Take out of unavailable"
+            )
+        for level in queryset:
+            self._run(
+                request,
+                "written off" if form.cleaned_data["write_off"] else "back for sale",
+                stock_unhold,
+                variant=level.variant,
+                warehouse=level.warehouse,
+                quantity=form.cleaned_data["quantity"],
+                write_off=form.cleaned_data["write_off"],
+                note=form.cleaned_data["note"],
+            )
+        return None
+
+    @admin.action(description="Set the safety stock of the selected levels", permissions=["safety"])
+    def set_safety_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        form = SafetyStockForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._action_page(
+                request, queryset, form, "set_safety_stock", "Set safety stock"
+            )
+        for level in queryset:
+            self._run(
+                request,
+                "given its safety stock",
+                stock_safety_set,
+                variant=level.variant,
+                warehouse=level.warehouse,
+                quantity=form.cleaned_data["quantity"],
+                note=form.cleaned_data["note"],
             )
         return None
 
@@ -207,7 +324,9 @@ class StockLevelAdmin(ReadOnlyAdmin):
         else:
             self.message_user(
                 request,
-                f"{label} {verb}: {changed.on_hand} on hand, {changed.available} available.",
+                f"{label} {verb}: {changed.on_hand} on hand, "
+                + (f"{changed.unavailable} unavailable, " if changed.unavailable else "")
+                + f"{changed.available} available.",
                 messages.SUCCESS,
             )
 
@@ -221,6 +340,9 @@ class StockMovementAdmin(ReadOnlyAdmin):
         "reason",
         "on_hand_delta",
         "reserved_delta",
+        "unavailable_delta",
+        "incoming_delta",
+        "safety_stock_delta",
         "reference",
         "actor",
         "note",
@@ -268,3 +390,254 @@ class StockAllocationAdmin(ReadOnlyAdmin):
     @admin.display(description="warehouse")
     def warehouse(self, allocation: StockAllocation) -> str:
         return allocation.level.warehouse.code
+
+
+@admin.register(StockPolicy)
+class StockPolicyAdmin(admin.ModelAdmin):
+    """How each variant sells beyond its available units; saved through `stock_policy_set`."""
+
+    form = StockPolicyForm
+    list_display = ("sku", "product", "policy", "limit", "release_date", "backordered")
+    list_filter = ("policy",)
+    search_fields = ("variant__sku", "variant__product__name")
+    list_select_related = ("variant__product",)
+    autocomplete_fields = ("variant",)
+    readonly_fields = ("backordered",)
+
+    @admin.display(description="SKU", ordering="variant__sku")
+    def sku(self, policy: StockPolicy) -> str:
+        return policy.variant.sku
+
+    @admin.display(description="product", ordering="variant__product__name")
+    def product(self, policy: StockPolicy) -> str:
+        return policy.variant.product.name
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        # A policy belongs to its variant for good.
+        return ("variant", "backordered") if obj else ("backordered",)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Backorders are counted on the policy: set it to deny instead.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: StockPolicy, form, change: bool) -> None:
+        try:
+            saved = stock_policy_set(
+                variant=form.cleaned_data.get("variant") or obj.variant,
+                policy=form.cleaned_data["policy"],
+                limit=form.cleaned_data["limit"],
+                release_date=form.cleaned_data["release_date"],
+                actor=request.user,
+            )
+        except InvalidStockOperation as error:
+            # Checked again under the policy's lock: units may have been back-ordered since
+            # the form was validated. The variant keeps the policy it had (deny when none).
+            self.message_user(request, f"Not saved: {error}", messages.ERROR)
+            saved, _ = StockPolicy.objects.get_or_create(variant_id=obj.variant_id)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+
+@admin.register(Backorder)
+class BackorderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "reference",
+        "sku",
+        "quantity",
+        "allocated",
+        "cancelled",
+        "waiting",
+        "created_at",
+    )
+    search_fields = ("reference", "variant__sku")
+    list_select_related = ("variant",)
+    date_hierarchy = "created_at"
+
+    @admin.display(description="SKU", ordering="variant__sku")
+    def sku(self, backorder: Backorder) -> str:
+        return backorder.variant.sku
+
+
+class PurchaseOrderLineInline(ReadOnlyInline):
+    model = PurchaseOrderLine
+    fields = ("sku", "product", "quantity", "received", "closed", "outstanding")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PurchaseOrderLine]:
+        return super().get_queryset(request).select_related("variant__product")
+
+    @admin.display(description="SKU")
+    def sku(self, line: PurchaseOrderLine) -> str:
+        return line.variant.sku
+
+    @admin.display(description="product")
+    def product(self, line: PurchaseOrderLine) -> str:
+        return line.variant.product.name
+
+
+@admin.register(PurchaseOrder)
+class PurchaseOrderAdmin(ReadOnlyAdmin):
+    """Purchase orders: placed, received (in parts) and closed through their own pages, so
+    every unit moves incoming and on hand with its ledger row."""
+
+    list_display = ("number", "supplier", "warehouse", "expected_on", "status", "created_at")
+    list_filter = ("status", "warehouse")
+    search_fields = ("number", "supplier", "lines__variant__sku")
+    list_select_related = ("warehouse",)
+    date_hierarchy = "expected_on"
+    inlines = (PurchaseOrderLineInline,)
+    fields = ("number", "supplier", "warehouse", "expected_on", "status", "created_by")
+    readonly_fields = fields
+    change_list_template = "admin/inventory/purchaseorder/change_list.html"
+    change_form_template = "admin/inventory/purchaseorder/change_form.html"
+
+    def has_place_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("inventory.add_purchaseorder")
+
+    def has_receive_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("inventory.receive_purchase_order")
+
+    def get_urls(self) -> list:
+        def view(function):
+            return self.admin_site.admin_view(function)
+
+        return [
+            path("place/", view(self.place_view), name="inventory_purchaseorder_place"),
+            path(
+                "<int:pk>/receive/",
+                view(self.receive_view),
+                name="inventory_purchaseorder_receive",
+            ),
+            path("<int:pk>/close/", view(self.close_view), name="inventory_purchaseorder_close"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra_context = {**(extra_context or {}), "can_place": self.has_place_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        purchase_order = self.get_object(request, object_id)
+        is_open = purchase_order is not None and purchase_order.status == PurchaseOrderStatus.OPEN
+        extra_context = {
+            **(extra_context or {}),
+            "can_receive": is_open and self.has_receive_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def place_view(self, request: HttpRequest) -> HttpResponse:
+        """Place a purchase order: its lines' units become incoming in the warehouse."""
+        if not self.has_place_permission(request):
+            raise PermissionRequired("inventory.add_purchaseorder")
+        form = PurchaseOrderForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                purchase_order = purchase_order_create(
+                    number=data["number"],
+                    supplier=data["supplier"],
+                    warehouse=data["warehouse"],
+                    expected_on=data["expected_on"],
+                    lines=data["lines"],
+                    actor=request.user,
+                )
+            except InvalidStockOperation as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request, f"{purchase_order} placed: its units are incoming.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:inventory_purchaseorder_change", args=[purchase_order.pk])
+                )
+        return self._page(
+            request,
+            form,
+            title="Place a purchase order",
+            intro="Units ordered from a supplier are incoming in the warehouse until received.",
+            submit_label="Place",
+        )
+
+    def receive_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Receive a delivery of an open purchase order, all of it or in part."""
+        if not self.has_receive_permission(request):
+            raise PermissionRequired("inventory.receive_purchase_order")
+        purchase_order = self._open_or_redirect(request, pk)
+        if isinstance(purchase_order, HttpResponse):
+            return purchase_order
+        form = PurchaseOrderReceiveForm(
+            request.POST if request.method == "POST" else None, purchase_order=purchase_order
+        )
+        if form.is_valid():
+            try:
+                purchase_order_receive(
+                    purchase_order=purchase_order,
+                    units=form.units(),
+                    actor=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except InvalidStockOperation as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"{purchase_order} received: {purchase_order.get_status_display().lower()}.",
+                    messages.SUCCESS,
+                )
+                return self._back_to(purchase_order)
+        return self._page(
+            request,
+            form,
+            original=purchase_order,
+            title=f"Receive {purchase_order.number}",
+            intro="Units delivered move from incoming to on hand; the rest stays incoming.",
+            submit_label="Receive",
+        )
+
+    def close_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Close an open purchase order short: what never came leaves incoming."""
+        if not self.has_receive_permission(request):
+            raise PermissionRequired("inventory.receive_purchase_order")
+        purchase_order = self._open_or_redirect(request, pk)
+        if isinstance(purchase_order, HttpResponse):
+            return purchase_order
+        form = PurchaseOrderCloseForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            purchase_order_close(
+                purchase_order=purchase_order, actor=request.user, note=form.cleaned_data["note"]
+            )
+            self.message_user(request, f"{purchase_order} closed short.", messages.SUCCESS)
+            return self._back_to(purchase_order)
+        return self._page(
+            request,
+            form,
+            original=purchase_order,
+            title=f"Close {purchase_order.number} short",
+            intro="The units not received leave incoming; the purchase order is closed.",
+            submit_label="Close",
+        )
+
+    def _open_or_redirect(self, request: HttpRequest, pk: int) -> PurchaseOrder | HttpResponse:
+        purchase_order = PurchaseOrder.objects.filter(pk=pk).first()
+        if purchase_order is None:
+            raise Http404("No such purchase order.")
+        if purchase_order.status != PurchaseOrderStatus.OPEN:
+            self.message_user(
+                request,
+                f"{purchase_order} is {purchase_order.get_status_display().lower()}.",
+                messages.ERROR,
+            )
+            return self._back_to(purchase_order)
+        return purchase_order
+
+    def _back_to(self, purchase_order: PurchaseOrder) -> HttpResponse:
+        return HttpResponseRedirect(
+            reverse("admin:inventory_purchaseorder_change", args=[purchase_order.pk])
+        )
+
+    def _page(self, request: HttpRequest, form, **context) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            "admin/action_form.html",
+            {**self.admin_site.each_context(request), "opts": self.opts, "form": form, **context},
+        )

@@ -61,6 +61,7 @@ class OrderLineInline(ReadOnlyInline):
         "shipped_quantity",
         "cancelled_quantity",
         "returned_quantity",
+        "backordered_quantity",
         "unit_price",
         "line_total",
     )

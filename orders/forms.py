@@ -129,7 +129,7 @@ class ShipmentForm(LineUnitsForm, ParcelForm):
     """A shipment: units per line (the rest by default), the warehouse they leave (the one
     holding the order's units first), tracking number and carrier."""
 
-    left = staticmethod(lambda line: line.unshipped)
+    left = staticmethod(lambda line: line.shippable)
     initial_all = True
     field_order = ["warehouse", "tracking_number", "carrier"]
 

@@ -26,6 +26,7 @@ from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on
 from inventory.services.levels import (
     stock_adjust,
     stock_hold,
+    stock_policy_set,
     stock_receive,
     stock_safety_set,
     stock_unhold,
@@ -62,6 +63,7 @@ __all__ = [
     "purchase_order_receive",
     "stock_adjust",
     "stock_hold",
+    "stock_policy_set",
     "stock_receive",
     "stock_release",
     "stock_reserve",

@@ -32,6 +32,11 @@ def test_migration_creates_the_three_roles_with_their_action_permissions():
     actions = {
         "inventory.receive_stock",
         "inventory.adjust_stock",
+        "inventory.hold_stock",
+        "inventory.set_safety_stock",
+        "inventory.receive_purchase_order",
+        "inventory.add_purchaseorder",
+        "inventory.change_stockpolicy",
         "orders.ship_order",
         "orders.deliver_order",
         "orders.cancel_order",
@@ -41,6 +46,10 @@ def test_migration_creates_the_three_roles_with_their_action_permissions():
     assert roles["warehouse"] & actions == {
         "inventory.receive_stock",
         "inventory.adjust_stock",
+        "inventory.hold_stock",
+        "inventory.set_safety_stock",
+        "inventory.receive_purchase_order",
+        "inventory.add_purchaseorder",
         "orders.ship_order",
         "orders.deliver_order",
     }

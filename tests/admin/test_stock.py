@@ -134,7 +134,7 @@ def test_adjust_action_refuses_to_go_below_reserved_and_says_so(client):
     # then
     assert messages_of(response) == [
         "MUG-BLUE — Product MUG-BLUE — Main warehouse not adjusted: "
-        "adjusting by -3 would leave fewer units on hand than are reserved"
+        "adjusting by -3 would leave fewer units on hand than are reserved and unavailable"
     ]
     level.refresh_from_db()
     assert (level.on_hand, level.reserved) == (5, 4)

@@ -1,0 +1,210 @@
+"""Staff work the stock buckets in the admin: holds, safety stock, purchase orders, policies."""
+
+import pytest
+
+from inventory.models import PurchaseOrder, StockLevel, StockMovement, StockPolicy
+from tests.admin.client import LEVELS_URL, action_choices, messages_of, run_action
+from tests.admin_shop import order_placed, staff_user, variant_stocked, warehouse_main
+
+pytestmark = pytest.mark.django_db
+
+PURCHASE_ORDERS_URL = "/admin/inventory/purchaseorder/"
+POLICIES_URL = "/admin/inventory/stockpolicy/"
+
+
+def test_warehouse_staff_move_damaged_units_to_unavailable_and_back(client):
+    # given
+    variant = variant_stocked(on_hand=10)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    held = run_action(
+        client,
+        LEVELS_URL,
+        "hold_stock",
+        [level],
+        apply="Move to unavailable",
+        quantity=3,
+        reason="damaged",
+        note="forklift",
+    )
+    back = run_action(
+        client,
+        LEVELS_URL,
+        "unhold_stock",
+        [level],
+        apply="Take out of unavailable",
+        quantity=1,
+        write_off="",
+        note="only scratched",
+    )
+
+    # then: named by SKU, product and warehouse
+    assert messages_of(held) == [
+        "MUG-BLUE — Product MUG-BLUE — Main warehouse held: 10 on hand, 3 unavailable, 7 available."
+    ]
+    assert messages_of(back)[-1].endswith("back for sale: 10 on hand, 2 unavailable, 8 available.")
+    assert list(
+        StockMovement.objects.filter(level=level)
+        .exclude(unavailable_delta=0)
+        .order_by("pk")
+        .values_list("reason", "unavailable_delta", "note")
+    ) == [("damaged", 3, "forklift"), ("hold_released", -1, "only scratched")]
+    # and the list shows every bucket
+    page = client.get(LEVELS_URL).content.decode()
+    for heading in ("Unavailable", "Safety stock", "Incoming", "Available"):
+        assert heading in page
+
+
+def test_a_hold_of_reserved_units_is_refused_with_the_reason_and_changes_nothing(client):
+    # given: 2 on hand, both reserved
+    variant = variant_stocked(on_hand=2)
+    order_placed(variant=variant, quantity=2)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = run_action(
+        client,
+        LEVELS_URL,
+        "hold_stock",
+        [level],
+        apply="Move to unavailable",
+        quantity=1,
+        reason="quality_hold",
+        note="batch recall",
+    )
+
+    # then
+    assert messages_of(response) == [
+        "MUG-BLUE — Product MUG-BLUE — Main warehouse not held: MUG-BLUE in main has fewer "
+        "than 1 units neither reserved nor unavailable"
+    ]
+    level.refresh_from_db()
+    assert level.unavailable == 0
+
+
+def test_safety_stock_is_set_per_level_and_support_may_not(client):
+    # given
+    variant = variant_stocked(on_hand=10)
+    level = StockLevel.objects.get(variant=variant)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    run_action(
+        client,
+        LEVELS_URL,
+        "set_safety_stock",
+        [level],
+        apply="Set safety stock",
+        quantity=4,
+        note="",
+    )
+
+    # then
+    level.refresh_from_db()
+    assert (level.safety_stock, level.available) == (4, 6)
+    client.force_login(staff_user("support"))
+    assert not {"hold_stock", "unhold_stock", "set_safety_stock"} & action_choices(
+        client, LEVELS_URL
+    )
+
+
+def test_a_purchase_order_is_placed_received_in_part_and_closed_short(client):
+    # given
+    variant = variant_stocked(on_hand=0)
+    warehouse = warehouse_main()
+    client.force_login(staff_user("warehouse"))
+
+    # when: placed with a pasted line
+    placed = client.post(
+        f"{PURCHASE_ORDERS_URL}place/",
+        {
+            "number": "PO-77",
+            "supplier": "Potteries Ltd",
+            "warehouse": warehouse.pk,
+            "expected_on": "2027-05-01",
+            "lines": "MUG-BLUE 12\n",
+        },
+    )
+
+    # then
+    purchase_order = PurchaseOrder.objects.get(number="PO-77")
+    assert placed.status_code == 302
+    level = StockLevel.objects.get(variant=variant)
+    assert (level.on_hand, level.incoming) == (0, 12)
+    page = client.get(f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/change/").content.decode()
+    assert "Receive a delivery" in page and "MUG-BLUE" in page
+
+    # when: 5 delivered, then the rest given up on
+    line_field = f"line_{purchase_order.lines.get().pk}"
+    client.post(f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/receive/", {line_field: 5, "note": ""})
+    client.post(f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/close/", {"note": "discontinued"})
+
+    # then
+    level.refresh_from_db()
+    purchase_order.refresh_from_db()
+    assert (level.on_hand, level.incoming, purchase_order.status) == (5, 0, "closed")
+    assert (
+        "Receive a delivery"
+        not in client.get(f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/change/").content.decode()
+    )
+
+
+def test_a_purchase_order_naming_an_unknown_sku_is_refused_and_nothing_is_written(client):
+    # given
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = client.post(
+        f"{PURCHASE_ORDERS_URL}place/",
+        {
+            "number": "PO-78",
+            "supplier": "Potteries Ltd",
+            "warehouse": warehouse_main().pk,
+            "expected_on": "2027-05-01",
+            "lines": "NOPE-1 3",
+        },
+    )
+
+    # then
+    assert response.status_code == 200
+    assert "Unknown SKU: NOPE-1." in response.content.decode()
+    assert not PurchaseOrder.objects.exists()
+
+
+def test_support_cannot_place_or_receive_purchase_orders(client):
+    # given
+    client.force_login(staff_user("support"))
+
+    # when
+    response = client.get(f"{PURCHASE_ORDERS_URL}place/")
+
+    # then
+    assert response.status_code == 403
+    assert "inventory.add_purchaseorder" in response.content.decode()
+
+
+def test_the_manager_sets_a_backorder_policy_and_cannot_limit_it_below_what_waits(client):
+    # given: 2 on hand, a back-order of 3 units waiting
+    variant = variant_stocked(on_hand=2)
+    client.force_login(staff_user("manager"))
+    client.post(
+        f"{POLICIES_URL}add/",
+        {"variant": variant.pk, "policy": "backorder", "limit": "5", "release_date": ""},
+    )
+    order_placed(variant=variant, quantity=5)
+    policy = StockPolicy.objects.get(variant=variant)
+    assert (policy.policy, policy.limit, policy.backordered) == ("backorder", 5, 3)
+
+    # when
+    response = client.post(
+        f"{POLICIES_URL}{variant.pk}/change/",
+        {"policy": "backorder", "limit": "2", "release_date": ""},
+    )
+
+    # then: the form says why; the limit stays
+    assert response.status_code == 200
+    policy.refresh_from_db()
+    assert policy.limit == 5
