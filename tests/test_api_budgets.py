@@ -7,13 +7,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
-from catalog.models import Category, ProductImage
+from catalog.models import Category, ProductImage, Variant
+from inventory.models import StockPolicy
+from inventory.services import stock_hold, stock_safety_set
 from tests.storefront_helpers import (
     FAST_HASHERS,
     client_for,
     order_post,
     product_make,
     user_with_token,
+    warehouse_main,
 )
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +59,24 @@ def test_placing_an_order_has_a_fixed_query_budget_not_growing_with_lines():
     assert one_line == ORDER_BASE_BUDGET
     assert ten_lines == one_line
     print(f"POST /orders: {one_line} queries with 1 line, {ten_lines} with 10")
+
+
+def test_stock_held_back_and_policies_add_no_query_to_a_checkout_of_units_available():
+    # given: units on hold and safety stock on one SKU, a back-order policy on the other,
+    # both with units enough
+    product_make(name="Bulk", skus=("SKU-0", "SKU-1"), on_hand=10)
+    held, backordering = Variant.objects.get(sku="SKU-0"), Variant.objects.get(sku="SKU-1")
+    stock_hold(
+        variant=held, warehouse=warehouse_main(), quantity=2, reason="damaged", note="crushed"
+    )
+    stock_safety_set(variant=held, warehouse=warehouse_main(), quantity=3)
+    StockPolicy.objects.create(variant=backordering, policy="backorder")
+
+    # when
+    queries = queries_for_order(2, "held")
+
+    # then: the checkout's statements are those of any deny checkout
+    assert queries == ORDER_BASE_BUDGET
 
 
 def catalog_with_images(products: int) -> None:
