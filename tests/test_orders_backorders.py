@@ -21,6 +21,7 @@ from orders.services import (
     UnitsExceeded,
     fulfilment_create,
     order_cancel,
+    order_email_render,
     order_lines_cancel,
 )
 from outbox.models import OutboxMessage
@@ -170,6 +171,9 @@ def test_received_stock_goes_to_the_oldest_backorder_first_after_the_commit(
     # and only the completed line's customer is told, through the outbox
     ready = OutboxMessage.objects.filter(kwargs__kind="line_ready")
     assert [message.kwargs["order_id"] for message in ready] == [first.pk]
+    email = order_email_render(order=first, kind="line_ready", context=ready[0].kwargs["context"])
+    assert email.subject == f"MUG-1 of order {first.number} is ready to ship"
+    assert "Item MUG-1 (MUG-1) you ordered" in email.body
     assert first.events.filter(kind="backorder_allocated").exists()
     assert stock_drift() == [] and backorder_drift() == []
     call_command("inventory_verify")
