@@ -86,7 +86,10 @@ def stock_snapshot() -> dict:
     last = int(stack.psql(SHOP_DB, "SELECT coalesce(max(id), 0) FROM orders_order"))
     rows = stack.psql(
         SHOP_DB,
-        "SELECT l.variant_id, sum(l.on_hand - l.reserved) FROM inventory_stocklevel l "
+        # A level's available units, as inventory counts them (`available_units`).
+        "SELECT l.variant_id, "
+        "sum(greatest(l.on_hand - l.reserved - l.unavailable - l.safety_stock, 0)) "
+        "FROM inventory_stocklevel l "
         "JOIN inventory_warehouse w ON w.id = l.warehouse_id WHERE w.is_active "
         "GROUP BY l.variant_id",
     )
@@ -111,8 +114,8 @@ def stock_check(before: dict) -> dict:
     broken_levels = int(
         stack.psql(
             SHOP_DB,
-            "SELECT count(*) FROM inventory_stocklevel WHERE reserved > on_hand OR reserved < 0 "
-            "OR on_hand < 0",
+            "SELECT count(*) FROM inventory_stocklevel WHERE reserved + unavailable > on_hand "
+            "OR reserved < 0 OR on_hand < 0",
         )
     )
     return {
