@@ -231,27 +231,26 @@ def backorder_drift() -> list[BackorderDrift]:
 
 def backorder_references(*, variant_ids: Iterable[int]) -> list[str]:
     """The references waiting for these variants that the units free now can serve, oldest
-    backorder first: those first in line until the free units run out (at least one).
+    backorder first: those first in line until the free units run out.
 
     What the allocation of backorders locks; read without locks, so a race may serve fewer
-    (the next stock change serves the rest) but never skips an older reference.
+    (the next stock change serves the rest) but never skips an older reference. One query
+    (on the waiting backorders' partial index) when none waits, as in a shop that never
+    back-orders; one more for the availability otherwise.
     """
-    free = availability_by_variant(variant_ids=variant_ids)
-    wanted = {variant_id for variant_id, units in free.items() if units > 0}
-    if not wanted:
-        return []
-    references: list[str] = []
-    rows = (
+    waiting = list(
         Backorder.objects.filter(
-            variant_id__in=wanted, quantity__gt=F("allocated") + F("cancelled")
+            variant_id__in=set(variant_ids), quantity__gt=F("allocated") + F("cancelled")
         )
         .order_by("created_at", "pk")
         .values_list("reference", "variant_id", "quantity", "allocated", "cancelled")
     )
-    for reference, variant_id, quantity, allocated, cancelled in rows.iterator(chunk_size=200):
+    if not waiting:
+        return []
+    free = availability_by_variant(variant_ids={row[1] for row in waiting})
+    references: list[str] = []
+    for reference, variant_id, quantity, allocated, cancelled in waiting:
         if free[variant_id] <= 0:
-            if all(free[variant] <= 0 for variant in wanted):
-                break
             continue
         free[variant_id] -= quantity - allocated - cancelled
         if reference not in references:

@@ -20,6 +20,7 @@ from orders.services import (
     LinesOutOfStock,
     UnitsExceeded,
     fulfilment_create,
+    order_backorders_allocate,
     order_cancel,
     order_email_render,
     order_lines_cancel,
@@ -241,3 +242,14 @@ def test_a_cancelled_order_waits_for_nothing_and_its_units_go_to_the_next(
     assert StockAllocation.objects.get(reference=second.number).quantity == 1
     assert waiting_for(mug) == 0
     assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_stock_coming_in_that_nobody_waits_for_costs_one_query(django_assert_num_queries):
+    # given: a back-ordering variant with nothing waiting, a deny one
+    mug = backordering("MUG-1", on_hand=3)
+    tee = variant_stocked("TEE-1", on_hand=3)
+
+    # when / then: the receiver's work after a receipt's commit reads the waiting backorders
+    with django_assert_num_queries(1):
+        served = order_backorders_allocate(variant_ids=[mug.pk, tee.pk])
+    assert served == 0

@@ -11,7 +11,9 @@ deadlock. Split by entity: `levels` (warehouses, receipts, adjustments, holds, s
 import); `sql` holds the set-based statements, `events` the signals' one sender.
 
 The lock order every service keeps: an order (orders' services), the reference's backorders,
-its allocations, the levels (primary-key order), the stock policies (variant order).
+its allocations, the levels (primary-key order), the stock policies (variant order). The
+allocation of backorders writes allocations after the levels, but only of the orders whose
+rows (and backorders) it locked first, so no one else holds them.
 """
 
 from inventory.services.backorders import BackorderAllocated, backorders_allocate
