@@ -1,6 +1,7 @@
 """Real threads, each with its own PostgreSQL connection, racing for the same stock rows:
 `deny` variants with units on hold and safety stock, and a back-ordered variant's limit."""
 
+import datetime
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +12,13 @@ from django.db import connections
 from django.db.models import Sum
 
 from catalog.models import Variant
-from inventory.models import Backorder, StockAllocation, StockLevel, StockPolicy
+from inventory.models import Backorder, PurchaseOrder, StockAllocation, StockLevel, StockPolicy
 from inventory.selectors import backorder_drift, stock_drift
 from inventory.services import (
     InvalidStockOperation,
+    PurchaseUnits,
+    purchase_order_create,
+    purchase_order_receive,
     stock_hold,
     stock_receive,
     stock_release,
@@ -234,3 +238,30 @@ def basket(rng: random.Random, variants) -> list[tuple[int, int]]:
     """1 to 3 lines in random order (a checkout does not sort them), quantities 1 to 4."""
     chosen = rng.sample(variants, rng.randint(1, 3))
     return [(variant.pk, rng.randint(1, 4)) for variant in chosen]
+
+
+def test_two_clerks_receiving_one_delivery_at_once_count_it_once(run_concurrently):
+    # given: 6 units on a purchase order
+    variant = make_variant(threshold=0)
+    purchase_order = purchase_order_create(
+        number="PO-RACE",
+        supplier="Potteries Ltd",
+        warehouse=make_warehouse("main"),
+        expected_on=datetime.date(2027, 6, 1),
+        lines=[PurchaseUnits(variant.pk, 6)],
+    )
+
+    # when: two clerks receive all of it at the same moment
+    def receive(_: int) -> str:
+        purchase_order_receive(purchase_order=PurchaseOrder.objects.get(pk=purchase_order.pk))
+        return "received"
+
+    results = run_concurrently(receive, 2)
+
+    # then: the second found nothing left to receive; 6 units on hand, not 12
+    assert sorted(map(str, results)) == [
+        "purchase order PO-RACE is received",
+        "received",
+    ]
+    assert StockLevel.objects.values_list("on_hand", "incoming").get() == (6, 0)
+    assert stock_drift() == []
