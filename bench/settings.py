@@ -8,8 +8,9 @@ lets a case swap one thing through the environment:
 - `BENCH_DB_POOL=1`: psycopg's connection pool instead of persistent connections, to measure the
   choice `config/settings.py` makes (needs `psycopg_pool` importable).
 
-The `reference` database (`sw_bench_ref`, where pgbench runs the raw-SQL reference) and the
-`bench` app's unmanaged models of its tables serve the naive ORM checkout (`bench.urls`).
+The `reference` database (`sw_bench_ref`, or `<BENCH_DB_PREFIX>_ref`, where pgbench runs the
+raw-SQL reference) and the `bench` app's unmanaged models of its tables serve the naive ORM
+checkout (`bench.urls`).
 """
 
 import copy
@@ -20,7 +21,10 @@ from config.settings import DATABASES, INSTALLED_APPS
 
 ROOT_URLCONF = "bench.urls"
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
-DATABASES["reference"] = {**copy.deepcopy(DATABASES["default"]), "NAME": "sw_bench_ref"}
+DATABASES["reference"] = {
+    **copy.deepcopy(DATABASES["default"]),
+    "NAME": os.environ.get("BENCH_DB_PREFIX", "sw_bench") + "_ref",
+}
 
 if os.environ.get("BENCH_CACHE") == "dummy":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}

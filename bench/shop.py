@@ -123,9 +123,9 @@ SELECT g AS n,
 FROM generate_series(1, %(orders)s) AS g;
 
 INSERT INTO orders_order (number, customer_id, status, currency, subtotal, shipping, total,
-    shipping_address, tracking_number, needs_attention, attention_reason, placed_at, paid_at,
-    shipped_at, delivered_at, cancelled_at, refunded_at, updated_at)
-SELECT 'H' || lpad(n::text, 9, '0'), customer_id, status, %(currency)s, 29.97, 4.90, 34.87,
+    shipping_refunded, shipping_address, tracking_number, needs_attention, attention_reason,
+    placed_at, paid_at, shipped_at, delivered_at, cancelled_at, refunded_at, updated_at)
+SELECT 'H' || lpad(n::text, 9, '0'), customer_id, status, %(currency)s, 29.97, 4.90, 34.87, false,
     '{"name": "History", "line1": "1 Past Road", "city": "Before", "postal_code": "1",
       "country": "DE"}'::jsonb,
     CASE WHEN status = 'delivered' THEN 'TRK' || n ELSE '' END, false, '', placed_at,
@@ -146,18 +146,23 @@ JOIN catalog_variant v
   ON v.sku = 'BENCH-' || lpad((1 + ((h.n * 3 + k) * 7919) %% 10000)::text, 5, '0')
 JOIN inventory_stocklevel l ON l.variant_id = v.id;
 
-INSERT INTO orders_orderline (order_id, variant_id, sku, name, quantity, unit_price, line_total)
-SELECT order_id, variant_id, sku, sku, quantity, price, price * quantity
+INSERT INTO orders_orderline (order_id, variant_id, sku, name, quantity, unit_price, line_total,
+                              shipped_quantity, cancelled_quantity, returned_quantity)
+SELECT order_id, variant_id, sku, sku, quantity, price, price * quantity,
+       CASE WHEN status = 'delivered' THEN quantity ELSE 0 END,
+       CASE WHEN status = 'cancelled' THEN quantity ELSE 0 END, 0
 FROM bench_history_lines ORDER BY order_id;
 
 UPDATE orders_order o SET subtotal = s.subtotal, total = s.subtotal + o.shipping
 FROM (SELECT order_id, sum(line_total) AS subtotal FROM orders_orderline GROUP BY order_id) s
 WHERE s.order_id = o.id AND o.number LIKE 'H%%';
 
-INSERT INTO inventory_stockallocation (reference, level_id, quantity, state, created_at,
-                                       updated_at)
+INSERT INTO inventory_stockallocation (reference, level_id, quantity, state, shipped, released,
+                                       returned, created_at, updated_at)
 SELECT number, level_id, sum(quantity),
-       CASE WHEN status = 'delivered' THEN 'shipped' ELSE 'released' END, min(placed_at),
+       CASE WHEN status = 'delivered' THEN 'shipped' ELSE 'released' END,
+       CASE WHEN status = 'delivered' THEN sum(quantity) ELSE 0 END,
+       CASE WHEN status = 'delivered' THEN 0 ELSE sum(quantity) END, 0, min(placed_at),
        min(placed_at)
 FROM bench_history_lines GROUP BY number, level_id, status;
 

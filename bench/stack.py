@@ -1,6 +1,7 @@
 """The benchmark's stack on 127.0.0.1: its own databases, Redis numbers, gunicorn servers, pgbench.
 
-Every database the bench makes is named `sw_bench*` and every Redis database it uses is 10-12,
+Every database the bench makes is named `sw_bench*` (`BENCH_DB_PREFIX*` when set) and every Redis
+database it uses is 10-12,
 so a run never touches anybody else's data. Every process it starts is bounded in time and
 stopped by its own pid.
 """
@@ -24,6 +25,10 @@ PYTHON = sys.executable
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 REFERENCE = ROOT / "bench" / "reference"
+# Every database the bench makes starts with this; `BENCH_DB_PREFIX` (which must start with
+# `sw_`) lets a developer run it beside another bench run on a shared PostgreSQL.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "sw_bench")
+assert DB_PREFIX.startswith("sw_"), DB_PREFIX
 GUNICORN_WORKERS = 4
 
 
@@ -47,13 +52,13 @@ def psql(database: str, sql: str | None = None, file: Path | None = None) -> str
 
 def recreate_database(name: str) -> None:
     """Drop and create one of the bench's own databases."""
-    assert name.startswith("sw_bench"), name
+    assert name.startswith(DB_PREFIX), name
     subprocess.run(["dropdb", *pg_args(), "--if-exists", "--force", name], check=True, timeout=60)
     subprocess.run(["createdb", *pg_args(), name], check=True, timeout=60)
 
 
 def drop_database(name: str) -> None:
-    assert name.startswith("sw_bench"), name
+    assert name.startswith(DB_PREFIX), name
     subprocess.run(["dropdb", *pg_args(), "--if-exists", "--force", name], check=True, timeout=60)
 
 
