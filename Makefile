@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_STAFF_EMAIL ?= staff@stockwire.example
 DEMO_STAFF_PASSWORD ?= stockwire-demo
 
-.PHONY: install run test screenshots lint worker beat bench clean
+.PHONY: install run test screenshots lint worker beat relay bench clean
 
 $(BIN)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=/tmp/stockwire-celerybeat-schedule
+
+# The outbox relay: publishes each committed task request as its commit wakes it (PostgreSQL).
+relay: install
+	$(BIN)/python manage.py outbox_relay --loop
 
 $(BIN)/.bench-installed: requirements-bench.lock $(BIN)/.installed
 	$(BIN)/pip install --quiet --require-hashes -r requirements-bench.lock

@@ -1,7 +1,11 @@
 """Request Celery tasks so that none is lost and none outlives a rollback.
 
-`outbox_enqueue` writes the request in the caller's transaction and hands it to the broker when
-that transaction commits. The row stays open until the task has done its work: a worker's
+`outbox_enqueue` writes the request in the caller's transaction. Who hands it to the broker
+depends on `settings.OUTBOX_PUBLISH`: with "relay" (PostgreSQL and a broker) the same statement
+sends a NOTIFY that PostgreSQL delivers on commit, and the listening relay (`outbox_relay --loop`,
+`RelayWakeups`) publishes what is due, in batches, so no request waits on the broker; with
+"commit" (and whenever tasks run eagerly) the committing process publishes it right after the
+commit. The row stays open until the task has done its work: a worker's
 `task_success` marks it done, its final `task_failure` marks it failed (with a TaskFailure row).
 `outbox_relay` publishes what the broker never took (down at commit, process killed between
 commit and publish) and, after `OUTBOX_REDELIVER_AFTER_SECONDS`, what it took and lost (a Redis
@@ -24,7 +28,7 @@ from uuid import UUID, uuid4
 from celery import Task, current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, router, transaction
-from django.db.models import Case, F, PositiveIntegerField, Q, When
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -32,8 +36,12 @@ from outbox.models import OutboxMessage, TaskFailure
 
 logger = logging.getLogger(__name__)
 
-# A row younger than this is still being published by the process that wrote it.
+# A row younger than this is still being published by the process that wrote it (when
+# `OUTBOX_PUBLISH` is "commit"; a relay woken by NOTIFY publishes at once, `RELAY_WOKEN_GRACE`).
 RELAY_GRACE = timedelta(seconds=10)
+RELAY_WOKEN_GRACE = timedelta(0)
+# The PostgreSQL NOTIFY channel on which a committed request wakes the listening relay.
+RELAY_CHANNEL = "stockwire_outbox"
 # Backoff for rows the broker refused: doubles per attempt, capped so a long outage is retried
 # every few minutes, with jitter so relays on many hosts do not stampede a recovering broker.
 RELAY_BACKOFF_BASE_SECONDS = 5
@@ -65,22 +73,45 @@ def outbox_enqueue(
     Call inside the business transaction. A second request with the same `dedupe_key` is
     dropped (the first one stands), so a receiver may run twice without doubling an e-mail.
     Outside a transaction (autocommit) the row is written and published at once.
+    When the relay publishes (`relay_publishes()`), the commit wakes it instead.
 
     Requests: `task_name` with `kwargs`, on commit.
     """
     message_id = uuid4()
+    wake_relay = relay_publishes()
     if not _insert_unless_duplicate(
-        message_id=message_id, task_name=task_name, kwargs=kwargs, dedupe_key=dedupe_key
+        message_id=message_id,
+        task_name=task_name,
+        kwargs=kwargs,
+        dedupe_key=dedupe_key,
+        wake_relay=wake_relay,
     ):
         return None  # an earlier request with this key stands; publishing this would double it
+    if wake_relay:
+        return message_id
     transaction.on_commit(
         partial(_publish_after_commit, message_id=message_id, task_name=task_name, kwargs=kwargs)
     )
     return message_id
 
 
+def relay_publishes() -> bool:
+    """Whether committed requests are left to the listening relay (`OUTBOX_PUBLISH = "relay"`)
+    rather than published by the process that committed them.
+
+    Eager tasks (the embedded default, and tests without a worker) always run on commit in
+    the requesting process: there is no broker to publish to.
+    """
+    return settings.OUTBOX_PUBLISH == "relay" and not current_app.conf.task_always_eager
+
+
 def _insert_unless_duplicate(
-    *, message_id: UUID, task_name: str, kwargs: dict[str, Any], dedupe_key: str | None
+    *,
+    message_id: UUID,
+    task_name: str,
+    kwargs: dict[str, Any],
+    dedupe_key: str | None,
+    wake_relay: bool = False,
 ) -> bool:
     """Write one request row unless its `dedupe_key` is taken; return whether it was written.
 
@@ -88,6 +119,13 @@ def _insert_unless_duplicate(
     insert plus a look-up: this runs inside every checkout, where each round trip counts.
     A NULL key never conflicts. Values go through the fields' own database preparation, so
     the UUID and JSON columns are stored as the ORM stores them on either database.
+
+    With `wake_relay` (PostgreSQL only) the INSERT is a CTE and the statement selects
+    `pg_notify(RELAY_CHANNEL, '')` once per row written, still one round trip: the answer has a
+    row only when the request was written, and a duplicate sends nothing. What the statement
+    guarantees comes from NOTIFY itself: PostgreSQL delivers the notification only when the
+    transaction commits (after the row is visible to the relay it wakes), never when it rolls
+    back, and the notifications of one transaction with the same payload arrive as one.
     """
     connection = connections[router.db_for_write(OutboxMessage)]
     meta = OutboxMessage._meta
@@ -113,6 +151,9 @@ def _insert_unless_duplicate(
         f"ON CONFLICT ({connection.ops.quote_name(meta.get_field('dedupe_key').column)}) "
         "DO NOTHING"
     )
+    if wake_relay:
+        sql = f"WITH written AS ({sql} RETURNING 1) SELECT pg_notify(%s, '') FROM written"
+        params.append(RELAY_CHANNEL)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
@@ -273,7 +314,10 @@ def outbox_relay(
 
 
 def outbox_relay_drain(
-    *, now_due: bool = False, stopping: Callable[[], bool] = lambda: False
+    *,
+    now_due: bool = False,
+    stopping: Callable[[], bool] = lambda: False,
+    grace: timedelta = RELAY_GRACE,
 ) -> int:
     """Relay batch after batch until every due row was tried once; return how many were
     published.
@@ -282,16 +326,70 @@ def outbox_relay_drain(
     once and reaches every row behind those it cannot publish (a task no longer deployed, which
     `now_due` would otherwise hand every batch first). The run ends with a batch that finds
     fewer rows than it may take, at the first sign of an unreachable broker, or when
-    `stopping()` says so. Sends no signals and requests no tasks.
+    `stopping()` says so. A listening relay passes `RELAY_WOKEN_GRACE`: nobody else publishes
+    the rows that woke it. Sends no signals and requests no tasks.
     """
     total, after = 0, None
     while not stopping():
-        batch = _relay_batch(now_due=now_due, after=after)
+        batch = _relay_batch(now_due=now_due, after=after, grace=grace)
         total += batch.published
         if batch.broker_unreachable or batch.tried < RELAY_BATCH_SIZE:
             break
         after = batch.last
     return total
+
+
+class RelayWakeups:
+    """A PostgreSQL connection of its own that LISTENs on `RELAY_CHANNEL` for the relay loop.
+
+    Its own, not Django's: Django closes and replaces its connections (age, health checks,
+    `connections_renew`), and a replaced connection would silently stop listening. Autocommit,
+    so a notification is read as soon as it arrives. Open it before the first drain: a request
+    committed after `open()` wakes `wait()`, one committed before it is found by that drain, so
+    none waits for the next timed pass. Use as a context manager; errors from a lost connection
+    are psycopg's `OperationalError`.
+    """
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+        self._connection = None
+
+    def open(self) -> "RelayWakeups":
+        import psycopg
+
+        params = connections[self.alias].get_connection_params()
+        # Django's cursor class and adapters serve its own queries; LISTEN needs neither.
+        for django_only in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(django_only, None)
+        self._connection = psycopg.connect(**params, autocommit=True)
+        self._connection.execute(f"LISTEN {RELAY_CHANNEL}")
+        return self
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a notification; return whether one came. Those that
+        arrived meanwhile are consumed too: one drain publishes every request they announce."""
+        woken = False
+        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+            woken = True
+        if woken:
+            for _ in self._connection.notifies(timeout=0):
+                pass
+        return woken
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and not self._connection.closed
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> "RelayWakeups":
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -349,22 +447,13 @@ def _relay_batch(
         published.append(message)
     if published:
         _resume_broker()
-        OutboxMessage.objects.filter(pk__in=[message.pk for message in published]).update(
-            published_at=timezone.now(),
-            claimed_until=None,
-            redeliveries=Case(
-                When(published_at__isnull=False, then=F("redeliveries") + 1),
-                default=F("redeliveries"),
-                output_field=PositiveIntegerField(),
-            ),
-        )
+        _mark_batch_published(published)
     last = (claimed[-1].created_at, claimed[-1].pk) if claimed else None
     return _RelayBatch(
         published=len(published), tried=len(claimed), last=last, broker_unreachable=unreachable
     )
 
 
-@transaction.atomic
 def _claim_batch(
     *,
     now: datetime,
@@ -374,32 +463,106 @@ def _claim_batch(
     message_ids: Iterable[UUID] | None,
     after: tuple[datetime, UUID] | None,
 ) -> list[_Claimed]:
-    """Lease the batch's rows to this relay in one short transaction and return them."""
-    due = OutboxMessage.objects.filter(done_at__isnull=True, failed_at__isnull=True).exclude(
-        claimed_until__gt=now
-    )
+    """Lease the batch's rows to this relay and return them, oldest first, in one statement.
+
+    `UPDATE … SET claimed_until = <lease> WHERE id IN (SELECT … ORDER BY created_at, id LIMIT n
+    FOR UPDATE SKIP LOCKED) RETURNING …`, in autocommit: the subquery locks the due rows no other
+    relay holds (a row another relay is claiming is skipped, one it claimed and committed is
+    re-checked by PostgreSQL against `claimed_until` and left out), and the statement's commit
+    makes the lease visible to every other relay. Written out rather than the ORM's
+    SELECT-then-UPDATE transaction because a listening relay runs it for every few orders:
+    four round trips and two compilations were most of its CPU. SQLite (one writer at a time)
+    runs the same statement without the locking clause.
+    """
     if message_ids is not None:
-        due = due.filter(pk__in=list(message_ids))
+        message_ids = list(message_ids)
+        if not message_ids:
+            return []
+    connection = connections[router.db_for_write(OutboxMessage)]
+    meta = OutboxMessage._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    def value(name: str, raw: Any) -> Any:
+        return meta.get_field(name).get_db_prep_value(raw, connection)
+
+    params: list[Any] = [value("claimed_until", now + RELAY_CLAIM_LEASE)]
+    due = [
+        f"{column('done_at')} IS NULL AND {column('failed_at')} IS NULL",
+        f"({column('claimed_until')} IS NULL OR {column('claimed_until')} <= %s)",
+    ]
+    params.append(value("claimed_until", now))
+    if message_ids is not None:
+        due.append(f"{column('id')} IN ({', '.join(['%s'] * len(message_ids))})")
+        params += [value("id", pk) for pk in message_ids]
     else:
-        never_published = Q(published_at__isnull=True)
+        never_published = f"{column('published_at')} IS NULL"
         if not now_due:
-            never_published &= Q(created_at__lte=now - grace) & (
-                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+            never_published += (
+                f" AND {column('created_at')} <= %s AND ({column('next_attempt_at')} IS NULL "
+                f"OR {column('next_attempt_at')} <= %s)"
             )
-        due = due.filter(never_published | Q(published_at__lte=now - redeliver_after()))
+            params += [value("created_at", now - grace), value("next_attempt_at", now)]
+        due.append(f"(({never_published}) OR {column('published_at')} <= %s)")
+        params.append(value("published_at", now - redeliver_after()))
     if after is not None:
         created_at, pk = after
-        due = due.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
-    rows = [
-        _Claimed(**row)
-        for row in due.select_for_update(skip_locked=True)
-        .order_by("created_at", "pk")
-        .values("pk", "task_name", "kwargs", "created_at", "published_at", "attempts")[:batch_size]
-    ]
-    OutboxMessage.objects.filter(pk__in=[row.pk for row in rows]).update(
-        claimed_until=now + RELAY_CLAIM_LEASE
+        due.append(
+            f"({column('created_at')} > %s OR ({column('created_at')} = %s AND "
+            f"{column('id')} > %s))"
+        )
+        params += [value("created_at", created_at), value("created_at", created_at)]
+        params.append(value("id", pk))
+    params.append(batch_size)
+    locking = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
-    return rows
+    table = quote(meta.db_table)
+    sql = (
+        f"UPDATE {table} SET {column('claimed_until')} = %s WHERE {column('id')} IN ("
+        f"SELECT {column('id')} FROM {table} WHERE {' AND '.join(due)} "
+        f"ORDER BY {column('created_at')}, {column('id')} LIMIT %s{locking}) "
+        f"RETURNING {column('id')}, {column('task_name')}, {column('kwargs')}, "
+        f"{column('created_at')}, {column('published_at')}, {column('attempts')}"
+    )
+    # raw() turns the returned columns into Python values as the fields would.
+    rows = [
+        _Claimed(
+            pk=row.pk,
+            task_name=row.task_name,
+            kwargs=row.kwargs,
+            created_at=row.created_at,
+            published_at=row.published_at,
+            attempts=row.attempts,
+        )
+        for row in OutboxMessage.objects.raw(sql, params)
+    ]
+    return sorted(rows, key=lambda row: (row.created_at, row.pk))
+
+
+def _mark_batch_published(messages: list[_Claimed]) -> None:
+    """Mark a batch published and end this relay's lease on it, in one written-out UPDATE; a
+    row published before counts one more redelivery (the old `published_at` decides)."""
+    connection = connections[router.db_for_write(OutboxMessage)]
+    meta = OutboxMessage._meta
+    quote = connection.ops.quote_name
+    published_at, claimed_until = (
+        quote(meta.get_field(name).column) for name in ("published_at", "claimed_until")
+    )
+    redeliveries = quote(meta.get_field("redeliveries").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {published_at} = %s, {claimed_until} = NULL, "
+            f"{redeliveries} = {redeliveries} + "
+            f"CASE WHEN {published_at} IS NULL THEN 0 ELSE 1 END "
+            f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(messages))})",
+            [
+                meta.get_field("published_at").get_db_prep_value(timezone.now(), connection),
+                *(meta.pk.get_db_prep_value(message.pk, connection) for message in messages),
+            ],
+        )
 
 
 def _record_relay_failure(*, message: _Claimed, error: Exception, now: datetime) -> None:

@@ -1,5 +1,5 @@
 """Real faults for tests: a broker (or database) that refuses, hangs or works on demand, cut
-database sessions, and worker processes.
+database sessions, worker processes and relay loops.
 
 `BrokerGate` listens on a local port the tests point Celery (or a process's DATABASE_URL) at.
 Its mode decides what a client meets: `refuse` (nothing listens: connection refused),
@@ -9,18 +9,22 @@ modes drops every open connection, as a restarting server would.
 """
 
 import contextlib
+import json
 import os
 import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
 from django.db import connection
 
 from conftest import celery_worker_command
@@ -226,8 +230,10 @@ def workers(*, env: dict[str, str], queue: str, count: int = 1) -> Iterator[list
 def celery_broker(url: str, *, queue: str) -> Iterator[None]:
     """Publish from this process to the broker at `url`, on `queue`, instead of running eagerly.
 
-    Celery keeps its connection and producer pools once made; they are dropped on the way in and
-    out so the next publish connects to whichever broker is current.
+    This process publishes each request right after its commit (`OUTBOX_PUBLISH = "commit"`):
+    the tests using it are about that publish and what follows it. Celery keeps its connection
+    and producer pools once made; they are dropped on the way in and out so the next publish
+    connects to whichever broker is current.
     """
     from django.conf import settings
 
@@ -238,6 +244,7 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
         app.conf.task_default_queue,
         app.conf.task_always_eager,
         settings.CELERY_TASK_ALWAYS_EAGER,
+        settings.OUTBOX_PUBLISH,
     )
 
     def drop_pools() -> None:
@@ -248,6 +255,7 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
     app.conf.task_default_queue = queue
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.OUTBOX_PUBLISH = "commit"
     drop_pools()
     try:
         yield
@@ -257,5 +265,54 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
             app.conf.task_default_queue,
             app.conf.task_always_eager,
             settings.CELERY_TASK_ALWAYS_EAGER,
+            settings.OUTBOX_PUBLISH,
         ) = previous
         drop_pools()
+
+
+@dataclass
+class RelayLoop:
+    """A running `manage.py outbox_relay --loop`, its log, and (after) what it left queued."""
+
+    process: subprocess.Popen
+    log_path: Path
+    queued: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as an orchestrator stops it; return its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def relay_loop(env: dict[str, str], log_path: Path, *, interval: float) -> Iterator[RelayLoop]:
+    """Run `outbox_relay --loop` in its own process with `env` (listening when that env's
+    settings leave publishing to the relay); afterwards make sure it is gone and note the task
+    ids left in its broker queue, which is then emptied."""
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queue = env["CELERY_TASK_DEFAULT_QUEUE"]
+    with log_path.open("w") as log:
+        relay = RelayLoop(
+            process=subprocess.Popen(
+                [sys.executable, "manage.py", "outbox_relay", "--loop", f"--interval={interval}"],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ),
+            log_path=log_path,
+        )
+        try:
+            yield relay
+        finally:
+            if relay.process.poll() is None:
+                relay.process.kill()
+                relay.process.wait(timeout=5)
+            relay.queued = [json.loads(raw)["headers"]["id"] for raw in broker.lrange(queue, 0, -1)]
+            broker.delete(queue)

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from model_bakery import baker
 
+from config.celery import app as celery_app
 from config.tasks import slow_mark
 from orders.models import Customer, Order
 from outbox import services
@@ -120,6 +121,33 @@ def test_requests_with_the_same_dedupe_key_are_one_request(
     # then
     assert OutboxMessage.objects.count() == 1
     assert (media / "once.runs").read_text().count("\n") == 1
+
+
+@pytest.mark.postgres
+def test_with_the_relay_publishing_only_a_committed_new_request_wakes_it(
+    transactional_db, settings
+):
+    # given: requests left to the relay (no publish after the commit), and a listener
+    settings.OUTBOX_PUBLISH = "relay"
+    celery_app.conf.task_always_eager = False
+    try:
+        with services.RelayWakeups() as wakeups:
+            # when / then: a committed request wakes it, and is left unpublished for it
+            with transaction.atomic():
+                _enqueue_mark("first", dedupe_key="mark:first")
+            assert wakeups.wait(timeout=5)
+            assert OutboxMessage.objects.get().published_at is None
+
+            # when / then: a duplicate of it, or a request rolled back, wakes nothing
+            with transaction.atomic():
+                _enqueue_mark("again", dedupe_key="mark:first")
+            with pytest.raises(RuntimeError), transaction.atomic():
+                _enqueue_mark("rolled-back")
+                raise RuntimeError("the business transaction fails")
+            assert not wakeups.wait(timeout=0.5)
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert OutboxMessage.objects.count() == 1
 
 
 def test_publish_to_an_unreachable_broker_leaves_the_row_for_the_relay(
