@@ -48,7 +48,8 @@ worker: install
 beat: install
 	$(BIN)/celery -A config beat --loglevel=INFO --schedule=/tmp/stockwire-celerybeat-schedule
 
-# The outbox relay: publishes each committed task request as its commit wakes it (PostgreSQL).
+# A listening outbox relay, for OUTBOX_PUBLISH=relay: publishes each task request as its commit
+# wakes it (PostgreSQL); otherwise a pass every 5 s, as beat's outbox.relay.
 relay: install
 	$(BIN)/python manage.py outbox_relay --loop
 

@@ -249,15 +249,11 @@ def celery_worker_command(*, queue: str, hostname: str, pool: str = "solo") -> l
 def celery_worker(
     transactional_db, child_process_env, settings, tmp_path
 ) -> Iterator[dict[str, str]]:
-    """Start a real Celery worker process on Redis, on a queue of this test's own, and a
-    listening outbox relay (`outbox_relay --loop`) publishing to it: production's shape.
+    """Start a real Celery worker process on Redis, on a queue of this test's own.
 
-    The test process stops running tasks eagerly; its commits wake the relay (PostgreSQL's
-    NOTIFY), which publishes their requests to the worker's queue. Yields the worker's
-    environment (its mail folder is `EMAIL_URL`).
+    The test process publishes to the same queue and stops running tasks eagerly. Yields the
+    worker's environment (its mail folder is `EMAIL_URL`).
     """
-    from tests.faults import relay_loop
-
     queue = child_process_env["CELERY_TASK_DEFAULT_QUEUE"]
     # A file, not a pipe nobody reads: a full pipe would stop the worker mid-test.
     log = (tmp_path / "worker.log").open("w")
@@ -288,10 +284,7 @@ def celery_worker(
         # Eager tasks run by several threads at once (concurrency tests) can leave Celery's
         # process-wide "inside a task" flag set (its save and restore are not thread-safe);
         # this process is no worker, and the test may wait for a result.
-        with (
-            relay_loop(child_process_env, tmp_path / "relay.log", interval=5),
-            allow_join_result(),
-        ):
+        with allow_join_result():
             yield child_process_env
     finally:
         celery_app.conf.task_default_queue = previous_queue

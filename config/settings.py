@@ -298,16 +298,16 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 OUTBOX_REDELIVER_AFTER_SECONDS = env.int(
     "OUTBOX_REDELIVER_AFTER_SECONDS", default=2 * celery_visibility_timeout
 )
-# Who hands a committed outbox request to the broker (README "Background work"): "relay", the
-# listening relay process (`manage.py outbox_relay --loop`), woken by a NOTIFY that commits with
-# the request, so no request waits on the broker; or "commit", the process that committed the
-# request, right after its commit. "relay" needs PostgreSQL and a broker, and is their default;
-# the embedded default (SQLite, tasks run in-process) publishes on commit. Set "commit" where no
-# relay can hold a LISTEN connection (PgBouncer in transaction mode in front of the relay).
+# Who hands a committed outbox request to the broker (README "The outbox"): "commit", the process
+# that committed it, right after the commit; or "relay", the listening relay process
+# (`manage.py outbox_relay --loop`), woken by a NOTIFY that commits with the request, so no
+# request waits on the broker. "relay" needs PostgreSQL and a broker. It takes the publish off the
+# web tier but not off the machine: the relay spends on it what the web process saved, and more
+# in all (bench/README.md, "The CPU case"), so "commit" stays the default.
 _relay_possible = _broker_configured and (
     DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 )
-OUTBOX_PUBLISH = env.str("OUTBOX_PUBLISH", default="relay" if _relay_possible else "commit")
+OUTBOX_PUBLISH = env.str("OUTBOX_PUBLISH", default="commit")
 if OUTBOX_PUBLISH not in {"relay", "commit"}:
     raise ImproperlyConfigured(f"OUTBOX_PUBLISH must be relay or commit, not {OUTBOX_PUBLISH!r}")
 if OUTBOX_PUBLISH == "relay" and not _relay_possible:

@@ -230,10 +230,8 @@ def workers(*, env: dict[str, str], queue: str, count: int = 1) -> Iterator[list
 def celery_broker(url: str, *, queue: str) -> Iterator[None]:
     """Publish from this process to the broker at `url`, on `queue`, instead of running eagerly.
 
-    This process publishes each request right after its commit (`OUTBOX_PUBLISH = "commit"`):
-    the tests using it are about that publish and what follows it. Celery keeps its connection
-    and producer pools once made; they are dropped on the way in and out so the next publish
-    connects to whichever broker is current.
+    Celery keeps its connection and producer pools once made; they are dropped on the way in and
+    out so the next publish connects to whichever broker is current.
     """
     from django.conf import settings
 
@@ -244,7 +242,6 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
         app.conf.task_default_queue,
         app.conf.task_always_eager,
         settings.CELERY_TASK_ALWAYS_EAGER,
-        settings.OUTBOX_PUBLISH,
     )
 
     def drop_pools() -> None:
@@ -255,7 +252,6 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
     app.conf.task_default_queue = queue
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.OUTBOX_PUBLISH = "commit"
     drop_pools()
     try:
         yield
@@ -265,7 +261,6 @@ def celery_broker(url: str, *, queue: str) -> Iterator[None]:
             app.conf.task_default_queue,
             app.conf.task_always_eager,
             settings.CELERY_TASK_ALWAYS_EAGER,
-            settings.OUTBOX_PUBLISH,
         ) = previous
         drop_pools()
 

@@ -103,8 +103,10 @@ NO_TIMED_PASS = 120
 
 
 @pytest.fixture
-def relay_publishes(settings) -> Iterator[None]:
-    """This process leaves its requests to the listening relay, as production does."""
+def relay_publishes(settings, child_process_env) -> Iterator[None]:
+    """`OUTBOX_PUBLISH=relay` here and in the relay processes the test starts: this process
+    leaves its requests to the listening relay."""
+    child_process_env["OUTBOX_PUBLISH"] = "relay"
     settings.OUTBOX_PUBLISH = "relay"
     settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
