@@ -2,15 +2,20 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, Q, QuerySet, When
+from django.db.models.sql import Query
 from django.utils import timezone
 
 from orders.models import Customer
 from orders.services import user_email_normalise
 from storefront.models import ApiToken
 
+# The user's columns in model order, then the customer profile's id.
+_USER_FIELDS = get_user_model()._meta.concrete_fields
 _TOKEN_USER_SQL = (
-    "SELECT u.*, c.id AS customer_pk "
+    f"SELECT {', '.join(f'u.{field.column}' for field in _USER_FIELDS)}, c.id "
     f"FROM {ApiToken._meta.db_table} t "
     f"JOIN {get_user_model()._meta.db_table} u ON u.id = t.user_id "
     f"LEFT JOIN {Customer._meta.db_table} c ON c.user_id = u.id "
@@ -18,27 +23,52 @@ _TOKEN_USER_SQL = (
 )
 
 
+# Per database alias (a few per process): working the converters out costs as much as the query.
+_converters_of: dict[str, dict] = {}
+
+
+def _user_converters(alias: str, connection: BaseDatabaseWrapper) -> dict:
+    """{position: (converters, column)} turning the user's columns into field values on the
+    `alias` database, as the ORM's compiler applies them (none for these fields on PostgreSQL;
+    on SQLite booleans and datetimes). They depend on the backend and the alias' settings
+    only, so one thread's serve every thread's connection to that alias."""
+    if alias not in _converters_of:
+        user_model = get_user_model()
+        compiler = Query(user_model).get_compiler(connection=connection)
+        columns = [field.get_col(user_model._meta.db_table) for field in _USER_FIELDS]
+        _converters_of[alias] = compiler.get_converters(columns)
+    return _converters_of[alias]
+
+
 def token_user(*, raw: str) -> AbstractBaseUser | None:
     """Return the active user holding the live token `raw`, in one query (None otherwise).
 
     The user's customer profile comes in the same query: most authenticated requests (placing
-    and reading orders) need it next. Written out because every authenticated request runs
-    it: the ORM's compilation of the token-user-customer join and its three model instances
-    cost several times the query. The profile is attached with only its id and user loaded
-    (its counters load on first use, as after `.only()`).
+    and reading orders) need it next. Written out, and read with a cursor into `from_db`
+    rather than through `raw()`, because every authenticated request runs it: the ORM's
+    compilation of the token-user-customer join, and then `raw()`'s per-query column mapping,
+    cost several times the query (bench/README.md, "Figures behind the code"). The fields'
+    own converters still run (SQLite stores booleans and datetimes as numbers and text). The
+    profile is attached with only its id and user loaded (its counters load on first use, as
+    after `.only()`).
     """
-    users = list(
-        get_user_model().objects.raw(_TOKEN_USER_SQL, [ApiToken.hash_of(raw), timezone.now()])
-    )
-    if not users:
+    user_model, fields = get_user_model(), _USER_FIELDS
+    alias = router.db_for_read(user_model)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(_TOKEN_USER_SQL, [ApiToken.hash_of(raw), timezone.now()])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    user = users[0]
-    if user.customer_pk is not None:
+    values, customer_pk = list(row[:-1]), row[-1]
+    for position, (converters, column) in _user_converters(alias, connection).items():
+        for converter in converters:
+            values[position] = converter(values[position], column, connection)
+    user = user_model.from_db(alias, [field.attname for field in fields], values)
+    if customer_pk is not None:
         # Half-loaded, as after `.only("id", "user_id")`: enough to place and read orders; its
         # counters load on first read. Never save() it (counters move only by F() bumps).
-        user.customer = Customer.from_db(
-            user._state.db, ["id", "user_id"], [user.customer_pk, user.pk]
-        )
+        user.customer = Customer.from_db(alias, ["id", "user_id"], [customer_pk, user.pk])
     return user
 
 
