@@ -10,8 +10,8 @@ from typing import Any
 
 from bench import stack
 
-SHOP_DB = "sw_bench"
-REFERENCE_DB = "sw_bench_ref"
+SHOP_DB = stack.DB_PREFIX
+REFERENCE_DB = f"{stack.DB_PREFIX}_ref"
 HOT_SKUS = [f"BENCH-{n:05d}" for n in range(1, 6)]
 ALL_SKUS = [f"BENCH-{n:05d}" for n in range(1, 10_001)]
 BUYERS = 64
@@ -23,7 +23,7 @@ ADDRESS = {
     "postal_code": "12345",
     "country": "DE",
 }
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4")
+ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "CPU")
 REQUEST_CAP = 30_000
 
 

@@ -1,6 +1,6 @@
 """Measurements taken inside one Django process on the bench database (not under load).
 
-`python -m bench.inproc buyers N|queries|cpu|signals` prints one JSON value.
+`python -m bench.inproc buyers N|queries|cpu|checkout_cpu|signals` prints one JSON value.
 
 - `buyers N`: N customers with an API token each (the tokens).
 
@@ -10,6 +10,8 @@
   lock window lasts; and statements per cached product list and detail hit.
 - `cpu`: a checkout request's time by package (cProfile self time), the profile that needs no
   py-spy.
+- `checkout_cpu` (CPU): process CPU per order through the WSGI application (see
+  `measure_checkout_cpu`), in alternating rounds of the variants `BENCH_CPU_VARIANTS` names.
 - `signals` (B4): place, pay and ship through the services, each with the project's receivers
   connected, disconnected from Django's receiver registry, and replaced by receivers that do
   nothing (restored afterwards), in alternating rounds; reports the median cost per operation,
@@ -443,6 +445,10 @@ def main() -> None:
         result = measure_queries()
     elif what == "cpu":
         result = measure_cpu()
+    elif what == "checkout_cpu":
+        from bench.checkout_cpu import measure_checkout_cpu
+
+        result = measure_checkout_cpu()
     else:
         result = measure_signals()
     print(json.dumps(result, default=str))

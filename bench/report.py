@@ -329,6 +329,57 @@ def tables(out: dict) -> str:
                 + ".",
             ]
         lines.append("")
+    cpu = out.get("CPU")
+    if cpu:
+        lines += [
+            f"**CPU per request in-process** (`bench/checkout_cpu.py`: the WSGI handler, "
+            f"{cpu['rounds']} alternating rounds of {cpu['requests_per_round']}, medians; "
+            f"outbox published by: {cpu['outbox_publish']})",
+            "",
+            _row(
+                "variant",
+                "web CPU ms",
+                "PostgreSQL CPU ms",
+                "relay CPU ms",
+                "statements",
+                "× bare",
+                "× naive",
+            ),
+            _row(*["---"] * 7),
+        ]
+        for variant, r in cpu["variants"].items():
+            lines.append(
+                _row(
+                    variant,
+                    r["web_cpu_ms"],
+                    r["pg_cpu_ms"],
+                    r["relay_cpu_ms"],
+                    r["queries"],
+                    r.get("x_bare", "–"),
+                    r.get("x_naive", "–"),
+                )
+            )
+        concurrent = cpu.get("publish_concurrently")
+        if concurrent:
+            lines.append(
+                f"\n{concurrent['threads']} threads at once, CPU ms per order (web + relay + "
+                "PostgreSQL): "
+                + "; ".join(
+                    f"published by {mode} {r['web_cpu_ms']} + {r['relay_cpu_ms']} + "
+                    f"{r['pg_cpu_ms']} = {r['total_cpu_ms']}"
+                    for mode, r in concurrent.items()
+                    if mode != "threads"
+                )
+                + "."
+            )
+        for mode, r in cpu.get("wake_latency", {}).items():
+            lines.append(
+                f"\nConfirmation e-mail, published by {mode}: INSERT → publish p50 "
+                f"{r['to_publish_ms_p50']} ms (p90 {r['to_publish_ms_p90']}), INSERT → task "
+                f"done p50 {r['to_done_ms_p50']} ms (p90 {r['to_done_ms_p90']}), "
+                f"{r['done']} of {r['requests']} done."
+            )
+        lines.append("")
     for name, reason in out.get("skipped", {}).items():
         lines.append(f"- {name} not measured: {reason}")
     lines.append("")

@@ -1,4 +1,4 @@
-"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B3,B4,CONN]`.
+"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B3,B4,CONN,CPU]`.
 
 Builds a production-like stack on 127.0.0.1 (gunicorn with 4 sync workers and DEBUG off, a fresh
 PostgreSQL database `sw_bench`, the Redis cache on database 10, the Celery broker on 11 so the
@@ -20,10 +20,11 @@ from bench.cases.b1_checkout import b1_checkout
 from bench.cases.b2_catalog import b2_catalog
 from bench.cases.b3_import import b3_import
 from bench.cases.b4_signals import b4_signals
+from bench.cases.checkout_cpu import checkout_cpu
 from bench.cases.conn_choice import conn_choice
 from bench.harness import SHOP_DB, log, run_module
 
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4")
+ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "CPU")
 
 
 def main() -> None:
@@ -82,6 +83,7 @@ def main() -> None:
         attempt("B3", b3_import, cfg, env, server, out)
     attempt("CONN", conn_choice, cfg, env, log_dir, out)
     attempt("B4", b4_signals, env, out)
+    attempt("CPU", checkout_cpu, env, out)
     out["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stack.redis_flush(10, 11, 12)
     # A partial run writes its JSON only: the README's tables show one complete run.
