@@ -206,15 +206,17 @@ def load_history() -> None:
     """Customers, orders, lines, allocations and ledger rows, written set-based."""
     from django.conf import settings
 
+    params = {
+        "customers": HISTORY_CUSTOMERS,
+        "orders": HISTORY_ORDERS,
+        "currency": settings.SHOP_CURRENCY,
+    }
+    # One statement per execute: with prepared statements on (DB_PREPARED_STATEMENTS), psycopg
+    # binds server-side, and PostgreSQL takes one command per statement that has parameters.
     with connection.cursor() as cursor:
-        cursor.execute(
-            HISTORY_SQL,
-            {
-                "customers": HISTORY_CUSTOMERS,
-                "orders": HISTORY_ORDERS,
-                "currency": settings.SHOP_CURRENCY,
-            },
-        )
+        for statement in HISTORY_SQL.split(";\n"):
+            if statement.strip():
+                cursor.execute(statement, params)
 
 
 def vacuum_analyze() -> None:
