@@ -25,7 +25,9 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS
+
+from core.sessions import own_session_params
 
 logger = logging.getLogger("stockwire.replicas")
 
@@ -67,9 +69,7 @@ def _monitor_connection_params(alias: str) -> dict[str, Any]:
     """psycopg's arguments for the monitor's own session with `alias`: Django's, minus what only
     Django's cursors use, with short timeouts and a name that tells it apart in pg_stat_activity.
     """
-    params = connections[alias].get_connection_params()
-    for django_only in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(django_only, None)
+    params = own_session_params(alias)
     options = params.get("options", "")
     params.update(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,

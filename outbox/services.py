@@ -32,6 +32,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from core.sessions import own_session_params
 from outbox.models import OutboxMessage, TaskFailure
 
 logger = logging.getLogger(__name__)
@@ -357,11 +358,7 @@ class RelayWakeups:
     def open(self) -> "RelayWakeups":
         import psycopg
 
-        params = connections[self.alias].get_connection_params()
-        # Django's cursor class and adapters serve its own queries; LISTEN needs neither.
-        for django_only in ("cursor_factory", "context", "prepare_threshold"):
-            params.pop(django_only, None)
-        self._connection = psycopg.connect(**params, autocommit=True)
+        self._connection = psycopg.connect(**own_session_params(self.alias), autocommit=True)
         self._connection.execute(f"LISTEN {RELAY_CHANNEL}")
         return self
 
