@@ -47,7 +47,7 @@ def token_user(*, raw: str) -> AbstractBaseUser | None:
     and reading orders) need it next. Written out, and read with a cursor into `from_db`
     rather than through `raw()`, because every authenticated request runs it: the ORM's
     compilation of the token-user-customer join, and then `raw()`'s per-query column mapping,
-    cost several times the query (bench/README.md, "Figures behind the code"). The fields'
+    cost several times the query (bench/README.md, "The CPU case"). The fields'
     own converters still run (SQLite stores booleans and datetimes as numbers and text). The
     profile is attached with only its id and user loaded (its counters load on first use, as
     after `.only()`).

@@ -22,6 +22,7 @@ from outbox import services
 from outbox.models import OutboxMessage, TaskFailure
 from outbox.services import RELAY_BATCH_SIZE, outbox_enqueue, outbox_prune, outbox_relay
 from tests.admin_shop import order_placed, variant_stocked
+from tests.embedded_helpers import embedded_env, manage
 from tests.faults import celery_broker, closed_port
 
 pytestmark = pytest.mark.django_db
@@ -148,6 +149,39 @@ def test_with_the_relay_publishing_only_a_committed_new_request_wakes_it(
     finally:
         celery_app.conf.task_always_eager = True
     assert OutboxMessage.objects.count() == 1
+
+
+def test_the_outbox_is_published_on_commit_unless_a_possible_relay_is_chosen(tmp_path):
+    show = "from django.conf import settings; print(settings.OUTBOX_PUBLISH)"
+
+    # when: started embedded, with a relay on PostgreSQL and a broker, with a relay on neither,
+    # and with a value that is not a publisher
+    default = manage("shell", "--no-imports", "-c", show, env=embedded_env(tmp_path))
+    relay = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        show,
+        env=embedded_env(
+            tmp_path,
+            DATABASE_URL="postgres://shop:pw@db:5432/shop",
+            REDIS_URL="redis://cache:6379/0",
+            OUTBOX_PUBLISH="relay",
+        ),
+    )
+    impossible = manage(
+        "shell", "--no-imports", "-c", show, env=embedded_env(tmp_path, OUTBOX_PUBLISH="relay")
+    )
+    unknown = manage(
+        "shell", "--no-imports", "-c", show, env=embedded_env(tmp_path, OUTBOX_PUBLISH="later")
+    )
+
+    # then: commit by default, relay where it can work, and a refusal that says why otherwise
+    assert (default.stdout.strip(), relay.stdout.strip()) == ("commit", "relay"), relay.stderr
+    assert impossible.returncode != 0
+    assert "OUTBOX_PUBLISH=relay needs PostgreSQL (DATABASE_URL) and a broker" in impossible.stderr
+    assert unknown.returncode != 0
+    assert "OUTBOX_PUBLISH must be relay or commit, not 'later'" in unknown.stderr
 
 
 def test_publish_to_an_unreachable_broker_leaves_the_row_for_the_relay(
