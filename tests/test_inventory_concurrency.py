@@ -1,5 +1,6 @@
 """Real threads, each with its own PostgreSQL connection, racing for the same stock rows:
-`deny` variants with units on hold and safety stock, and a back-ordered variant's limit."""
+`deny` variants with units on hold and safety stock, a back-ordered variant's limit, and
+staff changing a policy while a checkout back-orders."""
 
 import datetime
 import random
@@ -10,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 from django.db.models import Sum
+from django.utils import timezone
 
 from catalog.models import Variant
 from inventory.models import Backorder, PurchaseOrder, StockAllocation, StockLevel, StockPolicy
@@ -19,7 +21,9 @@ from inventory.services import (
     PurchaseUnits,
     purchase_order_create,
     purchase_order_receive,
+    reservations,
     stock_hold,
+    stock_policy_set,
     stock_receive,
     stock_release,
     stock_reserve,
@@ -265,3 +269,65 @@ def test_two_clerks_receiving_one_delivery_at_once_count_it_once(run_concurrentl
     ]
     assert StockLevel.objects.values_list("on_hand", "incoming").get() == (6, 0)
     assert stock_drift() == []
+
+
+def committed_by_another_connection(change: Callable[[], object], run_concurrently) -> None:
+    """Run `change` in a thread of its own: its own connection, committed when it returns."""
+    (outcome,) = run_concurrently(lambda _: change(), count=1)
+    assert not isinstance(outcome, BaseException), outcome
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["switched to deny", "release date reached", "limit set below the order's wait"],
+)
+def test_a_policy_changed_between_the_plan_and_the_update_refuses_the_backorder(
+    change, monkeypatch, run_concurrently
+):
+    # given: 1 mug on hand; it sells beyond that (a pre-order until tomorrow, or back-orders
+    # without a limit), and a buyer wants 3
+    today = timezone.localdate()
+    variant = make_variant(threshold=0)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=1)
+    if change == "release date reached":
+        stock_policy_set(
+            variant=variant,
+            policy="preorder",
+            limit=10,
+            release_date=today + datetime.timedelta(days=1),
+        )
+    else:
+        stock_policy_set(variant=variant, policy="backorder")
+    staff_change = {
+        "switched to deny": lambda: stock_policy_set(variant=variant, policy="deny"),
+        "release date reached": lambda: stock_policy_set(
+            variant=variant, policy="preorder", limit=10, release_date=today
+        ),
+        "limit set below the order's wait": lambda: stock_policy_set(
+            variant=variant, policy="backorder", limit=1
+        ),
+    }[change]
+    # staff commit their change after the checkout planned, before its UPDATE
+    update = reservations.move_levels
+    changed = []
+
+    def staff_change_then_update(**kwargs):
+        if not changed:
+            committed_by_another_connection(staff_change, run_concurrently)
+            changed.append(True)
+        return update(**kwargs)
+
+    monkeypatch.setattr(reservations, "move_levels", staff_change_then_update)
+
+    # when
+    result = buyer_placing(customer_new())([(variant.pk, 3)])
+
+    # then: refused (never a 500, never units waiting that the policy no longer allows), and
+    # the refusal is the retry's, planned under locks with the new policy
+    assert changed == [True]
+    assert isinstance(result, LinesOutOfStock), result
+    assert is_a_true_shortage(result)
+    assert not Backorder.objects.exists()
+    assert StockPolicy.objects.get(pk=variant.pk).backordered == 0
+    assert StockLevel.objects.values_list("on_hand", "reserved").get() == (1, 0)
+    assert not Order.objects.exists()

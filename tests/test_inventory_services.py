@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from model_bakery import baker
 
 from audit.models import AuditEntry
@@ -17,6 +18,7 @@ from inventory.services import (
     imports,
     reservations,
     stock_adjust,
+    stock_policy_set,
     stock_receive,
     stock_release,
     stock_reserve,
@@ -610,3 +612,26 @@ def test_every_stock_movement_announces_its_variants_with_their_products():
         products,
     ]
     assert all(call["variant_ids"] == sorted(call["variant_ids"]) for call in changed.calls)
+
+
+@pytest.mark.postgres
+def test_a_checkout_planning_under_locks_locks_the_policies_in_variant_order():
+    # given: two variants that back-order, one unit of each on hand
+    mug, cup = make_variant(threshold=0), make_variant(threshold=0)
+    for variant in (cup, mug):
+        stock_receive(variant=variant, warehouse=make_warehouse(f"w{variant.pk}"), quantity=1)
+        stock_policy_set(variant=variant, policy="backorder")
+
+    # when: the retry's plan, which locks
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        stock_reserve(reference="SW-21", quantities=[(cup.pk, 2), (mug.pk, 2)], lock_rows=True)
+
+    # then: the policies are locked in the documented order (levels, then policies by
+    # variant), so two retries locking the same policies cannot deadlock
+    (policy_lock,) = [
+        query["sql"]
+        for query in queries.captured_queries
+        if "FOR NO KEY UPDATE" in query["sql"] and 'FROM "inventory_stockpolicy"' in query["sql"]
+    ]
+    assert policy_lock.startswith('SELECT "inventory_stockpolicy"."variant_id"')
+    assert "ORDER BY 1 ASC FOR NO KEY UPDATE" in policy_lock  # 1: the variant id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -53,13 +54,16 @@ def _summed(quantities: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 
 # The checkout's statements are written out: on the hot path the ORM's query compilation
-# costs more Python time than the database spends on them.
+# costs more Python time than the database spends on them. The variant's stock policy rides
+# along (LEFT JOIN, NULL for a variant without one: it denies), so deciding a back-order, or
+# that units freed belong to the back-orders already waiting, costs no query of its own.
 _CANDIDATES_SQL = (
     f"SELECT l.id, l.variant_id, {FREE_SQL}, v.low_stock_threshold, v.product_id, "
-    "w.priority, w.id "
+    'w.priority, w.id, p.policy, p."limit", p.release_date, p.backordered '
     f"FROM {StockLevel._meta.db_table} l "
     f"JOIN {Warehouse._meta.db_table} w ON w.id = l.warehouse_id "
     f"JOIN {Variant._meta.db_table} v ON v.id = l.variant_id "
+    f"LEFT JOIN {StockPolicy._meta.db_table} p ON p.variant_id = l.variant_id "
     "WHERE w.is_active AND l.variant_id IN ({ids}) "
 )
 # The plan's order: each variant's levels by warehouse priority.
@@ -71,14 +75,14 @@ _PLAN_ORDER = "ORDER BY l.variant_id, w.priority, w.id"
 _LOCKED = "ORDER BY l.id FOR NO KEY UPDATE OF l"
 
 
-def _reservation_candidates(
-    variant_ids: list[int], *, lock_rows: bool
-) -> list[tuple[int, int, int, int, int, int, int]]:
+def _reservation_candidates(variant_ids: list[int], *, lock_rows: bool) -> list[tuple]:
     """Return the active levels of these variants, each variant's in warehouse priority order.
 
-    Rows are (level_id, variant_id, free, threshold, product_id, priority, warehouse_id), `free`
-    the units the level may sell (`FREE_SQL`: below zero when safety stock exceeds the rest).
-    Unlocked it only plans; with `lock_rows` the figures hold until the commit.
+    Rows are (level_id, variant_id, free, threshold, product_id, priority, warehouse_id,
+    policy, limit, release_date, backordered), `free` the units the level may sell
+    (`FREE_SQL`: below zero when safety stock exceeds the rest), the last four the variant's
+    `StockPolicy` (all None without one). Unlocked it only plans; with `lock_rows` the
+    levels' figures hold until the commit (the policy's are read, not locked).
     """
     sql = _CANDIDATES_SQL.format(ids=", ".join(["%s"] * len(variant_ids)))
     with connection.cursor() as cursor:
@@ -88,6 +92,61 @@ def _reservation_candidates(
     if locked:
         rows.sort(key=lambda row: (row[1], row[5], row[6]))
     return rows
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A variant's `StockPolicy` as the plan read it."""
+
+    policy: str
+    limit: int | None
+    release_date: datetime.date | None
+    backordered: int
+
+    def room(self) -> int | None:
+        """Units more the variant may sell beyond its availability: None without a limit."""
+        return _room(
+            policy=self.policy,
+            limit=self.limit,
+            release_date=self.release_date,
+            waiting=self.backordered,
+        )
+
+
+def _policies_of(
+    *, levels: list[tuple], requested: dict[int, int], lock_rows: bool
+) -> dict[int, _Policy]:
+    """The stock policies of the requested variants, by variant.
+
+    Unlocked, the plan's own rows carry them; only a variant with no level in an active
+    warehouse costs a read. With `lock_rows` (the retry) the policies are read and locked
+    after the levels, in variant order (the lock order of every stock service), so the
+    shortage the plan then finds is true.
+    """
+    policies = {
+        row[1]: _Policy(policy=row[7], limit=row[8], release_date=row[9], backordered=row[10])
+        for row in levels
+        if row[7] is not None
+    }
+    unseen = set(requested) - {row[1] for row in levels}
+    if lock_rows and connection.features.has_select_for_no_key_update:
+        read = set(policies) | unseen
+        query = (
+            StockPolicy.objects.select_for_update(no_key=True)
+            .filter(variant_id__in=read)
+            .order_by("variant_id")
+        )
+    elif unseen:
+        query = StockPolicy.objects.filter(variant_id__in=unseen)
+    else:
+        return policies
+    for variant_id, policy, limit, release_date, backordered in query.values_list(
+        "variant_id", "policy", "limit", "release_date", "backordered"
+    ):
+        policies[variant_id] = _Policy(
+            policy=policy, limit=limit, release_date=release_date, backordered=backordered
+        )
+    return policies
 
 
 def _allocations_insert(*, reference: str) -> RowsWrite:
@@ -120,46 +179,56 @@ def stock_reserve(
     - unavailable - safety stock, decided by the guarded UPDATE under the level's row lock, so
     racing checkouts never oversell a `deny` variant), and a variant whose `StockPolicy` sells
     beyond availability (back-order; pre-order before its release date) has at most its limit
-    of units waiting over all orders (a guarded UPDATE of the policy's `backordered`).
+    of units waiting over all orders (a guarded UPDATE of the policy's `backordered`, which
+    also re-checks the policy itself: staff switching it to deny, or the release date passing,
+    after the plan refuses the back-order).
+
+    Back-orders are served oldest first: free units up to the count a variant's policy has
+    waiting (`backordered`) belong to those back-orders, so a checkout sells only the free
+    units beyond them and back-orders the rest (or is refused, on a `deny` variant).
 
     `quantities` are (variant_id, quantity) pairs, summed per variant, drawn from active
-    warehouses in priority order. Lock-late: an unlocked SELECT plans, then one conditional UPDATE
-    (writing the allocations and ledger rows, on PostgreSQL) comes last; call it as the caller's
-    last write. Only a variant short of units costs more: one read of the short variants'
-    policies, and for those back-ordered the policy UPDATE and the `Backorder` INSERT after the
-    levels' UPDATE (levels, then policies: the lock order of every stock service).
+    warehouses in priority order. Lock-late: an unlocked SELECT plans (the policies ride in
+    it), then one conditional UPDATE (writing the allocations and ledger rows, on PostgreSQL)
+    comes last; call it as the caller's last write. Only a back-ordered variant costs more:
+    the policy UPDATE and the `Backorder` INSERT after the levels' UPDATE (levels, then
+    policies: the lock order of every stock service).
 
     Raises `OutOfStock` with nothing reserved; if the UPDATE finds a level emptied (or a
-    back-order limit reached) since the plan, the caller must roll back and may retry once if
-    `OutOfStock.retryable`, with `lock_rows` (the plan then locks the levels in primary-key
-    order and the policies after them: its shortage is true). Sends `stock_changed`, and
-    `stock_low` per variant falling through its threshold; requests no tasks.
+    policy that no longer lets the units wait) since the plan, the caller must roll back and
+    may retry once if `OutOfStock.retryable`, with `lock_rows` (the plan then locks the levels
+    in primary-key order and the policies after them: its shortage is true). Sends
+    `stock_changed`, and `stock_low` per variant falling through its threshold; requests no
+    tasks.
     """
     if not reference:
         raise InvalidStockOperation("a reservation needs a reference")
     requested = _summed(quantities)
     levels = _reservation_candidates(list(requested), lock_rows=lock_rows)
+    policies = _policies_of(levels=levels, requested=requested, lock_rows=lock_rows)
     available: dict[int, int] = dict.fromkeys(requested, 0)
     thresholds: dict[int, int] = {}
+    for _, variant_id, free, threshold, *_ in levels:
+        thresholds[variant_id] = threshold
+        available[variant_id] += max(free, 0)
+    sellable = dict(available)
     plan: dict[int, int] = {}
     plan_variant: dict[int, int] = {}
     planned_free: dict[int, int] = {}
     remaining = dict(requested)
-    for level_id, variant_id, free, threshold, *_ in levels:
-        thresholds[variant_id] = threshold
-        available[variant_id] += max(free, 0)
-        take = min(free, remaining[variant_id])
+    budget = dict(sellable)
+    for level_id, variant_id, free, *_ in levels:
+        take = min(free, remaining[variant_id], budget[variant_id])
         if take > 0:
             plan[level_id] = take
             plan_variant[level_id] = variant_id
             planned_free[level_id] = free
             remaining[variant_id] -= take
+            budget[variant_id] -= take
     product_ids = {row[4] for row in levels}
     short = {variant_id: units for variant_id, units in remaining.items() if units > 0}
     waiting = (
-        _backorders_planned(
-            short=short, requested=requested, available=available, lock_rows=lock_rows
-        )
+        _backorders_planned(short=short, requested=requested, available=sellable, policies=policies)
         if short
         else {}
     )
@@ -183,11 +252,15 @@ def stock_reserve(
         )
         if len(changed) != len(plan):
             raise _stale_plan(
-                requested=requested, plan=plan, plan_variant=plan_variant, changed=changed
+                requested=requested,
+                plan=plan,
+                plan_variant=plan_variant,
+                changed=changed,
+                policies=policies,
             )
         if waiting:
             _backorders_record(reference=reference, waiting=waiting, requested=requested)
-            product_ids |= {plan.product_id for plan in waiting.values()}
+            product_ids |= _product_ids(set(waiting) - {row[1] for row in levels})
 
         # Availability after this update: exact for the rows it changed (their values under
         # this transaction's lock), as planned for the rows it did not touch.
@@ -213,13 +286,18 @@ def stock_reserve(
     return {variant_id: plan.units for variant_id, plan in waiting.items()}
 
 
+def _product_ids(variant_ids: set[int]) -> set[int]:
+    """The products of back-ordered variants the plan had no level of (one read, rare)."""
+    if not variant_ids:
+        return set()
+    return set(Variant.objects.filter(pk__in=variant_ids).values_list("product_id", flat=True))
+
+
 @dataclass(frozen=True)
 class _Waiting:
-    """Units of one variant a reservation back-orders, and what its policy allowed."""
+    """Units of one variant a reservation back-orders."""
 
     units: int
-    limit: int | None
-    product_id: int
 
 
 def _backorders_planned(
@@ -227,7 +305,7 @@ def _backorders_planned(
     short: dict[int, int],
     requested: dict[int, int],
     available: dict[int, int],
-    lock_rows: bool,
+    policies: dict[int, _Policy],
 ) -> dict[int, _Waiting]:
     """Decide which short variants wait for stock, by their policies; all or nothing.
 
@@ -235,23 +313,13 @@ def _backorders_planned(
     variant, a pre-order past its release date, a limit that leaves too little room), with
     the units it could have had (available, and room left under its limit).
     """
-    policies = StockPolicy.objects.filter(variant_id__in=short).values_list(
-        "variant_id", "policy", "limit", "release_date", "backordered", "variant__product_id"
-    )
-    if lock_rows:
-        # After the levels the plan locked: the lock order of every stock service.
-        policies = policies.select_for_update(no_key=True, of=("self",))
     waiting: dict[int, _Waiting] = {}
     room_of: dict[int, int] = {}
-    for variant_id, policy, limit, release_date, backordered, product_id in policies:
-        room = _room(policy=policy, limit=limit, release_date=release_date, waiting=backordered)
-        if room == 0:
-            continue
-        if room is None or short[variant_id] <= room:
-            waiting[variant_id] = _Waiting(
-                units=short[variant_id], limit=limit, product_id=product_id
-            )
-        else:
+    for variant_id, units in short.items():
+        room = policies[variant_id].room() if variant_id in policies else 0
+        if room is None or 0 < units <= room:
+            waiting[variant_id] = _Waiting(units=units)
+        elif room:
             room_of[variant_id] = room
     shortages = [
         Shortage(
@@ -268,7 +336,10 @@ def _backorders_planned(
 
 
 def _room(*, policy: str, limit: int | None, release_date, waiting: int) -> int | None:
-    """Units more a variant may sell beyond its availability: None without a limit."""
+    """Units more a variant may sell beyond its availability: None without a limit.
+
+    The rule `_sells_beyond` and the limit's guard enforce in the policy's UPDATE.
+    """
     sells_beyond = policy == InventoryPolicy.BACKORDER or (
         policy == InventoryPolicy.PREORDER
         and release_date is not None
@@ -279,18 +350,30 @@ def _room(*, policy: str, limit: int | None, release_date, waiting: int) -> int 
     return None if limit is None else max(limit - waiting, 0)
 
 
+def _sells_beyond() -> Q:
+    """The policies that let units wait for stock today (the database's word, under the
+    policy's row lock): back-orders, and pre-orders before their release date."""
+    return Q(policy=InventoryPolicy.BACKORDER) | Q(
+        policy=InventoryPolicy.PREORDER, release_date__gt=timezone.localdate()
+    )
+
+
 def _backorders_record(
     *, reference: str, waiting: dict[int, _Waiting], requested: dict[int, int]
 ) -> None:
-    """Count the waiting units on each policy, guarded by its limit, and record the backorders.
+    """Count the waiting units on each policy and record the backorders.
 
-    Policies are updated in variant order (the order every backorder service keeps). A limit
-    a concurrent checkout filled since the plan raises a retryable `OutOfStock`.
+    Policies are updated in variant order (the order every backorder service keeps), each
+    UPDATE guarded by the whole rule (the policy still sells beyond availability, and its
+    limit has room): a policy that staff changed, a release date that passed or a limit a
+    concurrent checkout filled since the plan changes no row and raises a retryable
+    `OutOfStock`, whose retry plans under locks.
     """
+    now = timezone.now()
     for variant_id, plan in sorted(waiting.items()):
-        room = Q() if plan.limit is None else Q(limit__gte=F("backordered") + plan.units)
-        if not StockPolicy.objects.filter(room, pk=variant_id).update(
-            backordered=F("backordered") + plan.units, updated_at=timezone.now()
+        room = Q(limit__isnull=True) | Q(limit__gte=F("backordered") + plan.units)
+        if not StockPolicy.objects.filter(_sells_beyond(), room, pk=variant_id).update(
+            backordered=F("backordered") + plan.units, updated_at=now
         ):
             raise OutOfStock(
                 [Shortage(variant_id=variant_id, requested=requested[variant_id], available=0)],
@@ -308,10 +391,11 @@ def _stale_plan(
     plan: dict[int, int],
     plan_variant: dict[int, int],
     changed: list[tuple[int, int, int, int]],
+    policies: dict[int, _Policy],
 ) -> OutOfStock:
     """Build the `OutOfStock` for a plan a concurrent buyer made stale, with fresh figures:
-    the units available, and the room a back-ordering variant has left (a second query only
-    on this path)."""
+    the units available beyond those owed to waiting back-orders, and the room a
+    back-ordering variant has left as the plan read it (one query, on this path only)."""
     changed_ids = {row[0] for row in changed}
     failed_variants = sorted(
         {plan_variant[level_id] for level_id in plan if level_id not in changed_ids}
@@ -322,12 +406,14 @@ def _stale_plan(
         .annotate(available=Sum(available_units()))
         .values_list("variant_id", "available")
     )
-    # What a variant that sells beyond its availability may still back-order counts too.
-    for variant_id, policy, limit, release_date, waiting in StockPolicy.objects.filter(
-        variant_id__in=failed_variants
-    ).values_list("variant_id", "policy", "limit", "release_date", "backordered"):
-        room = _room(policy=policy, limit=limit, release_date=release_date, waiting=waiting)
-        fresh[variant_id] = (fresh.get(variant_id) or 0) + (
+    for variant_id in failed_variants:
+        policy = policies.get(variant_id)
+        if policy is None:
+            continue
+        # Units owed to waiting back-orders are not for sale; what the variant may still
+        # back-order counts.
+        room = policy.room()
+        fresh[variant_id] = max((fresh.get(variant_id) or 0) - policy.backordered, 0) + (
             requested[variant_id] if room is None else room
         )
     # This transaction's own UPDATE still holds the units of the rows it did change, and the
