@@ -338,6 +338,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"expires": 60},
     },
+    "orders-backorders-sweep": {
+        "task": "orders.backorders_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "storefront-idempotency-keys-purge": {
         "task": "storefront.idempotency_keys_purge",
         "schedule": crontab(minute=25),

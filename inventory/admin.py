@@ -52,6 +52,7 @@ from inventory.services import (
     stock_receive,
     stock_safety_set,
     stock_unhold,
+    warehouse_active_set,
 )
 
 
@@ -65,6 +66,17 @@ class WarehouseAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # Levels and the ledger point at a warehouse forever; deactivate it instead.
         return False
+
+    def save_model(self, request: HttpRequest, obj: Warehouse, form, change: bool) -> None:
+        """Save the warehouse; opening or closing it goes through `warehouse_active_set`, so
+        the orders waiting for its units get them as soon as it opens."""
+        opening_or_closing = change and "is_active" in form.changed_data
+        is_active = obj.is_active
+        if opening_or_closing:
+            obj.is_active = not is_active  # as stored: the service moves it
+        super().save_model(request, obj, form, change)
+        if opening_or_closing:
+            warehouse_active_set(warehouse=obj, is_active=is_active)
 
 
 class LowStockFilter(admin.SimpleListFilter):

@@ -229,6 +229,16 @@ def backorder_drift() -> list[BackorderDrift]:
     ]
 
 
+def backordered_variant_ids() -> list[int]:
+    """The variants some backorder still waits for (the waiting backorders' partial index)."""
+    return list(
+        Backorder.objects.filter(quantity__gt=F("allocated") + F("cancelled"))
+        .order_by("variant_id")
+        .values_list("variant_id", flat=True)
+        .distinct()
+    )
+
+
 def backorder_references(*, variant_ids: Iterable[int]) -> list[str]:
     """The references waiting for these variants that the units free now can serve, oldest
     backorder first: those first in line until the free units run out.

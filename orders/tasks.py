@@ -26,3 +26,10 @@ def orders_expire_unpaid() -> int:
 def counters_reconcile() -> int:
     """Recompute the derived sales counters from orders and repair drift (beat, nightly)."""
     return services.counters_reconcile()
+
+
+@shared_task(name="orders.backorders_sweep", ignore_result=True)
+def backorders_sweep() -> int:
+    """Serve the backorders that free units can serve now, oldest first (beat, every minute):
+    what a failed or missed allocation after a commit left waiting."""
+    return services.order_backorders_sweep()

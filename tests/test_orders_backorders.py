@@ -12,7 +12,9 @@ from inventory.services import (
     PurchaseUnits,
     purchase_order_create,
     purchase_order_receive,
+    stock_policy_set,
     stock_receive,
+    warehouse_active_set,
 )
 from orders.models import Order, OrderLine
 from orders.services import (
@@ -253,3 +255,88 @@ def test_stock_coming_in_that_nobody_waits_for_costs_one_query(django_assert_num
     with django_assert_num_queries(1):
         served = order_backorders_allocate(variant_ids=[mug.pk, tee.pk])
     assert served == 0
+
+
+def test_units_of_a_reopened_warehouse_go_to_the_waiting_order_not_to_a_newer_checkout(
+    django_capture_on_commit_callbacks,
+):
+    # given: 2 mugs in a closed warehouse; order A waits for 2
+    mug = backordering("MUG-1", on_hand=0)
+    closed = warehouse("north")
+    stock_receive(variant=mug, warehouse=closed, quantity=2)
+    warehouse_active_set(warehouse=closed, is_active=False)
+    first = order_new(customer_new(), ("MUG-1", 2))
+    assert line_of(first, "MUG-1").backordered_quantity == 2
+
+    # when: staff reopen the warehouse, then order B asks for 2
+    with django_capture_on_commit_callbacks(execute=True):
+        warehouse_active_set(warehouse=closed, is_active=True)
+    second = order_new(customer_new(), ("MUG-1", 2))
+
+    # then: A has the 2 mugs, B waits for its 2
+    assert line_of(first, "MUG-1").backordered_quantity == 0
+    assert line_of(second, "MUG-1").backordered_quantity == 2
+    assert StockAllocation.objects.values_list("reference", "quantity").get() == (first.number, 2)
+    assert waiting_for(mug) == 2
+    assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_free_units_no_allocation_served_yet_belong_to_the_waiting_order(
+    django_capture_on_commit_callbacks,
+):
+    # given: order A waits for 2 mugs; 3 arrive, but the allocation after that commit never
+    # runs (a worker died, it failed): the units sit free while A waits
+    mug = backordering("MUG-1", on_hand=0)
+    first = order_new(customer_new(), ("MUG-1", 2))
+    with django_capture_on_commit_callbacks(execute=False):
+        stock_receive(variant=mug, warehouse=warehouse(), quantity=3)
+
+    # when: order B asks for 2
+    with django_capture_on_commit_callbacks(execute=True):
+        second = order_new(customer_new(), ("MUG-1", 2))
+
+    # then: B takes only the unit beyond A's 2 and waits for the other; its commit serves A
+    assert line_of(second, "MUG-1").backordered_quantity == 1
+    assert line_of(first, "MUG-1").backordered_quantity == 0
+    assert sorted(StockAllocation.objects.values_list("reference", "quantity")) == sorted(
+        [(first.number, 2), (second.number, 1)]
+    )
+    assert waiting_for(mug) == 1
+    assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_a_deny_checkout_cannot_take_units_owed_to_waiting_backorders():
+    # given: A waits for 2 mugs; staff then stop back-orders; 2 mugs sit free, not yet
+    # allocated
+    mug = backordering("MUG-1", on_hand=0)
+    first = order_new(customer_new(), ("MUG-1", 2))
+    stock_policy_set(variant=mug, policy="deny")
+    stock_receive(variant=mug, warehouse=warehouse(), quantity=3)  # no commit: no allocation
+
+    # when
+    with pytest.raises(LinesOutOfStock) as refused:
+        order_new(customer_new(), ("MUG-1", 2))
+
+    # then: only the unit beyond A's is for sale
+    assert refused.value.lines == [{"sku": "MUG-1", "requested": 2, "available": 1}]
+    assert line_of(first, "MUG-1").backordered_quantity == 2
+
+
+def test_the_minute_sweep_serves_what_a_lost_allocation_left_waiting(
+    django_capture_on_commit_callbacks,
+):
+    # given: A waits for 2 mugs; 2 arrive, but the allocation after that commit is lost
+    mug = backordering("MUG-1", on_hand=0)
+    first = order_new(customer_new(), ("MUG-1", 2))
+    with django_capture_on_commit_callbacks(execute=False):
+        stock_receive(variant=mug, warehouse=warehouse(), quantity=2)
+    assert line_of(first, "MUG-1").backordered_quantity == 2
+
+    # when: the periodic jobs run (beat's schedule, in-process)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_periodic", "--once")
+
+    # then
+    assert line_of(first, "MUG-1").backordered_quantity == 0
+    assert waiting_for(mug) == 0
+    assert StockAllocation.objects.values_list("reference", "quantity").get() == (first.number, 2)

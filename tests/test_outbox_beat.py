@@ -41,7 +41,8 @@ def test_the_schedule_runs_each_periodic_job_at_its_rhythm():
     assert schedule["webhooks.prune"] == crontab(hour=3, minute=40)
     assert schedule["reviews.ratings_reconcile"] == crontab(hour=2, minute=50)
     assert schedule["reviews.pending_digest"] == crontab(hour=6, minute=5)
-    assert len(schedule) == 11
+    assert schedule["orders.backorders_sweep"] == 60.0
+    assert len(schedule) == 12
 
 
 def test_a_frequent_job_that_waited_past_its_next_turn_is_dropped():

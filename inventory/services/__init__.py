@@ -32,6 +32,7 @@ from inventory.services.levels import (
     stock_receive,
     stock_safety_set,
     stock_unhold,
+    warehouse_active_set,
     warehouse_ensure,
 )
 from inventory.services.purchasing import (
@@ -74,5 +75,6 @@ __all__ = [
     "stock_set_on_hand",
     "stock_ship",
     "stock_unhold",
+    "warehouse_active_set",
     "warehouse_ensure",
 ]

@@ -27,6 +27,43 @@ from inventory.services.events import stock_changed_send
 from inventory.services.thresholds import availability_crossed_zero, crossings
 
 
+@transaction.atomic
+def warehouse_active_set(*, warehouse: Warehouse, is_active: bool) -> None:
+    """Open a warehouse to sales or close it: only an active warehouse's free units count.
+
+    Opening one frees its units to sell all at once, as a receipt would: `stock_changed` goes
+    out for the variants stocked there (`availability_grew` when any has free units), so the
+    orders waiting for them get those units after the commit, the oldest first, before any
+    newer checkout. Closing one sends it too (availability fell). A no-op when the warehouse
+    already is so. Requests no tasks.
+    """
+    moved = (
+        Warehouse.objects.filter(pk=warehouse.pk)
+        .exclude(is_active=is_active)
+        .update(is_active=is_active)
+    )
+    warehouse.is_active = is_active
+    if not moved:
+        return
+    levels = list(StockLevel.objects.filter(warehouse=warehouse).select_related("variant"))
+    if not levels:
+        return
+    free_there = {level.variant_id: max(level_free(level), 0) for level in levels}
+    # What the other active warehouses have: the availability on the closed side of the move.
+    elsewhere = availability_by_variant(variant_ids=free_there)
+    if is_active:
+        elsewhere = {v: units - free_there[v] for v, units in elsewhere.items()}
+    stock_changed_send(
+        sender=warehouse_active_set,
+        variant_ids=sorted(free_there),
+        product_ids=sorted({level.variant.product_id for level in levels}),
+        availability_crossed_zero=any(
+            units > 0 and elsewhere[variant_id] <= 0 for variant_id, units in free_there.items()
+        ),
+        availability_grew=is_active and any(free_there.values()),
+    )
+
+
 def _audit_stock_change(
     *, level: StockLevel, actor, on_hand_delta: int, reason: str, note: str
 ) -> None:

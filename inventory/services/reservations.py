@@ -211,7 +211,13 @@ def stock_reserve(
     for _, variant_id, free, threshold, *_ in levels:
         thresholds[variant_id] = threshold
         available[variant_id] += max(free, 0)
-    sellable = dict(available)
+    # What this checkout may take: the free units beyond those owed to waiting back-orders.
+    sellable = {
+        variant_id: max(
+            units - (policies[variant_id].backordered if variant_id in policies else 0), 0
+        )
+        for variant_id, units in available.items()
+    }
     plan: dict[int, int] = {}
     plan_variant: dict[int, int] = {}
     planned_free: dict[int, int] = {}

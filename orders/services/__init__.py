@@ -6,7 +6,7 @@ from orders.services.amendments import (
     order_lines_cancel,
     order_lines_return,
 )
-from orders.services.backorders import order_backorders_allocate
+from orders.services.backorders import order_backorders_allocate, order_backorders_sweep
 from orders.services.counters import (
     counters_count_cancelled,
     counters_count_paid,
@@ -68,6 +68,7 @@ __all__ = [
     "customer_for_user",
     "fulfilment_create",
     "order_backorders_allocate",
+    "order_backorders_sweep",
     "order_cancel",
     "order_email_render",
     "order_email_request",

@@ -55,6 +55,19 @@ def order_backorders_allocate(*, variant_ids: Sequence[int]) -> int:
     return len(by_order)
 
 
+def order_backorders_sweep() -> int:
+    """Serve every backorder that free units can serve now; return the orders served.
+
+    The safety net under the best-effort allocation after a commit (`stock_changed`'s
+    receiver, a checkout that back-ordered): one that failed, or a free unit no signal
+    announced, is served by the next sweep (beat, every minute). One query when nothing waits.
+    """
+    variant_ids = inventory_selectors.backordered_variant_ids()
+    if not variant_ids:
+        return 0
+    return order_backorders_allocate(variant_ids=variant_ids)
+
+
 def _lines_allocated(*, order: Order, allocated: list) -> None:
     lines = {line.variant_id: line for line in OrderLine.objects.filter(order=order)}
     touched = []

@@ -4,6 +4,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -12,6 +13,7 @@ from catalog.selectors import PricedSku, priced_skus
 from core.sql import insert_with_children
 from inventory.services import OutOfStock, stock_reserve
 from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
+from orders.services.backorders import order_backorders_allocate
 from orders.services.errors import InvalidOrder, LinesOutOfStock, UnknownSku
 from orders.signals import order_placed
 
@@ -86,7 +88,10 @@ def order_place(
 
     A variant that back-orders or pre-orders (inventory's `StockPolicy`) sells beyond its
     available units, within its limit: the line's `backordered_quantity` says how many wait
-    for stock; they are reserved when stock comes in (`order_backorders_allocate`).
+    for stock; they are reserved when stock comes in (`order_backorders_allocate`, also run
+    after the commit of a checkout that back-ordered, and by the minute's sweep). A variant
+    with units waiting sells its free units to the oldest back-orders first: this checkout
+    then waits too (inventory's `stock_reserve`).
 
     Raises InvalidOrder, UnknownSku, LinesOutOfStock; nothing is written then.
     Sends `order_placed(order)` once the stock is reserved; its receivers request
@@ -117,6 +122,12 @@ def order_place(
                     _lines_backordered(order_lines=order_lines, backordered=backordered)
                     if on_backordered is not None:
                         on_backordered(order, order_lines)
+                    # Units freed while this checkout planned (a cancellation committing
+                    # meanwhile) announced themselves before this order waited for them.
+                    transaction.on_commit(
+                        partial(order_backorders_allocate, variant_ids=sorted(backordered)),
+                        robust=True,
+                    )
                 # The order exists for good only now: its receivers never see one that the
                 # reservation then refuses.
                 order_placed.send(sender=order_place, order=order)

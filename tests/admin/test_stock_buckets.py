@@ -2,9 +2,12 @@
 
 import pytest
 
-from inventory.models import PurchaseOrder, StockLevel, StockMovement, StockPolicy
+from inventory.models import PurchaseOrder, StockLevel, StockMovement, StockPolicy, Warehouse
+from inventory.services import stock_policy_set, stock_receive
+from orders.models import OrderLine
 from tests.admin.client import LEVELS_URL, action_choices, messages_of, run_action
 from tests.admin_shop import order_placed, staff_user, variant_stocked, warehouse_main
+from tests.orders_helpers import customer_new, order_new
 
 pytestmark = pytest.mark.django_db
 
@@ -208,3 +211,27 @@ def test_the_manager_sets_a_backorder_policy_and_cannot_limit_it_below_what_wait
     assert response.status_code == 200
     policy.refresh_from_db()
     assert policy.limit == 5
+
+
+def test_reopening_a_warehouse_in_the_admin_serves_the_order_waiting_for_its_units(
+    admin_client, django_capture_on_commit_callbacks
+):
+    # given: 2 mugs in a closed warehouse; an order waits for them
+    variant = variant_stocked(on_hand=0)
+    north = Warehouse.objects.create(code="north", name="North", priority=5, is_active=False)
+    stock_receive(variant=variant, warehouse=north, quantity=2)
+    stock_policy_set(variant=variant, policy="backorder")
+    order = order_new(customer_new(), (variant.sku, 2))
+
+    # when: staff tick "active" on the warehouse's page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            f"/admin/inventory/warehouse/{north.pk}/change/",
+            {"code": "north", "name": "North", "priority": 5, "is_active": "on"},
+        )
+
+    # then: open, and the waiting order has its units
+    assert response.status_code == 302
+    assert Warehouse.objects.get(pk=north.pk).is_active
+    assert OrderLine.objects.get(order=order).backordered_quantity == 0
+    assert StockLevel.objects.get(warehouse=north).reserved == 2
