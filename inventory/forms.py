@@ -1,5 +1,7 @@
 """Forms of the inventory admin's stock actions; the services still validate every value."""
 
+import re
+
 from django import forms
 
 from catalog.models import Variant
@@ -112,6 +114,9 @@ class SafetyStockForm(forms.Form):
     note = forms.CharField(max_length=200, required=False)
 
 
+_UNITS = re.compile(r"[0-9]+")
+
+
 class PurchaseOrderForm(forms.Form):
     """A purchase order: who supplies what, into which warehouse, and when it is expected.
 
@@ -135,7 +140,8 @@ class PurchaseOrderForm(forms.Form):
             if not row.strip():
                 continue
             parts = row.split()
-            if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) < 1:
+            # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+            if len(parts) != 2 or not _UNITS.fullmatch(parts[1]) or int(parts[1]) < 1:
                 raise forms.ValidationError(f"Line {number}: write the SKU and a number of units.")
             if int(parts[1]) > MAX_UNITS:
                 raise forms.ValidationError(f"Line {number}: at most {MAX_UNITS} units.")

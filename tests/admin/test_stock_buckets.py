@@ -235,3 +235,27 @@ def test_reopening_a_warehouse_in_the_admin_serves_the_order_waiting_for_its_uni
     assert Warehouse.objects.get(pk=north.pk).is_active
     assert OrderLine.objects.get(order=order).backordered_quantity == 0
     assert StockLevel.objects.get(warehouse=north).reserved == 2
+
+
+@pytest.mark.parametrize("units", ["²", "١٢", "-3", "0", "3.5"])
+def test_a_purchase_order_line_with_units_that_are_not_a_plain_number_is_refused(client, units):
+    # given
+    variant_stocked(on_hand=0)
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    response = client.post(
+        f"{PURCHASE_ORDERS_URL}place/",
+        {
+            "number": "PO-79",
+            "supplier": "Potteries Ltd",
+            "warehouse": warehouse_main().pk,
+            "expected_on": "2027-05-01",
+            "lines": f"MUG-BLUE {units}",
+        },
+    )
+
+    # then: the form says what is wrong; nothing is written
+    assert response.status_code == 200
+    assert "Line 1: write the SKU and a number of units." in response.content.decode()
+    assert not PurchaseOrder.objects.exists()
