@@ -615,9 +615,16 @@ class PurchaseOrderAdmin(ReadOnlyAdmin):
             return purchase_order
         form = PurchaseOrderCloseForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
-            purchase_order_close(
-                purchase_order=purchase_order, actor=request.user, note=form.cleaned_data["note"]
-            )
+            try:
+                purchase_order_close(
+                    purchase_order=purchase_order,
+                    actor=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except InvalidStockOperation as error:
+                # Another clerk closed or received it since this page read it open.
+                self.message_user(request, str(error), messages.ERROR)
+                return self._back_to(purchase_order)
             self.message_user(request, f"{purchase_order} closed short.", messages.SUCCESS)
             return self._back_to(purchase_order)
         return self._page(

@@ -331,3 +331,29 @@ def test_a_policy_changed_between_the_plan_and_the_update_refuses_the_backorder(
     assert StockPolicy.objects.get(pk=variant.pk).backordered == 0
     assert StockLevel.objects.values_list("on_hand", "reserved").get() == (1, 0)
     assert not Order.objects.exists()
+
+
+def test_two_clerks_placing_one_purchase_order_number_at_once_get_one_order_and_a_refusal(
+    run_concurrently,
+):
+    # given
+    variant = make_variant(threshold=0)
+    main = make_warehouse("main")
+
+    # when: six clerks type the same number at once
+    results = run_concurrently(
+        lambda _: purchase_order_create(
+            number="PO-9",
+            supplier="Potteries Ltd",
+            warehouse=main,
+            expected_on=datetime.date(2027, 5, 1),
+            lines=[PurchaseUnits(variant.pk, 3)],
+        ),
+        count=6,
+    )
+
+    # then: one purchase order; every other clerk is told it exists (never an IntegrityError)
+    assert sum(isinstance(result, PurchaseOrder) for result in results) == 1
+    refusals = [result for result in results if not isinstance(result, PurchaseOrder)]
+    assert [str(refusal) for refusal in refusals] == ["purchase order PO-9 exists already"] * 5
+    assert StockLevel.objects.get(variant=variant).incoming == 3

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -133,15 +133,21 @@ def purchase_order_create(
     units = _units_by_variant(lines)
     if Variant.objects.filter(pk__in=units).count() != len(units):
         raise InvalidStockOperation("a purchase order names a variant that does not exist")
-    if PurchaseOrder.objects.filter(number=number).exists():
-        raise InvalidStockOperation(f"purchase order {number} exists already")
-    purchase_order = PurchaseOrder.objects.create(
-        number=number,
-        supplier=supplier,
-        warehouse=warehouse,
-        expected_on=expected_on,
-        created_by=actor,
-    )
+    try:
+        # The unique number decides, not a read before the INSERT: two clerks placing the same
+        # number at once both pass a read.
+        with transaction.atomic():
+            purchase_order = PurchaseOrder.objects.create(
+                number=number,
+                supplier=supplier,
+                warehouse=warehouse,
+                expected_on=expected_on,
+                created_by=actor,
+            )
+    except IntegrityError:
+        if not PurchaseOrder.objects.filter(number=number).exists():
+            raise
+        raise InvalidStockOperation(f"purchase order {number} exists already") from None
     PurchaseOrderLine.objects.bulk_create(
         PurchaseOrderLine(purchase_order=purchase_order, variant_id=variant_id, quantity=quantity)
         for variant_id, quantity in units.items()

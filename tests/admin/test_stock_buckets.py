@@ -1,9 +1,18 @@
 """Staff work the stock buckets in the admin: holds, safety stock, purchase orders, policies."""
 
+import datetime
+
 import pytest
 
+from inventory import admin as inventory_admin
 from inventory.models import PurchaseOrder, StockLevel, StockMovement, StockPolicy, Warehouse
-from inventory.services import stock_policy_set, stock_receive
+from inventory.services import (
+    PurchaseUnits,
+    purchase_order_close,
+    purchase_order_create,
+    stock_policy_set,
+    stock_receive,
+)
 from orders.models import OrderLine
 from tests.admin.client import LEVELS_URL, action_choices, messages_of, run_action
 from tests.admin_shop import order_placed, staff_user, variant_stocked, warehouse_main
@@ -259,3 +268,33 @@ def test_a_purchase_order_line_with_units_that_are_not_a_plain_number_is_refused
     assert response.status_code == 200
     assert "Line 1: write the SKU and a number of units." in response.content.decode()
     assert not PurchaseOrder.objects.exists()
+
+
+def test_a_clerk_closing_a_purchase_order_another_clerk_just_closed_is_told_so(client, monkeypatch):
+    # given: an open purchase order; a second clerk's page read it open
+    variant = variant_stocked(on_hand=0)
+    purchase_order = purchase_order_create(
+        number="PO-80",
+        supplier="Potteries Ltd",
+        warehouse=warehouse_main(),
+        expected_on=datetime.date(2027, 5, 1),
+        lines=[PurchaseUnits(variant.pk, 4)],
+    )
+    client.force_login(staff_user("warehouse"))
+
+    def first_clerk_closes_it_then(**kwargs):
+        purchase_order_close(purchase_order=PurchaseOrder.objects.get(pk=purchase_order.pk))
+        return purchase_order_close(**kwargs)
+
+    monkeypatch.setattr(inventory_admin, "purchase_order_close", first_clerk_closes_it_then)
+
+    # when
+    response = client.post(
+        f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/close/", {"note": "never coming"}
+    )
+
+    # then: back to the purchase order with the reason, never a 500
+    assert response.status_code == 302
+    assert messages_of(response) == ["purchase order PO-80 is closed short"]
+    assert PurchaseOrder.objects.get(pk=purchase_order.pk).status == "closed"
+    assert StockLevel.objects.get(variant=variant).incoming == 0
