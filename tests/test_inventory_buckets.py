@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
 
-from inventory.models import PurchaseOrderLine, StockLevel, StockMovement
+from audit.models import AuditEntry
+from inventory.models import PurchaseOrderLine, StockLevel, StockMovement, StockPolicy
 from inventory.selectors import availability_by_variant, stock_drift, stock_outlook
 from inventory.services import (
     InvalidStockOperation,
@@ -20,6 +21,7 @@ from inventory.services import (
     purchase_order_receive,
     stock_adjust,
     stock_hold,
+    stock_policy_set,
     stock_receive,
     stock_reserve,
     stock_safety_set,
@@ -191,7 +193,15 @@ def test_a_purchase_order_is_incoming_until_received_in_parts_and_then_on_hand()
         ("receipt", 6, 0, -6, 0, 0),
         ("receipt", 4, 0, -4, 0, 0),
     ]
-    assert set(StockMovement.objects.filter(level=mug_level).values_list("reference", flat=True))
+    # every movement of the purchase order names it (the first is the mug's earlier receipt)
+    assert (
+        list(
+            StockMovement.objects.filter(level=mug_level)
+            .order_by("pk")
+            .values_list("reference", flat=True)[1:]
+        )
+        == ["PO-1"] * 3
+    )
     assert stock_drift() == []
     with pytest.raises(InvalidStockOperation, match="received"):
         purchase_order_receive(purchase_order=purchase_order)
@@ -323,3 +333,50 @@ def test_the_database_keeps_each_bucket_at_zero_or_more_and_holds_within_on_hand
     ]:
         with pytest.raises(IntegrityError), transaction.atomic():
             StockLevel.objects.filter(pk=level.pk).update(**change)
+
+
+def test_stock_policy_set_records_the_policy_audits_it_and_refuses_what_cannot_hold():
+    # given
+    mug = make_variant(threshold=0)
+    stock_receive(variant=mug, warehouse=make_warehouse("main"), quantity=1)
+
+    # when
+    with Recorder(stock_changed) as changed:
+        policy = stock_policy_set(variant=mug, policy="backorder", limit=4)
+
+    # then: stored, audited, announced (product pages show the policy; no availability moved)
+    assert StockPolicy.objects.values_list("policy", "limit", "release_date").get() == (
+        "backorder",
+        4,
+        None,
+    )
+    assert policy.pk == mug.pk
+    assert AuditEntry.objects.filter(object_type="inventory.StockPolicy").latest("pk").changes[
+        "policy"
+    ] == [
+        "deny",
+        "backorder",
+    ]
+    assert [(call["variant_ids"], call["availability_grew"]) for call in changed.calls] == [
+        ([mug.pk], False)
+    ]
+
+    # when: refused settings change nothing
+    stock_reserve(reference="SW-1", quantities=[(mug.pk, 4)])  # 1 held, 3 waiting
+    for refused, message in [
+        ({"policy": "sometimes"}, "a policy is one of"),
+        ({"policy": "preorder", "limit": 5}, "needs a release date and a limit"),
+        ({"policy": "preorder", "release_date": JUNE_1}, "needs a release date and a limit"),
+        ({"policy": "backorder", "limit": -1}, "a limit is from 0"),
+        ({"policy": "backorder", "limit": True}, "a limit is a whole number"),
+        ({"policy": "backorder", "limit": 2}, "3 units of .* wait for stock"),
+    ]:
+        with pytest.raises(InvalidStockOperation, match=message):
+            stock_policy_set(variant=mug, **refused)
+
+    # then
+    assert StockPolicy.objects.values_list("policy", "limit", "backordered").get() == (
+        "backorder",
+        4,
+        3,
+    )

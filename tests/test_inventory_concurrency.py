@@ -4,8 +4,9 @@ staff changing a policy while a checkout back-orders."""
 
 import datetime
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
@@ -30,8 +31,10 @@ from inventory.services import (
     stock_safety_set,
     stock_ship,
 )
+from inventory.signals import stock_changed
 from orders.models import Customer, Order, OrderLine
-from orders.services import LineRequest, LinesOutOfStock, order_place
+from orders.receivers import allocate_backorders
+from orders.services import LineRequest, LinesOutOfStock, order_backorders_allocate, order_place
 from tests.inventory_helpers import make_variant, make_warehouse
 from tests.orders_helpers import ADDRESS, customer_new
 
@@ -357,3 +360,82 @@ def test_two_clerks_placing_one_purchase_order_number_at_once_get_one_order_and_
     refusals = [result for result in results if not isinstance(result, PurchaseOrder)]
     assert [str(refusal) for refusal in refusals] == ["purchase order PO-9 exists already"] * 5
     assert StockLevel.objects.get(variant=variant).incoming == 3
+
+
+@contextmanager
+def no_allocation_after_commit() -> Iterator[None]:
+    """Units freed in the block stay free: the allocation after the commit does not run (as
+    when it failed), so a test can start it when it likes."""
+    stock_changed.disconnect(dispatch_uid="orders.allocate_backorders")
+    try:
+        yield
+    finally:
+        stock_changed.connect(allocate_backorders, dispatch_uid="orders.allocate_backorders")
+
+
+def waiting_order(variant, units: int) -> Order:
+    order = buyer_placing(customer_new())([(variant.pk, units)])
+    assert isinstance(order, Order), order
+    return order
+
+
+def backordered_units(order: Order) -> int:
+    return OrderLine.objects.get(order=order).backordered_quantity
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_the_allocation_racing_a_new_checkout_serves_the_waiting_order_first(
+    round_, run_concurrently
+):
+    # given: order A waits for 2 mugs; 2 mugs came in, not yet allocated
+    variant = make_variant(threshold=0)
+    main = make_warehouse("main")
+    stock_policy_set(variant=variant, policy="backorder")
+    first = waiting_order(variant, 2)
+    with no_allocation_after_commit():
+        stock_receive(variant=variant, warehouse=main, quantity=2)
+
+    # when: the allocation and a new checkout for 2 run at once
+    allocated, second = run_concurrently(
+        lambda index: (
+            order_backorders_allocate(variant_ids=[variant.pk])
+            if index == 0
+            else buyer_placing(customer_new())([(variant.pk, 2)])
+        ),
+        count=2,
+    )
+
+    # then: whichever ran first, A has the 2 mugs and the new order waits for its 2
+    assert not isinstance(allocated, BaseException), allocated
+    assert isinstance(second, Order), second
+    assert backordered_units(first) == 0
+    assert backordered_units(second) == 2
+    assert StockAllocation.objects.values_list("reference", "quantity").get() == (
+        first.number,
+        2,
+    )
+    assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_two_allocations_at_once_give_each_free_unit_once_the_oldest_order_first(
+    run_concurrently,
+):
+    # given: A waits for 2 mugs, then B for 2; 3 mugs came in, not yet allocated
+    variant = make_variant(threshold=0)
+    main = make_warehouse("main")
+    stock_policy_set(variant=variant, policy="backorder")
+    first, second = waiting_order(variant, 2), waiting_order(variant, 2)
+    with no_allocation_after_commit():
+        stock_receive(variant=variant, warehouse=main, quantity=3)
+
+    # when: two workers allocate at once
+    results = run_concurrently(
+        lambda _: order_backorders_allocate(variant_ids=[variant.pk]), count=2
+    )
+
+    # then: A is complete, B has 1 of 2, no unit given twice
+    assert not any(isinstance(result, BaseException) for result in results), results
+    assert [backordered_units(first), backordered_units(second)] == [0, 1]
+    assert StockLevel.objects.values_list("on_hand", "reserved").get() == (3, 3)
+    assert StockPolicy.objects.get(pk=variant.pk).backordered == 1
+    assert stock_drift() == [] and backorder_drift() == []
