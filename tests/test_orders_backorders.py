@@ -28,6 +28,7 @@ from orders.services import (
     order_email_render,
     order_lines_cancel,
 )
+from orders.services.lines import lines_count
 from outbox.models import OutboxMessage
 from payments.services import webhook_handle
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
@@ -360,3 +361,18 @@ def test_a_full_refund_of_a_paid_order_cancels_the_units_it_waits_for():
     assert Backorder.objects.values_list("quantity", "allocated", "cancelled").get() == (3, 0, 3)
     assert waiting_for(mug) == 0
     assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_counting_a_shipment_of_units_that_wait_for_stock_is_refused_not_a_database_error():
+    # given: a line holding 2 mugs and waiting for 3 (as read by a caller without the lock)
+    backordering("MUG-1", on_hand=2)
+    order = order_new(customer_new(), ("MUG-1", 5))
+    line = line_of(order, "MUG-1")
+
+    # when: 3 units are counted as shipped
+    with pytest.raises(UnitsExceeded) as refused:
+        lines_count(units=[(line, 3)], field="shipped_quantity", code="ship", verb="ship")
+
+    # then
+    assert refused.value.lines == [{"sku": "MUG-1", "requested": 3, "available": 0}]
+    assert line_of(order, "MUG-1").shipped_quantity == 0

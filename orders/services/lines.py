@@ -14,11 +14,14 @@ from orders.services.transitions import order_lock
 
 LineUnits = list[tuple[OrderLine, int]]
 
-# What each count may grow into: ship and cancel take units still to ship, a return takes
-# units shipped and not yet back.
+# What each count may grow into: ship and cancel take units still to ship (a shipment only
+# those not waiting for stock), a return takes units shipped and not yet back.
 _ROOM: dict[str, Callable[[int], Q]] = {
     "shipped_quantity": lambda units: Q(
-        quantity__gte=F("shipped_quantity") + F("cancelled_quantity") + units
+        quantity__gte=F("shipped_quantity")
+        + F("cancelled_quantity")
+        + F("backordered_quantity")
+        + units
     ),
     "cancelled_quantity": lambda units: Q(
         quantity__gte=F("shipped_quantity") + F("cancelled_quantity") + units
