@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from catalog.models import Variant
+from inventory.models import available_units
 from orders.models import Order, OrderStatus
 from payments.models import Refund
 from payments.selectors import unmatched_open
@@ -177,14 +178,7 @@ def low_stock_variants() -> QuerySet[Variant]:
         .annotate(
             available=Coalesce(
                 Sum(
-                    # A level's available units (`inventory.models.available_units`).
-                    Greatest(
-                        F("stock_levels__on_hand")
-                        - F("stock_levels__reserved")
-                        - F("stock_levels__unavailable")
-                        - F("stock_levels__safety_stock"),
-                        Value(0),
-                    ),
+                    available_units("stock_levels__"),
                     filter=Q(stock_levels__warehouse__is_active=True),
                 ),
                 0,

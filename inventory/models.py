@@ -32,9 +32,18 @@ def stock_level_label(*, variant: Variant, warehouse: Warehouse) -> str:
     return f"{variant.sku} — {variant.product.name} — {warehouse.name}"
 
 
-def available_units() -> Greatest:
-    """A level's units that may be sold, as an expression: `StockLevel.available` in SQL."""
-    return Greatest(F("on_hand") - F("reserved") - F("unavailable") - F("safety_stock"), Value(0))
+def available_units(path: str = "") -> Greatest:
+    """A level's units that may be sold, as an expression: `StockLevel.available` in SQL.
+
+    `path` reaches the level from another model (`"stock_levels__"` from a variant).
+    """
+    return Greatest(
+        F(f"{path}on_hand")
+        - F(f"{path}reserved")
+        - F(f"{path}unavailable")
+        - F(f"{path}safety_stock"),
+        Value(0),
+    )
 
 
 class StockLevel(models.Model):

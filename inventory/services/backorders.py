@@ -17,7 +17,7 @@ from inventory.models import (
     StockAllocation,
     StockPolicy,
 )
-from inventory.services.errors import InvalidStockOperation
+from inventory.services.errors import InvalidStockOperation, sku_of
 from inventory.services.events import stock_changed_send
 from inventory.services.reservations import _reservation_candidates
 from inventory.services.sql import RowsWrite, move_levels, movements_insert
@@ -26,13 +26,11 @@ from inventory.services.thresholds import availability_crossed_zero
 
 @dataclass(frozen=True)
 class BackorderAllocated:
-    """Units of one variant reserved for a reference that waited for them; `waiting` are
-    the units it still waits for."""
+    """Units of one variant reserved for a reference that waited for them."""
 
     reference: str
     variant_id: int
     quantity: int
-    waiting: int
 
 
 def _allocations_upsert(*, reference: str) -> RowsWrite:
@@ -126,7 +124,7 @@ def backorders_allocate(*, references: Sequence[str], actor=None) -> list[Backor
             backordered=F("backordered") - units, updated_at=now
         ):
             raise InvalidStockOperation(
-                f"the policy of variant {variant_id} counts fewer units waiting than its "
+                f"the policy of {sku_of(variant_id)} counts fewer units waiting than its "
                 "backorders; run `manage.py inventory_verify`"
             )
     stock_changed_send(
@@ -143,7 +141,6 @@ def backorders_allocate(*, references: Sequence[str], actor=None) -> list[Backor
             reference=row.reference,
             variant_id=row.variant_id,
             quantity=got[row.pk],
-            waiting=row.waiting - got[row.pk],
         )
         for row in rows
         if row.pk in got

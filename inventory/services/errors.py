@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.models import Variant
+
 # The largest count of units a stock column holds (PostgreSQL `integer`, also the range of
 # `PositiveIntegerField`). SQLite would store more; input is refused alike on both.
 MAX_UNITS = 2_147_483_647
@@ -80,3 +82,9 @@ class UnitsNotHeld(InvalidStockOperation):
                 f"{s.requested} of variant {s.variant_id} (it has {s.available})" for s in shortages
             )
         )
+
+
+def sku_of(variant_id: int) -> str:
+    """The SKU staff know a variant by, for an error message (read on the error path only)."""
+    sku = Variant.objects.filter(pk=variant_id).values_list("sku", flat=True).first()
+    return sku or f"variant {variant_id}"

@@ -24,6 +24,7 @@ from inventory.models import (
 )
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation, positive_quantity
 from inventory.services.events import stock_changed_send
+from inventory.services.levels import level_free
 from inventory.services.sql import insert_levels
 from inventory.services.thresholds import availability_crossed_zero
 
@@ -230,7 +231,7 @@ def purchase_order_receive(
             received=F("received") + quantity
         )
         level = levels[variant_id]
-        was = level.on_hand - level.reserved - level.unavailable - level.safety_stock
+        was = level_free(level)
         _incoming_move(
             level=level,
             incoming=-quantity,

@@ -30,6 +30,7 @@ from inventory.services.errors import (
     Shortage,
     UnitsNotHeld,
     positive_quantity,
+    sku_of,
 )
 from inventory.services.events import stock_changed_send
 from inventory.services.sql import (
@@ -821,7 +822,7 @@ def _backorders_cancel(*, waiting: dict[int, Backorder], units: dict[int, int]) 
         )
         if moved != 2:
             raise InvalidStockOperation(
-                f"the backorder of variant {variant_id} no longer adds up; "
+                f"the backorder of {sku_of(variant_id)} no longer adds up; "
                 "run `manage.py inventory_verify`"
             )
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 
 from inventory import selectors as inventory_selectors
-from inventory.services import backorders_allocate
+from inventory.services import InvalidStockOperation, backorders_allocate
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.signals import order_lines_allocated
 
@@ -76,7 +76,7 @@ def _lines_allocated(*, order: Order, allocated: list) -> None:
         if not OrderLine.objects.filter(
             pk=line.pk, backordered_quantity__gte=units.quantity
         ).update(backordered_quantity=F("backordered_quantity") - units.quantity):
-            raise AssertionError(
+            raise InvalidStockOperation(
                 f"line {line.sku} of {order.number} waits for fewer units than inventory "
                 "allocated; run `manage.py inventory_verify`"
             )
