@@ -6,7 +6,17 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from catalog.models import Product, Variant
@@ -205,27 +215,33 @@ class BackorderDrift:
 def backorder_drift() -> list[BackorderDrift]:
     """Variants whose policy's `backordered` is not the units their backorders wait for.
 
-    A backorder is recorded only with its variant's policy, which is never deleted (the
-    admin offers no deletion; a variant's deletion is refused while backorders point at it).
+    Driven by the backorders as much as by the policies: a variant whose backorders wait
+    with no policy row counting them (none should exist: a backorder is recorded only with
+    its policy's count) is drift too, counted 0.
     """
     waiting = (
-        Backorder.objects.filter(variant=OuterRef("variant"))
+        Backorder.objects.filter(variant=OuterRef("pk"))
         .order_by()
         .values("variant")
         .annotate(total=Sum(F("quantity") - F("allocated") - F("cancelled")))
         .values("total")
     )
-    policies = (
-        StockPolicy.objects.select_related("variant")
-        .annotate(waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0)))
-        .exclude(backordered=F("waiting"))
-        .order_by("variant__sku")
+    zero = Value(0)
+    variants = (
+        Variant.objects.filter(
+            Q(pk__in=StockPolicy.objects.values("variant_id"))
+            | Q(pk__in=Backorder.objects.values("variant_id"))
+        )
+        .annotate(
+            counted=Coalesce(F("stock_policy__backordered"), zero),
+            waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), zero),
+        )
+        .exclude(counted=F("waiting"))
+        .order_by("sku")
     )
     return [
-        BackorderDrift(
-            variant_sku=policy.variant.sku, counted=policy.backordered, waiting=policy.waiting
-        )
-        for policy in policies
+        BackorderDrift(variant_sku=variant.sku, counted=variant.counted, waiting=variant.waiting)
+        for variant in variants
     ]
 
 

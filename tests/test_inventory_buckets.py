@@ -380,3 +380,62 @@ def test_stock_policy_set_records_the_policy_audits_it_and_refuses_what_cannot_h
         4,
         3,
     )
+
+
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        ("unavailable", "unavailable 3 vs ledger 2"),
+        ("safety_stock", "safety_stock 3 vs ledger 2"),
+        ("incoming", "incoming 3 vs ledger 2, incoming 3 vs purchase orders 2"),
+    ],
+)
+def test_inventory_verify_finds_a_bucket_changed_behind_the_ledger(bucket, expected):
+    # given: 2 units in every bucket, each moved by its service
+    variant = make_variant(threshold=0)
+    main = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=main, quantity=10)
+    stock_hold(variant=variant, warehouse=main, quantity=2, reason="damaged", note="dropped")
+    stock_safety_set(variant=variant, warehouse=main, quantity=2)
+    purchase_order_create(
+        number="PO-1",
+        supplier="Potteries Ltd",
+        warehouse=main,
+        expected_on=JUNE_1,
+        lines=[PurchaseUnits(variant.pk, 2)],
+    )
+    StockLevel.objects.update(**{bucket: 3})
+    out = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="1 stock figure"):
+        call_command("inventory_verify", stdout=out)
+
+    # then
+    level = StockLevel.objects.get()
+    assert out.getvalue() == f"level {level.pk} ({variant.sku} @ main): {expected}\n"
+
+
+@pytest.mark.parametrize("drift", ["policy count changed", "backorders without a policy"])
+def test_inventory_verify_finds_backordered_units_the_policy_does_not_count(drift):
+    # given: 3 units waiting for a variant
+    variant = make_variant(threshold=0)
+    stock_receive(variant=variant, warehouse=make_warehouse("main"), quantity=1)
+    stock_policy_set(variant=variant, policy="backorder")
+    stock_reserve(reference="SW-1", quantities=[(variant.pk, 4)])
+    if drift == "policy count changed":
+        StockPolicy.objects.update(backordered=2)
+    else:
+        StockPolicy.objects.all().delete()
+    out = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="1 stock figure"):
+        call_command("inventory_verify", stdout=out)
+
+    # then
+    counted = 2 if drift == "policy count changed" else 0
+    assert out.getvalue() == (
+        f"{variant.sku}: the stock policy counts {counted} units back-ordered, "
+        "its backorders wait for 3\n"
+    )
