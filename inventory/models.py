@@ -263,7 +263,10 @@ class StockPolicy(models.Model):
         help_text="Most units that may wait for stock at once; blank: no limit (back-orders).",
     )
     release_date = models.DateField(
-        null=True, blank=True, help_text="Pre-orders are taken until this day."
+        null=True,
+        blank=True,
+        help_text="Pre-orders are taken before this day; from this day on, only what is available "
+        "sells.",
     )
     backordered = models.PositiveIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

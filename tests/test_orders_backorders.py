@@ -115,6 +115,10 @@ def test_a_preorder_sells_before_its_release_date_only():
     assert line_of(order, "GAME-1").backordered_quantity == 2
     with pytest.raises(LinesOutOfStock):
         order_new(customer_new(), ("GAME-2", 1))
+    # and staff are told the same: the release day itself takes no pre-order
+    assert StockPolicy._meta.get_field("release_date").help_text.startswith(
+        "Pre-orders are taken before this day"
+    )
 
 
 def test_backordered_units_never_ship_until_stock_is_allocated():
