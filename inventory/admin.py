@@ -404,6 +404,10 @@ class StockAllocationAdmin(ReadOnlyAdmin):
         return allocation.level.warehouse.code
 
 
+# Set on the request when `stock_policy_set` refused the save the form had allowed.
+_POLICY_REFUSED = "_stock_policy_refused"
+
+
 @admin.register(StockPolicy)
 class StockPolicyAdmin(admin.ModelAdmin):
     """How each variant sells beyond its available units; saved through `stock_policy_set`."""
@@ -443,11 +447,33 @@ class StockPolicyAdmin(admin.ModelAdmin):
             )
         except InvalidStockOperation as error:
             # Checked again under the policy's lock: units may have been back-ordered since
-            # the form was validated. The variant keeps the policy it had (deny when none).
+            # the form was validated. Nothing was written: the variant keeps what it had,
+            # and the page comes back with the reason instead of "changed successfully".
+            setattr(request, _POLICY_REFUSED, True)
             self.message_user(request, f"Not saved: {error}", messages.ERROR)
-            saved, _ = StockPolicy.objects.get_or_create(variant_id=obj.variant_id)
+            return
         obj.pk = saved.pk
         obj.refresh_from_db()
+
+    def log_addition(self, request: HttpRequest, obj, message):
+        if getattr(request, _POLICY_REFUSED, False):
+            return None
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj, message):
+        if getattr(request, _POLICY_REFUSED, False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_add(self, request: HttpRequest, obj, post_url_continue=None) -> HttpResponse:
+        if getattr(request, _POLICY_REFUSED, False):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj) -> HttpResponse:
+        if getattr(request, _POLICY_REFUSED, False):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
 
 
 @admin.register(Backorder)

@@ -298,3 +298,35 @@ def test_a_clerk_closing_a_purchase_order_another_clerk_just_closed_is_told_so(c
     assert messages_of(response) == ["purchase order PO-80 is closed short"]
     assert PurchaseOrder.objects.get(pk=purchase_order.pk).status == "closed"
     assert StockLevel.objects.get(variant=variant).incoming == 0
+
+
+def test_a_policy_save_refused_after_the_form_allowed_it_says_so_and_changes_nothing(
+    client, monkeypatch
+):
+    # given: back-orders up to 5; 3 wait; the manager lowers the limit to 4 (allowed), but
+    # a checkout back-orders 2 more between the form's check and the save
+    variant = variant_stocked(on_hand=2)
+    stock_policy_set(variant=variant, policy="backorder", limit=5)
+    order_placed(variant=variant, quantity=5)
+    client.force_login(staff_user("manager"))
+
+    def a_checkout_back_orders_first(**kwargs):
+        order_placed(variant=variant, quantity=2)
+        return stock_policy_set(**kwargs)
+
+    monkeypatch.setattr(inventory_admin, "stock_policy_set", a_checkout_back_orders_first)
+
+    # when
+    response = client.post(
+        f"{POLICIES_URL}{variant.pk}/change/",
+        {"policy": "backorder", "limit": "4", "release_date": ""},
+    )
+
+    # then: back to the form with the reason, never "changed successfully"; the limit stays
+    assert response.status_code == 302
+    assert response["Location"] == f"{POLICIES_URL}{variant.pk}/change/"
+    assert messages_of(response) == [
+        "Not saved: 5 units of MUG-BLUE wait for stock: the limit cannot be lower"
+    ]
+    policy = StockPolicy.objects.get(variant=variant)
+    assert (policy.policy, policy.limit, policy.backordered) == ("backorder", 5, 5)
