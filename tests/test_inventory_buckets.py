@@ -439,3 +439,28 @@ def test_inventory_verify_finds_backordered_units_the_policy_does_not_count(drif
         f"{variant.sku}: the stock policy counts {counted} units back-ordered, "
         "its backorders wait for 3\n"
     )
+
+
+@pytest.mark.parametrize("move", ["adjust", "hold"])
+def test_a_move_in_an_inactive_warehouse_raises_no_low_stock_alarm(move):
+    # given: 4 mugs for sale (threshold 5), 10 in a closed warehouse
+    mug = make_variant(threshold=5)
+    stock_receive(variant=mug, warehouse=make_warehouse("main"), quantity=4)
+    closed = make_warehouse("closed", is_active=False)
+    with Recorder(stock_changed) as received:
+        stock_receive(variant=mug, warehouse=closed, quantity=10)
+    assert received.calls[0]["availability_grew"] is False
+
+    # when: 9 of the closed warehouse's mugs are counted out, or held
+    with Recorder(stock_low) as low, Recorder(stock_changed) as changed:
+        if move == "adjust":
+            stock_adjust(variant=mug, warehouse=closed, on_hand_delta=-9, note="stocktake")
+        else:
+            stock_hold(variant=mug, warehouse=closed, quantity=9, reason="damaged", note="wet")
+
+    # then: what is for sale did not move
+    assert low.calls == []
+    assert [
+        (call["availability_crossed_zero"], call["availability_grew"]) for call in changed.calls
+    ] == [(False, False)]
+    assert availability_by_variant(variant_ids=[mug.pk]) == {mug.pk: 4}

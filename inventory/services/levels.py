@@ -133,12 +133,13 @@ def stock_receive(
         level=level, actor=actor, on_hand_delta=quantity, reason="receipt", note=note
     )
     free = level_free(level)
+    for_sale = warehouse.is_active  # an inactive warehouse's units count in no availability
     stock_changed_send(
         sender=stock_receive,
         variant_ids=[variant.pk],
         product_ids=[variant.product_id],
-        availability_crossed_zero=availability_crossed_zero([(free - quantity, free)]),
-        availability_grew=True,
+        availability_crossed_zero=for_sale and availability_crossed_zero([(free - quantity, free)]),
+        availability_grew=for_sale,
     )
     return level
 
@@ -212,7 +213,20 @@ def level_free(level: StockLevel) -> int:
 
 def _free_units_moved(*, sender, level: StockLevel, variant: Variant, freed: int) -> None:
     """Send `stock_changed` (and `stock_low` on a fall through the threshold) for a staff move
-    that changed the level's free units by `freed`; `level` is read after the move."""
+    that changed the level's free units by `freed`; `level` is read after the move.
+
+    A level in an inactive warehouse counts in no availability: its move changes none (no
+    crossing, no `stock_low`, nothing grew).
+    """
+    if not level.warehouse.is_active:
+        stock_changed_send(
+            sender=sender,
+            variant_ids=[variant.pk],
+            product_ids=[variant.product_id],
+            availability_crossed_zero=False,
+            availability_grew=False,
+        )
+        return
     free = level_free(level)
     was = free - freed
     after = availability_by_variant(variant_ids=[variant.pk])[variant.pk]
