@@ -29,6 +29,10 @@ pytestmark = pytest.mark.django_db
 # The same for 1 line or 10. SQLite has no data-modifying CTEs and runs the order's three
 # INSERTs and the reservation's three statements one by one.
 ORDER_BASE_BUDGET = 9 if connection.vendor == "postgresql" else 13
+BACKORDER_EXTRA = 3
+# A refusal: the same reads and writes up to the plan, which finds the shortage (its SELECT
+# brings the policies: no read of its own), then the rollback; no outbox row.
+REFUSED_BUDGET = 9 if connection.vendor == "postgresql" else 11
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +142,40 @@ def test_an_uncached_product_detail_has_a_fixed_query_budget():
     assert detail["category"] == "kitchen"
     assert [image["alt_text"] for image in detail["images"]] == ["Bowl 0 view 0", "Bowl 0 view 1"]
     assert [variant["name"] for variant in detail["variants"]] == ["B0-L", "B0-M", "B0-S"]
+
+
+@pytest.mark.parametrize("lines", [1, 5])
+def test_a_back_ordered_checkout_has_a_fixed_budget_not_growing_with_lines(lines):
+    # given: SKUs with 1 unit each that back-order without a limit
+    product_make(name="Bulk", skus=tuple(f"SKU-{i}" for i in range(lines)), on_hand=1)
+    for variant in Variant.objects.all():
+        StockPolicy.objects.create(variant=variant, policy="backorder")
+    client = client_for(user_with_token(email="wait@example.com")[1])
+
+    # when: every line asks for 3 (1 reserved, 2 waiting)
+    with CaptureQueriesContext(connection) as captured:
+        response = order_post(
+            client, lines=[{"sku": f"SKU-{i}", "quantity": 3} for i in range(lines)], key="wait"
+        )
+
+    # then: the deny checkout's statements, plus per variant the policy's guarded UPDATE, and
+    # once the backorders' INSERT, the lines' UPDATE and the idempotency record's amendment
+    assert response.status_code == 201
+    print(f"POST /orders back-ordered, {lines} line(s): {len(captured)} queries")
+    assert len(captured) == ORDER_BASE_BUDGET + lines + BACKORDER_EXTRA
+
+
+def test_a_refused_deny_checkout_costs_no_more_than_a_successful_one():
+    # given: 1 unit of a deny SKU; the buyer asks for 2
+    product_make(name="Scarce", skus=("SKU-0",), on_hand=1)
+    client = client_for(user_with_token(email="late@example.com")[1])
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = order_post(client, lines=[{"sku": "SKU-0", "quantity": 2}], key="late")
+
+    # then: refused with what is left, with no policy read of its own (the plan's SELECT
+    # brings the policy)
+    assert response.status_code == 409
+    print(f"POST /orders refused: {len(captured)} queries")
+    assert len(captured) == REFUSED_BUDGET

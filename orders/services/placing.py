@@ -8,6 +8,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, Value, When
 
 from catalog.selectors import PricedSku, priced_skus
 from core.sql import insert_with_children
@@ -145,12 +146,16 @@ def _lines_backordered(*, order_lines: list[OrderLine], backordered: dict[int, i
     """Record on each line the units it waits for (inventory back-ordered them by variant).
 
     Only an order with a back-ordered line gets here: a `deny` checkout writes nothing more.
+    One UPDATE for all the lines, as it runs while the stock rows are locked.
     """
-    for line in order_lines:
-        units = backordered.get(line.variant_id, 0)
-        if units:
-            OrderLine.objects.filter(pk=line.pk).update(backordered_quantity=units)
-            line.backordered_quantity = units
+    waiting = [line for line in order_lines if backordered.get(line.variant_id)]
+    OrderLine.objects.filter(pk__in=[line.pk for line in waiting]).update(
+        backordered_quantity=Case(
+            *(When(pk=line.pk, then=Value(backordered[line.variant_id])) for line in waiting)
+        )
+    )
+    for line in waiting:
+        line.backordered_quantity = backordered[line.variant_id]
 
 
 @dataclass(frozen=True)
