@@ -464,3 +464,24 @@ def test_a_move_in_an_inactive_warehouse_raises_no_low_stock_alarm(move):
         (call["availability_crossed_zero"], call["availability_grew"]) for call in changed.calls
     ] == [(False, False)]
     assert availability_by_variant(variant_ids=[mug.pk]) == {mug.pk: 4}
+
+
+def test_an_overdue_purchase_order_stays_the_next_expected_with_its_past_date():
+    # given: a delivery due yesterday that has not come, and a later one
+    variant = make_variant()
+    main = make_warehouse("main")
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    for number, expected_on in (("PO-LATE", yesterday), ("PO-NEXT", JUNE_1)):
+        purchase_order_create(
+            number=number,
+            supplier="Potteries Ltd",
+            warehouse=main,
+            expected_on=expected_on,
+            lines=[PurchaseUnits(variant.pk, 2)],
+        )
+
+    # when
+    outlook = stock_outlook(variant_ids=[variant.pk])[variant.pk]
+
+    # then: the late one, dated in the past, which is how a client tells it is overdue
+    assert (outlook.incoming_on, outlook.incoming) == (yesterday, 2)
