@@ -246,9 +246,10 @@ class StockPolicy(models.Model):
 
     `backorder` sells beyond availability, up to `limit` units waiting (no limit when blank);
     `preorder` does so before `release_date` only, always up to a `limit`. An order line sold
-    that way reserves what is available and waits for the rest (a `Backorder`); `backordered`
-    counts the units waiting over all orders, moved with every backorder under a guarded
-    UPDATE, so racing checkouts never wait for more than the limit.
+    that way reserves what is available and waits for the rest (a `Backorder`); a pre-order
+    before its release reserves nothing and waits for all, served from the release date on.
+    `backordered` counts the units waiting over all orders, moved with every backorder under
+    a guarded UPDATE, so racing checkouts never wait for more than the limit.
     """
 
     variant = models.OneToOneField(

@@ -310,17 +310,17 @@ def test_a_policy_changed_between_the_plan_and_the_update_refuses_the_backorder(
             variant=variant, policy="backorder", limit=1
         ),
     }[change]
-    # staff commit their change after the checkout planned, before its UPDATE
-    update = reservations.move_levels
+    # staff commit their change after the checkout planned, before its policy UPDATE
+    record = reservations._backorders_record
     changed = []
 
-    def staff_change_then_update(**kwargs):
+    def staff_change_then_record(**kwargs):
         if not changed:
             committed_by_another_connection(staff_change, run_concurrently)
             changed.append(True)
-        return update(**kwargs)
+        return record(**kwargs)
 
-    monkeypatch.setattr(reservations, "move_levels", staff_change_then_update)
+    monkeypatch.setattr(reservations, "_backorders_record", staff_change_then_record)
 
     # when
     result = buyer_placing(customer_new())([(variant.pk, 3)])

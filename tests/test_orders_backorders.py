@@ -187,11 +187,13 @@ def test_received_stock_goes_to_the_oldest_backorder_first_after_the_commit(
     call_command("inventory_verify")
 
 
-def test_a_purchase_order_received_completes_a_preorder(django_capture_on_commit_callbacks):
-    # given: a pre-order of 3 games, 3 on a purchase order
+def test_a_preorder_waits_for_its_release_date_even_with_stock_in_and_its_limit_holds(
+    django_capture_on_commit_callbacks,
+):
+    # given: a pre-order of 3 games (limit 4), the 3 on a purchase order
     today = timezone.localdate()
     game = backordering(
-        "GAME-1", on_hand=0, policy="preorder", limit=10, release_date=today + datetime.timedelta(7)
+        "GAME-1", on_hand=0, policy="preorder", limit=4, release_date=today + datetime.timedelta(7)
     )
     order = order_new(customer_new(), ("GAME-1", 3))
     purchase_order = purchase_order_create(
@@ -202,11 +204,24 @@ def test_a_purchase_order_received_completes_a_preorder(django_capture_on_commit
         lines=[PurchaseUnits(game.pk, 3)],
     )
 
-    # when
+    # when: the games arrive before the release date
     with django_capture_on_commit_callbacks(execute=True):
         purchase_order_receive(purchase_order=purchase_order)
 
-    # then
+    # then: nothing pre-ordered is reserved (so nothing ships) before the release, and early
+    # stock frees no room under the limit: 3 pre-ordered, 2 more would be 5 > 4
+    assert line_of(order, "GAME-1").backordered_quantity == 3
+    assert StockLevel.objects.values_list("on_hand", "reserved", "incoming").get() == (3, 0, 0)
+    with pytest.raises(LinesOutOfStock) as refused:
+        order_new(customer_new(), ("GAME-1", 2))
+    assert refused.value.lines == [{"sku": "GAME-1", "requested": 2, "available": 1}]
+
+    # when: the release date comes (moved to today), and the minute's sweep runs
+    StockPolicy.objects.filter(pk=game.pk).update(release_date=today)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_periodic", "--once")
+
+    # then: the pre-order has its games
     assert line_of(order, "GAME-1").backordered_quantity == 0
     assert StockLevel.objects.values_list("on_hand", "reserved", "incoming").get() == (3, 3, 0)
     assert waiting_for(game) == 0

@@ -13,6 +13,7 @@ from django.utils import timezone
 from inventory.models import (
     AllocationState,
     Backorder,
+    InventoryPolicy,
     MovementReason,
     StockAllocation,
     StockPolicy,
@@ -66,11 +67,18 @@ def backorders_allocate(*, references: Sequence[str], actor=None) -> list[Backor
     stock service. Each backorder takes free units from the warehouses in priority order,
     with the same guarded UPDATE as a checkout (never a unit on hold or of the safety stock);
     each reference's units are a ledger row per level (`backorder`) and grow its allocation
-    there. Sends `stock_changed` when units were reserved; requests no tasks.
+    there. A pre-order waits until its release date (nothing pre-ordered is reserved, so
+    nothing ships, before it). Sends `stock_changed` when units were reserved; requests no tasks.
     """
     rows = list(
-        Backorder.objects.select_for_update(no_key=True)
+        Backorder.objects.select_for_update(no_key=True, of=("self",))
         .filter(reference__in=set(references), quantity__gt=F("allocated") + F("cancelled"))
+        # A pre-order waits for its release date: nothing pre-ordered is reserved (and so
+        # shipped) before it.
+        .exclude(
+            variant__stock_policy__policy=InventoryPolicy.PREORDER,
+            variant__stock_policy__release_date__gt=timezone.localdate(),
+        )
         .order_by("pk")
     )
     if not rows:

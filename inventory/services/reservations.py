@@ -104,6 +104,14 @@ class _Policy:
     release_date: datetime.date | None
     backordered: int
 
+    def preorder_open(self) -> bool:
+        """A pre-order before its release date: every unit sold waits for the release."""
+        return (
+            self.policy == InventoryPolicy.PREORDER
+            and self.release_date is not None
+            and timezone.localdate() < self.release_date
+        )
+
     def room(self) -> int | None:
         """Units more the variant may sell beyond its availability: None without a limit."""
         return _room(
@@ -112,6 +120,17 @@ class _Policy:
             release_date=self.release_date,
             waiting=self.backordered,
         )
+
+
+def _sellable(*, free: int, policy: _Policy | None) -> int:
+    """The free units a checkout may take: those beyond what waiting back-orders are owed,
+    and none of a pre-order before its release (nothing pre-ordered ships early, and its
+    limit caps every unit pre-ordered: they all wait)."""
+    if policy is None:
+        return free
+    if policy.preorder_open():
+        return 0
+    return max(free - policy.backordered, 0)
 
 
 def _policies_of(
@@ -214,9 +233,7 @@ def stock_reserve(
         available[variant_id] += max(free, 0)
     # What this checkout may take: the free units beyond those owed to waiting back-orders.
     sellable = {
-        variant_id: max(
-            units - (policies[variant_id].backordered if variant_id in policies else 0), 0
-        )
+        variant_id: _sellable(free=units, policy=policies.get(variant_id))
         for variant_id, units in available.items()
     }
     plan: dict[int, int] = {}
