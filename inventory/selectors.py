@@ -260,9 +260,9 @@ def backorder_references(*, variant_ids: Iterable[int]) -> list[str]:
     backorder first: those first in line until the free units run out.
 
     What the allocation of backorders locks; read without locks, so a race may serve fewer
-    (the next stock change serves the rest) but never skips an older reference. One query
-    (on the waiting backorders' partial index) when none waits, as in a shop that never
-    back-orders; one more for the availability otherwise.
+    (the next stock change, or the minute's sweep, serves the rest) but never skips an older
+    reference. One query (on the waiting backorders' partial index) when none waits, as in a
+    shop that never back-orders; one more for the availability otherwise.
     """
     waiting = list(
         Backorder.objects.filter(

@@ -117,8 +117,8 @@ def allocate_backorders(sender, variant_ids, availability_grew, **kwargs) -> Non
 
     After the commit, in a transaction of its own (`order_backorders_allocate`): the stock
     change never waits on the waiting orders' locks, and a failure there (logged: `robust`)
-    leaves the receipt as it committed; the next stock change of the variant serves them.
-    A checkout, which frees nothing, costs nothing here.
+    leaves the receipt as it committed; the minute's sweep (`orders.backorders_sweep`) serves
+    them. A checkout, which frees nothing, costs nothing here.
     """
     if availability_grew:
         transaction.on_commit(
