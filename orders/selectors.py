@@ -1,7 +1,9 @@
 """Read queries of the orders app, shared by the API and the admin."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
+from inventory.models import Backorder
 from orders.models import Customer, Fulfilment, FulfilmentLine, Order, OrderLine, OrderStatus
 
 # An order whose goods reached (or are on their way to) the customer: its buyer has the units
@@ -62,3 +64,28 @@ def products_received(*, product_ids: list[int]) -> list[tuple[int, int]]:
         .distinct()
         .order_by("order__customer_id", "variant__product_id")
     )
+
+
+def backordered_lines_drift() -> list[str]:
+    """Order lines whose `backordered_quantity` is not the units inventory's backorder of
+    their order and variant waits for; one line of text each (`manage.py orders_verify`).
+
+    The two move together in every service (checkout, allocation, cancellation); a
+    difference means one was changed behind the other's back. One query.
+    """
+    waiting = Backorder.objects.filter(
+        reference=OuterRef("order__number"), variant=OuterRef("variant")
+    ).values_list(F("quantity") - F("allocated") - F("cancelled"))[:1]
+    lines = (
+        OrderLine.objects.annotate(
+            waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0))
+        )
+        .exclude(backordered_quantity=F("waiting"))
+        .select_related("order")
+        .order_by("order__number", "sku")
+    )
+    return [
+        f"{line.order.number} {line.sku}: the line waits for {line.backordered_quantity} units, "
+        f"its backorder for {line.waiting}"
+        for line in lines
+    ]

@@ -1,9 +1,11 @@
 """Selling beyond stock: back-orders and pre-orders, and their units allocated as stock comes."""
 
 import datetime
+import io
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from inventory.models import Backorder, StockAllocation, StockLevel, StockMovement, StockPolicy
@@ -395,3 +397,28 @@ def test_counting_a_shipment_of_units_that_wait_for_stock_is_refused_not_a_datab
     # then
     assert refused.value.lines == [{"sku": "MUG-1", "requested": 3, "available": 0}]
     assert line_of(order, "MUG-1").shipped_quantity == 0
+
+
+@pytest.mark.parametrize("drift", ["line changed", "backorder changed"])
+def test_orders_verify_finds_a_line_that_waits_for_other_units_than_its_backorder(drift):
+    # given: a line waiting for 3 mugs, its backorder for 3
+    backordering("MUG-1", on_hand=2)
+    order = order_new(customer_new(), ("MUG-1", 5))
+    out = io.StringIO()
+    call_command("orders_verify", stdout=out)
+    assert out.getvalue() == "order lines and backorders agree\n"
+    if drift == "line changed":
+        OrderLine.objects.update(backordered_quantity=1)
+    else:
+        Backorder.objects.update(allocated=1)
+    out = io.StringIO()
+
+    # when
+    with pytest.raises(CommandError, match="1 order line"):
+        call_command("orders_verify", stdout=out)
+
+    # then
+    line, backorder = (1, 3) if drift == "line changed" else (3, 2)
+    assert out.getvalue() == (
+        f"{order.number} MUG-1: the line waits for {line} units, its backorder for {backorder}\n"
+    )
