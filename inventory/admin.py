@@ -8,6 +8,7 @@ follows), exactly as the API and the CSV import do.
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import F, QuerySet
@@ -177,97 +178,116 @@ class StockLevelAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Receive stock into the selected levels", permissions=["receive"])
     def receive_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
-        form = StockReceiveForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._action_page(request, queryset, form, "receive_stock", "Receive stock")
-        for level in queryset:
-            self._run(
-                request,
-                "received",
-                stock_receive,
-                variant=level.variant,
-                warehouse=level.warehouse,
-                quantity=form.cleaned_data["quantity"],
-                reference=form.cleaned_data["reference"],
-                note=form.ledger_note(),
-            )
-        return None
+        return self._each_level(
+            request,
+            queryset,
+            StockReceiveForm,
+            "receive_stock",
+            "Receive stock",
+            stock_receive,
+            verb=lambda form: "received",
+            arguments=lambda form: {
+                "quantity": form.cleaned_data["quantity"],
+                "reference": form.cleaned_data["reference"],
+                "note": form.ledger_note(),
+            },
+        )
 
     @admin.action(description="Adjust stock of the selected levels", permissions=["adjust"])
     def adjust_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
-        form = StockAdjustForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._action_page(request, queryset, form, "adjust_stock", "Adjust stock")
-        for level in queryset:
-            self._run(
-                request,
-                "adjusted",
-                stock_adjust,
-                variant=level.variant,
-                warehouse=level.warehouse,
-                on_hand_delta=form.cleaned_data["quantity"],
-                note=form.ledger_note(),
-            )
-        return None
+        return self._each_level(
+            request,
+            queryset,
+            StockAdjustForm,
+            "adjust_stock",
+            "Adjust stock",
+            stock_adjust,
+            verb=lambda form: "adjusted",
+            arguments=lambda form: {
+                "on_hand_delta": form.cleaned_data["quantity"],
+                "note": form.ledger_note(),
+            },
+        )
 
     @admin.action(
         description="Move units of the selected levels to unavailable", permissions=["hold"]
     )
     def hold_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
-        form = StockHoldForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._action_page(request, queryset, form, "hold_stock", "Move to unavailable")
-        for level in queryset:
-            self._run(
-                request,
-                "held",
-                stock_hold,
-                variant=level.variant,
-                warehouse=level.warehouse,
-                quantity=form.cleaned_data["quantity"],
-                reason=form.cleaned_data["reason"],
-                note=form.cleaned_data["note"],
-            )
-        return None
+        return self._each_level(
+            request,
+            queryset,
+            StockHoldForm,
+            "hold_stock",
+            "Move to unavailable",
+            stock_hold,
+            verb=lambda form: "held",
+            arguments=lambda form: {
+                "quantity": form.cleaned_data["quantity"],
+                "reason": form.cleaned_data["reason"],
+                "note": form.cleaned_data["note"],
+            },
+        )
 
     @admin.action(
         description="Take units of the selected levels out of unavailable", permissions=["hold"]
     )
     def unhold_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
-        form = StockUnholdForm(request.POST if "apply" in request.POST else None)
-        if not form.is_valid():
-            return self._action_page(
-                request, queryset, form, "unhold_stock", "Take out of unavailable"
-            )
-        for level in queryset:
-            self._run(
-                request,
-                "written off" if form.cleaned_data["write_off"] else "back for sale",
-                stock_unhold,
-                variant=level.variant,
-                warehouse=level.warehouse,
-                quantity=form.cleaned_data["quantity"],
-                write_off=form.cleaned_data["write_off"],
-                note=form.cleaned_data["note"],
-            )
-        return None
+        return self._each_level(
+            request,
+            queryset,
+            StockUnholdForm,
+            "unhold_stock",
+            "Take out of unavailable",
+            stock_unhold,
+            verb=lambda form: "written off" if form.cleaned_data["write_off"] else "back for sale",
+            arguments=lambda form: {
+                "quantity": form.cleaned_data["quantity"],
+                "write_off": form.cleaned_data["write_off"],
+                "note": form.cleaned_data["note"],
+            },
+        )
 
     @admin.action(description="Set the safety stock of the selected levels", permissions=["safety"])
     def set_safety_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
-        form = SafetyStockForm(request.POST if "apply" in request.POST else None)
+        return self._each_level(
+            request,
+            queryset,
+            SafetyStockForm,
+            "set_safety_stock",
+            "Set safety stock",
+            stock_safety_set,
+            verb=lambda form: "given its safety stock",
+            arguments=lambda form: {
+                "quantity": form.cleaned_data["quantity"],
+                "note": form.cleaned_data["note"],
+            },
+        )
+
+    def _each_level(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[StockLevel],
+        form_class: type[forms.Form],
+        action: str,
+        title: str,
+        service: Callable[..., StockLevel],
+        *,
+        verb: Callable[[forms.Form], str],
+        arguments: Callable[[forms.Form], dict],
+    ) -> TemplateResponse | None:
+        """What every bulk action on stock levels does: ask for its values on a page of its own
+        until the form is valid, then call the service once per selected level with them."""
+        form = form_class(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return self._action_page(
-                request, queryset, form, "set_safety_stock", "Set safety stock"
-            )
+            return self._action_page(request, queryset, form, action, title)
         for level in queryset:
             self._run(
                 request,
-                "given its safety stock",
-                stock_safety_set,
+                verb(form),
+                service,
                 variant=level.variant,
                 warehouse=level.warehouse,
-                quantity=form.cleaned_data["quantity"],
-                note=form.cleaned_data["note"],
+                **arguments(form),
             )
         return None
 
