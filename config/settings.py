@@ -61,6 +61,9 @@ def _networks_checked(values: list[str], *, name: str = "TRUSTED_PROXY_NETWORKS"
 TRUSTED_PROXY_NETWORKS = _networks_checked(env.list("TRUSTED_PROXY_NETWORKS", default=[]))
 
 INSTALLED_APPS = [
+    # First, so that `runserver` is Daphne's: HTTP and WebSocket from one process (README "Live
+    # updates").
+    "daphne",
     # Django's admin with the dashboard as its index (backoffice.admin_site).
     "backoffice.admin_apps.StockwireAdminConfig",
     "django.contrib.auth",
@@ -83,6 +86,7 @@ INSTALLED_APPS = [
     "webhooks",
     "storefront",
     "backoffice.apps.BackofficeConfig",
+    "live",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +242,39 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Live updates (README "Live updates") -----------------------------------------------------
+# The channel layer carries pushes from the process that committed a change to the processes
+# holding the sockets: Redis (its own database number) when REDIS_URL is set, else memory, which
+# reaches only the sockets of the one process the embedded default runs.
+REDIS_CHANNEL_LAYER_DB = env.int("REDIS_CHANNEL_LAYER_DB", default=3)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [_redis_database(REDIS_URL, REDIS_CHANNEL_LAYER_DB)],
+                "prefix": "stockwire:live",
+                # A socket that stops reading loses its pushes past this many (best-effort:
+                # the snapshot on reconnect is the truth); a message waits at most this long.
+                "capacity": 200,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Limits of one socket and of one user (live.limits reads them; tests shorten the times).
+LIVE_MAX_CONNECTIONS_PER_USER = env.int("LIVE_MAX_CONNECTIONS_PER_USER", default=5)
+LIVE_MAX_SUBSCRIPTIONS = env.int("LIVE_MAX_SUBSCRIPTIONS", default=50)
+LIVE_MAX_MESSAGE_BYTES = 4096
+LIVE_AUTH_TIMEOUT_SECONDS = 10.0
+LIVE_PING_SECONDS = 20.0
+LIVE_IDLE_TIMEOUT_SECONDS = 60.0
+# At most one stock message per SKU per this long, on each socket and from each process.
+LIVE_STOCK_COALESCE_SECONDS = 0.25
+# A push waits at most this long for the channel layer, and never in the request's thread.
+LIVE_PUBLISH_TIMEOUT_SECONDS = 0.5
 
 # --- Celery ----------------------------------------------------------------------------------
 _broker_configured = env.str("CELERY_BROKER_URL", default="") or (

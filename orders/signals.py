@@ -51,3 +51,12 @@ order_lines_cancelled = Signal()
 #     is what it still waits for) with the units reserved for it now.
 #   completed: list[OrderLine], those of `lines` that wait for nothing more.
 order_lines_allocated = Signal()
+
+# Sent by orders.services.order_mark_delivered once the order is `delivered`.
+# kwargs: order: Order, actor: User | None.
+order_delivered = Signal()
+
+# Sent by orders.services.order_flag once the order is flagged `needs_attention` (a payment
+# that does not match, or one for a cancelled order); its status is unchanged.
+# kwargs: order: Order, reason: str (as stored in `attention_reason`), actor: User | None.
+order_flagged = Signal()

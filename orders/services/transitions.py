@@ -23,7 +23,7 @@ from audit.services import audit_record, audit_snapshot
 from inventory.services import stock_release
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
-from orders.signals import order_cancelled
+from orders.signals import order_cancelled, order_delivered, order_flagged
 
 S = OrderStatus
 # The statuses an order may be cancelled in whole, and marked delivered in.
@@ -136,8 +136,9 @@ def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
 
 @transaction.atomic
 def order_mark_delivered(*, order: Order, actor=None) -> Order:
-    """Record that the carrier delivered a shipped order. Sends no signals."""
+    """Record that the carrier delivered a shipped order. Sends `order_delivered(order, actor)`."""
     _transition(order=order, action="delivered", allowed=DELIVERABLE, to=S.DELIVERED, actor=actor)
+    order_delivered.send(sender=order_mark_delivered, order=order, actor=actor)
     return order
 
 
@@ -174,10 +175,12 @@ def _backorders_dropped(*, order: Order) -> None:
 def order_flag(*, order: Order, reason: str, actor=None) -> Order:
     """Flag an order for staff (`needs_attention`) with the reason, keeping its status.
 
-    Used when a payment does not match or arrives for a cancelled order. Sends no signals.
+    Used when a payment does not match or arrives for a cancelled order. Sends
+    `order_flagged(order, reason, actor)`.
     """
     reason = reason[: Order._meta.get_field("attention_reason").max_length]
     _attention_set(order=order, reason=reason, event="flagged", note=reason, actor=actor)
+    order_flagged.send(sender=order_flag, order=order, reason=reason, actor=actor)
     return order
 
 

@@ -1,0 +1,464 @@
+"""The three sockets: `/ws/v1/orders`, `/ws/v1/stock` and `/ws/v1/staff` (README "Live updates").
+
+Every socket speaks JSON objects with a `type`. What it may send, how it is limited, and the
+close codes are the same for all three (`LiveSocket`); each adds who may connect, what it
+subscribes to and what its snapshot holds. The snapshot is read after the socket joined its
+groups: a change committed after the read is pushed, one committed before is in the snapshot,
+and one in between is both, which its version tells apart.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from live import selectors
+from live.coalesce import Coalescer
+from live.connections import connections
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, variant_group
+from live.publish import publisher
+
+logger = logging.getLogger("stockwire.live")
+
+# Close codes (README "Live updates" lists them for clients).
+CLOSE_UNAUTHENTICATED = 4401  # no token in time, or a bad, expired or revoked one
+CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not staff
+CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
+CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
+CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer is unavailable: reconnect later
+
+# The subprotocol a client offers beside `bearer.<token>`, and which the server then accepts
+# (a browser fails a handshake whose answer names none of the subprotocols it offered).
+SUBPROTOCOL = "stockwire.v1"
+BEARER_PREFIX = "bearer."
+# Longer than any token `POST /auth/token` issues, as the HTTP API's bearer check.
+MAX_TOKEN_LENGTH = 200
+
+TokenUser = Callable[..., AbstractBaseUser | None]
+
+
+class LiveSocket(AsyncWebsocketConsumer):
+    """JSON in and out, the limits every socket shares, and the ping that keeps it alive."""
+
+    # The message types a client may send, and the method each calls with the message.
+    handlers: dict[str, str] = {"ping": "on_ping", "pong": "on_pong", "resync": "on_resync"}
+
+    async def connect(self) -> None:
+        publisher.serving_loop_note()
+        self.closing = False
+        self.last_heard = asyncio.get_running_loop().time()
+        self.heartbeat = asyncio.create_task(self._heartbeat())
+        await self.opened()
+
+    async def opened(self) -> None:
+        """Accept the socket and start it (subclasses say how)."""
+        raise NotImplementedError
+
+    # --- what the client sends ------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        self.last_heard = asyncio.get_running_loop().time()
+        if text_data is None:
+            return await self.error("bad_message", "Send JSON text frames, not binary ones.")
+        if len(text_data.encode()) > settings.LIVE_MAX_MESSAGE_BYTES:
+            return await self.error(
+                "message_too_large",
+                f"A message is at most {settings.LIVE_MAX_MESSAGE_BYTES} bytes.",
+            )
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self.error("not_json", "A message is one JSON object.")
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return await self.error("bad_message", 'A message is a JSON object with a "type".')
+        handler = self.handlers.get(message["type"])
+        if handler is None:
+            known = ", ".join(sorted(self.handlers))
+            return await self.error("unknown_type", f"Known types: {known}.")
+        await getattr(self, handler)(message)
+
+    async def on_ping(self, message: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_pong(self, message: dict) -> None:
+        """Nothing to do: hearing it was the point (`last_heard`)."""
+
+    async def on_resync(self, message: dict) -> None:
+        await self.snapshot_send(message)
+
+    async def snapshot_send(self, message: dict) -> None:
+        raise NotImplementedError
+
+    # --- what the server sends ------------------------------------------------------------
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def error(self, code: str, detail: str) -> None:
+        """Tell the client its message was refused; the socket stays open."""
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+
+    async def live_push(self, event: dict) -> None:
+        """A push from `live.publish` through the channel layer: hand it on as it is."""
+        await self.send_json(event["message"])
+
+    async def close_with(self, code: int) -> None:
+        self.closing = True
+        await self.close(code)
+
+    # --- life of the socket ---------------------------------------------------------------
+
+    async def groups_join(self, groups: list[str]) -> bool:
+        """Join `groups` (left again when the socket closes); on a channel layer that does
+        not answer, close the socket asking the client to come back later."""
+        try:
+            for group in groups:
+                await asyncio.wait_for(
+                    self.channel_layer.group_add(group, self.channel_name),
+                    settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
+                )
+                self.groups.append(group)
+        except Exception as error:  # fail open: the shop goes on, this socket retries later
+            logger.warning("live: could not join %s (%s)", groups, type(error).__name__)
+            await self.close_with(CLOSE_TRY_AGAIN_LATER)
+            return False
+        return True
+
+    async def groups_leave(self, groups: list[str]) -> None:
+        for group in groups:
+            if group in self.groups:
+                self.groups.remove(group)
+                await self._discard(group)
+
+    async def _discard(self, group: str) -> None:
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_discard(group, self.channel_name),
+                settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
+            )
+        except Exception:  # the membership expires on the layer by itself
+            return
+
+    async def _heartbeat(self) -> None:
+        """Ping the client every LIVE_PING_SECONDS; close a socket silent for longer than
+        LIVE_IDLE_TIMEOUT_SECONDS; let subclasses check on their user each time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(settings.LIVE_PING_SECONDS)
+            if loop.time() - self.last_heard > settings.LIVE_IDLE_TIMEOUT_SECONDS:
+                await self.close_with(CLOSE_IDLE)
+                return
+            await self.send_json({"type": "ping"})
+            if not await self.still_allowed():
+                return
+
+    async def still_allowed(self) -> bool:
+        """Whether the socket may stay open (checked at each ping); closes it if not."""
+        return True
+
+    async def dispatch(self, message: dict) -> None:
+        # Pushes skip Channels' per-message `close_old_connections` (a thread hop each): a
+        # push needs no database, and a hot SKU sends one to every subscribed socket.
+        if message["type"] in ("live.push", "live.stock"):
+            await getattr(self, message["type"].replace(".", "_"))(message)
+            return
+        await super().dispatch(message)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        heartbeat = getattr(self, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.cancel()
+        for group in list(self.groups):
+            await self._discard(group)
+        self.groups = []
+        await self.disconnect(message.get("code"))
+        raise StopConsumer()
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as error:  # the channel layer failed under the socket
+            logger.warning("live: socket ended by %s: %s", type(error).__name__, error)
+            heartbeat = getattr(self, "heartbeat", None)
+            if heartbeat is not None:
+                heartbeat.cancel()
+            try:
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+            except Exception:  # the client went too
+                return
+
+
+class AuthenticatedSocket(LiveSocket):
+    """A socket of one signed-in user: a bearer token in `Sec-WebSocket-Protocol`
+    (`stockwire.v1, bearer.<token>`) or in the first message (`{"type": "auth", "token": …}`);
+    subclasses may also take the session's user (`session_user`)."""
+
+    handlers = {**LiveSocket.handlers, "auth": "on_auth"}
+    session_allowed = False
+
+    def __init__(self, *, token_user: TokenUser, **kwargs: Any) -> None:
+        """`token_user(raw=…)` is the API's own token check, handed down by config.asgi (this
+        app may not import the storefront's)."""
+        super().__init__(**kwargs)
+        self.token_user = token_user
+
+    async def opened(self) -> None:
+        self.user: AbstractBaseUser | None = None
+        self.token: str | None = None
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        tokens = [p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)]
+        session_user = self.scope.get("user")
+        if tokens:
+            await self.authenticate(tokens[0])
+        elif self.session_allowed and session_user is not None and session_user.is_authenticated:
+            await self.authorised(session_user)
+        else:
+            self.auth_wait = asyncio.create_task(self._auth_deadline())
+
+    async def _auth_deadline(self) -> None:
+        await asyncio.sleep(settings.LIVE_AUTH_TIMEOUT_SECONDS)
+        if self.user is None:
+            await self.close_with(CLOSE_UNAUTHENTICATED)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if self.closing:
+            return None
+        return await super().receive(text_data=text_data, bytes_data=bytes_data)
+
+    async def on_auth(self, message: dict) -> None:
+        if self.user is not None:
+            return await self.error("bad_message", "This socket is authenticated already.")
+        token = message.get("token")
+        if not isinstance(token, str):
+            return await self.error("bad_message", 'Send {"type": "auth", "token": "…"}.')
+        await self.authenticate(token, since=message.get("since"))
+
+    async def authenticate(self, token: str, *, since: Any = None) -> None:
+        user = None
+        if token and len(token) <= MAX_TOKEN_LENGTH:
+            user = await database_sync_to_async(self.token_user)(raw=token)
+        if user is None:
+            await self.close_with(CLOSE_UNAUTHENTICATED)
+            return
+        self.token = token
+        await self.authorised(user, since=since)
+
+    async def authorised(self, user: AbstractBaseUser, *, since: Any = None) -> None:
+        """`user` is who they say; admit them if they may connect, join, send the snapshot."""
+        if not await self.may_connect(user):
+            await self.close_with(CLOSE_FORBIDDEN)
+            return
+        self.user = user
+        held = await connections.add(user.pk, self.channel_name)
+        if held > settings.LIVE_MAX_CONNECTIONS_PER_USER:
+            await connections.remove(user.pk, self.channel_name)
+            self.user = None
+            await self.close_with(CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        if await self.groups_join(await self.groups_of(user)):
+            await self.snapshot_send({"since": since if since is not None else self._since()})
+
+    def _since(self) -> Any:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return query.get("since", [None])[0]
+
+    async def may_connect(self, user: AbstractBaseUser) -> bool:
+        return True
+
+    async def groups_of(self, user: AbstractBaseUser) -> list[str]:
+        raise NotImplementedError
+
+    async def on_resync(self, message: dict) -> None:
+        if self.user is None:
+            return await self.error("not_authenticated", "Authenticate first.")
+        await self.snapshot_send(message)
+
+    async def still_allowed(self) -> bool:
+        if self.user is None:
+            return True
+        await connections.refresh(self.user.pk, self.channel_name)
+        if self.token is None:
+            return True
+        if await database_sync_to_async(self.token_user)(raw=self.token) is None:
+            await self.close_with(CLOSE_UNAUTHENTICATED)  # revoked or expired meanwhile
+            return False
+        return True
+
+    async def disconnect(self, code: int | None) -> None:
+        wait = getattr(self, "auth_wait", None)
+        if wait is not None:
+            wait.cancel()
+        if getattr(self, "user", None) is not None:
+            await connections.remove(self.user.pk, self.channel_name)
+
+
+def _version(value: Any) -> int:
+    """A client's `since`: a non-negative whole number, anything else is 0 (everything)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 0
+    return max(number, 0)
+
+
+class OrdersSocket(AuthenticatedSocket):
+    """`/ws/v1/orders`: every change of the customer's own orders."""
+
+    async def groups_of(self, user: AbstractBaseUser) -> list[str]:
+        self.customer_id = await database_sync_to_async(_customer_id)(user)
+        return [customer_group(self.customer_id)]
+
+    async def snapshot_send(self, message: dict) -> None:
+        orders = await database_sync_to_async(selectors.customer_orders)(
+            customer_id=self.customer_id, since=_version(message.get("since"))
+        )
+        await self.send_json({"type": "snapshot", "orders": [order.message() for order in orders]})
+
+
+def _customer_id(user: AbstractBaseUser) -> int:
+    """The user's customer profile (every user has one, `orders.receivers`); `token_user`
+    brings its id in its one query."""
+    customer_pk = getattr(user, "customer_pk", None)
+    return customer_pk if customer_pk is not None else user.customer.pk
+
+
+class StaffSocket(AuthenticatedSocket):
+    """`/ws/v1/staff`: new and flagged orders and low stock, each for the staff who may see
+    it (the permissions of the dashboard's panels); a staff token or the admin's session."""
+
+    session_allowed = True
+
+    async def may_connect(self, user: AbstractBaseUser) -> bool:
+        return bool(user.is_active and user.is_staff)
+
+    async def groups_of(self, user: AbstractBaseUser) -> list[str]:
+        self.sees_orders, self.sees_stock = await database_sync_to_async(_staff_permissions)(user)
+        return [STAFF_ORDERS] * self.sees_orders + [STAFF_STOCK] * self.sees_stock
+
+    async def snapshot_send(self, message: dict) -> None:
+        snapshot = await database_sync_to_async(_staff_snapshot)(
+            orders=self.sees_orders, stock=self.sees_stock
+        )
+        await self.send_json({"type": "snapshot", **snapshot})
+
+
+def _staff_permissions(user: AbstractBaseUser) -> tuple[bool, bool]:
+    return user.has_perm("orders.view_order"), user.has_perm("inventory.view_stocklevel")
+
+
+def _staff_snapshot(*, orders: bool, stock: bool) -> dict[str, Any]:
+    snapshot: dict[str, Any] = {}
+    if orders:
+        snapshot["attention_count"], snapshot["attention"] = selectors.staff_attention()
+    if stock:
+        snapshot["low_stock_count"], snapshot["low_stock"] = selectors.staff_low_stock()
+    return snapshot
+
+
+class StockSocket(LiveSocket):
+    """`/ws/v1/stock`: the availability of the SKUs a client subscribed to, anonymous or not.
+
+    `{"type": "subscribe", "skus": [...], "products": [ids]}` adds SKUs (a product's are its
+    active variants), `unsubscribe` removes them; each answers with the snapshot of every
+    SKU subscribed. Pushes are coalesced per SKU: at most one per LIVE_STOCK_COALESCE_SECONDS,
+    the newest.
+    """
+
+    handlers = {**LiveSocket.handlers, "subscribe": "on_subscribe", "unsubscribe": "on_unsubscribe"}
+
+    async def opened(self) -> None:
+        self.subscribed: dict[int, str] = {}  # variant id -> SKU
+        self.coalescer = Coalescer(
+            window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._deliver
+        )
+        await self.accept()
+
+    async def _deliver(self, variant_id: int, message: dict) -> None:
+        if variant_id in self.subscribed and not self.closing:
+            await self.send_json(message)
+
+    async def live_stock(self, event: dict) -> None:
+        self.coalescer.offer(event["key"], event["version"], event["message"])
+
+    async def on_subscribe(self, message: dict) -> None:
+        names = _names(message)
+        if names is None:
+            return await self.error(
+                "bad_message",
+                'Send {"type": "subscribe", "skus": ["SKU", …], "products": [id, …]}.',
+            )
+        skus, product_ids = names
+        limit = settings.LIVE_MAX_SUBSCRIPTIONS
+        refusal = (
+            f"A socket follows at most {limit} SKUs; it follows {len(self.subscribed)}. "
+            "Nothing was added."
+        )
+        if len(skus) + len(product_ids) > limit:
+            return await self.error("too_many_subscriptions", refusal)
+        found = await database_sync_to_async(selectors.variants_named)(
+            skus=skus, product_ids=product_ids
+        )
+        new = {vid: sku for vid, sku in found.items() if vid not in self.subscribed}
+        if len(self.subscribed) + len(new) > limit:
+            return await self.error("too_many_subscriptions", refusal)
+        if not await self.groups_join([variant_group(vid) for vid in new]):
+            return
+        self.subscribed.update(new)
+        unknown = sorted(set(skus) - set(found.values()))
+        await self.snapshot_send({}, unknown=unknown)
+
+    async def on_unsubscribe(self, message: dict) -> None:
+        names = _names(message)
+        if names is None:
+            return await self.error(
+                "bad_message",
+                'Send {"type": "unsubscribe", "skus": ["SKU", …], "products": [id, …]}.',
+            )
+        skus, product_ids = names
+        found = await database_sync_to_async(selectors.variants_named)(
+            skus=skus, product_ids=product_ids
+        )
+        gone = [vid for vid in found if vid in self.subscribed]
+        for vid in gone:
+            del self.subscribed[vid]
+            self.coalescer.forget(vid)
+        await self.groups_leave([variant_group(vid) for vid in gone])
+        await self.snapshot_send({})
+
+    async def snapshot_send(self, message: dict, *, unknown: list[str] | None = None) -> None:
+        states = await database_sync_to_async(selectors.stock_states)(
+            variant_ids=list(self.subscribed)
+        )
+        for state in states:
+            self.coalescer.seed(state.variant_id, state.version)
+        snapshot: dict[str, Any] = {"type": "snapshot", "stock": [s.message() for s in states]}
+        if unknown:
+            snapshot["unknown"] = unknown
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int | None) -> None:
+        coalescer = getattr(self, "coalescer", None)
+        if coalescer is not None:
+            coalescer.close()
+
+
+def _names(message: dict) -> tuple[list[str], list[int]] | None:
+    """The SKUs and product ids a (un)subscribe names, or None when malformed."""
+    skus = message.get("skus", [])
+    products = message.get("products", [])
+    if not isinstance(skus, list) or not isinstance(products, list) or not (skus or products):
+        return None
+    if not all(isinstance(sku, str) and 0 < len(sku) <= 64 for sku in skus):
+        return None
+    if not all(isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 for pk in products):
+        return None
+    return skus, products

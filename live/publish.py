@@ -1,0 +1,172 @@
+"""Hand pushes to the channel layer without ever holding the request that committed them.
+
+The receivers (`live.receivers`) call `push` and `stock_push` from `transaction.on_commit`
+callbacks, in the thread that committed. Those only schedule the send on an event loop and
+return: the send itself, bounded by `LIVE_PUBLISH_TIMEOUT_SECONDS`, runs there. Which loop:
+
+- a process that holds sockets (Daphne: `make run`, the compose file's `live` service) sends on
+  the loop its sockets live on (the first socket notes it, `serving_loop_note`). That is the
+  only way to reach them through the in-memory layer, whose queues belong to that loop;
+- any other process (gunicorn's workers) starts one daemon thread running a loop of its own,
+  the first time it pushes. Only the Redis layer reaches other processes: with the in-memory
+  layer and no socket in this process, there is nobody to tell and nothing is sent.
+
+The channel layer is a notification path, never a dependency, like the read cache: when it
+is down or slow a push is dropped after the timeout, the outage is logged once (and its end
+once), and the request that committed never waits for it. At most `MAX_PENDING` sends wait at
+once; past that pushes are dropped (and counted in the log) until the layer catches up.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+from live.coalesce import Coalescer
+from live.groups import variant_group
+
+logger = logging.getLogger("stockwire.live")
+
+# Sends scheduled and not finished, per process. A layer that hangs holds each for the
+# timeout; this bounds what a hung layer can pile up in memory.
+MAX_PENDING = 1000
+
+
+class Publisher:
+    """This process's way to the channel layer (one per process: `publisher` below)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._serving_loop: asyncio.AbstractEventLoop | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None
+        self._pending = 0
+        self._dropped = 0
+        self._outage = False
+        # Per loop: the stock coalescer lives on the loop it was made on.
+        self._stock: dict[asyncio.AbstractEventLoop, Coalescer] = {}
+
+    def serving_loop_note(self) -> None:
+        """Called on the loop of a socket that opened: pushes of this process go there."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._serving_loop = loop
+
+    def reaches_anyone(self) -> bool:
+        """Whether a push from this process can reach a socket at all: always through Redis,
+        through the in-memory layer only while this process serves sockets."""
+        return self._loop() is not None
+
+    def push(self, group: str, message: dict[str, Any]) -> None:
+        """Send `message` to `group` soon; never blocks, never raises."""
+        self._schedule(lambda: self._send(group, message))
+
+    def stock_push(self, variant_id: int, version: int, message: dict[str, Any]) -> None:
+        """Send a SKU's availability to its subscribers, at most once per coalescing window
+        from this process: the newest version offered in the window."""
+        self._schedule(lambda: self._stock_offer(variant_id, version, message), counted=False)
+
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        with self._lock:
+            serving = self._serving_loop
+            if serving is not None and serving.is_running():
+                return serving
+            if isinstance(get_channel_layer(), InMemoryChannelLayer):
+                return None
+            if self._own_loop is None or not self._own_loop.is_running():
+                self._own_loop = _loop_in_thread()
+            return self._own_loop
+
+    def _schedule(self, make: Callable[[], Any], *, counted: bool = True) -> None:
+        loop = self._loop()
+        if loop is None:
+            return
+        if counted:
+            with self._lock:
+                if self._pending >= MAX_PENDING:
+                    self._dropped += 1
+                    if self._dropped == 1:
+                        logger.warning("live: %s pushes waiting; dropping pushes", MAX_PENDING)
+                    return
+                self._pending += 1
+        try:
+            asyncio.run_coroutine_threadsafe(_run(make), loop)
+        except RuntimeError:  # the loop closed meanwhile (a server shutting down)
+            if counted:
+                self._done()
+
+    async def _stock_offer(self, variant_id: int, version: int, message: dict) -> None:
+        loop = asyncio.get_running_loop()
+        coalescer = self._stock.get(loop)
+        if coalescer is None:
+            coalescer = self._stock[loop] = Coalescer(
+                window=settings.LIVE_STOCK_COALESCE_SECONDS,
+                deliver=lambda key, value: self._send_counted(variant_group(key), value),
+            )
+        coalescer.offer(variant_id, version, message)
+
+    async def _send_counted(self, group: str, message: dict) -> None:
+        with self._lock:
+            self._pending += 1
+        await self._send(group, message)
+
+    async def _send(self, group: str, message: dict) -> None:
+        try:
+            await asyncio.wait_for(
+                get_channel_layer().group_send(group, message),
+                timeout=settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
+            )
+        except Exception as error:  # down, slow or full: the push is lost, the snapshot is not
+            self._failed(error)
+        else:
+            self._succeeded()
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _failed(self, error: Exception) -> None:
+        with self._lock:
+            first = not self._outage
+            self._outage = True
+        if first:
+            logger.warning(
+                "live: channel layer unavailable, pushes are dropped: %s",
+                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
+            )
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            recovered, self._outage = self._outage, False
+            dropped, self._dropped = self._dropped, 0
+        if recovered:
+            logger.info("live: channel layer available again")
+        if dropped:
+            logger.warning("live: %s pushes were dropped while too many waited", dropped)
+
+
+async def _run(make: Callable[[], Any]) -> None:
+    await make()
+
+
+def _loop_in_thread() -> asyncio.AbstractEventLoop:
+    """Start an event loop in a daemon thread of its own and return it, running."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        loop.run_forever()
+
+    threading.Thread(target=run, name="live-publisher", daemon=True).start()
+    started.wait()
+    return loop
+
+
+publisher = Publisher()

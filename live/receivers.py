@@ -1,0 +1,145 @@
+"""Push what the apps below announce to the sockets that may hear it, once it is committed.
+
+Each receiver only registers a `transaction.on_commit` callback (no query in the sender's
+transaction): a rollback drops it and nothing is pushed. The callback reads the state as
+committed (one query) and hands the message to `live.publish.publisher`, which sends it on an
+event loop and never holds the request; a process whose pushes could reach nobody (the
+in-memory layer without a socket in this process) skips even the read.
+"""
+
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from inventory.signals import stock_changed, stock_low
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group
+from live.publish import publisher
+from live.selectors import order_state, stock_states
+from orders.signals import (
+    order_cancelled,
+    order_delivered,
+    order_flagged,
+    order_lines_cancelled,
+    order_placed,
+    order_shipped,
+)
+from payments.signals import payment_received, refund_issued
+
+
+def _on_commit(callback: Any, /, **kwargs: Any) -> None:
+    if publisher.reaches_anyone():
+        transaction.on_commit(partial(callback, **kwargs), robust=True)
+
+
+def _order_push(*, order_id: int, event: str, staff: bool = False, **details: Any) -> None:
+    """Send the order's state now, as the `event` message, to its customer (and staff)."""
+    found = order_state(order_id=order_id)
+    if found is None:
+        return
+    customer_id, state, attention_reason = found
+    message = {"type": "order", "event": event, **state.message(), **details}
+    publisher.push(customer_group(customer_id), {"type": "live.push", "message": message})
+    if staff:
+        staff_message = {**message, "attention_reason": attention_reason}
+        publisher.push(STAFF_ORDERS, {"type": "live.push", "message": staff_message})
+
+
+def _stock_push(*, variant_ids: list[int]) -> None:
+    """Send each variant's availability now to its subscribers (coalesced per SKU)."""
+    for state in stock_states(variant_ids=variant_ids):
+        publisher.stock_push(
+            state.variant_id,
+            state.version,
+            {
+                "type": "live.stock",
+                "key": state.variant_id,
+                "version": state.version,
+                "message": {"type": "stock", **state.message()},
+            },
+        )
+
+
+def _low_stock_push(*, variant_id: int, threshold: int) -> None:
+    for state in stock_states(variant_ids=[variant_id]):
+        message = {"type": "low_stock", **state.message(), "threshold": threshold}
+        publisher.push(STAFF_STOCK, {"type": "live.push", "message": message})
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+@receiver(order_placed, dispatch_uid="live.push_order_placed")
+def push_order_placed(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="placed", staff=True)
+
+
+@receiver(payment_received, dispatch_uid="live.push_order_paid")
+def push_order_paid(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="paid")
+
+
+@receiver(order_shipped, dispatch_uid="live.push_order_shipped")
+def push_order_shipped(sender, order, shipment, **kwargs) -> None:
+    units = sum(line.quantity for line in shipment.lines.all())
+    _on_commit(
+        _order_push,
+        order_id=order.pk,
+        event="shipped",
+        shipment={
+            "tracking_number": shipment.tracking_number,
+            "carrier": shipment.carrier,
+            "units": units,
+        },
+    )
+
+
+@receiver(order_lines_cancelled, dispatch_uid="live.push_order_lines_cancelled")
+def push_order_lines_cancelled(sender, order, lines, amount, **kwargs) -> None:
+    _on_commit(
+        _order_push,
+        order_id=order.pk,
+        event="lines_cancelled",
+        lines=[{"sku": line.sku, "quantity": quantity} for line, quantity in lines],
+        amount=_money(amount),
+    )
+
+
+@receiver(order_cancelled, dispatch_uid="live.push_order_cancelled")
+def push_order_cancelled(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="cancelled")
+
+
+@receiver(order_delivered, dispatch_uid="live.push_order_delivered")
+def push_order_delivered(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="delivered")
+
+
+@receiver(refund_issued, dispatch_uid="live.push_order_refunded")
+def push_order_refunded(sender, order, amount, currency, refunds_the_order, **kwargs) -> None:
+    _on_commit(
+        _order_push,
+        order_id=order.pk,
+        event="refunded",
+        amount=_money(amount),
+        currency=currency,
+        refunds_the_order=refunds_the_order,
+    )
+
+
+@receiver(order_flagged, dispatch_uid="live.push_order_flagged")
+def push_order_flagged(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="needs_attention", staff=True)
+
+
+@receiver(stock_changed, dispatch_uid="live.push_availability")
+def push_availability(sender, variant_ids, **kwargs) -> None:
+    _on_commit(_stock_push, variant_ids=list(variant_ids))
+
+
+@receiver(stock_low, dispatch_uid="live.push_low_stock")
+def push_low_stock(sender, variant_id, threshold, **kwargs) -> None:
+    _on_commit(_low_stock_push, variant_id=variant_id, threshold=threshold)

@@ -1,0 +1,174 @@
+"""What the sockets say: an order's state, a SKU's availability, each with its version.
+
+Every read here answers with a version a client can order messages by: an order's is the id of
+its latest timeline entry (OrderEvent), a SKU's the id of its latest stock movement. Each is
+read in the same statement as the state it versions, so the pair is one snapshot: a state read
+after a later commit always carries a higher version.
+"""
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from catalog.models import Variant
+from inventory.models import StockLevel, StockMovement
+from inventory.selectors import variants_low_on_stock
+from orders.models import Order, OrderEvent, OrderStatus
+
+# Orders a customer still waits on; the snapshot lists them (and whatever changed since the
+# version the client already has).
+OPEN_STATUSES = (
+    OrderStatus.PENDING_PAYMENT,
+    OrderStatus.PAID,
+    OrderStatus.PARTIALLY_SHIPPED,
+    OrderStatus.SHIPPED,
+)
+# A snapshot lists at most this many orders, the most recently changed first.
+SNAPSHOT_ORDERS = 50
+# A staff snapshot lists at most this many flagged orders and low variants (the dashboard's
+# panels show 10; their counts are exact).
+SNAPSHOT_STAFF_ROWS = 50
+
+
+@dataclass(frozen=True)
+class StockState:
+    variant_id: int
+    sku: str
+    product_id: int
+    available: int
+    version: int
+
+    def message(self) -> dict[str, Any]:
+        """The socket's `stock` message (and a snapshot's entry)."""
+        return {
+            "sku": self.sku,
+            "product_id": self.product_id,
+            "available": self.available,
+            "version": self.version,
+        }
+
+
+def stock_states(*, variant_ids: Iterable[int]) -> list[StockState]:
+    """The availability of each variant, as `inventory.selectors.availability_by_variant`
+    counts it, with its latest stock movement's id: one query for any number of variants."""
+    available = (
+        StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
+        .order_by()
+        .values("variant")
+        .annotate(total=Sum(F("on_hand") - F("reserved")))
+        .values("total")
+    )
+    latest = StockMovement.objects.filter(level__variant=OuterRef("pk")).order_by("-id")
+    rows = (
+        Variant.objects.filter(pk__in=set(variant_ids))
+        .annotate(
+            available=Coalesce(Subquery(available, output_field=IntegerField()), Value(0)),
+            version=Coalesce(Subquery(latest.values("id")[:1]), Value(0)),
+        )
+        .order_by("sku")
+        .values_list("pk", "sku", "product_id", "available", "version")
+    )
+    return [StockState(*row) for row in rows]
+
+
+def variants_named(*, skus: Iterable[str], product_ids: Iterable[int]) -> dict[int, str]:
+    """The active variants of active products with one of `skus` or of one of `product_ids`:
+    {variant id: SKU}."""
+    rows = Variant.objects.filter(
+        Q(sku__in=list(skus)) | Q(product_id__in=list(product_ids)),
+        is_active=True,
+        product__is_active=True,
+    ).values_list("pk", "sku")
+    return dict(rows)
+
+
+def _latest_event() -> Any:
+    return OrderEvent.objects.filter(order=OuterRef("pk")).order_by("-id")
+
+
+def _with_version(orders: Any) -> Any:
+    latest = _latest_event()
+    return orders.annotate(
+        event_id=Subquery(latest.values("id")[:1]),
+        event_at=Subquery(latest.values("created_at")[:1]),
+    )
+
+
+@dataclass(frozen=True)
+class OrderState:
+    number: str
+    status: str
+    event_id: int
+    at: str
+    tracking_number: str
+    needs_attention: bool
+
+    def message(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_STATE_FIELDS = ("number", "status", "event_id", "event_at", "tracking_number", "needs_attention")
+
+
+def _state(row: tuple) -> OrderState:
+    number, status, event_id, event_at, tracking_number, needs_attention = row
+    return OrderState(
+        number=number,
+        status=status,
+        event_id=event_id,
+        at=event_at.isoformat(),
+        tracking_number=tracking_number,
+        needs_attention=needs_attention,
+    )
+
+
+def order_state(*, order_id: int) -> tuple[int, OrderState, str] | None:
+    """The order's customer id, its state now and its `attention_reason` (None if gone)."""
+    row = (
+        _with_version(Order.objects.filter(pk=order_id))
+        .values_list("customer_id", *_STATE_FIELDS, "attention_reason")
+        .first()
+    )
+    if row is None:
+        return None
+    return row[0], _state(row[1:-1]), row[-1]
+
+
+def customer_orders(*, customer_id: int, since: int = 0) -> list[OrderState]:
+    """The customer's open orders and every order of theirs changed after version `since`
+    (a cancellation or a delivery the client missed), the most recently changed first."""
+    changed = OrderEvent.objects.filter(id__gt=since, order__customer_id=customer_id)
+    wanted = Q(status__in=OPEN_STATUSES) | (Q(pk__in=changed.values("order_id")) if since else Q())
+    orders = Order.objects.filter(wanted, customer_id=customer_id)
+    rows = _with_version(orders).order_by("-event_id").values_list(*_STATE_FIELDS)[:SNAPSHOT_ORDERS]
+    return [_state(row) for row in rows]
+
+
+def staff_attention() -> tuple[int, list[dict[str, Any]]]:
+    """How many orders are flagged, and the longest-waiting of them with their reasons."""
+    flagged = Order.objects.filter(needs_attention=True)
+    rows = (
+        _with_version(flagged)
+        .order_by("placed_at", "id")
+        .values_list(*_STATE_FIELDS, "attention_reason")[:SNAPSHOT_STAFF_ROWS]
+    )
+    return flagged.count(), [
+        {**_state(row[:-1]).message(), "attention_reason": row[-1]} for row in rows
+    ]
+
+
+def staff_low_stock() -> tuple[int, list[dict[str, Any]]]:
+    """How many variants are at or below their threshold, and the first of them by SKU."""
+    low = variants_low_on_stock()
+    return len(low), [
+        {
+            "sku": variant.sku,
+            "product_id": variant.product_id,
+            "available": available,
+            "threshold": variant.low_stock_threshold,
+        }
+        for variant, available in low[:SNAPSHOT_STAFF_ROWS]
+    ]

@@ -1,0 +1,493 @@
+"""The live sockets on the real ASGI application (Channels' WebsocketCommunicator, in-memory
+layer): who hears what, snapshots and versions, authentication, limits, bad messages."""
+
+import logging
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import TestCase
+
+from inventory.models import StockMovement
+from live import consumers
+from live.connections import connections
+from live.publish import publisher
+from orders.models import Order, OrderEvent, OrderStatus
+from orders.services import (
+    LineRequest,
+    fulfilment_create,
+    order_cancel,
+    order_lines_cancel,
+    order_mark_delivered,
+)
+from payments.services import webhook_handle
+from storefront.services import token_revoke
+from tests.faults import closed_port
+from tests.live_helpers import (
+    closed_with,
+    committed,
+    connected_customer,
+    messages,
+    scenario,
+    socket,
+    text,
+)
+from tests.orders_helpers import customer_for_user, order_new, variant_stocked
+from tests.payments_helpers import payment_event, signed
+from tests.storefront_helpers import FAST_HASHERS, client_for, order_post, user_with_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings, monkeypatch):
+    """A fresh in-memory layer per test (its queues belong to one event loop), short limits.
+
+    Channels closes the thread's database connection around each consumer call when it is
+    "unusable or obsolete", which a connection inside the test's transaction looks like;
+    Django's test client keeps it open the same way (it does not close at request end).
+    """
+    monkeypatch.setattr("channels.db.close_old_connections", lambda: None)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    settings.LIVE_AUTH_TIMEOUT_SECONDS = 0.5
+    connections._memory.clear()
+    publisher._outage = False
+
+
+def _customer(email: str):
+    user, token = user_with_token(email=email)
+    return customer_for_user(user=user), token
+
+
+def _pay(order: Order) -> None:
+    webhook_handle(**signed(payment_event(order)))
+
+
+def test_a_customer_hears_every_change_of_their_order_in_order_and_nobody_elses():
+    variant_stocked("MUG-1", price="10.00", on_hand=10)
+    ada, ada_token = _customer("ada@example.com")
+    _, bob_token = _customer("bob@example.com")
+
+    async def body():
+        ada_socket, ada_snapshot = await connected_customer(ada_token)
+        bob_socket, bob_snapshot = await connected_customer(bob_token)
+        assert ada_snapshot == bob_snapshot == {"type": "snapshot", "orders": []}
+
+        order = await committed(order_new, ada, ("MUG-1", 3))
+        (placed,) = await messages(ada_socket, 1)
+        await committed(_pay, order)
+        (paid,) = await messages(ada_socket, 1)
+        await committed(
+            fulfilment_create,
+            order=order,
+            tracking_number="TRK-1",
+            carrier="DHL",
+            lines=[LineRequest(sku="MUG-1", quantity=1)],
+        )
+        (shipped,) = await messages(ada_socket, 1)
+        await committed(order_lines_cancel, order=order, lines=[LineRequest("MUG-1", 2)])
+        cancelled_lines = await messages(ada_socket, 2)
+        await committed(order_mark_delivered, order=order)
+        (delivered,) = await messages(ada_socket, 1)
+
+        assert await bob_socket.receive_nothing(timeout=0.3)
+        await ada_socket.disconnect()
+        await bob_socket.disconnect()
+        return order, placed, paid, shipped, cancelled_lines, delivered
+
+    order, placed, paid, shipped, cancelled_lines, delivered = scenario(body)
+
+    assert [placed["event"], placed["status"]] == ["placed", "pending_payment"]
+    assert [paid["event"], paid["status"]] == ["paid", "paid"]
+    assert [shipped["event"], shipped["status"]] == ["shipped", "partially_shipped"]
+    assert shipped["tracking_number"] == "TRK-1"
+    assert shipped["shipment"] == {"tracking_number": "TRK-1", "carrier": "DHL", "units": 1}
+    by_event = {message["event"]: message for message in cancelled_lines}
+    assert sorted(by_event) == ["lines_cancelled", "refunded"]
+    assert by_event["lines_cancelled"]["lines"] == [{"sku": "MUG-1", "quantity": 2}]
+    assert by_event["lines_cancelled"]["amount"] == by_event["refunded"]["amount"] == "20.00"
+    assert {m["status"] for m in cancelled_lines} == {"shipped"}
+    assert [delivered["event"], delivered["status"]] == ["delivered", "delivered"]
+    # Each message names the order and carries its version: the latest timeline entry then.
+    timeline = list(OrderEvent.objects.filter(order=order).order_by("id"))
+    versions = [placed, paid, shipped, cancelled_lines[0], delivered]
+    assert {m["number"] for m in versions} == {order.number}
+    assert [m["event_id"] for m in versions] == sorted(m["event_id"] for m in versions)
+    assert delivered["event_id"] == timeline[-1].pk
+    assert delivered["at"] == timeline[-1].created_at.isoformat()
+
+
+def test_a_cancelled_paid_order_is_heard_as_cancelled_and_refunded():
+    variant_stocked("MUG-2", on_hand=5)
+    ada, token = _customer("ada@example.com")
+    order = order_new(ada, ("MUG-2", 1))
+    _pay(order)
+
+    async def body():
+        ada_socket, _ = await connected_customer(token)
+        await committed(order_cancel, order=order, reason="changed my mind")
+        heard = await messages(ada_socket, 2)
+        await ada_socket.disconnect()
+        return heard
+
+    heard = scenario(body)
+
+    assert sorted(m["event"] for m in heard) == ["cancelled", "refunded"]
+    assert {m["status"] for m in heard} == {"cancelled"}
+
+
+def test_a_payment_that_does_not_match_is_heard_as_needs_attention_by_customer_and_staff(
+    client,
+):
+    variant_stocked("MUG-3", on_hand=5)
+    ada, token = _customer("ada@example.com")
+    order = order_new(ada, ("MUG-3", 1))
+    staff, _ = user_with_token(email="boss@example.com", is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    cookie = client.cookies["sessionid"].value
+
+    async def body():
+        ada_socket, _ = await connected_customer(token)
+        staff_socket = socket("/ws/v1/staff", headers=[(b"cookie", f"sessionid={cookie}".encode())])
+        assert (await staff_socket.connect())[0]
+        staff_snapshot = await staff_socket.receive_json_from(timeout=2)
+        await committed(_pay_wrong_amount, order)
+        customer_heard = await ada_socket.receive_json_from(timeout=2)
+        staff_heard = await staff_socket.receive_json_from(timeout=2)
+        await ada_socket.disconnect()
+        await staff_socket.disconnect()
+        return staff_snapshot, customer_heard, staff_heard
+
+    staff_snapshot, customer_heard, staff_heard = scenario(body)
+
+    assert staff_snapshot["type"] == "snapshot"
+    assert staff_snapshot["attention_count"] == 0
+    assert customer_heard["event"] == "needs_attention"
+    assert customer_heard["needs_attention"] is True
+    assert "attention_reason" not in customer_heard
+    assert staff_heard["event"] == "needs_attention"
+    assert staff_heard["number"] == order.number
+    assert staff_heard["attention_reason"] == Order.objects.get(pk=order.pk).attention_reason
+
+
+def _pay_wrong_amount(order: Order) -> None:
+    webhook_handle(**signed(payment_event(order, amount="0.01")))
+
+
+def test_staff_hear_new_orders_and_low_stock_by_token_and_a_customer_token_is_forbidden():
+    variant = variant_stocked("MUG-4", on_hand=7)
+    variant.low_stock_threshold = 5
+    variant.save()
+    ada, customer_token = _customer("ada@example.com")
+    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+
+    async def body():
+        refused = socket("/ws/v1/staff")
+        await refused.connect()
+        await refused.send_json_to({"type": "auth", "token": customer_token})
+        refused_code = await closed_with(refused)
+
+        staff_socket = socket("/ws/v1/staff")
+        await staff_socket.connect()
+        await staff_socket.send_json_to({"type": "auth", "token": staff_token})
+        snapshot = await staff_socket.receive_json_from(timeout=2)
+        await committed(order_new, ada, ("MUG-4", 3))
+        heard = await messages(staff_socket, 2)
+        await staff_socket.disconnect()
+        return refused_code, snapshot, heard
+
+    refused_code, snapshot, heard = scenario(body)
+
+    assert refused_code == consumers.CLOSE_FORBIDDEN
+    assert snapshot["low_stock_count"] == 0
+    by_type = {message["type"]: message for message in heard}
+    assert by_type["order"]["event"] == "placed"
+    assert by_type["low_stock"]["sku"] == "MUG-4"
+    assert by_type["low_stock"]["available"] == 4
+    assert by_type["low_stock"]["threshold"] == 5
+
+
+def test_the_snapshot_lists_open_orders_and_since_a_version_what_closed_meanwhile():
+    variant_stocked("MUG-5", on_hand=10)
+    ada, token = _customer("ada@example.com")
+    kept = order_new(ada, ("MUG-5", 1))
+    dropped = order_new(ada, ("MUG-5", 1))
+    version = OrderEvent.objects.filter(order=dropped).latest("id").pk
+    order_cancel(order=dropped)
+    other = order_new(
+        customer_for_user(user=user_with_token(email="bob@example.com")[0]), ("MUG-5", 1)
+    )
+
+    async def body():
+        plain_socket, plain = await connected_customer(token)
+        await plain_socket.disconnect()
+        since_socket, since = await connected_customer(token, f"/ws/v1/orders?since={version}")
+        await since_socket.send_json_to({"type": "resync", "since": version})
+        asked = await since_socket.receive_json_from(timeout=2)
+        await since_socket.disconnect()
+        return plain, since, asked
+
+    plain, since, asked = scenario(body)
+
+    assert [o["number"] for o in plain["orders"]] == [kept.number]
+    assert plain["orders"][0]["status"] == "pending_payment"
+    assert plain["orders"][0]["event_id"] == OrderEvent.objects.get(order=kept).pk
+    assert sorted(o["number"] for o in since["orders"]) == sorted([kept.number, dropped.number])
+    assert asked["orders"] == since["orders"]
+    cancelled = next(o for o in since["orders"] if o["number"] == dropped.number)
+    assert cancelled["status"] == OrderStatus.CANCELLED
+    assert other.number not in {o["number"] for o in since["orders"]}
+
+
+@pytest.mark.parametrize("how", ["subprotocol", "first message", "revoked", "none in time"])
+def test_a_bad_revoked_or_missing_token_closes_with_4401(how):
+    _, token = _customer("ada@example.com")
+    if how == "revoked":
+        token_revoke(raw=token)
+
+    async def body():
+        if how == "subprotocol":
+            communicator = socket("/ws/v1/orders", subprotocols=["stockwire.v1", "bearer.wrong"])
+            await communicator.connect()
+        else:
+            communicator = socket("/ws/v1/orders")
+            await communicator.connect()
+            if how != "none in time":
+                sent = token if how == "revoked" else "wrong"
+                await communicator.send_json_to({"type": "auth", "token": sent})
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED
+
+
+def test_a_token_revoked_while_connected_closes_the_socket_at_the_next_ping(settings):
+    settings.LIVE_PING_SECONDS = 0.1
+    _, token = _customer("ada@example.com")
+
+    async def body():
+        communicator, _ = await connected_customer(token)
+        assert (await communicator.receive_json_from(timeout=1)) == {"type": "ping"}
+        await database_sync_to_async(token_revoke)(raw=token)
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED
+
+
+def test_a_user_holds_at_most_the_configured_number_of_sockets(settings):
+    settings.LIVE_MAX_CONNECTIONS_PER_USER = 2
+    _, token = _customer("ada@example.com")
+
+    async def body():
+        first, _ = await connected_customer(token)
+        second, _ = await connected_customer(token)
+        third = socket("/ws/v1/orders", subprotocols=["stockwire.v1", f"bearer.{token}"])
+        await third.connect()
+        refused = await closed_with(third)
+        await first.disconnect()
+        fourth, snapshot = await connected_customer(token)
+        await second.disconnect()
+        await fourth.disconnect()
+        return refused, snapshot
+
+    refused, snapshot = scenario(body)
+
+    assert refused == consumers.CLOSE_TOO_MANY_CONNECTIONS
+    assert snapshot["type"] == "snapshot"
+
+
+def test_bad_messages_get_an_error_and_the_socket_stays_open(settings):
+    settings.LIVE_MAX_MESSAGE_BYTES = 200
+    variant_stocked("MUG-6", on_hand=3)
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        assert (await communicator.connect())[0]
+        errors = []
+        for frame in [
+            "not json",
+            "[1, 2]",
+            text({"no": "type"}),
+            text({"type": "dance"}),
+            text({"type": "subscribe", "skus": "MUG-6"}),
+            text({"type": "subscribe", "skus": [], "products": [True]}),
+            text({"type": "subscribe", "skus": ["x" * 300]}),
+        ]:
+            await communicator.send_to(text_data=frame)
+            errors.append((await communicator.receive_json_from(timeout=1))["code"])
+        await communicator.send_to(bytes_data=b"\x00\x01")
+        errors.append((await communicator.receive_json_from(timeout=1))["code"])
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-6"]})
+        still_open = await communicator.receive_json_from(timeout=1)
+        await communicator.disconnect()
+        return errors, still_open
+
+    errors, still_open = scenario(body)
+
+    assert errors == [
+        "not_json",
+        "bad_message",
+        "bad_message",
+        "unknown_type",
+        "bad_message",
+        "bad_message",
+        "message_too_large",
+        "bad_message",
+    ]
+    assert still_open["stock"][0]["sku"] == "MUG-6"
+
+
+def test_a_silent_socket_is_pinged_then_closed_as_idle(settings):
+    settings.LIVE_PING_SECONDS = 0.1
+    settings.LIVE_IDLE_TIMEOUT_SECONDS = 0.35
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        pings = [await communicator.receive_json_from(timeout=1) for _ in range(2)]
+        await communicator.send_json_to({"type": "pong"})
+        await communicator.receive_json_from(timeout=1)  # a ping: it was heard, so it lives on
+        return pings, await closed_with(communicator)
+
+    pings, code = scenario(body)
+
+    assert pings == [{"type": "ping"}, {"type": "ping"}]
+    assert code == consumers.CLOSE_IDLE
+
+
+def test_a_handshake_from_a_foreign_origin_or_without_one_is_refused():
+    async def body():
+        foreign = await socket("/ws/v1/stock", origin="https://evil.example").connect()
+        missing = await socket("/ws/v1/stock", origin=None).connect()
+        return foreign[0], missing[0]
+
+    assert scenario(body) == (False, False)
+
+
+def test_stock_subscribers_get_a_snapshot_then_the_latest_availability_coalesced(settings):
+    settings.LIVE_STOCK_COALESCE_SECONDS = 0.3
+    mug = variant_stocked("MUG-7", on_hand=20)
+    variant_stocked("MUG-8", on_hand=5)
+    buyer, _ = _customer("ada@example.com")
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to(
+            {"type": "subscribe", "skus": ["MUG-7", "NOPE"], "products": [mug.product_id]}
+        )
+        snapshot = await communicator.receive_json_from(timeout=1)
+        started = time.monotonic()
+        for _ in range(5):
+            await committed(order_new, buyer, ("MUG-7", 1))
+        await committed(order_new, buyer, ("MUG-8", 1))  # nobody here follows MUG-8
+        first = await communicator.receive_json_from(timeout=1)
+        last = await communicator.receive_json_from(timeout=1)
+        gap = time.monotonic() - started
+        quiet = await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+        return snapshot, first, last, gap, quiet
+
+    snapshot, first, last, gap, quiet = scenario(body)
+
+    assert snapshot["stock"] == [
+        {
+            "sku": "MUG-7",
+            "product_id": mug.product_id,
+            "available": 20,
+            "version": StockMovement.objects.filter(level__variant=mug).order_by("id").first().pk,
+        }
+    ]
+    assert snapshot["unknown"] == ["NOPE"]
+    # Five sales, two messages: the first at once, then the newest at the window's end.
+    assert first["sku"] == last["sku"] == "MUG-7"
+    assert first["available"] > last["available"] == 15
+    assert last["version"] == StockMovement.objects.filter(level__variant=mug).latest("id").pk
+    assert first["version"] < last["version"]
+    assert gap >= 0.3
+    assert quiet
+
+
+def test_a_socket_follows_at_most_the_configured_number_of_skus(settings):
+    settings.LIVE_MAX_SUBSCRIPTIONS = 2
+    for sku in ("A-1", "A-2", "A-3"):
+        variant_stocked(sku, on_hand=1)
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": ["A-1", "A-2"]})
+        two = await communicator.receive_json_from(timeout=1)
+        await communicator.send_json_to({"type": "subscribe", "skus": ["A-3"]})
+        refused = await communicator.receive_json_from(timeout=1)
+        await communicator.send_json_to({"type": "unsubscribe", "skus": ["A-1"]})
+        one = await communicator.receive_json_from(timeout=1)
+        await communicator.disconnect()
+        return two, refused, one
+
+    two, refused, one = scenario(body)
+
+    assert [s["sku"] for s in two["stock"]] == ["A-1", "A-2"]
+    assert refused["code"] == "too_many_subscriptions"
+    assert [s["sku"] for s in one["stock"]] == ["A-2"]
+
+
+def test_a_rolled_back_order_and_stock_movement_push_nothing():
+    variant_stocked("MUG-9", on_hand=5)
+    ada, token = _customer("ada@example.com")
+
+    def placed_then_rolled_back():
+        from django.db import transaction
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            order_new(ada, ("MUG-9", 1))
+            raise RuntimeError("the caller's transaction fails after the order")
+
+    async def body():
+        orders_socket, _ = await connected_customer(token)
+        stock_socket = socket("/ws/v1/stock")
+        await stock_socket.connect()
+        await stock_socket.send_json_to({"type": "subscribe", "skus": ["MUG-9"]})
+        await stock_socket.receive_json_from(timeout=1)
+        await committed(placed_then_rolled_back)
+        nothing = await orders_socket.receive_nothing(0.4) and await stock_socket.receive_nothing(
+            0.1
+        )
+        await orders_socket.disconnect()
+        await stock_socket.disconnect()
+        return nothing
+
+    assert scenario(body)
+    assert not Order.objects.exists()
+
+
+@pytest.mark.redis
+def test_a_channel_layer_that_is_down_costs_the_checkout_nothing(settings, caplog):
+    """No socket in this process: pushes go through the Redis layer, here a refused port."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{closed_port()}/0"]},
+        }
+    }
+    product = variant_stocked("MUG-10", on_hand=5)
+    _, token = user_with_token(email="ada@example.com")
+    client = client_for(token)
+
+    caplog.set_level(logging.WARNING, logger="stockwire.live")
+    with TestCase.captureOnCommitCallbacks(execute=True) as callbacks:
+        started = time.monotonic()
+        response = order_post(client, lines=[{"sku": product.sku, "quantity": 1}])
+        answered = time.monotonic() - started
+
+    assert response.status_code == 201
+    assert any(c.func.__name__ == "_order_push" for c in callbacks if hasattr(c, "func"))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not caplog.records:
+        time.sleep(0.05)
+    assert "channel layer unavailable" in caplog.text
+    print(f"checkout answered in {answered:.3f} s with the channel layer down")
