@@ -208,6 +208,12 @@ def _database_url_for_children() -> str:
 @pytest.fixture
 def child_process_env(tmp_path) -> dict[str, str]:
     """Environment for a process that must share this test's database and Redis."""
+    return child_env(tmp_path)
+
+
+def child_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a process sharing the test database and Redis, writing under `tmp_path`
+    (the `child_process_env` fixture's, for fixtures of a wider scope)."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=_database_url_for_children(),

@@ -33,7 +33,7 @@ CLOSE_UNAUTHENTICATED = 4401  # no token in time, or a bad, expired or revoked o
 CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not staff
 CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
-CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer is unavailable: reconnect later
+CLOSE_TRY_AGAIN_LATER = 4503  # the channel layer is unavailable: reconnect later
 
 # The subprotocol a client offers beside `bearer.<token>`, and which the server then accepts
 # (a browser fails a handshake whose answer names none of the subprotocols it offered).

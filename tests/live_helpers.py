@@ -6,8 +6,15 @@ in the test's thread and database transaction (`database_sync_to_async`), with i
 callbacks run as a commit would run them (`committed`).
 """
 
+import contextlib
 import json
+import os
+import signal
+import socket as socket_module
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -16,6 +23,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import TestCase
 
 from config.asgi import application
+from conftest import PROJECT_DIR
+from tests.faults import closed_port, wait_until
 
 ORIGIN = "http://testserver"
 
@@ -70,3 +79,96 @@ async def connected_customer(token: str, path: str = "/ws/v1/orders") -> Any:
 
 def text(message: dict) -> str:
     return json.dumps(message)
+
+
+# --- Real servers (end-to-end tests) -----------------------------------------------------------
+
+
+ASGI_APPLICATION = "config.asgi:application"
+REDIS_NOT_PERSISTENT = ["--save", "", "--appendonly", "no"]
+
+
+def free_port() -> int:
+    """A local TCP port free now (the server about to start takes it)."""
+    return closed_port()
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket_module.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+class ServerProcess:
+    """A server process of the shop on 127.0.0.1 (Daphne, gunicorn or redis-server), its output
+    kept in a file for the failure message, stopped by its process group. Started at once;
+    `wait_ready` waits for its port (so several start side by side)."""
+
+    def __init__(self, command: list[str], *, port: int, env: dict[str, str], log: Path) -> None:
+        self.command = command
+        self.port = port
+        self.log = log
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                command,
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> "ServerProcess":
+        up = wait_until(
+            lambda: port_open(self.port) or self.process.poll() is not None, timeout=timeout
+        )
+        if not up or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"{self.command[:3]} did not start:\n{self.output()}")
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+
+
+def daphne(*, env: dict[str, str], log: Path) -> ServerProcess:
+    """The compose file's `live` service: Daphne serving config.asgi (the sockets)."""
+    port = free_port()
+    return ServerProcess(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), ASGI_APPLICATION],
+        port=port,
+        env=env,
+        log=log,
+    )
+
+
+def gunicorn(*, env: dict[str, str], log: Path) -> ServerProcess:
+    """The compose file's `web` service: gunicorn serving config.wsgi (the HTTP API)."""
+    port = free_port()
+    return ServerProcess(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
+        port=port,
+        env=env,
+        log=log,
+    )
+
+
+def redis_server(*, log: Path, port: int | None = None) -> ServerProcess:
+    """A Redis of the test's own (never the machine's shared one): it may be stopped."""
+    port = port or free_port()
+    return ServerProcess(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *REDIS_NOT_PERSISTENT],
+        port=port,
+        env=dict(os.environ),
+        log=log,
+    )
