@@ -18,6 +18,8 @@ install: $(BIN)/.installed
 
 # The periodic tasks (unpaid orders expire, the outbox relay, digests) run beside the server in
 # `run_periodic`, which stops with it; with a broker configured, run `make worker` and `make beat`.
+# `runserver` is Daphne's (it is first in INSTALLED_APPS): HTTP and the live WebSocket endpoints
+# from one process.
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo

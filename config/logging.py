@@ -87,9 +87,13 @@ class RequestIdMiddleware:
 
 class DevServerAccessLinesDropped(logging.Filter):
     """Drop runserver's access lines, which repeat the request-id middleware's one line per
-    request; keep its other lines (a request it refused before Django saw it)."""
+    request; keep its other lines (a request it refused before Django saw it, and Daphne's
+    lines of WebSocket handshakes, which the middleware never sees)."""
 
     ACCESS_LINE_FORMAT = '"%s" %s %s'
+    # Daphne's runserver (django.channels.server), possibly wrapped in terminal colours.
+    DAPHNE_ACCESS_LINE_FORMAT = "HTTP %(method)s %(path)s %(status)s"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != self.ACCESS_LINE_FORMAT
+        message = str(record.msg)
+        return message != self.ACCESS_LINE_FORMAT and self.DAPHNE_ACCESS_LINE_FORMAT not in message

@@ -530,6 +530,13 @@ LOGGING = {
             "level": "INFO",
             "propagate": False,
         },
+        # Daphne's runserver (`make run`): the same, its lines under their own name.
+        "django.channels.server": {
+            "handlers": ["console"],
+            "filters": ["no_access_lines"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 if CELERY_TASK_ALWAYS_EAGER:

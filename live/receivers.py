@@ -79,7 +79,7 @@ def push_order_placed(sender, order, **kwargs) -> None:
 
 @receiver(payment_received, dispatch_uid="live.push_order_paid")
 def push_order_paid(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="paid")
+    _on_commit(_order_push, order_id=order.pk, event="paid", staff=True)
 
 
 @receiver(order_shipped, dispatch_uid="live.push_order_shipped")
@@ -127,6 +127,7 @@ def push_order_refunded(sender, order, amount, currency, refunds_the_order, **kw
         amount=_money(amount),
         currency=currency,
         refunds_the_order=refunds_the_order,
+        staff=True,
     )
 
 

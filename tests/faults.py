@@ -43,6 +43,13 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on the local TCP `port` now."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
 def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.05) -> bool:
     """Poll `condition` until it holds or `timeout` seconds pass; return whether it held."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket as socket_module
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from django.test import TestCase
 
 from config.asgi import application
 from conftest import PROJECT_DIR
-from tests.faults import closed_port, wait_until
+from tests.faults import closed_port, port_open, wait_until
 
 ORIGIN = "http://testserver"
 
@@ -91,12 +90,6 @@ REDIS_NOT_PERSISTENT = ["--save", "", "--appendonly", "no"]
 def free_port() -> int:
     """A local TCP port free now (the server about to start takes it)."""
     return closed_port()
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket_module.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
 
 
 class ServerProcess:

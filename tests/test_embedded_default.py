@@ -13,7 +13,7 @@ import pytest
 
 from conftest import PROJECT_DIR
 from tests.embedded_helpers import embedded_env, manage
-from tests.faults import closed_port, wait_until
+from tests.faults import closed_port, port_open, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,8 @@ def test_each_request_is_logged_once(migrated, tmp_path):
             stderr=subprocess.STDOUT,
         )
         try:
-            assert wait_until(lambda: "Quit the server" in log_path.read_text(), timeout=60)
+            # Daphne's runserver says "Quit the server" before it listens: wait for the port.
+            assert wait_until(lambda: port_open(port), timeout=60)
 
             # when: a refused, a missing, an invalid and a good request
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
