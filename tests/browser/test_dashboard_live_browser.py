@@ -26,9 +26,7 @@ def asgi_server(transactional_db, child_process_env, tmp_path):
     server.stop()
 
 
-def test_the_dashboard_shows_a_flagged_and_a_paid_order_without_a_reload(
-    page, asgi_server
-):
+def test_the_dashboard_shows_a_flagged_and_a_paid_order_without_a_reload(page, asgi_server):
     # given: a manager on the dashboard, its socket open, nothing waiting
     variant = variant_stocked(sku="LIVE-1", on_hand=20, threshold=3)
     waiting = order_placed(variant=variant, quantity=1, email="ada@example.com")
