@@ -23,7 +23,7 @@ ADDRESS = {
     "postal_code": "12345",
     "country": "DE",
 }
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "CPU")
+ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "B5", "CPU")
 REQUEST_CAP = 30_000
 
 

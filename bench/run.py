@@ -1,4 +1,4 @@
-"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B3,B4,CONN,CPU]`.
+"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B3,B4,B5,CONN,CPU]`.
 
 Builds a production-like stack on 127.0.0.1 (gunicorn with 4 sync workers and DEBUG off, a fresh
 PostgreSQL database `sw_bench`, the Redis cache on database 10, the Celery broker on 11 so the
@@ -20,11 +20,12 @@ from bench.cases.b1_checkout import b1_checkout
 from bench.cases.b2_catalog import b2_catalog
 from bench.cases.b3_import import b3_import
 from bench.cases.b4_signals import b4_signals
+from bench.cases.b5_live import b5_live
 from bench.cases.checkout_cpu import checkout_cpu
 from bench.cases.conn_choice import conn_choice
 from bench.harness import SHOP_DB, log, run_module
 
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "CPU")
+ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "B5", "CPU")
 
 
 def main() -> None:
@@ -44,6 +45,8 @@ def main() -> None:
         "catalog_concurrency": 32,
         "import_rows": 100_000,
         "profile": not args.no_profile,
+        "live_sockets": 1000,
+        "live_buyers": 8,
     }
     started = datetime.now(UTC)
     out: dict = {
@@ -56,7 +59,7 @@ def main() -> None:
     log_dir = stack.ROOT / "bench" / "results" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = stack.app_env(SHOP_DB)
-    stack.redis_flush(10, 11, 12)
+    stack.redis_flush(10, 11, 12, 13)
     stack.recreate_database(SHOP_DB)
     migrated = stack.manage(env, "migrate", "--noinput", "-v0")
     if migrated.returncode:
@@ -81,11 +84,12 @@ def main() -> None:
         attempt("B1", b1_checkout, cfg, env, server, out)
         attempt("B2", b2_catalog, cfg, env, server, log_dir, out)
         attempt("B3", b3_import, cfg, env, server, out)
+        attempt("B5", b5_live, cfg, env, server, log_dir, out)
     attempt("CONN", conn_choice, cfg, env, log_dir, out)
     attempt("B4", b4_signals, env, out)
     attempt("CPU", checkout_cpu, env, out)
     out["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    stack.redis_flush(10, 11, 12)
+    stack.redis_flush(10, 11, 12, 13)
     # A partial run writes its JSON only: the README's tables show one complete run.
     path = report.write(out, publish=only >= set(ALL_CASES))
     log(f"results in {path}")

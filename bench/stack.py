@@ -1,7 +1,7 @@
 """The benchmark's stack on 127.0.0.1: its own databases, Redis numbers, gunicorn servers, pgbench.
 
 Every database the bench makes is named `sw_bench*` (`BENCH_DB_PREFIX*` when set) and every Redis
-database it uses is 10-12,
+database it uses is 10-13 (13: the live updates' channel layer),
 so a run never touches anybody else's data. Every process it starts is bounded in time and
 stopped by its own pid.
 """
@@ -30,6 +30,7 @@ REFERENCE = ROOT / "bench" / "reference"
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "sw_bench")
 assert DB_PREFIX.startswith("sw_"), DB_PREFIX
 GUNICORN_WORKERS = 4
+ASGI_APPLICATION = "config.asgi:application"
 
 
 def pg_args() -> list[str]:
@@ -63,11 +64,11 @@ def drop_database(name: str) -> None:
 
 
 def redis_flush(*numbers: int) -> None:
-    """Empty the bench's own Redis databases (10-12 only)."""
+    """Empty the bench's own Redis databases (10-13 only)."""
     import redis
 
     for number in numbers:
-        assert 10 <= number <= 12, number
+        assert 10 <= number <= 13, number
         redis.Redis.from_url(REDIS_URL, db=number).flushdb()
 
 
@@ -85,6 +86,8 @@ def app_env(database: str, **extra: str) -> dict[str, str]:
         "REDIS_CACHE_DB": "10",
         "CELERY_BROKER_URL": f"{base}/11",
         "CELERY_RESULT_BACKEND": f"{base}/12",
+        # The live updates' channel layer: web pushes to the sockets Daphne holds (B5).
+        "REDIS_CHANNEL_LAYER_DB": "13",
         "CELERY_TASK_DEFAULT_QUEUE": "bench",
         "EMAIL_URL": "dummymail://",
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
@@ -166,6 +169,50 @@ class Server:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+class LiveServer:
+    """Daphne serving the live sockets (config.asgi), as the compose file's `live` service."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.port = free_port()
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log = open(log_dir / "daphne-live.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), ASGI_APPLICATION],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited, see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"daphne did not answer /healthz in 30 s, see {self.log.name}")
+
+    def rss_kib(self) -> int:
+        """The server's resident memory now."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)

@@ -1,0 +1,175 @@
+"""B5: live stock updates. 1,000 sockets follow one hot SKU while 8 buyers order it.
+
+Daphne holds the sockets (a fleet in its own process, `bench.live_clients`); gunicorn serves
+the checkout and pushes each committed movement through the Redis channel layer. Measured in
+one run, on the same stack:
+
+- the checkout's orders/s with no subscriber, then with the 1,000 (what the pushes cost);
+- commit-to-client latency: for every stock movement of the SKU while subscribed, how long
+  until each socket held a message of that version or newer. The movement's `created_at` is
+  taken just before its commit, so this is an upper bound; it includes the coalescing wait
+  (at most one message per SKU per 250 ms), which is the point of coalescing;
+- messages delivered against the most the coalescing rule allows, and how many sockets end on
+  the committed final availability (none may be left stale);
+- Daphne's resident memory per open socket.
+"""
+
+import bisect
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import stack
+from bench.harness import HOT_SKUS, SHOP_DB, checkout_load, inproc, log
+from bench.load import percentile
+
+COALESCE_SECONDS = 0.25
+DRAIN_SECONDS = 3
+
+
+def _movements(sku: str, after_id: int) -> list[tuple[int, float]]:
+    rows = stack.psql(
+        SHOP_DB,
+        "SELECT m.id, extract(epoch FROM m.created_at) FROM inventory_stockmovement m "
+        "JOIN inventory_stocklevel l ON l.id = m.level_id JOIN catalog_variant v "
+        f"ON v.id = l.variant_id WHERE v.sku = '{sku}' AND m.id > {after_id} ORDER BY m.id",
+    )
+    return [(int(i), float(t)) for i, t in (row.split("|") for row in rows.splitlines())]
+
+
+def _final_state(sku: str) -> tuple[int, int]:
+    """The SKU's latest movement id and its availability now."""
+    row = stack.psql(
+        SHOP_DB,
+        "SELECT (SELECT max(m.id) FROM inventory_stockmovement m JOIN inventory_stocklevel l "
+        "ON l.id = m.level_id WHERE l.variant_id = v.id), (SELECT sum(l.on_hand - l.reserved) "
+        "FROM inventory_stocklevel l JOIN inventory_warehouse w ON w.id = l.warehouse_id "
+        f"WHERE w.is_active AND l.variant_id = v.id) FROM catalog_variant v WHERE v.sku = '{sku}'",
+    )
+    version, available = row.split("|")
+    return int(version), int(available)
+
+
+def _latencies(sockets: list[dict], movements: list[tuple[int, float]]) -> list[float]:
+    """Per socket and movement: seconds from the movement to the first message at least as new
+    (movements a socket never caught up with are left out: counted as stale instead)."""
+    found = []
+    for socket in sockets:
+        messages = sorted(socket["messages"], key=lambda m: m[1])
+        versions = [m[1] for m in messages]
+        # The times at which the socket first held each version or newer.
+        caught_up = []
+        earliest = float("inf")
+        for received, _, _ in reversed(messages):
+            earliest = min(earliest, received)
+            caught_up.append(earliest)
+        caught_up.reverse()
+        for movement_id, committed_at in movements:
+            index = bisect.bisect_left(versions, movement_id)
+            if index < len(versions):
+                found.append(max(0.0, caught_up[index] - committed_at))
+    return found
+
+
+def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict) -> None:
+    sku = HOT_SKUS[0]
+    sockets = cfg.get("live_sockets", 1000)
+    tokens = inproc(env, "buyers", str(cfg.get("live_buyers", 8)))
+    live = stack.LiveServer(env, log_dir)
+    try:
+        spec = checkout_load(
+            server,
+            concurrency=len(tokens),
+            tokens=tokens,
+            skus=[sku],
+            duration=cfg["duration"],
+            warmup=cfg["warmup"],
+            lines=1,
+            max_quantity=1,
+            seed=5,
+        )
+        alone = stack.drive(spec, server.worker_pids())
+        log(f"B5 without subscribers: {alone['per_s']:.1f} orders/s p99 {alone['p99_ms']} ms")
+
+        rss_before = live.rss_kib()
+        with tempfile.TemporaryDirectory() as folder:
+            fleet_spec = {
+                "url": f"{live.ws_url}/ws/v1/stock",
+                "origin": f"http://127.0.0.1:{live.port}",
+                "sockets": sockets,
+                "sku": sku,
+                "stop_file": f"{folder}/stop",
+                "result_file": f"{folder}/result.json",
+            }
+            (Path(folder) / "spec.json").write_text(json.dumps(fleet_spec))
+            fleet = subprocess.Popen(
+                [sys.executable, "-m", "bench.live_clients", f"{folder}/spec.json"],
+                cwd=stack.ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            ready = fleet.stdout.readline().strip()
+            if not ready.startswith("ready"):
+                fleet.kill()
+                raise RuntimeError(f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}")
+            log(f"B5 fleet {ready}")
+            rss_after = live.rss_kib()
+            first_id, _ = _final_state(sku)
+
+            started = time.time()
+            watched = stack.drive(spec, server.worker_pids())
+            finished = time.time()
+            final_version, final_available = _final_state(sku)
+            time.sleep(DRAIN_SECONDS)
+            Path(fleet_spec["stop_file"]).touch()
+            fleet.wait(timeout=60)
+            result = json.loads(Path(fleet_spec["result_file"]).read_text())
+    finally:
+        live.stop()
+
+    records = result["sockets"]
+    movements = _movements(sku, first_id)
+    latencies = sorted(_latencies(records, movements))
+    delivered = sum(len(r["messages"]) for r in records)
+    most_per_socket = int((finished - started) / COALESCE_SECONDS) + 2
+    current = sum(
+        1
+        for r in records
+        if r["messages"]
+        and max(r["messages"], key=lambda m: m[1])[1:] == [final_version, final_available]
+    )
+    b5 = {
+        "sockets": sockets,
+        "buyers": len(tokens),
+        "orders_per_s_without_subscribers": alone["per_s"],
+        "orders_per_s_with_subscribers": watched["per_s"],
+        "checkout_cost_pct": round(100 * (1 - watched["per_s"] / max(alone["per_s"], 1e-9)), 1),
+        "p99_ms_without": alone["p99_ms"],
+        "p99_ms_with": watched["p99_ms"],
+        "movements_while_subscribed": len(movements),
+        "latency_p50_ms": round(1000 * percentile(latencies, 0.50), 1),
+        "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "latency_max_ms": round(1000 * (latencies[-1] if latencies else 0), 1),
+        "messages_delivered": delivered,
+        "messages_per_socket": round(delivered / sockets, 1),
+        "messages_most_per_socket": most_per_socket,
+        "sockets_on_final_availability": current,
+        "daphne_rss_kib_per_socket": round((rss_after - rss_before) / sockets, 1),
+        "fleet_errors": result["failed"],
+        "cpu_busy_pct_with": watched["cpu_busy_pct"],
+        "load_average": watched["load_average"],
+    }
+    out["B5"] = b5
+    log(
+        f"B5 {sockets} sockets, {len(tokens)} buyers: {alone['per_s']:.1f} → "
+        f"{watched['per_s']:.1f} orders/s with subscribers (cost {b5['checkout_cost_pct']} %); "
+        f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms; "
+        f"{delivered} messages ({b5['messages_per_socket']}/socket, at most {most_per_socket}); "
+        f"{current}/{sockets} sockets on the final availability; "
+        f"{b5['daphne_rss_kib_per_socket']} KiB per socket"
+    )
