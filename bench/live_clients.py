@@ -2,9 +2,10 @@
 
 Opens `sockets` WebSocket connections to `/ws/v1/stock` (at most 50 handshakes at a time),
 subscribes each to `sku`, prints `ready <n>` once every snapshot has arrived, then records each
-`stock` message as (receive time, version, available) until the file `stop_file` appears, and
-writes every socket's record to `result_file` as JSON. Pings are answered, as a browser's
-script does, so no socket is closed as idle.
+`stock` message as (receive time, version, available). Once the file `final_file` holds the
+SKU's final version, it waits until every socket has a message of that version (at most
+`drain_seconds`), then writes every socket's record to `result_file` as JSON. Pings are
+answered, as a browser's script does, so no socket is closed as idle.
 """
 
 import asyncio
@@ -67,8 +68,15 @@ async def main(spec: dict[str, Any]) -> None:
         started = time.monotonic()
         await asyncio.wait_for(ready.wait(), timeout=spec.get("connect_timeout", 120))
         print(f"ready {counts['ready']} in {time.monotonic() - started:.1f} s", flush=True)
-        stop = Path(spec["stop_file"])
-        while not stop.exists():
+        final = Path(spec["final_file"])
+        while not final.exists():
+            await asyncio.sleep(0.1)
+        final_version = int(final.read_text())
+        deadline = time.monotonic() + spec["drain_seconds"]
+        while time.monotonic() < deadline and not all(
+            record["messages"] and max(m[1] for m in record["messages"]) >= final_version
+            for record in records
+        ):
             await asyncio.sleep(0.1)
         for task in tasks:
             task.cancel()

@@ -45,6 +45,11 @@ MAX_TOKEN_LENGTH = 200
 TokenUser = Callable[..., AbstractBaseUser | None]
 
 
+def as_text(message: dict[str, Any]) -> str:
+    """A message as the sockets send it: compact JSON."""
+    return json.dumps(message, separators=(",", ":"))
+
+
 class LiveSocket(AsyncWebsocketConsumer):
     """JSON in and out, the limits every socket shares, and the ping that keeps it alive."""
 
@@ -100,15 +105,16 @@ class LiveSocket(AsyncWebsocketConsumer):
     # --- what the server sends ------------------------------------------------------------
 
     async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self.send(text_data=as_text(content))
 
     async def error(self, code: str, detail: str) -> None:
         """Tell the client its message was refused; the socket stays open."""
         await self.send_json({"type": "error", "code": code, "detail": detail})
 
     async def live_push(self, event: dict) -> None:
-        """A push from `live.publish` through the channel layer: hand it on as it is."""
-        await self.send_json(event["message"])
+        """A push from `live.publish` through the channel layer, encoded once by the sender:
+        hand it on as it is."""
+        await self.send(text_data=event["text"])
 
     async def close_with(self, code: int) -> None:
         self.closing = True
@@ -382,12 +388,13 @@ class StockSocket(LiveSocket):
         )
         await self.accept()
 
-    async def _deliver(self, variant_id: int, message: dict) -> None:
+    async def _deliver(self, variant_id: int, text: str) -> None:
         if variant_id in self.subscribed and not self.closing:
-            await self.send_json(message)
+            await self.send(text_data=text)
 
     async def live_stock(self, event: dict) -> None:
-        self.coalescer.offer(event["key"], event["version"], event["message"])
+        if self.coalescer.offer(event["key"], event["version"], event["text"]):
+            await self._deliver(event["key"], event["text"])
 
     async def on_subscribe(self, message: dict) -> None:
         names = _names(message)

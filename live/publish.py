@@ -11,6 +11,9 @@ return: the send itself, bounded by `LIVE_PUBLISH_TIMEOUT_SECONDS`, runs there. 
   the first time it pushes. Only the Redis layer reaches other processes: with the in-memory
   layer and no socket in this process, there is nobody to tell and nothing is sent.
 
+A SKU's availability is coalesced: at most one push per `LIVE_STOCK_COALESCE_SECONDS` from this
+process, and on Redis one per window from all processes together (`_shared_stock_window`).
+
 The channel layer is a notification path, never a dependency, like the read cache: when it
 is down or slow a push is dropped after the timeout, the outage is logged once (and its end
 once), and the request that committed never waits for it. At most `MAX_PENDING` sends wait at
@@ -28,6 +31,7 @@ from django.conf import settings
 
 from live.coalesce import Coalescer
 from live.groups import variant_group
+from live.layer_redis import TIMEOUT_SECONDS, layer_redis, layer_redis_url
 
 logger = logging.getLogger("stockwire.live")
 
@@ -105,8 +109,10 @@ class Publisher:
             coalescer = self._stock[loop] = Coalescer(
                 window=settings.LIVE_STOCK_COALESCE_SECONDS,
                 deliver=lambda key, value: self._send_counted(variant_group(key), value),
+                gate=_shared_stock_window,
             )
-        coalescer.offer(variant_id, version, message)
+        if coalescer.offer(variant_id, version, message):
+            await self._send_counted(variant_group(variant_id), message)
 
     async def _send_counted(self, group: str, message: dict) -> None:
         with self._lock:
@@ -148,6 +154,30 @@ class Publisher:
             logger.info("live: channel layer available again")
         if dropped:
             logger.warning("live: %s pushes were dropped while too many waited", dropped)
+
+
+async def _shared_stock_window(variant_id: int) -> float:
+    """0 when this process may push the SKU now, else how long until it may try again.
+
+    Every process that commits stock (each gunicorn worker, each Celery worker) coalesces on
+    its own; on Redis they also share one window per SKU, so the sockets' server gets one push
+    per window however many processes sell it. The process that finds the window taken keeps
+    its newest value and tries again when the window ends: the last change still goes out.
+    Fails open: without an answer from Redis the push goes ahead.
+    """
+    url = layer_redis_url()
+    if url is None:
+        return 0.0
+    window_ms = max(1, round(1000 * settings.LIVE_STOCK_COALESCE_SECONDS))
+    key = f"stockwire:live:stock-window:{variant_id}"
+    try:
+        async with layer_redis(url).pipeline(transaction=False) as pipe:
+            pipe.set(key, 1, nx=True, px=window_ms)
+            pipe.pttl(key)
+            taken_now, left_ms = await asyncio.wait_for(pipe.execute(), TIMEOUT_SECONDS)
+    except Exception:  # fail open
+        return 0.0
+    return 0.0 if taken_now else max(left_ms, 1) / 1000
 
 
 async def _run(make: Callable[[], Any]) -> None:

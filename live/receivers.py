@@ -15,6 +15,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from inventory.signals import stock_changed, stock_low
+from live.consumers import as_text
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group
 from live.publish import publisher
 from live.selectors import order_state, stock_states
@@ -41,10 +42,10 @@ def _order_push(*, order_id: int, event: str, staff: bool = False, **details: An
         return
     customer_id, state, attention_reason = found
     message = {"type": "order", "event": event, **state.message(), **details}
-    publisher.push(customer_group(customer_id), {"type": "live.push", "message": message})
+    publisher.push(customer_group(customer_id), {"type": "live.push", "text": as_text(message)})
     if staff:
         staff_message = {**message, "attention_reason": attention_reason}
-        publisher.push(STAFF_ORDERS, {"type": "live.push", "message": staff_message})
+        publisher.push(STAFF_ORDERS, {"type": "live.push", "text": as_text(staff_message)})
 
 
 def _stock_push(*, variant_ids: list[int]) -> None:
@@ -57,7 +58,8 @@ def _stock_push(*, variant_ids: list[int]) -> None:
                 "type": "live.stock",
                 "key": state.variant_id,
                 "version": state.version,
-                "message": {"type": "stock", **state.message()},
+                # Encoded once here, not once per socket: a hot SKU has thousands.
+                "text": as_text({"type": "stock", **state.message()}),
             },
         )
 
@@ -65,7 +67,7 @@ def _stock_push(*, variant_ids: list[int]) -> None:
 def _low_stock_push(*, variant_id: int, threshold: int) -> None:
     for state in stock_states(variant_ids=[variant_id]):
         message = {"type": "low_stock", **state.message(), "threshold": threshold}
-        publisher.push(STAFF_STOCK, {"type": "live.push", "message": message})
+        publisher.push(STAFF_STOCK, {"type": "live.push", "text": as_text(message)})
 
 
 def _money(amount: Decimal) -> str:

@@ -158,3 +158,84 @@ def test_each_request_is_logged_once(migrated, tmp_path):
         assert line.endswith(
             f"stockwire.request: {'POST' if 'token' in path else 'GET'} {path} {status}"
         )
+
+
+LIVE_SHOP_SCRIPT = """
+from django.contrib.auth.models import User
+from catalog.models import Product, Variant
+from inventory.services import stock_receive, warehouse_ensure
+from storefront.services import token_issue
+product = Product.objects.create(name="Live mug")
+variant = Variant.objects.create(product=product, sku="LIVE-1", name="Live mug", price="9.90")
+stock_receive(variant=variant, warehouse=warehouse_ensure(code="main", name="Main"), quantity=5)
+user = User.objects.create_user(username="live@example.com", email="live@example.com")
+print(token_issue(user=user))
+"""
+
+
+def test_runserver_serves_the_api_and_the_live_sockets_from_one_process(migrated, tmp_path):
+    """`make run`: one process, the in-memory channel layer, a push from an HTTP request."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    # given: a mug in stock, a customer's token, the development server
+    made = manage("shell", "--no-imports", "-c", LIVE_SHOP_SCRIPT, env=embedded_env(migrated))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    port = closed_port()
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=PROJECT_DIR,
+            env=embedded_env(migrated, EMAIL_URL=f"filemail:///{tmp_path / 'mail'}"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"127.0.0.1:{port}"
+
+    async def body():
+        origin = f"http://{base}"
+        async with (
+            connect(f"ws://{base}/ws/v1/stock", origin=origin) as stock,
+            connect(
+                f"ws://{base}/ws/v1/orders",
+                origin=origin,
+                subprotocols=["stockwire.v1", f"bearer.{token}"],
+            ) as orders,
+        ):
+            await stock.send(json.dumps({"type": "subscribe", "skus": ["LIVE-1"]}))
+            snapshot = json.loads(await asyncio.wait_for(stock.recv(), 5))
+            await asyncio.wait_for(orders.recv(), 5)  # its snapshot
+            async with httpx.AsyncClient(base_url=f"http://{base}", timeout=10) as http:
+                response = await http.post(
+                    "/api/v1/orders",
+                    json={
+                        "lines": [{"sku": "LIVE-1", "quantity": 2}],
+                        "shipping_address": {
+                            "name": "B",
+                            "line1": "1 Road",
+                            "city": "C",
+                            "postal_code": "1",
+                            "country": "DE",
+                        },
+                    },
+                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "live-1"},
+                )
+            placed = json.loads(await asyncio.wait_for(orders.recv(), 5))
+            moved = json.loads(await asyncio.wait_for(stock.recv(), 5))
+            return snapshot, response, placed, moved
+
+    try:
+        assert wait_until(lambda: port_open(port), timeout=60)
+        snapshot, response, placed, moved = asyncio.run(body())
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+    # then: the order's own push and the mug's availability, through the one server
+    assert snapshot["stock"][0]["available"] == 5
+    assert response.status_code == 201
+    assert (placed["number"], placed["event"]) == (response.json()["number"], "placed")
+    assert (moved["sku"], moved["available"]) == ("LIVE-1", 3)

@@ -22,7 +22,7 @@ from orders.services import (
 )
 from payments.services import webhook_handle
 from storefront.services import token_revoke
-from tests.faults import closed_port
+from tests.faults import BLACKHOLE, REFUSE, BrokerGate
 from tests.live_helpers import (
     closed_with,
     committed,
@@ -465,13 +465,15 @@ def test_a_rolled_back_order_and_stock_movement_push_nothing():
     assert not Order.objects.exists()
 
 
-@pytest.mark.redis
-def test_a_channel_layer_that_is_down_costs_the_checkout_nothing(settings, caplog):
-    """No socket in this process: pushes go through the Redis layer, here a refused port."""
+@pytest.mark.parametrize("mode", [REFUSE, BLACKHOLE])
+def test_a_channel_layer_that_is_down_or_hangs_costs_the_checkout_nothing(settings, caplog, mode):
+    """No socket in this process: pushes go through the Redis layer, here a gate that refuses
+    connections (Redis down) or accepts them and never answers (Redis hung)."""
+    gate = BrokerGate(target_url="redis://127.0.0.1:6379/0", mode=mode)
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [f"redis://127.0.0.1:{closed_port()}/0"]},
+            "CONFIG": {"hosts": [gate.url(3)]},
         }
     }
     product = variant_stocked("MUG-10", on_hand=5)
@@ -489,5 +491,6 @@ def test_a_channel_layer_that_is_down_costs_the_checkout_nothing(settings, caplo
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and not caplog.records:
         time.sleep(0.05)
+    gate.close()
     assert "channel layer unavailable" in caplog.text
-    print(f"checkout answered in {answered:.3f} s with the channel layer down")
+    print(f"checkout answered in {answered:.3f} s with the channel layer {mode}")

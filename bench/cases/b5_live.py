@@ -27,7 +27,8 @@ from bench.harness import HOT_SKUS, SHOP_DB, checkout_load, inproc, log
 from bench.load import percentile
 
 COALESCE_SECONDS = 0.25
-DRAIN_SECONDS = 3
+# After the last order, how long every socket may take to receive the final availability.
+DRAIN_SECONDS = 30
 
 
 def _movements(sku: str, after_id: int) -> list[tuple[int, float]]:
@@ -101,7 +102,8 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
                 "origin": f"http://127.0.0.1:{live.port}",
                 "sockets": sockets,
                 "sku": sku,
-                "stop_file": f"{folder}/stop",
+                "final_file": f"{folder}/final",
+                "drain_seconds": DRAIN_SECONDS,
                 "result_file": f"{folder}/result.json",
             }
             (Path(folder) / "spec.json").write_text(json.dumps(fleet_spec))
@@ -121,13 +123,18 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
             rss_after = live.rss_kib()
             first_id, _ = _final_state(sku)
 
+            cpu_before = [stack.process_cpu_seconds([pid]) for pid in (live.process.pid, fleet.pid)]
             started = time.time()
             watched = stack.drive(spec, server.worker_pids())
             finished = time.time()
+            live_cpu, fleet_cpu = (
+                (stack.process_cpu_seconds([pid]) - before) / (finished - started)
+                for pid, before in zip((live.process.pid, fleet.pid), cpu_before, strict=True)
+            )
             final_version, final_available = _final_state(sku)
-            time.sleep(DRAIN_SECONDS)
-            Path(fleet_spec["stop_file"]).touch()
-            fleet.wait(timeout=60)
+            Path(fleet_spec["final_file"]).write_text(str(final_version))
+            fleet.wait(timeout=DRAIN_SECONDS + 60)
+            drained = time.time() - finished
             result = json.loads(Path(fleet_spec["result_file"]).read_text())
     finally:
         live.stop()
@@ -159,9 +166,21 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
         "messages_per_socket": round(delivered / sockets, 1),
         "messages_most_per_socket": most_per_socket,
         "sockets_on_final_availability": current,
+        # Closed by the server (4503: its channel layer read failed); a real client reconnects
+        # and is sent the snapshot, the fleet does not.
+        "sockets_closed_by_server": sum(
+            1 for r in records if r["close_code"] is not None and 4000 <= r["close_code"] < 5000
+        ),
+        "seconds_until_all_final": round(drained, 1),
         "daphne_rss_kib_per_socket": round((rss_after - rss_before) / sockets, 1),
         "fleet_errors": result["failed"],
         "cpu_busy_pct_with": watched["cpu_busy_pct"],
+        # CPU seconds per second while the buyers ordered: what the sockets' server and the
+        # fleet took from the 2 cores the checkout also runs on.
+        "daphne_cpu_share": round(live_cpu, 2),
+        "fleet_cpu_share": round(fleet_cpu, 2),
+        "app_cpu_ms_per_order_without": alone.get("app_cpu_ms_per_request"),
+        "app_cpu_ms_per_order_with": watched.get("app_cpu_ms_per_request"),
         "load_average": watched["load_average"],
     }
     out["B5"] = b5
@@ -170,6 +189,10 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
         f"{watched['per_s']:.1f} orders/s with subscribers (cost {b5['checkout_cost_pct']} %); "
         f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms; "
         f"{delivered} messages ({b5['messages_per_socket']}/socket, at most {most_per_socket}); "
-        f"{current}/{sockets} sockets on the final availability; "
-        f"{b5['daphne_rss_kib_per_socket']} KiB per socket"
+        f"{current}/{sockets} sockets on the final availability "
+        f"({b5['sockets_closed_by_server']} closed by the server); "
+        f"{b5['daphne_rss_kib_per_socket']} KiB per socket; CPU while ordering: Daphne "
+        f"{b5['daphne_cpu_share']}, fleet {b5['fleet_cpu_share']} of a core, gunicorn "
+        f"{b5['app_cpu_ms_per_order_without']} → {b5['app_cpu_ms_per_order_with']} ms per order; "
+        f"machine {watched['cpu_busy_pct']} % busy, load {watched['load_average']}"
     )
