@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from catalog.models import Variant
-from inventory.models import StockLevel, StockMovement
+from inventory.models import StockLevel, StockMovement, available_units
 from inventory.selectors import variants_low_on_stock
 from orders.models import Order, OrderEvent, OrderStatus
 
@@ -53,12 +53,13 @@ class StockState:
 
 def stock_states(*, variant_ids: Iterable[int]) -> list[StockState]:
     """The availability of each variant, as `inventory.selectors.availability_by_variant`
-    counts it, with its latest stock movement's id: one query for any number of variants."""
+    counts it (`available_units`: on hand less reserved, held and safety stock), with its
+    latest stock movement's id: one query for any number of variants."""
     available = (
         StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
         .values("variant")
-        .annotate(total=Sum(F("on_hand") - F("reserved")))
+        .annotate(total=Sum(available_units()))
         .values("total")
     )
     latest = StockMovement.objects.filter(level__variant=OuterRef("pk")).order_by("-id")

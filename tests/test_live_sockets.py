@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from django.test import TestCase
 
 from inventory.models import StockMovement
+from inventory.services import stock_safety_set
 from live import consumers
 from live.connections import connections
 from live.publish import publisher
@@ -32,7 +33,7 @@ from tests.live_helpers import (
     socket,
     text,
 )
-from tests.orders_helpers import customer_for_user, order_new, variant_stocked
+from tests.orders_helpers import customer_for_user, order_new, variant_stocked, warehouse
 from tests.payments_helpers import payment_event, signed
 from tests.storefront_helpers import FAST_HASHERS, client_for, order_post, user_with_token
 
@@ -494,3 +495,25 @@ def test_a_channel_layer_that_is_down_or_hangs_costs_the_checkout_nothing(settin
     gate.close()
     assert "channel layer unavailable" in caplog.text
     print(f"checkout answered in {answered:.3f} s with the channel layer {mode}")
+
+
+def test_safety_stock_set_aside_is_pushed_as_availability_with_a_newer_version():
+    """Availability as inventory counts it (held and safety-stock units are not for sale),
+    and every ledger row a newer version, whatever bucket moved."""
+    mug = variant_stocked("MUG-11", on_hand=10)
+    main = warehouse()
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-11"]})
+        (before,) = (await communicator.receive_json_from(timeout=1))["stock"]
+        await committed(stock_safety_set, variant=mug, warehouse=main, quantity=4)
+        after = await communicator.receive_json_from(timeout=1)
+        await communicator.disconnect()
+        return before, after
+
+    before, after = scenario(body)
+
+    assert (before["available"], after["available"]) == (10, 6)
+    assert after["version"] > before["version"]
