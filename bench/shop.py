@@ -128,7 +128,7 @@ INSERT INTO orders_order (number, customer_id, status, currency, subtotal, shipp
 SELECT 'H' || lpad(n::text, 9, '0'), customer_id, status, %(currency)s, 29.97, 4.90, 34.87, false,
     '{"name": "History", "line1": "1 Past Road", "city": "Before", "postal_code": "1",
       "country": "DE"}'::jsonb,
-    CASE WHEN status = 'delivered' THEN 'TRK' || n ELSE '' END, false, false, '', placed_at,
+    CASE WHEN status = 'delivered' THEN 'TRK' || n ELSE '' END, false, '', placed_at,
     CASE WHEN status = 'delivered' THEN placed_at + interval '5 minutes' END,
     CASE WHEN status = 'delivered' THEN placed_at + interval '1 day' END,
     CASE WHEN status = 'delivered' THEN placed_at + interval '3 days' END,
