@@ -332,9 +332,8 @@ class OrdersSocket(AuthenticatedSocket):
 
 def _customer_id(user: AbstractBaseUser) -> int:
     """The user's customer profile (every user has one, `orders.receivers`); `token_user`
-    brings its id in its one query."""
-    customer_pk = getattr(user, "customer_pk", None)
-    return customer_pk if customer_pk is not None else user.customer.pk
+    attaches it, with its id, in its one query."""
+    return user.customer.pk
 
 
 class StaffSocket(AuthenticatedSocket):
