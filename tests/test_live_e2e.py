@@ -48,10 +48,14 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:
     env = {**child_env(folder), "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0"}
     live = daphne(env=env, log=folder / "daphne.log")
     web = gunicorn(env=env, log=folder / "gunicorn.log")
+    stack = Stack(redis=redis, live=live, web=web, folder=folder)
     try:
-        yield Stack(redis=redis, live=live.wait_ready(), web=web.wait_ready(), folder=folder)
+        live.wait_ready()
+        web.wait_ready()
+        yield stack
     finally:
-        for server in (web, live, redis):
+        # `stack.redis`: a test may have replaced the Redis it stopped with a new one.
+        for server in (web, live, stack.redis):
             server.stop()
 
 
