@@ -248,12 +248,24 @@ else:
 # holding the sockets: Redis (its own database number) when REDIS_URL is set, else memory, which
 # reaches only the sockets of the one process the embedded default runs.
 REDIS_CHANNEL_LAYER_DB = env.int("REDIS_CHANNEL_LAYER_DB", default=3)
+# How long a socket's process waits on Redis for the next message before asking again (a
+# blocking BZPOPMIN); the connection's read timeout must be comfortably longer, or every idle
+# wait ends in a TimeoutError that closes the socket (redis-py's default, 5 s, equals
+# channels_redis's wait). Tests shorten the wait to hold a socket idle past it quickly.
+LIVE_LAYER_WAIT_SECONDS = env.float("LIVE_LAYER_WAIT_SECONDS", default=5.0)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "live.layer_redis.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [_redis_database(REDIS_URL, REDIS_CHANNEL_LAYER_DB)],
+                "hosts": [
+                    {
+                        "address": _redis_database(REDIS_URL, REDIS_CHANNEL_LAYER_DB),
+                        "socket_timeout": 2 * LIVE_LAYER_WAIT_SECONDS + 5,
+                        "socket_connect_timeout": 2,
+                    }
+                ],
+                "wait_seconds": LIVE_LAYER_WAIT_SECONDS,
                 "prefix": "stockwire:live",
                 # A socket that stops reading loses its pushes past this many (best-effort:
                 # the snapshot on reconnect is the truth); a message waits at most this long.
@@ -269,8 +281,8 @@ LIVE_MAX_CONNECTIONS_PER_USER = env.int("LIVE_MAX_CONNECTIONS_PER_USER", default
 LIVE_MAX_SUBSCRIPTIONS = env.int("LIVE_MAX_SUBSCRIPTIONS", default=50)
 LIVE_MAX_MESSAGE_BYTES = 4096
 LIVE_AUTH_TIMEOUT_SECONDS = 10.0
-LIVE_PING_SECONDS = 20.0
-LIVE_IDLE_TIMEOUT_SECONDS = 60.0
+LIVE_PING_SECONDS = env.float("LIVE_PING_SECONDS", default=20.0)
+LIVE_IDLE_TIMEOUT_SECONDS = env.float("LIVE_IDLE_TIMEOUT_SECONDS", default=60.0)
 # At most one stock message per SKU per this long, on each socket and from each process.
 LIVE_STOCK_COALESCE_SECONDS = 0.25
 # A push waits at most this long for the channel layer, and never in the request's thread.

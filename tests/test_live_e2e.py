@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 # How long a push may take from the commit to the client (the issue's promise).
 PUSH_WITHIN_SECONDS = 2
+# Daphne's blocking wait on Redis for the next message (LIVE_LAYER_WAIT_SECONDS).
+LAYER_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -45,7 +47,13 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:
     shared one: a test here stops it)."""
     folder = tmp_path_factory.mktemp("live-stack")
     redis = redis_server(log=folder / "redis.log").wait_ready()
-    env = {**child_env(folder), "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0"}
+    env = {
+        **child_env(folder),
+        "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        # Short enough to hold a socket idle past several of the layer's waits in seconds.
+        "LIVE_LAYER_WAIT_SECONDS": str(LAYER_WAIT_SECONDS),
+        "LIVE_PING_SECONDS": str(LAYER_WAIT_SECONDS / 2),
+    }
     live = daphne(env=env, log=folder / "daphne.log")
     web = gunicorn(env=env, log=folder / "gunicorn.log")
     stack = Stack(redis=redis, live=live, web=web, folder=folder)
@@ -209,6 +217,39 @@ def test_a_subscriber_hears_its_order_placed_paid_shipped_and_cancelled_in_order
     assert (after_rollback["number"], after_rollback["event"]) == (committed.number, "placed")
     assert Order.objects.filter(customer__user=ada).count() == 3
     assert bob_silent
+
+
+def test_an_idle_socket_stays_open_past_several_of_the_layers_waits_on_redis(
+    stack, transactional_db
+):
+    """Each wait of Daphne's for the next message is a blocking read on Redis; one that timed
+    out on the client side (the connection's read timeout no longer than the wait) closed every
+    idle socket with 4503 while Redis was healthy."""
+    _, token = user_with_token(email="ada@example.com")
+
+    async def body():
+        socket = await _socket(stack.live.port, "/ws/v1/orders", token)
+        assert (await _next(socket))["type"] == "snapshot"
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.5 * LAYER_WAIT_SECONDS
+        pings = 0
+        while (left := until - loop.time()) > 0:
+            try:
+                message = json.loads(await asyncio.wait_for(socket.recv(), left))
+            except TimeoutError:
+                break
+            assert message["type"] == "ping", message
+            pings += 1
+            await socket.send(json.dumps({"type": "pong"}))
+        await socket.send(json.dumps({"type": "ping"}))
+        answer = await _next(socket)
+        await socket.close()
+        return pings, answer
+
+    pings, answer = scenario(body)
+
+    assert pings >= 2
+    assert answer == {"type": "pong"}
 
 
 async def _reconnected(port: int, token: str, since: int, timeout: float = 15) -> dict:
