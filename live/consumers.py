@@ -11,9 +11,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -23,14 +25,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from live import selectors
 from live.coalesce import Coalescer
 from live.connections import connections
-from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, variant_group
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group, variant_group
 from live.publish import publisher
 
 logger = logging.getLogger("stockwire.live")
 
 # Close codes (README "Live updates" lists them for clients).
 CLOSE_UNAUTHENTICATED = 4401  # no token in time, or a bad, expired or revoked one
-CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not staff
+CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not (or no longer) staff
 CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
 CLOSE_TRY_AGAIN_LATER = 4503  # the channel layer is unavailable: reconnect later
@@ -118,6 +120,9 @@ class LiveSocket(AsyncWebsocketConsumer):
 
     async def close_with(self, code: int) -> None:
         self.closing = True
+        heartbeat = getattr(self, "heartbeat", None)
+        if heartbeat is not None and heartbeat is not asyncio.current_task():
+            heartbeat.cancel()
         await self.close(code)
 
     # --- life of the socket ---------------------------------------------------------------
@@ -270,7 +275,7 @@ class AuthenticatedSocket(LiveSocket):
             self.user = None
             await self.close_with(CLOSE_TOO_MANY_CONNECTIONS)
             return
-        if await self.groups_join(await self.groups_of(user)):
+        if await self.groups_join([user_group(user.pk), *await self.groups_of(user)]):
             await self.snapshot_send({"since": since if since is not None else self._since()})
 
     def _since(self) -> Any:
@@ -289,15 +294,41 @@ class AuthenticatedSocket(LiveSocket):
         await self.snapshot_send(message)
 
     async def still_allowed(self) -> bool:
-        if self.user is None:
-            return True
+        """The user's token or session still names them, and they still may connect (else
+        4401 or 4403): at each ping, and at once when `live.receivers` asks (`live_recheck`)."""
+        if self.user is None or self.closing:
+            return not self.closing
         await connections.refresh(self.user.pk, self.channel_name)
-        if self.token is None:
-            return True
-        if await database_sync_to_async(self.token_user)(raw=self.token) is None:
-            await self.close_with(CLOSE_UNAUTHENTICATED)  # revoked or expired meanwhile
+        user = await self.current_user()
+        if user is None or user.pk != self.user.pk:
+            await self.close_with(CLOSE_UNAUTHENTICATED)  # revoked, expired or logged out
+            return False
+        if not await self.still_may(user):
+            await self.close_with(CLOSE_FORBIDDEN)
             return False
         return True
+
+    async def current_user(self) -> AbstractBaseUser | None:
+        """Who the token or the session names now, read afresh (None: nobody active)."""
+        if self.token is not None:
+            return await database_sync_to_async(self.token_user)(raw=self.token)
+        session = _session_now(self.scope["session"].session_key)
+        user = await get_user({"session": session})
+        return user if user.is_authenticated else None
+
+    async def still_may(self, user: AbstractBaseUser) -> bool:
+        """Whether `user`, read afresh, may keep what they were granted at connect."""
+        return await self.may_connect(user)
+
+    async def live_recheck(self, event: dict) -> None:
+        """The user changed or logged out (`live.receivers`): check now, not at the next ping.
+        A log-out names its session: only the sockets of that session close."""
+        logged_out = event.get("session_key")
+        if logged_out is not None:
+            if self.token is None and self.scope["session"].session_key == logged_out:
+                await self.close_with(CLOSE_UNAUTHENTICATED)
+            return
+        await self.still_allowed()
 
     async def disconnect(self, code: int | None) -> None:
         wait = getattr(self, "auth_wait", None)
@@ -305,6 +336,11 @@ class AuthenticatedSocket(LiveSocket):
             wait.cancel()
         if getattr(self, "user", None) is not None:
             await connections.remove(self.user.pk, self.channel_name)
+
+
+def _session_now(session_key: str | None) -> Any:
+    """The session stored under `session_key` as it is now (empty once logged out)."""
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
 
 
 def _version(value: Any) -> int:
@@ -348,6 +384,14 @@ class StaffSocket(AuthenticatedSocket):
     async def groups_of(self, user: AbstractBaseUser) -> list[str]:
         self.sees_orders, self.sees_stock = await database_sync_to_async(_staff_permissions)(user)
         return [STAFF_ORDERS] * self.sees_orders + [STAFF_STOCK] * self.sees_stock
+
+    async def still_may(self, user: AbstractBaseUser) -> bool:
+        """Still active staff, with every permission the socket was granted (one lost closes
+        it: the client reconnects with what is left)."""
+        if not await self.may_connect(user):
+            return False
+        sees_orders, sees_stock = await database_sync_to_async(_staff_permissions)(user)
+        return (sees_orders or not self.sees_orders) and (sees_stock or not self.sees_stock)
 
     async def snapshot_send(self, message: dict) -> None:
         snapshot = await database_sync_to_async(_staff_snapshot)(

@@ -14,3 +14,9 @@ def customer_group(customer_id: int) -> str:
 def variant_group(variant_id: int) -> str:
     """Every socket subscribed to one SKU's availability."""
     return f"live.stock.{variant_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every authenticated socket of one user: told to check again at once that the user may
+    still hold them (a log-out, a user or permission change)."""
+    return f"live.user.{user_id}"

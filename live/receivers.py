@@ -11,12 +11,15 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
 from inventory.signals import stock_changed, stock_low
 from live.consumers import as_text
-from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
 from live.publish import publisher
 from live.selectors import order_state, stock_states
 from orders.signals import (
@@ -146,3 +149,42 @@ def push_availability(sender, variant_ids, **kwargs) -> None:
 @receiver(stock_low, dispatch_uid="live.push_low_stock")
 def push_low_stock(sender, variant_id, threshold, **kwargs) -> None:
     _on_commit(_low_stock_push, variant_id=variant_id, threshold=threshold)
+
+
+# --- Who may hold a socket: checked at each ping, and at once after these -------------------
+
+User = get_user_model()
+
+
+def _recheck(*, user_id: int, **details: Any) -> None:
+    publisher.push(user_group(user_id), {"type": "live.recheck", **details})
+
+
+@receiver(user_logged_out, dispatch_uid="live.close_sockets_of_logged_out_session")
+def close_sockets_of_logged_out_session(sender, request, user, **kwargs) -> None:
+    """The sockets opened with this session close (its key is sent: the user's other sessions
+    and tokens stay)."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if user is not None and session_key:
+        _on_commit(_recheck, user_id=user.pk, session_key=session_key)
+
+
+@receiver(post_save, sender=User, dispatch_uid="live.recheck_sockets_of_saved_user")
+def recheck_sockets_of_saved_user(sender, instance, created, raw, **kwargs) -> None:
+    """A user deactivated or no longer staff loses their sockets now, not at the next ping."""
+    if not created and not raw:
+        _on_commit(_recheck, user_id=instance.pk)
+
+
+@receiver(m2m_changed, sender=User.user_permissions.through, dispatch_uid="live.recheck_perms")
+@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="live.recheck_groups")
+def recheck_sockets_of_user_with_new_permissions(
+    sender, instance, action, reverse, pk_set, **kwargs
+) -> None:
+    """Permissions (or groups) removed from a user: their staff sockets check them now. (From
+    the other side, a permission or group changed for several users, each of them.)"""
+    if action not in ("post_remove", "post_clear"):
+        return
+    user_ids = [instance.pk] if not reverse else list(pk_set or ())
+    for user_id in user_ids:
+        _on_commit(_recheck, user_id=user_id)

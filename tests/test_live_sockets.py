@@ -6,6 +6,7 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import Permission
 from django.test import TestCase
 
 from inventory.models import StockMovement
@@ -517,3 +518,100 @@ def test_safety_stock_set_aside_is_pushed_as_availability_with_a_newer_version()
 
     assert (before["available"], after["available"]) == (10, 6)
     assert after["version"] > before["version"]
+
+
+def _staff_with_session(client):
+    staff, token = user_with_token(email="boss@example.com", is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    return staff, token, client.cookies["sessionid"].value
+
+
+async def _staff_socket(how: str, token: str, cookie: str):
+    if how == "token":
+        communicator = socket("/ws/v1/staff", subprotocols=["stockwire.v1", f"bearer.{token}"])
+    else:
+        communicator = socket("/ws/v1/staff", headers=[(b"cookie", f"sessionid={cookie}".encode())])
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from(timeout=2))["type"] == "snapshot"
+    return communicator
+
+
+def test_logging_out_closes_the_staff_sockets_of_that_session_at_once(client, settings):
+    settings.LIVE_PING_SECONDS = 30  # no ping in the test: the log-out alone closes it
+    _, token, cookie = _staff_with_session(client)
+
+    async def body():
+        by_session = await _staff_socket("session", token, cookie)
+        by_token = await _staff_socket("token", token, cookie)
+        await committed(client.logout)
+        code = await closed_with(by_session)
+        token_socket_open = await by_token.receive_nothing(timeout=0.3)
+        await by_token.disconnect()
+        return code, token_socket_open
+
+    assert scenario(body) == (consumers.CLOSE_UNAUTHENTICATED, True)
+
+
+@pytest.mark.parametrize("how", ["session", "token"])
+def test_a_user_no_longer_staff_loses_the_staff_socket_at_once(client, settings, how):
+    settings.LIVE_PING_SECONDS = 30
+    staff, token, cookie = _staff_with_session(client)
+
+    def demote() -> None:
+        staff.is_staff = False
+        staff.save()
+
+    async def body():
+        communicator = await _staff_socket(how, token, cookie)
+        await committed(demote)
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_FORBIDDEN
+
+
+@pytest.mark.parametrize("change", ["logged out elsewhere", "deactivated", "permission lost"])
+def test_a_session_staff_socket_is_checked_again_at_each_ping(client, settings, change):
+    """Changes no receiver hears (a session deleted, a row updated in bulk) close it at the
+    next ping."""
+    settings.LIVE_PING_SECONDS = 0.1
+    staff, token, cookie = _staff_with_session(client)
+    staff.is_superuser = False
+    staff.save()
+    staff.user_permissions.add(*_view_permissions())
+
+    def change_it() -> None:
+        if change == "logged out elsewhere":
+            client.session.delete()
+        elif change == "deactivated":
+            type(staff).objects.filter(pk=staff.pk).update(is_active=False)
+        else:
+            staff.user_permissions.through.objects.filter(user=staff).delete()
+
+    async def body():
+        communicator = await _staff_socket("session", token, cookie)
+        await database_sync_to_async(change_it)()
+        return await closed_with(communicator)
+
+    expected = consumers.CLOSE_FORBIDDEN if change == "permission lost" else None
+    assert scenario(body) == (expected or consumers.CLOSE_UNAUTHENTICATED)
+
+
+def _view_permissions():
+    return Permission.objects.filter(
+        codename__in=["view_order", "view_stocklevel"],
+        content_type__app_label__in=["orders", "inventory"],
+    )
+
+
+def test_a_staff_token_revoked_while_connected_closes_the_socket_at_the_next_ping(client, settings):
+    settings.LIVE_PING_SECONDS = 0.1
+    _, token, cookie = _staff_with_session(client)
+
+    async def body():
+        communicator = await _staff_socket("token", token, cookie)
+        await database_sync_to_async(token_revoke)(raw=token)
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED

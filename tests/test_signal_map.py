@@ -9,6 +9,7 @@ import weakref
 from celery import signals as celery_signals
 from celery.utils.dispatch import Signal as CelerySignal
 from django.apps import apps
+from django.contrib.auth import signals as auth_signals
 from django.core import signals as request_signals
 from django.db.backends import signals as backend_signals
 from django.db.models import signals as model_signals
@@ -23,7 +24,7 @@ WHERE = {"in the transaction", "on commit", "no transaction"}
 
 def _signals_by_name() -> dict[str, Signal]:
     found: dict[str, Signal] = {}
-    modules = [model_signals, backend_signals, request_signals, celery_signals] + [
+    modules = [model_signals, backend_signals, request_signals, auth_signals, celery_signals] + [
         importlib.import_module(f"{package}.signals")
         for package in PROJECT_PACKAGES
         if (PROJECT_DIR / package / "signals.py").is_file()
