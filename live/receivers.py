@@ -21,7 +21,8 @@ from inventory.signals import stock_changed, stock_low
 from live.consumers import as_text
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
 from live.publish import publisher
-from live.selectors import order_state, stock_states
+from live.selectors import order_state, stock_rows
+from live.services import stock_states_pushed
 from orders.signals import (
     order_cancelled,
     order_delivered,
@@ -53,7 +54,7 @@ def _order_push(*, order_id: int, event: str, staff: bool = False, **details: An
 
 def _stock_push(*, variant_ids: list[int]) -> None:
     """Send each variant's availability now to its subscribers (coalesced per SKU)."""
-    for state in stock_states(variant_ids=variant_ids):
+    for state in stock_states_pushed(variant_ids=variant_ids):
         publisher.stock_push(
             state.variant_id,
             state.version,
@@ -68,7 +69,7 @@ def _stock_push(*, variant_ids: list[int]) -> None:
 
 
 def _low_stock_push(*, variant_id: int, threshold: int) -> None:
-    for state in stock_states(variant_ids=[variant_id]):
+    for state in stock_rows(variant_ids=[variant_id]):
         message = {"type": "low_stock", **state.message(), "threshold": threshold}
         publisher.push(STAFF_STOCK, {"type": "live.push", "text": as_text(message)})
 

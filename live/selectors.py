@@ -1,21 +1,23 @@
 """What the sockets say: an order's state, a SKU's availability, each with its version.
 
 Every read here answers with a version a client can order messages by: an order's is the id of
-its latest timeline entry (OrderEvent), a SKU's the id of its latest stock movement. Each is
-read in the same statement as the state it versions, so the pair is one snapshot: a state read
-after a later commit always carries a higher version.
+its latest timeline entry (OrderEvent; an order's changes lock its row, so they commit in id
+order), a SKU's its `live.models.StockVersion` (`live.services` says why not a movement id).
+Each is read in the same statement as the state it versions, so the pair is one snapshot.
 """
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from catalog.models import Variant
-from inventory.models import StockLevel, StockMovement, available_units
+from inventory.models import StockLevel, available_units
 from inventory.selectors import variants_low_on_stock
+from live.models import StockVersion
 from orders.models import Order, OrderEvent, OrderStatus
 
 # Orders a customer still waits on; the snapshot lists them (and whatever changed since the
@@ -52,9 +54,27 @@ class StockState:
 
 
 def stock_states(*, variant_ids: Iterable[int]) -> list[StockState]:
+    """The availability of each variant and its version, for a snapshot: once the pushes
+    reading the variants right now committed (a share lock on their versions), so a later
+    push always carries a higher version than this read."""
+    ids = sorted(set(variant_ids))
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and ids:
+            # FOR SHARE waits only for a push's bump in flight: snapshots never wait for each
+            # other (the ORM has no FOR SHARE).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT 1 FROM {StockVersion._meta.db_table} WHERE variant_id = ANY(%s) "
+                    "ORDER BY variant_id FOR SHARE",
+                    [ids],
+                )
+        return stock_rows(variant_ids=ids)
+
+
+def stock_rows(*, variant_ids: Iterable[int]) -> list[StockState]:
     """The availability of each variant, as `inventory.selectors.availability_by_variant`
     counts it (`available_units`: on hand less reserved, held and safety stock), with its
-    latest stock movement's id: one query for any number of variants."""
+    version: one query for any number of variants."""
     available = (
         StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
@@ -62,12 +82,12 @@ def stock_states(*, variant_ids: Iterable[int]) -> list[StockState]:
         .annotate(total=Sum(available_units()))
         .values("total")
     )
-    latest = StockMovement.objects.filter(level__variant=OuterRef("pk")).order_by("-id")
+    version = StockVersion.objects.filter(variant=OuterRef("pk")).values("version")
     rows = (
         Variant.objects.filter(pk__in=set(variant_ids))
         .annotate(
             available=Coalesce(Subquery(available, output_field=IntegerField()), Value(0)),
-            version=Coalesce(Subquery(latest.values("id")[:1]), Value(0)),
+            version=Coalesce(Subquery(version), Value(0)),
         )
         .order_by("sku")
         .values_list("pk", "sku", "product_id", "available", "version")

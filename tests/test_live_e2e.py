@@ -15,8 +15,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import child_env
-from inventory.models import StockMovement
 from live.consumers import CLOSE_TRY_AGAIN_LATER
+from live.models import StockVersion
 from orders.models import Order
 from orders.services import customer_for_user
 from payments.demo_provider import demo_event, demo_event_signed
@@ -184,8 +184,8 @@ def test_a_subscriber_hears_its_order_placed_paid_shipped_and_cancelled_in_order
             assert response.status_code == 200, response.text
             heard.append(await _next(ada_socket))
 
-        # The last movement: the cancelled order's units released.
-        final = await sync_to_async(lambda: StockMovement.objects.latest("id").pk)()
+        # The last push's version: of the cancelled order's units released.
+        final = await sync_to_async(lambda: StockVersion.objects.get().version)()
         stock = [first_stock]
         while stock[-1]["version"] < final:
             stock.append(await _next(stock_socket))

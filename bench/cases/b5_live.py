@@ -41,36 +41,46 @@ def _movements(sku: str, after_id: int) -> list[tuple[int, float]]:
     return [(int(i), float(t)) for i, t in (row.split("|") for row in rows.splitlines())]
 
 
-def _final_state(sku: str) -> tuple[int, int]:
-    """The SKU's latest movement id and its availability now."""
+def _final_state(sku: str) -> tuple[int, int, int]:
+    """The SKU's latest movement id, its pushes' version (`live.StockVersion`) and its
+    availability now."""
     row = stack.psql(
         SHOP_DB,
-        "SELECT (SELECT max(m.id) FROM inventory_stockmovement m JOIN inventory_stocklevel l "
-        "ON l.id = m.level_id WHERE l.variant_id = v.id), (SELECT sum(l.on_hand - l.reserved) "
+        "SELECT (SELECT coalesce(max(m.id), 0) FROM inventory_stockmovement m "
+        "JOIN inventory_stocklevel l ON l.id = m.level_id WHERE l.variant_id = v.id), "
+        "(SELECT coalesce(max(s.version), 0) FROM live_stockversion s WHERE s.variant_id = v.id), "
+        "(SELECT sum(l.on_hand - l.reserved) "
         "FROM inventory_stocklevel l JOIN inventory_warehouse w ON w.id = l.warehouse_id "
         f"WHERE w.is_active AND l.variant_id = v.id) FROM catalog_variant v WHERE v.sku = '{sku}'",
     )
-    version, available = row.split("|")
-    return int(version), int(available)
+    movement_id, version, available = row.split("|")
+    return int(movement_id), int(version), int(available)
 
 
-def _latencies(sockets: list[dict], movements: list[tuple[int, float]]) -> list[float]:
+def _latencies(
+    sockets: list[dict], movements: list[tuple[int, float]], available_before: int
+) -> list[float]:
     """Per socket and movement: seconds from the movement to the first message at least as new
-    (movements a socket never caught up with are left out: counted as stale instead)."""
+    (movements a socket never caught up with are left out: counted as stale instead).
+
+    A message's version counts pushes, not movements (`live/services.py`); in B5 every
+    movement reserves one unit and nothing comes back, so the availability after the k-th
+    movement is `available_before - k` and a message is as new as it when it shows that many
+    units or fewer."""
     found = []
     for socket in sockets:
-        messages = sorted(socket["messages"], key=lambda m: m[1])
-        versions = [m[1] for m in messages]
-        # The times at which the socket first held each version or newer.
+        messages = sorted(socket["messages"], key=lambda m: m[2], reverse=True)
+        shown = [-m[2] for m in messages]  # ascending, for bisect
+        # The times at which the socket first held each availability or a lower one.
         caught_up = []
         earliest = float("inf")
         for received, _, _ in reversed(messages):
             earliest = min(earliest, received)
             caught_up.append(earliest)
         caught_up.reverse()
-        for movement_id, committed_at in movements:
-            index = bisect.bisect_left(versions, movement_id)
-            if index < len(versions):
+        for moved, (_, committed_at) in enumerate(movements, start=1):
+            index = bisect.bisect_left(shown, -(available_before - moved))
+            if index < len(shown):
                 found.append(max(0.0, caught_up[index] - committed_at))
     return found
 
@@ -121,7 +131,7 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
                 raise RuntimeError(f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}")
             log(f"B5 fleet {ready}")
             rss_after = live.rss_kib()
-            first_id, _ = _final_state(sku)
+            first_id, _, available_before = _final_state(sku)
 
             cpu_before = [stack.process_cpu_seconds([pid]) for pid in (live.process.pid, fleet.pid)]
             started = time.time()
@@ -131,7 +141,7 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
                 (stack.process_cpu_seconds([pid]) - before) / (finished - started)
                 for pid, before in zip((live.process.pid, fleet.pid), cpu_before, strict=True)
             )
-            final_version, final_available = _final_state(sku)
+            _, final_version, final_available = _final_state(sku)
             Path(fleet_spec["final_file"]).write_text(str(final_version))
             fleet.wait(timeout=DRAIN_SECONDS + 60)
             drained = time.time() - finished
@@ -141,7 +151,7 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
 
     records = result["sockets"]
     movements = _movements(sku, first_id)
-    latencies = sorted(_latencies(records, movements))
+    latencies = sorted(_latencies(records, movements, available_before))
     delivered = sum(len(r["messages"]) for r in records)
     most_per_socket = int((finished - started) / COALESCE_SECONDS) + 2
     current = sum(
