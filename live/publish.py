@@ -73,6 +73,11 @@ class Publisher:
         from this process: the newest version offered in the window."""
         self._schedule(lambda: self._stock_offer(variant_id, version, message), counted=False)
 
+    def sends_pending(self) -> int:
+        """How many sends were handed to the loop and have not finished (nor timed out)."""
+        with self._lock:
+            return self._pending
+
     def _loop(self) -> asyncio.AbstractEventLoop | None:
         with self._lock:
             serving = self._serving_loop
