@@ -27,8 +27,10 @@ from orders.signals import (
     order_cancelled,
     order_delivered,
     order_flagged,
+    order_lines_allocated,
     order_lines_cancelled,
     order_placed,
+    order_resolved,
     order_shipped,
 )
 from payments.signals import payment_received, refund_issued
@@ -140,6 +142,26 @@ def push_order_refunded(sender, order, amount, currency, refunds_the_order, **kw
 @receiver(order_flagged, dispatch_uid="live.push_order_flagged")
 def push_order_flagged(sender, order, **kwargs) -> None:
     _on_commit(_order_push, order_id=order.pk, event="needs_attention", staff=True)
+
+
+@receiver(order_resolved, dispatch_uid="live.push_order_resolved")
+def push_order_resolved(sender, order, **kwargs) -> None:
+    _on_commit(_order_push, order_id=order.pk, event="resolved", staff=True)
+
+
+@receiver(order_lines_allocated, dispatch_uid="live.push_order_lines_allocated")
+def push_order_lines_allocated(sender, order, lines, completed, **kwargs) -> None:
+    """Back-ordered units got stock: the customer hears which lines, and which are complete."""
+    _on_commit(
+        _order_push,
+        order_id=order.pk,
+        event="lines_allocated",
+        lines=[
+            {"sku": line.sku, "quantity": quantity, "still_awaited": line.backordered_quantity}
+            for line, quantity in lines
+        ],
+        completed=[line.sku for line in completed],
+    )
 
 
 @receiver(stock_changed, dispatch_uid="live.push_availability")

@@ -60,3 +60,8 @@ order_delivered = Signal()
 # that does not match, or one for a cancelled order); its status is unchanged.
 # kwargs: order: Order, reason: str (as stored in `attention_reason`), actor: User | None.
 order_flagged = Signal()
+
+# Sent by orders.services.order_resolve once the order's `needs_attention` flag is cleared;
+# its status is unchanged. kwargs: order: Order, note: str (what staff did about it),
+# actor: User | None.
+order_resolved = Signal()

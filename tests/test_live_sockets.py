@@ -13,7 +13,7 @@ from django.db import connections as db_connections
 from django.db import transaction
 from django.test import TestCase
 
-from inventory.models import StockMovement
+from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
 from live import consumers
 from live.connections import connections
@@ -27,6 +27,7 @@ from orders.services import (
     order_cancel,
     order_lines_cancel,
     order_mark_delivered,
+    order_resolve,
 )
 from payments.services import webhook_handle
 from storefront.services import token_revoke
@@ -685,3 +686,53 @@ def test_stock_moves_committed_out_of_movement_order_end_on_the_availability_com
     assert [m.level.warehouse.code for m in movements[-2:]] == ["main", "east"]
     assert snapshot["stock"][0]["available"] == 15
     assert heard[-1]["available"] == 18 == stock_rows(variant_ids=[mug.pk])[0].available
+
+
+def test_a_resolved_flag_is_heard_by_the_customer_and_staff():
+    variant_stocked("MUG-RES", on_hand=5)
+    ada, token = _customer("ada@example.com")
+    order = order_new(ada, ("MUG-RES", 1))
+    _pay_wrong_amount(order)
+    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+
+    async def body():
+        ada_socket, _ = await connected_customer(token)
+        staff_socket = await _staff_socket("token", staff_token, "")
+        await committed(order_resolve, order=order, note="refunded the difference", actor=staff)
+        heard = (
+            await ada_socket.receive_json_from(timeout=2),
+            await staff_socket.receive_json_from(timeout=2),
+        )
+        await ada_socket.disconnect()
+        await staff_socket.disconnect()
+        return heard
+
+    customer_heard, staff_heard = scenario(body)
+
+    for message in (customer_heard, staff_heard):
+        assert (message["number"], message["event"]) == (order.number, "resolved")
+        assert message["needs_attention"] is False
+    assert staff_heard["attention_reason"] == ""
+
+
+def test_back_ordered_units_getting_stock_are_heard_with_the_lines_complete():
+    mug = variant_stocked("MUG-BO", on_hand=1)
+    StockPolicy.objects.create(variant=mug, policy="backorder")
+    ada, token = _customer("ada@example.com")
+    order = order_new(ada, ("MUG-BO", 3))
+    main = warehouse()
+
+    async def body():
+        communicator, _ = await connected_customer(token)
+        await committed(stock_receive, variant=mug, warehouse=main, quantity=5)
+        heard = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return heard
+
+    heard = scenario(body)
+
+    assert (heard["number"], heard["event"]) == (order.number, "lines_allocated")
+    assert heard["lines"] == [{"sku": "MUG-BO", "quantity": 2, "still_awaited": 0}]
+    assert heard["completed"] == ["MUG-BO"]

@@ -23,7 +23,7 @@ from audit.services import audit_record, audit_snapshot
 from inventory.services import stock_release
 from orders.models import Order, OrderEvent, OrderLine, OrderStatus
 from orders.services.errors import InvalidOrder, InvalidTransition, NotFlagged
-from orders.signals import order_cancelled, order_delivered, order_flagged
+from orders.signals import order_cancelled, order_delivered, order_flagged, order_resolved
 
 S = OrderStatus
 # The statuses an order may be cancelled in whole, and marked delivered in.
@@ -191,7 +191,7 @@ def order_resolve(*, order: Order, note: str, actor=None) -> Order:
     The note is required: the timeline (an OrderEvent `resolved`) and the audit entry then
     tell why the flag went. The row is locked first, so two staff resolving at once, or a
     flag raised meanwhile, are decided one after the other: the second resolve finds
-    nothing to clear. Raises InvalidOrder (blank note), NotFlagged. Sends no signals.
+    nothing to clear. Raises InvalidOrder (blank note), NotFlagged. Sends `order_resolved`.
     """
     note = (note or "").strip()
     if not note:
@@ -210,6 +210,7 @@ def order_resolve(*, order: Order, note: str, actor=None) -> Order:
         changes={"needs_attention": [True, False], "attention_reason": [reason, ""]},
         actor=actor,
     )
+    order_resolved.send(sender=order_resolve, order=order, note=note, actor=actor)
     return order
 
 
