@@ -17,10 +17,11 @@ from urllib.parse import parse_qs
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
+from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from redis.exceptions import RedisError
 
 from live import selectors
 from live.coalesce import Coalescer
@@ -36,6 +37,11 @@ CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not (or no longer) 
 CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
 CLOSE_TRY_AGAIN_LATER = 4503  # the channel layer is unavailable: reconnect later
+CLOSE_INTERNAL_ERROR = 1011  # the server failed otherwise (logged with its traceback)
+
+# What a channel layer (or its Redis) that is down, hung or full raises under a socket: the
+# socket closes with 4503. OSError covers refused connections and timeouts.
+LAYER_ERRORS = (RedisError, OSError, ChannelFull)
 
 # The subprotocol a client offers beside `bearer.<token>`, and which the server then accepts
 # (a browser fails a handshake whose answer names none of the subprotocols it offered).
@@ -137,7 +143,7 @@ class LiveSocket(AsyncWebsocketConsumer):
                     settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
                 )
                 self.groups.append(group)
-        except Exception as error:  # fail open: the shop goes on, this socket retries later
+        except LAYER_ERRORS as error:  # fail open: the shop goes on, this socket retries later
             logger.warning("live: could not join %s (%s)", groups, type(error).__name__)
             await self.close_with(CLOSE_TRY_AGAIN_LATER)
             return False
@@ -196,13 +202,18 @@ class LiveSocket(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except Exception as error:  # the channel layer failed under the socket
-            logger.warning("live: socket ended by %s: %s", type(error).__name__, error)
+        except Exception as error:
+            if isinstance(error, LAYER_ERRORS):  # the channel layer failed under the socket
+                logger.warning("live: socket ended by %s: %s", type(error).__name__, error)
+                code = CLOSE_TRY_AGAIN_LATER
+            else:  # a bug: not the client's to retry later as if the layer were down
+                logger.exception("live: socket failed")
+                code = CLOSE_INTERNAL_ERROR
             heartbeat = getattr(self, "heartbeat", None)
             if heartbeat is not None:
                 heartbeat.cancel()
             try:
-                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
+                await send({"type": "websocket.close", "code": code})
             except Exception:  # the client went too
                 return
 

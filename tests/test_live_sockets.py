@@ -736,3 +736,24 @@ def test_back_ordered_units_getting_stock_are_heard_with_the_lines_complete():
     assert (heard["number"], heard["event"]) == (order.number, "lines_allocated")
     assert heard["lines"] == [{"sku": "MUG-BO", "quantity": 2, "still_awaited": 0}]
     assert heard["completed"] == ["MUG-BO"]
+
+
+def test_a_failure_that_is_not_the_channel_layers_closes_with_1011_and_is_logged(
+    monkeypatch, caplog
+):
+    """Only a channel layer that is down asks the client to come back later (4503)."""
+    _, token = _customer("ada@example.com")
+
+    def broken(**kwargs):  # a bug in the snapshot's read
+        raise KeyError("status")
+
+    monkeypatch.setattr("live.selectors.customer_orders", broken)
+
+    async def body():
+        communicator = socket("/ws/v1/orders", subprotocols=["stockwire.v1", f"bearer.{token}"])
+        await communicator.connect()
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_INTERNAL_ERROR == 1011
+    (logged,) = [r for r in caplog.records if r.getMessage() == "live: socket failed"]
+    assert logged.exc_info[0] is KeyError
