@@ -37,6 +37,7 @@ CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not (or no longer) 
 CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
 CLOSE_TRY_AGAIN_LATER = 4503  # the channel layer is unavailable: reconnect later
+CLOSE_RATE_LIMITED = 1008  # kept sending after LIVE_MESSAGE_BURST `rate_limited` errors in a row
 CLOSE_INTERNAL_ERROR = 1011  # the server failed otherwise (logged with its traceback)
 
 # What a channel layer (or its Redis) that is down, hung or full raises under a socket: the
@@ -68,6 +69,8 @@ class LiveSocket(AsyncWebsocketConsumer):
         publisher.serving_loop_note()
         self.closing = False
         self.last_heard = asyncio.get_running_loop().time()
+        self.allowance = float(settings.LIVE_MESSAGE_BURST)
+        self.refused_in_a_row = 0
         self.heartbeat = asyncio.create_task(self._heartbeat())
         await self.opened()
 
@@ -78,7 +81,10 @@ class LiveSocket(AsyncWebsocketConsumer):
     # --- what the client sends ------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        self.last_heard = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        elapsed, self.last_heard = now - self.last_heard, now
+        if not self._within_rate(elapsed):
+            return await self._rate_limited()
         if text_data is None:
             return await self.error("bad_message", "Send JSON text frames, not binary ones.")
         if len(text_data.encode()) > settings.LIVE_MAX_MESSAGE_BYTES:
@@ -97,6 +103,31 @@ class LiveSocket(AsyncWebsocketConsumer):
             known = ", ".join(sorted(self.handlers))
             return await self.error("unknown_type", f"Known types: {known}.")
         await getattr(self, handler)(message)
+
+    def _within_rate(self, elapsed: float) -> bool:
+        """A token bucket: LIVE_MESSAGES_PER_SECOND on average, bursts of LIVE_MESSAGE_BURST.
+        Every message costs a snapshot read or a reply: one client may not make the server
+        spend without bound."""
+        self.allowance = min(
+            settings.LIVE_MESSAGE_BURST,
+            self.allowance + elapsed * settings.LIVE_MESSAGES_PER_SECOND,
+        )
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        self.refused_in_a_row = 0
+        return True
+
+    async def _rate_limited(self) -> None:
+        self.refused_in_a_row += 1
+        if self.refused_in_a_row > settings.LIVE_MESSAGE_BURST:
+            await self.close_with(CLOSE_RATE_LIMITED)
+            return
+        await self.error(
+            "rate_limited",
+            f"At most {settings.LIVE_MESSAGES_PER_SECOND:g} messages a second; this one was "
+            "ignored. Keep sending and the socket is closed.",
+        )
 
     async def on_ping(self, message: dict) -> None:
         await self.send_json({"type": "pong"})

@@ -757,3 +757,27 @@ def test_a_failure_that_is_not_the_channel_layers_closes_with_1011_and_is_logged
     assert scenario(body) == consumers.CLOSE_INTERNAL_ERROR == 1011
     (logged,) = [r for r in caplog.records if r.getMessage() == "live: socket failed"]
     assert logged.exc_info[0] is KeyError
+
+
+def test_a_client_sending_too_fast_is_refused_then_closed(settings):
+    settings.LIVE_MESSAGES_PER_SECOND = 0.01  # nothing refills within the test
+    settings.LIVE_MESSAGE_BURST = 3
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        for _ in range(3):
+            await communicator.send_json_to({"type": "ping"})
+        answered = await messages(communicator, 3)
+        refused = []
+        for _ in range(3):
+            await communicator.send_json_to({"type": "ping"})
+            refused.append((await communicator.receive_json_from(timeout=2))["code"])
+        await communicator.send_json_to({"type": "ping"})
+        return answered, refused, await closed_with(communicator)
+
+    answered, refused, code = scenario(body)
+
+    assert answered == [{"type": "pong"}] * 3
+    assert refused == ["rate_limited"] * 3
+    assert code == consumers.CLOSE_RATE_LIMITED
