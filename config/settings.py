@@ -276,7 +276,8 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-# Limits of one socket and of one user (live.limits reads them; tests shorten the times).
+# Limits of one socket and of one user (live.consumers and live.connections read them; tests
+# shorten the times).
 LIVE_MAX_CONNECTIONS_PER_USER = env.int("LIVE_MAX_CONNECTIONS_PER_USER", default=5)
 LIVE_MAX_SUBSCRIPTIONS = env.int("LIVE_MAX_SUBSCRIPTIONS", default=50)
 LIVE_MAX_MESSAGE_BYTES = 4096

@@ -92,17 +92,15 @@ def push_order_paid(sender, order, **kwargs) -> None:
 
 @receiver(order_shipped, dispatch_uid="live.push_order_shipped")
 def push_order_shipped(sender, order, shipment, **kwargs) -> None:
+    _on_commit(_shipped_push, order_id=order.pk, shipment=shipment)
+
+
+def _shipped_push(*, order_id: int, shipment: Any) -> None:
+    """After the commit, like every push: the shipment's lines come prefetched with the
+    signal, and nothing is counted at all while nobody could hear it."""
     units = sum(line.quantity for line in shipment.lines.all())
-    _on_commit(
-        _order_push,
-        order_id=order.pk,
-        event="shipped",
-        shipment={
-            "tracking_number": shipment.tracking_number,
-            "carrier": shipment.carrier,
-            "units": units,
-        },
-    )
+    shipped = {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier}
+    _order_push(order_id=order_id, event="shipped", shipment={**shipped, "units": units})
 
 
 @receiver(order_lines_cancelled, dispatch_uid="live.push_order_lines_cancelled")

@@ -15,7 +15,7 @@ from django.test import TestCase
 
 from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
-from live import consumers
+from live import consumers, receivers
 from live.connections import connections
 from live.models import StockVersion
 from live.publish import publisher
@@ -781,3 +781,22 @@ def test_a_client_sending_too_fast_is_refused_then_closed(settings):
     assert answered == [{"type": "pong"}] * 3
     assert refused == ["rate_limited"] * 3
     assert code == consumers.CLOSE_RATE_LIMITED
+
+
+def test_with_no_socket_to_reach_the_shipped_receiver_queries_nothing(
+    django_assert_num_queries,
+):
+    """No query inside the sender's transaction, even for a shipment whose lines were not
+    prefetched: the push (and its count of units) waits for the commit, and is skipped while
+    nobody could hear it (the in-memory layer, no socket in this process)."""
+    variant_stocked("MUG-SHIP", on_hand=5)
+    ada, _ = _customer("ada@example.com")
+    order = order_new(ada, ("MUG-SHIP", 2))
+    _pay(order)
+    shipment = fulfilment_create(order=Order.objects.get(pk=order.pk), tracking_number="T-9")
+    shipment = type(shipment).objects.get(pk=shipment.pk)  # lines not prefetched
+
+    with django_assert_num_queries(0), TestCase.captureOnCommitCallbacks() as callbacks:
+        receivers.push_order_shipped(sender=fulfilment_create, order=order, shipment=shipment)
+
+    assert callbacks == []
