@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Deliver = Callable[[Any, Any], Awaitable[None]]
+# What `_handed` says of a key never handed on: version 0, at a time before any window.
+_NEVER = (0, float("-inf"))
 Gate = Callable[[Any], Awaitable[float]]
 
 
@@ -31,24 +33,30 @@ class Coalescer:
         self._tasks: set[asyncio.Task] = set()
 
     def seed(self, key: Any, version: int) -> None:
-        """Note that the receiver already has `key` at `version` (a snapshot): older values
-        offered later are dropped."""
-        handed_version, handed_at = self._handed.get(key, (0, float("-inf")))
+        """Note that the receiver already has `key` at `version` (a snapshot): a value of that
+        version or older, waiting or offered later, is dropped."""
+        handed_version, handed_at = self._handed.get(key, _NEVER)
         self._handed[key] = (max(version, handed_version), handed_at)
+        pending = self._pending.get(key)
+        if pending is not None and pending[0] <= version:
+            del self._pending[key]
+            timer = self._scheduled.pop(key, None)
+            if timer is not None:
+                timer.cancel()
 
     def offer(self, key: Any, version: int, value: Any) -> bool:
         """Hand on `value` at the end of the key's window, unless a value of the same or a
         newer version was handed on or is waiting; return True when the key was quiet for a
         window (and no gate asks): the caller hands `value` on itself, now, with no task or
         timer in between (the common case of a quiet SKU)."""
-        newest = max(self._pending.get(key, (0, None))[0], self._handed.get(key, (0, 0.0))[0])
+        newest = max(self._pending.get(key, (0, None))[0], self._handed.get(key, _NEVER)[0])
         if version <= newest:
             return False
         if key in self._scheduled:
             self._pending[key] = (version, value)
             return False
         loop = asyncio.get_running_loop()
-        wait = self._handed.get(key, (0, float("-inf")))[1] + self._window - loop.time()
+        wait = self._handed.get(key, _NEVER)[1] + self._window - loop.time()
         if wait <= 0 and self._gate is None:
             self._handed[key] = (version, loop.time())
             return True
