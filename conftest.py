@@ -30,6 +30,17 @@ PROJECT_PACKAGES: tuple[str, ...] = tuple(
 )
 
 
+def pytest_configure(config) -> None:
+    """This run's own keys on the channel layer's Redis (groups, socket counts, stock windows),
+    as it has its own cache database: runs sharing a Redis never hear each other's pushes or
+    count each other's sockets. Through the environment, the servers tests start inherit it."""
+    prefix = os.environ.setdefault("LIVE_LAYER_PREFIX", f"test-{uuid.uuid4().hex[:12]}:live")
+    settings.LIVE_LAYER_PREFIX = prefix
+    layer = settings.CHANNEL_LAYERS["default"]
+    if "CONFIG" in layer:
+        layer["CONFIG"]["prefix"] = prefix
+
+
 def pytest_addoption(parser) -> None:
     parser.addoption(
         "--screenshots",

@@ -253,6 +253,9 @@ REDIS_CHANNEL_LAYER_DB = env.int("REDIS_CHANNEL_LAYER_DB", default=3)
 # wait ends in a TimeoutError that closes the socket (redis-py's default, 5 s, equals
 # channels_redis's wait). Tests shorten the wait to hold a socket idle past it quickly.
 LIVE_LAYER_WAIT_SECONDS = env.float("LIVE_LAYER_WAIT_SECONDS", default=5.0)
+# Every key live keeps on the layer's Redis starts with this (groups, socket counts, stock
+# windows): each test run sets its own (conftest.py), so runs sharing a Redis never mix.
+LIVE_LAYER_PREFIX = env.str("LIVE_LAYER_PREFIX", default="stockwire:live")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -266,7 +269,7 @@ if REDIS_URL:
                     }
                 ],
                 "wait_seconds": LIVE_LAYER_WAIT_SECONDS,
-                "prefix": "stockwire:live",
+                "prefix": LIVE_LAYER_PREFIX,
                 # A socket that stops reading loses its pushes past this many (best-effort:
                 # the snapshot on reconnect is the truth); a message waits at most this long.
                 "capacity": 200,

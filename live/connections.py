@@ -22,6 +22,10 @@ def _lapse_seconds() -> float:
     return 3 * settings.LIVE_PING_SECONDS
 
 
+def _key(user_id: int) -> str:
+    return f"{settings.LIVE_LAYER_PREFIX}:connections:{user_id}"
+
+
 class ConnectionCounter:
     def __init__(self) -> None:
         self._memory: dict[int, dict[str, float]] = {}
@@ -37,7 +41,7 @@ class ConnectionCounter:
                     del mine[member]
             mine[socket] = now + _lapse_seconds()
             return len(mine)
-        key = f"stockwire:live:connections:{user_id}"
+        key = _key(user_id)
         try:
             async with layer_redis(url).pipeline(transaction=True) as pipe:
                 pipe.zremrangebyscore(key, "-inf", now)
@@ -61,7 +65,7 @@ class ConnectionCounter:
             return
         try:
             await asyncio.wait_for(
-                layer_redis(url).zrem(f"stockwire:live:connections:{user_id}", socket),
+                layer_redis(url).zrem(_key(user_id), socket),
                 TIMEOUT_SECONDS,
             )
         except Exception:  # it lapses on its own

@@ -174,7 +174,7 @@ async def _shared_stock_window(variant_id: int) -> float:
     if url is None:
         return 0.0
     window_ms = max(1, round(1000 * settings.LIVE_STOCK_COALESCE_SECONDS))
-    key = f"stockwire:live:stock-window:{variant_id}"
+    key = f"{settings.LIVE_LAYER_PREFIX}:stock-window:{variant_id}"
     try:
         async with layer_redis(url).pipeline(transaction=False) as pipe:
             pipe.set(key, 1, nx=True, px=window_ms)

@@ -75,7 +75,7 @@ def settings_on_the_stack(stack, transactional_db, settings) -> Stack:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [f"redis://127.0.0.1:{stack.redis.port}/3"],
-                "prefix": "stockwire:live",
+                "prefix": settings.LIVE_LAYER_PREFIX,
             },
         }
     }
