@@ -402,10 +402,16 @@ class OrdersSocket(AuthenticatedSocket):
         return [customer_group(self.customer_id)]
 
     async def snapshot_send(self, message: dict) -> None:
-        orders = await database_sync_to_async(selectors.customer_orders)(
+        orders, complete = await database_sync_to_async(selectors.customer_orders)(
             customer_id=self.customer_id, since=_version(message.get("since"))
         )
-        await self.send_json({"type": "snapshot", "orders": [order.message() for order in orders]})
+        await self.send_json(
+            {
+                "type": "snapshot",
+                "orders": [order.message() for order in orders],
+                "complete": complete,
+            }
+        )
 
 
 def _customer_id(user: AbstractBaseUser) -> int:

@@ -158,14 +158,16 @@ def order_state(*, order_id: int) -> tuple[int, OrderState, str] | None:
     return row[0], _state(row[1:-1]), row[-1]
 
 
-def customer_orders(*, customer_id: int, since: int = 0) -> list[OrderState]:
+def customer_orders(*, customer_id: int, since: int = 0) -> tuple[list[OrderState], bool]:
     """The customer's open orders and every order of theirs changed after version `since`
-    (a cancellation or a delivery the client missed), the most recently changed first."""
+    (a cancellation or a delivery the client missed), the most recently changed first, at
+    most SNAPSHOT_ORDERS of them; and whether that is all of them."""
     changed = OrderEvent.objects.filter(id__gt=since, order__customer_id=customer_id)
     wanted = Q(status__in=OPEN_STATUSES) | (Q(pk__in=changed.values("order_id")) if since else Q())
     orders = Order.objects.filter(wanted, customer_id=customer_id)
-    rows = _with_version(orders).order_by("-event_id").values_list(*_STATE_FIELDS)[:SNAPSHOT_ORDERS]
-    return [_state(row) for row in rows]
+    rows = _with_version(orders).order_by("-event_id").values_list(*_STATE_FIELDS)
+    found = [_state(row) for row in rows[: SNAPSHOT_ORDERS + 1]]
+    return found[:SNAPSHOT_ORDERS], len(found) <= SNAPSHOT_ORDERS
 
 
 def staff_attention() -> tuple[int, list[dict[str, Any]]]:

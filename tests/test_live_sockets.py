@@ -81,7 +81,15 @@ def test_a_customer_hears_every_change_of_their_order_in_order_and_nobody_elses(
     async def body():
         ada_socket, ada_snapshot = await connected_customer(ada_token)
         bob_socket, bob_snapshot = await connected_customer(bob_token)
-        assert ada_snapshot == bob_snapshot == {"type": "snapshot", "orders": []}
+        assert (
+            ada_snapshot
+            == bob_snapshot
+            == {
+                "type": "snapshot",
+                "orders": [],
+                "complete": True,
+            }
+        )
 
         order = await committed(order_new, ada, ("MUG-1", 3))
         (placed,) = await messages(ada_socket, 1)
@@ -800,3 +808,20 @@ def test_with_no_socket_to_reach_the_shipped_receiver_queries_nothing(
         receivers.push_order_shipped(sender=fulfilment_create, order=order, shipment=shipment)
 
     assert callbacks == []
+
+
+def test_an_orders_snapshot_cut_at_its_limit_says_it_is_not_complete(settings, monkeypatch):
+    monkeypatch.setattr("live.selectors.SNAPSHOT_ORDERS", 2)
+    variant_stocked("MUG-MANY", on_hand=10)
+    ada, token = _customer("ada@example.com")
+    orders = [order_new(ada, ("MUG-MANY", 1)) for _ in range(3)]
+
+    async def body():
+        communicator, snapshot = await connected_customer(token)
+        await communicator.disconnect()
+        return snapshot
+
+    snapshot = scenario(body)
+
+    assert [o["number"] for o in snapshot["orders"]] == [orders[2].number, orders[1].number]
+    assert snapshot["complete"] is False
