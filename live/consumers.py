@@ -87,7 +87,7 @@ class LiveSocket(AsyncWebsocketConsumer):
             return await self._rate_limited()
         if text_data is None:
             return await self.error("bad_message", "Send JSON text frames, not binary ones.")
-        if len(text_data.encode()) > settings.LIVE_MAX_MESSAGE_BYTES:
+        if _utf8_length_over(text_data, settings.LIVE_MAX_MESSAGE_BYTES):
             return await self.error(
                 "message_too_large",
                 f"A message is at most {settings.LIVE_MAX_MESSAGE_BYTES} bytes.",
@@ -378,6 +378,18 @@ class AuthenticatedSocket(LiveSocket):
             wait.cancel()
         if getattr(self, "user", None) is not None:
             await connections.remove(self.user.pk, self.channel_name)
+
+
+def _utf8_length_over(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8 (as it came over the wire), most
+    often without encoding it again: a character takes 1 to 4 bytes, so only a text between
+    limit/4 and limit characters long needs counting. (Daphne already refused anything above
+    its own, larger limit: --websocket-max-message-size.)"""
+    if len(text) > limit:
+        return True
+    if 4 * len(text) <= limit:
+        return False
+    return len(text.encode()) > limit
 
 
 def _session_now(session_key: str | None) -> Any:

@@ -85,6 +85,14 @@ def text(message: dict) -> str:
 
 ASGI_APPLICATION = "config.asgi:application"
 REDIS_NOT_PERSISTENT = ["--save", "", "--appendonly", "no"]
+# The compose file's `live` service's: Daphne refuses larger messages before the app sees them.
+DAPHNE_MAX_MESSAGE_BYTES = 65536
+DAPHNE_MESSAGE_LIMITS = [
+    "--websocket-max-message-size",
+    str(DAPHNE_MAX_MESSAGE_BYTES),
+    "--websocket-max-frame-size",
+    str(DAPHNE_MAX_MESSAGE_BYTES),
+]
 
 
 def free_port() -> int:
@@ -138,7 +146,17 @@ def daphne(*, env: dict[str, str], log: Path) -> ServerProcess:
     """The compose file's `live` service: Daphne serving config.asgi (the sockets)."""
     port = free_port()
     return ServerProcess(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), ASGI_APPLICATION],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *DAPHNE_MESSAGE_LIMITS,
+            ASGI_APPLICATION,
+        ],
         port=port,
         env=env,
         log=log,

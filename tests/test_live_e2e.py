@@ -9,18 +9,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import child_env
+from conftest import PROJECT_DIR, child_env
 from live.consumers import CLOSE_TRY_AGAIN_LATER
 from live.models import StockVersion
 from orders.models import Order
 from orders.services import customer_for_user
 from payments.demo_provider import demo_event, demo_event_signed
-from tests.live_helpers import ServerProcess, daphne, gunicorn, redis_server, scenario
+from tests.live_helpers import (
+    DAPHNE_MAX_MESSAGE_BYTES,
+    DAPHNE_MESSAGE_LIMITS,
+    ServerProcess,
+    daphne,
+    gunicorn,
+    redis_server,
+    scenario,
+)
 from tests.orders_helpers import order_new
 from tests.storefront_helpers import ADDRESS, product_make, user_with_token
 
@@ -250,6 +259,33 @@ def test_an_idle_socket_stays_open_past_several_of_the_layers_waits_on_redis(
 
     assert pings >= 2
     assert answer == {"type": "pong"}
+
+
+def test_daphne_refuses_a_huge_message_the_app_a_large_one_as_the_compose_file_runs_it(stack):
+    compose = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
+    command = compose["services"]["live"]["command"]
+
+    async def body():
+        socket = await _socket(stack.live.port, "/ws/v1/stock")
+        await socket.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+        large = await _next(socket)
+        await socket.send(json.dumps({"type": "ping"}))
+        still_open = await _next(socket)
+        await socket.send("x" * (DAPHNE_MAX_MESSAGE_BYTES + 1))
+        try:
+            await _next(socket)
+            answered = True
+        except ConnectionClosed as closed:
+            # Autobahn drops the connection at once, no close frame (the client sees 1006).
+            answered = closed.rcvd is not None
+        return large, still_open, answered
+
+    large, still_open, answered = scenario(body)
+
+    assert " ".join(DAPHNE_MESSAGE_LIMITS) in " ".join(command)
+    assert (large["type"], large["code"]) == ("error", "message_too_large")
+    assert still_open == {"type": "pong"}
+    assert not answered
 
 
 async def _reconnected(port: int, token: str, since: int, timeout: float = 15) -> dict:

@@ -825,3 +825,11 @@ def test_an_orders_snapshot_cut_at_its_limit_says_it_is_not_complete(settings, m
 
     assert [o["number"] for o in snapshot["orders"]] == [orders[2].number, orders[1].number]
     assert snapshot["complete"] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "over"),
+    [("a" * 4096, False), ("a" * 4097, True), ("€" * 1365, False), ("€" * 1366, True)],
+)
+def test_a_message_is_measured_in_utf8_bytes_as_it_came_over_the_wire(text, over):
+    assert consumers._utf8_length_over(text, 4096) is over
