@@ -30,6 +30,7 @@ REFERENCE = ROOT / "bench" / "reference"
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "sw_bench")
 assert DB_PREFIX.startswith("sw_"), DB_PREFIX
 GUNICORN_WORKERS = 4
+# config.settings.ASGI_APPLICATION in Daphne's form: the driver runs without Django set up.
 ASGI_APPLICATION = "config.asgi:application"
 
 

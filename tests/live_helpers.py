@@ -19,6 +19,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import TestCase
 
 from config.asgi import application
@@ -83,7 +84,8 @@ def text(message: dict) -> str:
 # --- Real servers (end-to-end tests) -----------------------------------------------------------
 
 
-ASGI_APPLICATION = "config.asgi:application"
+# Daphne's form (module:attribute) of the application Django and Channels are configured with.
+ASGI_APPLICATION = ":".join(settings.ASGI_APPLICATION.rsplit(".", 1))
 REDIS_NOT_PERSISTENT = ["--save", "", "--appendonly", "no"]
 # The compose file's `live` service's: Daphne refuses larger messages before the app sees them.
 DAPHNE_MAX_MESSAGE_BYTES = 65536
@@ -93,11 +95,6 @@ DAPHNE_MESSAGE_LIMITS = [
     "--websocket-max-frame-size",
     str(DAPHNE_MAX_MESSAGE_BYTES),
 ]
-
-
-def free_port() -> int:
-    """A local TCP port free now (the server about to start takes it)."""
-    return closed_port()
 
 
 class ServerProcess:
@@ -144,7 +141,7 @@ class ServerProcess:
 
 def daphne(*, env: dict[str, str], log: Path) -> ServerProcess:
     """The compose file's `live` service: Daphne serving config.asgi (the sockets)."""
-    port = free_port()
+    port = closed_port()
     return ServerProcess(
         [
             sys.executable,
@@ -165,7 +162,7 @@ def daphne(*, env: dict[str, str], log: Path) -> ServerProcess:
 
 def gunicorn(*, env: dict[str, str], log: Path) -> ServerProcess:
     """The compose file's `web` service: gunicorn serving config.wsgi (the HTTP API)."""
-    port = free_port()
+    port = closed_port()
     return ServerProcess(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
         port=port,
@@ -176,7 +173,7 @@ def gunicorn(*, env: dict[str, str], log: Path) -> ServerProcess:
 
 def redis_server(*, log: Path, port: int | None = None) -> ServerProcess:
     """A Redis of the test's own (never the machine's shared one): it may be stopped."""
-    port = port or free_port()
+    port = port or closed_port()
     return ServerProcess(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *REDIS_NOT_PERSISTENT],
         port=port,
