@@ -26,7 +26,8 @@ from redis.exceptions import RedisError
 from live import selectors
 from live.coalesce import Coalescer
 from live.connections import connections
-from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group, variant_group
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
+from live.hub import hub_for
 from live.publish import publisher
 
 logger = logging.getLogger("stockwire.live")
@@ -179,12 +180,6 @@ class LiveSocket(AsyncWebsocketConsumer):
             await self.close_with(CLOSE_TRY_AGAIN_LATER)
             return False
         return True
-
-    async def groups_leave(self, groups: list[str]) -> None:
-        for group in groups:
-            if group in self.groups:
-                self.groups.remove(group)
-                await self._discard(group)
 
     async def _discard(self, group: str) -> None:
         try:
@@ -480,12 +475,20 @@ class StockSocket(LiveSocket):
     active variants), `unsubscribe` removes them; each answers with the snapshot of every
     SKU subscribed. Pushes are coalesced per SKU: at most one per LIVE_STOCK_COALESCE_SECONDS,
     the newest.
+
+    The socket follows its SKUs through this process's hub (`live.hub`), not a group of its
+    own: the hub hears a push once and calls `live_stock` of each local follower. Pushes come
+    in while a subscribe, unsubscribe or resync awaits its snapshot, so they are held until the
+    snapshot is sent (then offered against the versions it seeded): a client never gets a push
+    and then an older snapshot.
     """
 
     handlers = {**LiveSocket.handlers, "subscribe": "on_subscribe", "unsubscribe": "on_unsubscribe"}
 
     async def opened(self) -> None:
         self.subscribed: dict[int, str] = {}  # variant id -> SKU
+        self.hub = hub_for(self.channel_layer)
+        self.held: list[dict] | None = None  # pushes waiting for the snapshot being read
         self.coalescer = Coalescer(
             window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._deliver
         )
@@ -496,6 +499,9 @@ class StockSocket(LiveSocket):
             await self.send(text_data=text)
 
     async def live_stock(self, event: dict) -> None:
+        if self.held is not None:
+            self.held.append(event)
+            return
         if self.coalescer.offer(event["key"], event["version"], event["text"]):
             await self._deliver(event["key"], event["text"])
 
@@ -520,9 +526,16 @@ class StockSocket(LiveSocket):
         new = {vid: sku for vid, sku in found.items() if vid not in self.subscribed}
         if len(self.subscribed) + len(new) > limit:
             return await self.error("too_many_subscriptions", refusal)
-        if not await self.groups_join([variant_group(vid) for vid in new]):
+        self.held = []
+        try:
+            for vid in new:
+                await self.hub.join(vid, self)
+                self.subscribed[vid] = new[vid]
+        except LAYER_ERRORS as error:  # fail open: the shop goes on, this socket retries later
+            logger.warning("live: could not follow SKUs (%s)", type(error).__name__)
+            self.held = None
+            await self.close_with(CLOSE_TRY_AGAIN_LATER)
             return
-        self.subscribed.update(new)
         unknown = sorted(set(skus) - set(found.values()))
         await self.snapshot_send({}, unknown=unknown)
 
@@ -541,24 +554,43 @@ class StockSocket(LiveSocket):
         for vid in gone:
             del self.subscribed[vid]
             self.coalescer.forget(vid)
-        await self.groups_leave([variant_group(vid) for vid in gone])
+            await self.hub.leave(vid, self)
         await self.snapshot_send({})
 
     async def snapshot_send(self, message: dict, *, unknown: list[str] | None = None) -> None:
-        states = await database_sync_to_async(selectors.stock_states)(
-            variant_ids=list(self.subscribed)
-        )
-        for state in states:
-            self.coalescer.seed(state.variant_id, state.version)
-        snapshot: dict[str, Any] = {"type": "snapshot", "stock": [s.message() for s in states]}
-        if unknown:
-            snapshot["unknown"] = unknown
-        await self.send_json(snapshot)
+        if self.held is None:
+            self.held = []
+        try:
+            states = await database_sync_to_async(selectors.stock_states)(
+                variant_ids=list(self.subscribed)
+            )
+            for state in states:
+                self.coalescer.seed(state.variant_id, state.version)
+            snapshot: dict[str, Any] = {
+                "type": "snapshot",
+                "stock": [s.message() for s in states],
+            }
+            if unknown:
+                snapshot["unknown"] = unknown
+            await self.send_json(snapshot)
+        finally:
+            held, self.held = self.held, None
+        for event in held:
+            await self.live_stock(event)
+
+    async def layer_lost(self) -> None:
+        """The hub lost the channel layer: pushes may be missing, so come back later for a
+        fresh snapshot."""
+        self.subscribed.clear()
+        await self.close_with(CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int | None) -> None:
         coalescer = getattr(self, "coalescer", None)
         if coalescer is not None:
             coalescer.close()
+        for vid in list(getattr(self, "subscribed", ())):
+            await self.hub.leave(vid, self)
+        self.subscribed = {}
 
 
 def _names(message: dict) -> tuple[list[str], list[int]] | None:
