@@ -8,6 +8,7 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import Permission
 from django.db import connections as db_connections
 from django.db import transaction
@@ -833,3 +834,47 @@ def test_an_orders_snapshot_cut_at_its_limit_says_it_is_not_complete(settings, m
 )
 def test_a_message_is_measured_in_utf8_bytes_as_it_came_over_the_wire(text, over):
     assert consumers._utf8_length_over(text, 4096) is over
+
+
+def test_fifty_sockets_on_one_sku_are_one_group_member_each_push_reaches_all_and_a_leaver_none(
+    settings,
+):
+    """The process's hub (`live.hub`) joins the SKU's group once for all its sockets: the layer
+    carries one message per push, which every local follower hears; one that unsubscribed or
+    disconnected hears nothing more, and the last one out leaves the group."""
+    settings.LIVE_STOCK_COALESCE_SECONDS = 0.05
+    mug = variant_stocked("MUG-HUB", on_hand=100)
+    buyer, _ = _customer("ada@example.com")
+    group = f"live.stock.{mug.pk}"
+
+    async def body():
+        sockets = [socket("/ws/v1/stock") for _ in range(50)]
+        for communicator in sockets:
+            await communicator.connect()
+            await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-HUB"]})
+            await communicator.receive_json_from(timeout=2)
+        layer = get_channel_layer()
+        members = len(layer.groups.get(group, {}))
+        await committed(order_new, buyer, ("MUG-HUB", 1))
+        heard = [await c.receive_json_from(timeout=2) for c in sockets]
+        leaver, gone = sockets[0], sockets[1]
+        await leaver.send_json_to({"type": "unsubscribe", "skus": ["MUG-HUB"]})
+        await leaver.receive_json_from(timeout=2)
+        await gone.disconnect()
+        await asyncio.sleep(0.1)  # past the coalescing window
+        await committed(order_new, buyer, ("MUG-HUB", 1))
+        second = [await c.receive_json_from(timeout=2) for c in sockets[2:]]
+        leaver_silent = await leaver.receive_nothing(timeout=0.3)
+        for communicator in sockets[2:]:
+            await communicator.disconnect()
+        left = len(layer.groups.get(group, {}))
+        await leaver.disconnect()
+        return members, heard, second, leaver_silent, left
+
+    members, heard, second, leaver_silent, left = scenario(body)
+
+    assert members == 1
+    assert {(m["sku"], m["available"]) for m in heard} == {("MUG-HUB", 99)}
+    assert {(m["sku"], m["available"]) for m in second} == {("MUG-HUB", 98)}
+    assert leaver_silent
+    assert left == 0
