@@ -878,3 +878,35 @@ def test_fifty_sockets_on_one_sku_are_one_group_member_each_push_reaches_all_and
     assert {(m["sku"], m["available"]) for m in second} == {("MUG-HUB", 98)}
     assert leaver_silent
     assert left == 0
+
+
+def test_a_push_arriving_while_the_snapshot_is_read_follows_the_snapshot(settings, monkeypatch):
+    """The hub hands pushes to a socket at any time, also while it reads its snapshot: one that
+    arrives meanwhile is held and sent after the snapshot, never before an older snapshot."""
+    mug = variant_stocked("MUG-HOLD", on_hand=10)
+    buyer, _ = _customer("ada@example.com")
+    read = consumers.selectors.stock_states
+
+    def read_then_sell(**kwargs):
+        states = read(**kwargs)  # the snapshot holds the stock before the sale
+        monkeypatch.setattr(consumers.selectors, "stock_states", read)
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            order_new(buyer, ("MUG-HOLD", 1))
+        time.sleep(0.3)  # the push reaches the socket on the loop meanwhile
+        return states
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        monkeypatch.setattr(consumers.selectors, "stock_states", read_then_sell)
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-HOLD"]})
+        received = await messages(communicator, 2)
+        await communicator.disconnect()
+        return received
+
+    snapshot, push = scenario(body)
+
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["stock"][0]["available"] == 10
+    assert (push["sku"], push["available"]) == ("MUG-HOLD", 9)
+    assert push["version"] == StockVersion.objects.get(variant=mug).version
