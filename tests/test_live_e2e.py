@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import yaml
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -17,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import PROJECT_DIR, child_env
 from live.consumers import CLOSE_TRY_AGAIN_LATER
+from live.groups import variant_group
 from live.models import StockVersion
 from orders.models import Order
 from orders.services import customer_for_user
@@ -341,3 +343,35 @@ def test_with_redis_stopped_the_api_still_answers_and_a_reconnect_repairs_the_so
     assert missed[during["number"]]["status"] == "pending_payment"
     assert missed[before["number"]]["event_id"] > placed["event_id"]
     assert "channel layer unavailable" in web.output()
+
+
+def test_daphne_joins_a_skus_group_once_for_all_its_sockets_and_each_hears_the_push(
+    settings_on_the_stack, settings
+):
+    """On Redis, the serving process's hub (`live.hub`) is the SKU group's one member however
+    many of its sockets follow the SKU: one layer message per push reaches all of them."""
+    stack = settings_on_the_stack
+    mug = product_make(name="Mug", skus=("MUG-FAN",), price="12.50", on_hand=10)
+    ada, _ = user_with_token(email="ada@example.com")
+    ada_customer = customer_for_user(user=ada)
+    # channels_redis keeps a group's members in a sorted set under this key.
+    group = variant_group(mug.variants.get().pk)
+    group_key = f"{settings.LIVE_LAYER_PREFIX}:group:{group}"
+    layer_redis = redis.Redis(port=stack.redis.port, db=settings.REDIS_CHANNEL_LAYER_DB)
+
+    async def body():
+        sockets = [await _socket(stack.live.port, "/ws/v1/stock") for _ in range(3)]
+        for socket in sockets:
+            await socket.send(json.dumps({"type": "subscribe", "skus": ["MUG-FAN"]}))
+            assert (await _next(socket))["type"] == "snapshot"
+        members = layer_redis.zcard(group_key)
+        await sync_to_async(order_new)(ada_customer, ("MUG-FAN", 1))
+        heard = [await _next(socket) for socket in sockets]
+        for socket in sockets:
+            await socket.close()
+        return members, heard
+
+    members, heard = scenario(body)
+
+    assert members == 1
+    assert [(m["sku"], m["available"]) for m in heard] == [("MUG-FAN", 9)] * 3
