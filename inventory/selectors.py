@@ -82,8 +82,9 @@ def stock_level_list(
     return levels
 
 
-def variants_low_on_stock() -> list[tuple[Variant, int]]:
-    """Active variants of active products at or below their threshold, with availability."""
+def variant_available_units() -> Coalesce:
+    """An expression for a `Variant` queryset: the variant's units for sale in active
+    warehouses, counted as `availability_by_variant` counts them (0 without stock)."""
     available = (
         StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
         .order_by()
@@ -91,10 +92,15 @@ def variants_low_on_stock() -> list[tuple[Variant, int]]:
         .annotate(total=Sum(available_units()))
         .values("total")
     )
+    return Coalesce(Subquery(available, output_field=IntegerField()), Value(0))
+
+
+def variants_low_on_stock() -> list[tuple[Variant, int]]:
+    """Active variants of active products at or below their threshold, with availability."""
     variants = (
         Variant.objects.filter(is_active=True, product__is_active=True)
         .select_related("product")
-        .annotate(available=Coalesce(Subquery(available, output_field=IntegerField()), Value(0)))
+        .annotate(available=variant_available_units())
         .filter(available__lte=F("low_stock_threshold"))
         .order_by("sku")
     )

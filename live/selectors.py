@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from catalog.models import Variant
-from inventory.models import StockLevel, available_units
-from inventory.selectors import variants_low_on_stock
+from inventory.selectors import variant_available_units, variants_low_on_stock
 from live.models import StockVersion
 from orders.models import Order, OrderEvent, OrderStatus
 
@@ -75,18 +74,11 @@ def stock_rows(*, variant_ids: Iterable[int]) -> list[StockState]:
     """The availability of each variant, as `inventory.selectors.availability_by_variant`
     counts it (`available_units`: on hand less reserved, held and safety stock), with its
     version: one query for any number of variants."""
-    available = (
-        StockLevel.objects.filter(variant=OuterRef("pk"), warehouse__is_active=True)
-        .order_by()
-        .values("variant")
-        .annotate(total=Sum(available_units()))
-        .values("total")
-    )
     version = StockVersion.objects.filter(variant=OuterRef("pk")).values("version")
     rows = (
         Variant.objects.filter(pk__in=set(variant_ids))
         .annotate(
-            available=Coalesce(Subquery(available, output_field=IntegerField()), Value(0)),
+            available=variant_available_units(),
             version=Coalesce(Subquery(version), Value(0)),
         )
         .order_by("sku")
