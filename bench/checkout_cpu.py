@@ -36,6 +36,8 @@ with each variant's web CPU as a ratio of the bare view's and of the naive check
 - `checkout+relay_publish`: the checkout with the outbox published by the listening relay
   (`OUTBOX_PUBLISH = "relay"`: the commit's NOTIFY wakes it) instead of by the web process after
   each commit (`commit`, the default; `checkout+commit_publish` forces it);
+- `checkout+no_live`: the checkout with the live app's receivers disconnected (what the pushes
+  to the sockets cost the web process, read and sent after each commit);
 - `checkout+client_binding`: psycopg binds parameters client-side and prepares nothing (Django's
   own default, before `DB_PREPARED_STATEMENTS`); `checkout+server_binding`: server-side binding
   without preparing; `checkout+server_binding_prepared`: server-side binding, and psycopg
@@ -178,10 +180,19 @@ def _as_configured() -> Iterator[None]:
     yield
 
 
+@contextmanager
+def _live_receivers_disconnected() -> Iterator[None]:
+    from bench.inproc import receivers_replaced
+
+    with receivers_replaced(lambda function: None, apps=("live.",)):
+        yield
+
+
 TOGGLES: dict[str, Callable[[], object]] = {
     "": _as_configured,
     "commit_publish": lambda: _outbox_published_by("commit"),
     "relay_publish": lambda: _outbox_published_by("relay"),
+    "no_live": _live_receivers_disconnected,
     "client_binding": lambda: _database_options(server_side_binding=False, prepare_threshold=None),
     "server_binding": lambda: _database_options(server_side_binding=True, prepare_threshold=None),
     "server_binding_prepared": lambda: _database_options(

@@ -269,9 +269,10 @@ def project_signals() -> list:
 
 
 @contextmanager
-def receivers_replaced(replace):
-    """Swap every project receiver on every signal for `replace(receiver)` (dropped where that
-    is None); put the very same entries back after. Yields how many receivers were swapped."""
+def receivers_replaced(replace, apps: tuple[str, ...] = PROJECT_APPS):
+    """Swap every receiver whose module starts with one of `apps` (`PROJECT_APPS` unless told)
+    on every signal for `replace(receiver)` (dropped where that is None); put the very same
+    entries back after. Yields how many receivers were swapped."""
     saved = []
     swapped = 0
     for signal in project_signals():
@@ -281,7 +282,7 @@ def receivers_replaced(replace):
             for key, target, is_async in signal.receivers:
                 function = target() if isinstance(target, weakref.ReferenceType) else target
                 if function is not None and (getattr(function, "__module__", "") or "").startswith(
-                    PROJECT_APPS
+                    apps
                 ):
                     swapped += 1
                     target = replace(function)
