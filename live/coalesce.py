@@ -4,6 +4,8 @@ A flash sale moves one SKU's stock many times a second; its subscribers need its
 availability, not every step. A `Coalescer` hands on a key's value at once when the key was
 quiet for a window, else once the window ends, with the newest value offered meanwhile (the
 highest version): the last change always goes out, a burst costs one message per window.
+Two use it: the publisher (`live.publish`, per process that commits) and each serving
+process's hub (`live.hub`, once for all its sockets).
 
 An optional `gate` widens the window beyond this coalescer: asked before each hand-on, it
 answers 0 to go ahead or how many seconds to wait (the publisher's gate is a window shared by
@@ -31,18 +33,6 @@ class Coalescer:
         self._handed: dict[Any, tuple[int, float]] = {}  # key -> (version, loop time) last handed
         self._scheduled: dict[Any, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
-
-    def seed(self, key: Any, version: int) -> None:
-        """Note that the receiver already has `key` at `version` (a snapshot): a value of that
-        version or older, waiting or offered later, is dropped."""
-        handed_version, handed_at = self._handed.get(key, _NEVER)
-        self._handed[key] = (max(version, handed_version), handed_at)
-        pending = self._pending.get(key)
-        if pending is not None and pending[0] <= version:
-            del self._pending[key]
-            timer = self._scheduled.pop(key, None)
-            if timer is not None:
-                timer.cancel()
 
     def offer(self, key: Any, version: int, value: Any) -> bool:
         """Hand on `value` at the end of the key's window, unless a value of the same or a

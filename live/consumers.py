@@ -24,7 +24,6 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from redis.exceptions import RedisError
 
 from live import selectors
-from live.coalesce import Coalescer
 from live.connections import connections
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
 from live.hub import hub_for
@@ -473,14 +472,16 @@ class StockSocket(LiveSocket):
 
     `{"type": "subscribe", "skus": [...], "products": [ids]}` adds SKUs (a product's are its
     active variants), `unsubscribe` removes them; each answers with the snapshot of every
-    SKU subscribed. Pushes are coalesced per SKU: at most one per LIVE_STOCK_COALESCE_SECONDS,
-    the newest.
+    SKU subscribed.
 
     The socket follows its SKUs through this process's hub (`live.hub`), not a group of its
-    own: the hub hears a push once and calls `live_stock` of each local follower. Pushes come
-    in while a subscribe, unsubscribe or resync awaits its snapshot, so they are held until the
-    snapshot is sent (then offered against the versions it seeded): a client never gets a push
-    and then an older snapshot.
+    own: the hub hears a push once, coalesces it (at most one per SKU per
+    LIVE_STOCK_COALESCE_SECONDS, the newest always) and calls `live_stock` of each local
+    follower. The socket sends what is newer than the version it holds for the SKU (its
+    snapshot's or its last push's) and drops the rest. Pushes come in while a subscribe,
+    unsubscribe or resync awaits its snapshot, so they are held until the snapshot is sent,
+    then the newest of each SKU goes out if the snapshot is older: a client never gets a push
+    and then an older snapshot, nor a burst of held pushes.
     """
 
     handlers = {**LiveSocket.handlers, "subscribe": "on_subscribe", "unsubscribe": "on_unsubscribe"}
@@ -488,22 +489,24 @@ class StockSocket(LiveSocket):
     async def opened(self) -> None:
         self.subscribed: dict[int, str] = {}  # variant id -> SKU
         self.hub = hub_for(self.channel_layer)
-        self.held: list[dict] | None = None  # pushes waiting for the snapshot being read
-        self.coalescer = Coalescer(
-            window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._deliver
-        )
+        self.versions: dict[int, int] = {}  # variant id -> the newest version the client has
+        # Pushes waiting for the snapshot being read, the newest per SKU (None: not reading).
+        self.held: dict[int, dict] | None = None
         await self.accept()
 
-    async def _deliver(self, variant_id: int, text: str) -> None:
-        if variant_id in self.subscribed and not self.closing:
-            await self.send(text_data=text)
-
     async def live_stock(self, event: dict) -> None:
+        key = event["key"]
         if self.held is not None:
-            self.held.append(event)
+            waiting = self.held.get(key)
+            if waiting is None or event["version"] > waiting["version"]:
+                self.held[key] = event
             return
-        if self.coalescer.offer(event["key"], event["version"], event["text"]):
-            await self._deliver(event["key"], event["text"])
+        if key not in self.subscribed or self.closing:
+            return
+        if event["version"] <= self.versions.get(key, 0):
+            return
+        self.versions[key] = event["version"]
+        await self.send(text_data=event["text"])
 
     async def on_subscribe(self, message: dict) -> None:
         names = _names(message)
@@ -526,7 +529,7 @@ class StockSocket(LiveSocket):
         new = {vid: sku for vid, sku in found.items() if vid not in self.subscribed}
         if len(self.subscribed) + len(new) > limit:
             return await self.error("too_many_subscriptions", refusal)
-        self.held = []
+        self.held = {}
         try:
             for vid in new:
                 await self.hub.join(vid, self)
@@ -553,19 +556,21 @@ class StockSocket(LiveSocket):
         gone = [vid for vid in found if vid in self.subscribed]
         for vid in gone:
             del self.subscribed[vid]
-            self.coalescer.forget(vid)
+            self.versions.pop(vid, None)
             await self.hub.leave(vid, self)
         await self.snapshot_send({})
 
     async def snapshot_send(self, message: dict, *, unknown: list[str] | None = None) -> None:
         if self.held is None:
-            self.held = []
+            self.held = {}
         try:
             states = await database_sync_to_async(selectors.stock_states)(
                 variant_ids=list(self.subscribed)
             )
             for state in states:
-                self.coalescer.seed(state.variant_id, state.version)
+                self.versions[state.variant_id] = max(
+                    state.version, self.versions.get(state.variant_id, 0)
+                )
             snapshot: dict[str, Any] = {
                 "type": "snapshot",
                 "stock": [s.message() for s in states],
@@ -575,7 +580,7 @@ class StockSocket(LiveSocket):
             await self.send_json(snapshot)
         finally:
             held, self.held = self.held, None
-        for event in held:
+        for event in held.values():
             await self.live_stock(event)
 
     async def layer_lost(self) -> None:
@@ -585,9 +590,6 @@ class StockSocket(LiveSocket):
         await self.close_with(CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int | None) -> None:
-        coalescer = getattr(self, "coalescer", None)
-        if coalescer is not None:
-            coalescer.close()
         for vid in list(getattr(self, "subscribed", ())):
             await self.hub.leave(vid, self)
         self.subscribed = {}

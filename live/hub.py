@@ -11,9 +11,13 @@ How:
 - `StockHub.join(variant_id, socket)` adds the hub's channel to the SKU's group (every time, so a
   subscribe also renews a membership the layer would expire) and notes the socket;
   `leave` forgets it and, when the SKU's last local socket left, discards the group.
-- One receive task per hub hands each `live.stock` message to every socket following the key
-  (`StockSocket.live_stock`: the socket's own coalescer and version check decide, as before).
-  A socket that fails to take it is logged and skipped; the others still get it.
+- One receive task per hub coalesces each SKU's `live.stock` messages (`live.coalesce`: at most
+  one per `LIVE_STOCK_COALESCE_SECONDS`, the newest always) and hands what goes out to every
+  socket following the key (`StockSocket.live_stock`, which drops what is not newer than what
+  the socket has). Once per process, not once per socket: a push costs the hub one timer at
+  most, whatever the number of sockets, and a socket late in a fan-out is not made to wait
+  a window of its own for the next push. A socket that fails to take it is logged and
+  skipped; the others still get it.
 - A refresh task adds the hub to its groups again every half `group_expiry`: a long-lived
   subscription never expires on the layer.
 - When the layer fails under the receive task (Redis down), the hub closes its sockets with
@@ -34,6 +38,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from live.coalesce import Coalescer
 from live.groups import variant_group
 
 logger = logging.getLogger("stockwire.live")
@@ -58,6 +63,9 @@ class StockHub:
         self.channel_name: str | None = None
         self.followers: dict[int, set[Follower]] = {}
         self._tasks: list[asyncio.Task] = []
+        self.coalescer = Coalescer(
+            window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._hand_out
+        )
 
     async def join(self, variant_id: int, follower: Follower) -> None:
         """Follow `variant_id` for `follower`; raises what the layer raises (the socket closes
@@ -81,6 +89,7 @@ class StockHub:
         if local:
             return
         del self.followers[variant_id]
+        self.coalescer.forget(variant_id)
         if not self.followers:
             self._stop()
         await self._discard(variant_id)
@@ -121,11 +130,13 @@ class StockHub:
                 logger.warning("live: stock hub lost the channel layer: %s", type(error).__name__)
                 await self._lost()
                 return
-            if event.get("type") == "live.stock":
-                await self._hand_out(event)
+            if event.get("type") == "live.stock" and self.coalescer.offer(
+                event["key"], event["version"], event
+            ):
+                await self._hand_out(event["key"], event)
 
-    async def _hand_out(self, event: dict) -> None:
-        for follower in list(self.followers.get(event["key"], ())):
+    async def _hand_out(self, variant_id: int, event: dict) -> None:
+        for follower in list(self.followers.get(variant_id, ())):
             try:
                 await follower.live_stock(event)
             except Exception:  # one socket's failure is not its neighbours'
@@ -145,6 +156,7 @@ class StockHub:
         """The layer failed: close every local socket (4503) and start afresh."""
         followers = {f for local in self.followers.values() for f in local}
         self.followers.clear()
+        self.coalescer.close()
         self._stop()
         self.channel_name = None
         for follower in followers:

@@ -924,3 +924,80 @@ def test_a_push_arriving_while_the_snapshot_is_read_follows_the_snapshot(setting
     assert snapshot["stock"][0]["available"] == 10
     assert (push["sku"], push["available"]) == ("MUG-HOLD", 9)
     assert push["version"] == StockVersion.objects.get(variant=mug).version
+
+
+def _stock_push(variant, version: int, available: int) -> dict:
+    """A `live.stock` layer message as a committing process sends it (`live.receivers`)."""
+    state = {"sku": variant.sku, "product_id": variant.product_id, "available": available}
+    return {
+        "type": "live.stock",
+        "key": variant.pk,
+        "version": version,
+        "text": text({"type": "stock", **state, "version": version}),
+    }
+
+
+def test_a_burst_reaches_every_socket_as_the_first_push_at_once_then_the_newest(settings):
+    """Several processes may push one SKU within a window (each coalesces only its own
+    commits; the window they share on Redis fails open): the serving process coalesces once
+    for all its sockets. Every socket gets the first push, then the newest at the window's
+    end and nothing in between: the same two messages for the first socket and the last."""
+    settings.LIVE_STOCK_COALESCE_SECONDS = 0.3
+    mug = variant_stocked("MUG-BURST", on_hand=100)
+
+    async def body():
+        sockets = [socket("/ws/v1/stock") for _ in range(20)]
+        for communicator in sockets:
+            await communicator.connect()
+            await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-BURST"]})
+            await communicator.receive_json_from(timeout=2)
+        layer = get_channel_layer()
+        started = time.monotonic()
+        for version in range(1, 6):
+            await layer.group_send(f"live.stock.{mug.pk}", _stock_push(mug, version, 100 - version))
+        first = [await c.receive_json_from(timeout=2) for c in sockets]
+        second = [await c.receive_json_from(timeout=2) for c in sockets]
+        newest_after = time.monotonic() - started
+        quiet = [await c.receive_nothing(timeout=0.05) for c in sockets]
+        for communicator in sockets:
+            await communicator.disconnect()
+        return first, second, newest_after, quiet
+
+    first, second, newest_after, quiet = scenario(body)
+
+    assert {(m["version"], m["available"]) for m in first} == {(1, 99)}
+    assert {(m["version"], m["available"]) for m in second} == {(5, 95)}
+    assert newest_after >= 0.3
+    assert all(quiet)
+
+
+def test_a_push_not_newer_than_what_the_socket_holds_is_dropped(settings):
+    """A socket's snapshot (version 7 here) or last push is what its client holds: a push of
+    that version or older would step the client back, a newer one goes out."""
+    settings.LIVE_STOCK_COALESCE_SECONDS = 0.05
+    mug = variant_stocked("MUG-OLD", on_hand=10)
+    StockVersion.objects.create(variant=mug, version=7)
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-OLD"]})
+        snapshot = await communicator.receive_json_from(timeout=2)
+        layer = get_channel_layer()
+        group = f"live.stock.{mug.pk}"
+        await layer.group_send(group, _stock_push(mug, 6, 11))
+        await layer.group_send(group, _stock_push(mug, 7, 11))
+        await asyncio.sleep(0.15)  # past the window
+        await layer.group_send(group, _stock_push(mug, 8, 9))
+        pushed = await communicator.receive_json_from(timeout=2)
+        await asyncio.sleep(0.15)
+        await layer.group_send(group, _stock_push(mug, 8, 9))  # what the socket holds now
+        quiet = await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+        return snapshot, pushed, quiet
+
+    snapshot, pushed, quiet = scenario(body)
+
+    assert snapshot["stock"][0]["version"] == 7
+    assert (pushed["version"], pushed["available"]) == (8, 9)
+    assert quiet
