@@ -80,12 +80,14 @@ def stack(django_db_setup, tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture
 def settings_on_the_stack(stack, transactional_db, settings) -> Stack:
-    """The test process pushes through the stack's Redis too (orders it places itself)."""
+    """The test process pushes through the stack's Redis too (orders it places itself), on
+    the database its servers use (they inherit REDIS_CHANNEL_LAYER_DB)."""
+    database = settings.REDIS_CHANNEL_LAYER_DB
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [f"redis://127.0.0.1:{stack.redis.port}/3"],
+                "hosts": [f"redis://127.0.0.1:{stack.redis.port}/{database}"],
                 "prefix": settings.LIVE_LAYER_PREFIX,
             },
         }
