@@ -8,9 +8,10 @@ hub's), receives each push once, and hands its already-encoded text to its local
 directly on the loop they live on: Redis carries one message per process per push.
 
 How:
-- `StockHub.join(variant_id, socket)` adds the hub's channel to the SKU's group (every time, so a
-  subscribe also renews a membership the layer would expire) and notes the socket;
-  `leave` forgets it and, when the SKU's last local socket left, discards the group.
+- `StockHub.join(variant_id, socket)` adds the hub's channel to the SKU's group and marks the
+  SKU followed (`live.following`: commits push only followed SKUs) every time, so a subscribe
+  also renews both, and notes the socket; `leave` forgets it and, when the SKU's last local
+  socket left, discards the group (the mark lapses by itself: another process may follow it).
 - One receive task per hub coalesces each SKU's `live.stock` messages (`live.coalesce`: at most
   one per `LIVE_STOCK_COALESCE_SECONDS`, the newest always) and hands what goes out to every
   socket following the key (`StockSocket.live_stock`, which drops what is not newer than what
@@ -18,8 +19,8 @@ How:
   most, whatever the number of sockets, and a socket late in a fan-out is not made to wait
   a window of its own for the next push. A socket that fails to take it is logged and
   skipped; the others still get it.
-- A refresh task adds the hub to its groups again every half `group_expiry`: a long-lived
-  subscription never expires on the layer.
+- A refresh task renews the marks every `live.following.RENEW_SECONDS` and adds the hub to
+  its groups again every half `group_expiry`: a long-lived subscription never lapses.
 - When the layer fails under the receive task (Redis down), the hub closes its sockets with
   4503, like a socket whose own receive fails: they may have missed pushes, and a client that
   reconnects gets a fresh snapshot. The hub starts afresh with the next subscribe, whose join
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from live import following
 from live.coalesce import Coalescer
 from live.groups import variant_group
 
@@ -66,6 +68,7 @@ class StockHub:
         self.coalescer = Coalescer(
             window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._hand_out
         )
+        following.serve_locally(self)
 
     async def join(self, variant_id: int, follower: Follower) -> None:
         """Follow `variant_id` for `follower`; raises what the layer raises (the socket closes
@@ -104,6 +107,7 @@ class StockHub:
             self.layer.group_add(variant_group(variant_id), self.channel_name),
             settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
         )
+        await asyncio.wait_for(following.mark([variant_id]), settings.LIVE_PUBLISH_TIMEOUT_SECONDS)
 
     async def _discard(self, variant_id: int) -> None:
         try:
@@ -143,14 +147,21 @@ class StockHub:
                 logger.exception("live: a socket failed to take a stock push")
 
     async def _refresh(self) -> None:
+        loop = asyncio.get_running_loop()
         expiry = getattr(self.layer, "group_expiry", DEFAULT_GROUP_EXPIRY_SECONDS)
+        added = loop.time()
         while True:
-            await asyncio.sleep(expiry / 2)
-            for variant_id in list(self.followers):
-                try:
-                    await self._add(variant_id)
-                except Exception:  # the receive task notices an outage and acts on it
-                    break
+            await asyncio.sleep(min(following.RENEW_SECONDS, expiry / 2))
+            try:
+                await asyncio.wait_for(
+                    following.mark(list(self.followers)), settings.LIVE_PUBLISH_TIMEOUT_SECONDS
+                )
+                if loop.time() - added >= expiry / 2:
+                    for variant_id in list(self.followers):
+                        await self._add(variant_id)
+                    added = loop.time()
+            except Exception:  # the receive task notices an outage and acts on it
+                continue
 
     async def _lost(self) -> None:
         """The layer failed: close every local socket (4503) and start afresh."""

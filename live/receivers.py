@@ -4,7 +4,8 @@ Each receiver only registers a `transaction.on_commit` callback (no query in the
 transaction): a rollback drops it and nothing is pushed. The callback reads the state as
 committed (one query) and hands the message to `live.publish.publisher`, which sends it on an
 event loop and never holds the request; a process whose pushes could reach nobody (the
-in-memory layer without a socket in this process) skips even the read.
+in-memory layer without a socket in this process) skips even the read, and a stock change
+is read and pushed only for the SKUs some socket follows (`live.following`).
 """
 
 from decimal import Decimal
@@ -18,6 +19,7 @@ from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
 from inventory.signals import stock_changed, stock_low
+from live import following
 from live.consumers import as_text
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
 from live.publish import publisher
@@ -55,8 +57,10 @@ def _order_push(*, order_id: int, event: str, staff: bool = False, **details: An
 
 
 def _stock_push(*, variant_ids: list[int]) -> None:
-    """Send each variant's availability now to its subscribers (coalesced per SKU)."""
-    for state in stock_states_pushed(variant_ids=variant_ids):
+    """Send each variant's availability now to its subscribers (coalesced per SKU); a
+    variant no socket follows costs one question to Redis for the commit, no database work
+    (`live.following`)."""
+    for state in stock_states_pushed(variant_ids=sorted(following.followed(variant_ids))):
         publisher.stock_push(
             state.variant_id,
             state.version,
