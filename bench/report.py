@@ -382,20 +382,23 @@ def tables(out: dict) -> str:
         lines.append("")
     b5 = out.get("B5")
     if b5:
-        lines += [
-            f"**B5 live updates** ({b5['sockets']} sockets on one hot SKU, {b5['buyers']} buyers "
-            f"ordering it): checkout {b5['orders_per_s_without_subscribers']} orders/s without "
-            f"subscribers, {b5['orders_per_s_with_subscribers']} with them "
-            f"(cost {b5['checkout_cost_pct']} %; gunicorn's CPU per order "
-            f"{b5['app_cpu_ms_per_order_without']} → {b5['app_cpu_ms_per_order_with']} ms); "
-            f"commit-to-client p50 {b5['latency_p50_ms']} ms, p99 {b5['latency_p99_ms']} ms; "
-            f"{b5['messages_per_socket']} messages per socket (at most "
-            f"{b5['messages_most_per_socket']}); {b5['sockets_on_final_availability']} of "
-            f"{b5['sockets']} sockets on the final availability; "
-            f"{b5['daphne_rss_kib_per_socket']} KiB per socket; Daphne took "
-            f"{b5['daphne_cpu_share']} of a core while the buyers ordered.",
-            "",
-        ]
+        for arrangement in ("shared_cores", "pinned_tiers"):
+            a = b5[arrangement]
+            lines += [
+                f"**B5 live updates, {arrangement}** ({a['arrangement']}; {b5['sockets']} "
+                f"sockets on one hot SKU, {b5['buyers']} buyers ordering it): checkout "
+                f"{a['orders_per_s_without_subscribers']} orders/s without subscribers, "
+                f"{a['orders_per_s_with_subscribers']} with them "
+                f"(cost {a['checkout_cost_pct']} %; gunicorn's CPU per order "
+                f"{a['app_cpu_ms_per_order_without']} → {a['app_cpu_ms_per_order_with']} ms); "
+                f"commit-to-client p50 {a['latency_p50_ms']} ms, p99 {a['latency_p99_ms']} ms; "
+                f"{a['messages_per_socket']} messages per socket (at most "
+                f"{a['messages_most_per_socket']}); {a['sockets_on_final_availability']} of "
+                f"{b5['sockets']} sockets on the final availability; "
+                f"{a['daphne_rss_kib_per_socket']} KiB per socket; Daphne took "
+                f"{a['daphne_cpu_share']} of a core while the buyers ordered.",
+                "",
+            ]
     for name, reason in out.get("skipped", {}).items():
         lines.append(f"- {name} not measured: {reason}")
     lines.append("")

@@ -2,7 +2,19 @@
 
 Daphne holds the sockets (a fleet in its own process, `bench.live_clients`); gunicorn serves
 the checkout and pushes each committed movement through the Redis channel layer. Measured in
-one run, on the same stack:
+one run, on the same stack, in two arrangements of the machine's two cores (`ARRANGEMENTS`),
+one after the other, each with both arms (without, then with subscribers):
+
+- `shared_cores`: every process anywhere on either core, as before. With subscribers the two
+  cores also run Daphne and the fleet (in production: browsers elsewhere), so the checkout's
+  "cost" is mostly the CPU they take from it;
+- `pinned_tiers`: the checkout tier (gunicorn's master and workers, the load driver,
+  PostgreSQL's postmaster, so every backend it forks, and its processes already running) on
+  CPU 0 in both arms, the live tier (Daphne and the fleet) on CPU 1: what the pushes cost the
+  checkout's own path. Redis (shared by both tiers) is left unpinned. Every affinity changed
+  is restored afterwards.
+
+In each arrangement:
 
 - the checkout's orders/s with no subscriber, then with the 1,000 (what the pushes cost);
 - commit-to-client latency: for every stock movement of the SKU while subscribed, how long
@@ -15,7 +27,9 @@ one run, on the same stack:
 """
 
 import bisect
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +41,12 @@ from bench.harness import HOT_SKUS, SHOP_DB, checkout_load, inproc, log
 from bench.load import percentile
 
 COALESCE_SECONDS = 0.25
+ARRANGEMENTS = {
+    "shared_cores": "gunicorn, PostgreSQL, the load driver, Daphne and the fleet share both cores",
+    "pinned_tiers": "checkout tier (gunicorn, load driver, PostgreSQL) on CPU 0 in both arms, "
+    "live tier (Daphne, fleet) on CPU 1",
+}
+CHECKOUT_CPU, LIVE_CPU = 0, 1
 # After the last order, how long every socket may take to receive the final availability.
 DRAIN_SECONDS = 30
 
@@ -85,67 +105,172 @@ def _latencies(
     return found
 
 
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(child) for child in children.read_text().split()]
+    except OSError:
+        return []
+
+
+def _pin(pids: list[int], cpu: int, saved: dict[int, set[int]]) -> None:
+    """Every thread of `pids` on `cpu`, noting each one's affinity before (once) in `saved`."""
+    for pid in pids:
+        for tid in _threads(pid):
+            try:
+                saved.setdefault(tid, os.sched_getaffinity(tid))
+                os.sched_setaffinity(tid, {cpu})
+            except OSError:  # the thread ended meanwhile
+                continue
+
+
+def _postmaster_pid() -> int:
+    folder = stack.psql(SHOP_DB, "SHOW data_directory").strip()
+    return int((Path(folder) / "postmaster.pid").read_text().split()[0])
+
+
+@contextlib.contextmanager
+def _pinned(server: stack.Server, live: stack.LiveServer):
+    """The checkout tier on CHECKOUT_CPU (this process too, so the load driver it starts
+    inherits it), the live tier on LIVE_CPU; everything restored afterwards, including the
+    PostgreSQL backends forked meanwhile (they inherited the postmaster's pinning)."""
+    saved: dict[int, set[int]] = {}
+    postmaster = _postmaster_pid()
+    everywhere = os.sched_getaffinity(postmaster)
+    try:
+        _pin([os.getpid()], CHECKOUT_CPU, saved)
+        _pin([server.process.pid, *server.worker_pids()], CHECKOUT_CPU, saved)
+        _pin([postmaster, *_children(postmaster)], CHECKOUT_CPU, saved)
+        _pin([live.process.pid], LIVE_CPU, saved)
+        yield
+    finally:
+        for tid, cpus in saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
+        for pid in _children(postmaster):
+            for tid in _threads(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, everywhere)
+
+
+def _busy_by_cpu() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies of each core, from /proc/stat."""
+    found = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            fields = [int(v) for v in values]
+            found[name] = (sum(fields) - fields[3] - fields[4], sum(fields))
+    return found
+
+
+def _busy_pct_since(before: dict[str, tuple[int, int]]) -> dict[str, float]:
+    after = _busy_by_cpu()
+    return {
+        name: round(100 * (after[name][0] - busy) / max(1, after[name][1] - total), 1)
+        for name, (busy, total) in before.items()
+    }
+
+
 def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict) -> None:
     sku = HOT_SKUS[0]
     sockets = cfg.get("live_sockets", 1000)
     tokens = inproc(env, "buyers", str(cfg.get("live_buyers", 8)))
+    spec = checkout_load(
+        server,
+        concurrency=len(tokens),
+        tokens=tokens,
+        skus=[sku],
+        duration=cfg["duration"],
+        warmup=cfg["warmup"],
+        lines=1,
+        max_quantity=1,
+        seed=5,
+    )
+    b5: dict = {"sockets": sockets, "buyers": len(tokens)}
+    for name in ARRANGEMENTS:
+        folder = log_dir / f"b5-{name}"
+        folder.mkdir(exist_ok=True)
+        b5[name] = _arrangement(name, spec, sku, sockets, env, server, folder)
+    out["B5"] = b5
+
+
+def _arrangement(
+    name: str,
+    spec: dict,
+    sku: str,
+    sockets: int,
+    env: dict,
+    server: stack.Server,
+    log_dir: Path,
+) -> dict:
+    """Both arms (without, then with the fleet) in one arrangement of the cores, on a Daphne of
+    its own."""
+    pinned = name == "pinned_tiers"
     live = stack.LiveServer(env, log_dir)
     try:
-        spec = checkout_load(
-            server,
-            concurrency=len(tokens),
-            tokens=tokens,
-            skus=[sku],
-            duration=cfg["duration"],
-            warmup=cfg["warmup"],
-            lines=1,
-            max_quantity=1,
-            seed=5,
-        )
-        alone = stack.drive(spec, server.worker_pids())
-        log(f"B5 without subscribers: {alone['per_s']:.1f} orders/s p99 {alone['p99_ms']} ms")
-
-        rss_before = live.rss_kib()
-        with tempfile.TemporaryDirectory() as folder:
-            fleet_spec = {
-                "url": f"{live.ws_url}/ws/v1/stock",
-                "origin": f"http://127.0.0.1:{live.port}",
-                "sockets": sockets,
-                "sku": sku,
-                "final_file": f"{folder}/final",
-                "drain_seconds": DRAIN_SECONDS,
-                "result_file": f"{folder}/result.json",
-            }
-            (Path(folder) / "spec.json").write_text(json.dumps(fleet_spec))
-            fleet = subprocess.Popen(
-                [sys.executable, "-m", "bench.live_clients", f"{folder}/spec.json"],
-                cwd=stack.ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+        with _pinned(server, live) if pinned else contextlib.nullcontext():
+            cores = _busy_by_cpu()
+            alone = stack.drive(spec, server.worker_pids())
+            cores_alone = _busy_pct_since(cores)
+            log(
+                f"B5 [{name}] without subscribers: {alone['per_s']:.1f} orders/s "
+                f"p99 {alone['p99_ms']} ms"
             )
-            ready = fleet.stdout.readline().strip()
-            if not ready.startswith("ready"):
-                fleet.kill()
-                raise RuntimeError(f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}")
-            log(f"B5 fleet {ready}")
-            rss_after = live.rss_kib()
-            first_id, _, available_before = _final_state(sku)
+            rss_before = live.rss_kib()
+            with tempfile.TemporaryDirectory() as folder:
+                fleet_spec = {
+                    "url": f"{live.ws_url}/ws/v1/stock",
+                    "origin": f"http://127.0.0.1:{live.port}",
+                    "sockets": sockets,
+                    "sku": sku,
+                    "final_file": f"{folder}/final",
+                    "drain_seconds": DRAIN_SECONDS,
+                    "result_file": f"{folder}/result.json",
+                }
+                (Path(folder) / "spec.json").write_text(json.dumps(fleet_spec))
+                pin_fleet = ["taskset", "-c", str(LIVE_CPU)] if pinned else []
+                fleet = subprocess.Popen(
+                    [*pin_fleet, sys.executable, "-m", "bench.live_clients", f"{folder}/spec.json"],
+                    cwd=stack.ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                ready = fleet.stdout.readline().strip()
+                if not ready.startswith("ready"):
+                    fleet.kill()
+                    raise RuntimeError(
+                        f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}"
+                    )
+                log(f"B5 [{name}] fleet {ready}")
+                rss_after = live.rss_kib()
+                first_id, _, available_before = _final_state(sku)
 
-            cpu_before = [stack.process_cpu_seconds([pid]) for pid in (live.process.pid, fleet.pid)]
-            started = time.time()
-            watched = stack.drive(spec, server.worker_pids())
-            finished = time.time()
-            live_cpu, fleet_cpu = (
-                (stack.process_cpu_seconds([pid]) - before) / (finished - started)
-                for pid, before in zip((live.process.pid, fleet.pid), cpu_before, strict=True)
-            )
-            _, final_version, final_available = _final_state(sku)
-            Path(fleet_spec["final_file"]).write_text(str(final_version))
-            fleet.wait(timeout=DRAIN_SECONDS + 60)
-            drained = time.time() - finished
-            result = json.loads(Path(fleet_spec["result_file"]).read_text())
+                pids = (live.process.pid, fleet.pid)
+                cpu_before = [stack.process_cpu_seconds([pid]) for pid in pids]
+                cores = _busy_by_cpu()
+                started = time.time()
+                watched = stack.drive(spec, server.worker_pids())
+                finished = time.time()
+                cores_watched = _busy_pct_since(cores)
+                live_cpu, fleet_cpu = (
+                    (stack.process_cpu_seconds([pid]) - before) / (finished - started)
+                    for pid, before in zip(pids, cpu_before, strict=True)
+                )
+                _, final_version, final_available = _final_state(sku)
+                Path(fleet_spec["final_file"]).write_text(str(final_version))
+                fleet.wait(timeout=DRAIN_SECONDS + 60)
+                drained = time.time() - finished
+                result = json.loads(Path(fleet_spec["result_file"]).read_text())
     finally:
         live.stop()
 
@@ -161,8 +286,7 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
         and max(r["messages"], key=lambda m: m[1])[1:] == [final_version, final_available]
     )
     b5 = {
-        "sockets": sockets,
-        "buyers": len(tokens),
+        "arrangement": ARRANGEMENTS[name],
         "orders_per_s_without_subscribers": alone["per_s"],
         "orders_per_s_with_subscribers": watched["per_s"],
         "checkout_cost_pct": round(100 * (1 - watched["per_s"] / max(alone["per_s"], 1e-9)), 1),
@@ -184,18 +308,22 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
         "seconds_until_all_final": round(drained, 1),
         "daphne_rss_kib_per_socket": round((rss_after - rss_before) / sockets, 1),
         "fleet_errors": result["failed"],
+        "cpu_busy_pct_without": alone["cpu_busy_pct"],
         "cpu_busy_pct_with": watched["cpu_busy_pct"],
+        # Each core's busy share in each arm: with the tiers pinned, cpu0 is the checkout's.
+        "core_busy_pct_without": cores_alone,
+        "core_busy_pct_with": cores_watched,
         # CPU seconds per second while the buyers ordered: what the sockets' server and the
-        # fleet took from the 2 cores the checkout also runs on.
+        # fleet took (from the cores the checkout also runs on, unless pinned apart).
         "daphne_cpu_share": round(live_cpu, 2),
         "fleet_cpu_share": round(fleet_cpu, 2),
         "app_cpu_ms_per_order_without": alone.get("app_cpu_ms_per_request"),
         "app_cpu_ms_per_order_with": watched.get("app_cpu_ms_per_request"),
         "load_average": watched["load_average"],
     }
-    out["B5"] = b5
     log(
-        f"B5 {sockets} sockets, {len(tokens)} buyers: {alone['per_s']:.1f} → "
+        f"B5 [{name}: {ARRANGEMENTS[name]}] {sockets} sockets, {spec['concurrency']} buyers: "
+        f"{alone['per_s']:.1f} → "
         f"{watched['per_s']:.1f} orders/s with subscribers (cost {b5['checkout_cost_pct']} %); "
         f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms; "
         f"{delivered} messages ({b5['messages_per_socket']}/socket, at most {most_per_socket}); "
@@ -204,5 +332,6 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
         f"{b5['daphne_rss_kib_per_socket']} KiB per socket; CPU while ordering: Daphne "
         f"{b5['daphne_cpu_share']}, fleet {b5['fleet_cpu_share']} of a core, gunicorn "
         f"{b5['app_cpu_ms_per_order_without']} → {b5['app_cpu_ms_per_order_with']} ms per order; "
-        f"machine {watched['cpu_busy_pct']} % busy, load {watched['load_average']}"
+        f"cores busy {cores_alone} → {cores_watched} %, load {watched['load_average']}"
     )
+    return b5
