@@ -208,9 +208,10 @@ class LiveSocket(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         # Pushes skip Channels' per-message `close_old_connections` (a thread hop each): a
-        # push needs no database, and a hot SKU sends one to every subscribed socket.
-        if message["type"] in ("live.push", "live.stock"):
-            await getattr(self, message["type"].replace(".", "_"))(message)
+        # push needs no database. (Stock pushes do not come this way: the hub calls
+        # `StockSocket.live_stock` itself.)
+        if message["type"] == "live.push":
+            await self.live_push(message)
             return
         await super().dispatch(message)
 
