@@ -8,11 +8,11 @@ hub's), receives each push once, and hands its already-encoded text to its local
 directly on the loop they live on: Redis carries one message per process per push.
 
 How:
-- `StockHub.join(variant_id, socket)` adds the hub's channel to the SKU's group (every time, so
-  a subscribe also renews a membership the layer would expire), waits until the SKU is marked
-  followed (`live.following`: commits push only followed SKUs; one mark for all the sockets
-  joining it) and notes the socket; `leave` forgets it and, when the SKU's last local socket
-  left, discards the group (the mark lapses by itself: another process may follow it).
+- `StockHub.join(variant_id, socket)` waits until the hub's channel is in the SKU's group and
+  the SKU is marked followed (`live.following`: commits push only followed SKUs), both done
+  once for all the local sockets that follow it, and notes the socket; `leave` forgets it
+  and, when the SKU's last local socket left, discards the group (the mark lapses by itself:
+  another process may follow it).
 - One receive task per hub coalesces each SKU's `live.stock` messages (`live.coalesce`: at most
   one per `LIVE_STOCK_COALESCE_SECONDS`, the newest always) and hands what goes out to every
   socket following the key (`StockSocket.live_stock`, which drops what is not newer than what
@@ -66,8 +66,8 @@ class StockHub:
         self.channel_name: str | None = None
         self.followers: dict[int, set[Follower]] = {}
         self._tasks: list[asyncio.Task] = []
-        # Per SKU followed here: its mark on Redis (`live.following`), set or on its way.
-        self._marks: dict[int, asyncio.Future] = {}
+        # Per SKU followed here: its group joined and its mark set (or on their way).
+        self._joined: dict[int, asyncio.Future] = {}
         self.coalescer = Coalescer(
             window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._hand_out
         )
@@ -78,8 +78,7 @@ class StockHub:
         4503) and then leaves nothing noted."""
         if self.channel_name is None:
             self.channel_name = await self.layer.new_channel()
-        await self._add(variant_id)
-        await self._marked(variant_id)
+        await self._joined_and_marked(variant_id)
         self.followers.setdefault(variant_id, set()).add(follower)
         if not self._tasks:
             self._tasks = [
@@ -96,7 +95,7 @@ class StockHub:
         if local:
             return
         del self.followers[variant_id]
-        self._marks.pop(variant_id, None)
+        self._joined.pop(variant_id, None)
         self.coalescer.forget(variant_id)
         if not self.followers:
             self._stop()
@@ -113,19 +112,22 @@ class StockHub:
             settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
         )
 
-    async def _marked(self, variant_id: int) -> None:
-        """Return once the SKU is marked followed (so the socket may read its snapshot). One
-        mark for every socket that joins meanwhile, not one each: a thousand subscribing at
-        once would otherwise queue a thousand Redis round trips behind the handshakes, and the
-        later ones miss their timeout. The refresh task renews it while the SKU is followed."""
-        mark = self._marks.get(variant_id)
-        if mark is None or (mark.done() and (mark.cancelled() or mark.exception() is not None)):
-            mark = self._marks[variant_id] = asyncio.ensure_future(
-                asyncio.wait_for(
-                    following.mark([variant_id]), settings.LIVE_PUBLISH_TIMEOUT_SECONDS
-                )
-            )
-        await asyncio.shield(mark)
+    async def _joined_and_marked(self, variant_id: int) -> None:
+        """Return once the hub is in the SKU's group and the SKU is marked followed (so the
+        socket may read its snapshot). Once for every socket that joins meanwhile, not once
+        each: a thousand subscribing at once would otherwise hold a hundred of the layer's
+        Redis connections at a time (its pool's limit) and the later ones miss their timeout.
+        The refresh task renews both while the SKU is followed here."""
+        joined = self._joined.get(variant_id)
+        if joined is None or (
+            joined.done() and (joined.cancelled() or joined.exception() is not None)
+        ):
+            joined = self._joined[variant_id] = asyncio.ensure_future(self._follow(variant_id))
+        await asyncio.shield(joined)
+
+    async def _follow(self, variant_id: int) -> None:
+        await self._add(variant_id)
+        await asyncio.wait_for(following.mark([variant_id]), settings.LIVE_PUBLISH_TIMEOUT_SECONDS)
 
     async def _discard(self, variant_id: int) -> None:
         try:
@@ -185,7 +187,7 @@ class StockHub:
         """The layer failed: close every local socket (4503) and start afresh."""
         followers = {f for local in self.followers.values() for f in local}
         self.followers.clear()
-        self._marks.clear()
+        self._joined.clear()
         self.coalescer.close()
         self._stop()
         self.channel_name = None
