@@ -1,6 +1,7 @@
 """The channel layer on Redis, and a client of its Redis for what the live app keeps there
-beside the layer: socket counts (`live.connections`) and the stock pushes' shared window
-(`live.publish`).
+beside the layer: socket counts (`live.connections`), the stock pushes' shared window
+(`live.publish`) and the SKUs some socket follows (`live.following`, whose blocking client in
+the request's thread is its own).
 
 One client per event loop (redis-py's asyncio clients belong to the loop they were made on),
 with short timeouts: both uses fail open.
