@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from redis.exceptions import RedisError
 
-from live import selectors
+from live import following, selectors
 from live.connections import connections
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
 from live.hub import hub_for
@@ -165,8 +165,10 @@ class LiveSocket(AsyncWebsocketConsumer):
     # --- life of the socket ---------------------------------------------------------------
 
     async def groups_join(self, groups: list[str]) -> bool:
-        """Join `groups` (left again when the socket closes); on a channel layer that does
-        not answer, close the socket asking the client to come back later."""
+        """Join `groups` (left again when the socket closes) and mark them listened to
+        (`live.following`: commits push only to marked groups; renewed at each ping), both
+        before the caller reads its snapshot; on a channel layer that does not answer, close
+        the socket asking the client to come back later."""
         try:
             for group in groups:
                 await asyncio.wait_for(
@@ -174,6 +176,7 @@ class LiveSocket(AsyncWebsocketConsumer):
                     settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
                 )
                 self.groups.append(group)
+            await asyncio.wait_for(following.mark(groups), settings.LIVE_PUBLISH_TIMEOUT_SECONDS)
         except LAYER_ERRORS as error:  # fail open: the shop goes on, this socket retries later
             logger.warning("live: could not join %s (%s)", groups, type(error).__name__)
             await self.close_with(CLOSE_TRY_AGAIN_LATER)
@@ -201,6 +204,17 @@ class LiveSocket(AsyncWebsocketConsumer):
             await self.send_json({"type": "ping"})
             if not await self.still_allowed():
                 return
+            await self._marks_renewed()
+
+    async def _marks_renewed(self) -> None:
+        """Keep this socket's groups marked as listened to (`live.following`). A failure is
+        left to the layer's next use to notice: the mark lasts three pings."""
+        try:
+            await asyncio.wait_for(
+                following.mark(self.groups), settings.LIVE_PUBLISH_TIMEOUT_SECONDS
+            )
+        except Exception as error:
+            logger.info("live: could not renew a socket's marks (%s)", type(error).__name__)
 
     async def still_allowed(self) -> bool:
         """Whether the socket may stay open (checked at each ping); closes it if not."""

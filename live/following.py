@@ -1,43 +1,47 @@
-"""Which SKUs some stock socket follows: a commit pushes only those.
+"""Which groups some socket listens to: a commit reads and pushes only for those.
 
-Why: a stock push bumps the SKU's `StockVersion` (an upsert whose row lock every buyer of the
-SKU then queues on) and reads its availability, in a transaction of the request that committed.
-Most SKUs have no subscriber at any moment; their buyers should not pay that.
+Why: a push costs the request that committed: a stock push bumps the SKU's `StockVersion` (an
+upsert whose row lock every buyer of the SKU then queues on) and reads its availability; an
+order push reads the order and sends a layer message to its customer and to staff. Most SKUs
+have no subscriber at any moment, and most customers no socket open while they check out:
+their requests should not pay for pushes nobody hears.
 
 How:
-- A serving process's hub (`live.hub`) marks each SKU its sockets follow (`mark`): on Redis a
-  key per SKU under `LIVE_LAYER_PREFIX` that lapses after `LAPSE_SECONDS`, set on every
-  subscribe and renewed by the hub every `RENEW_SECONDS` while a local socket follows the SKU.
-  With the in-memory layer only this process can hear its own pushes, so its hubs' followers
-  are the answer (`serve_locally`).
-- The on-commit callback asks `followed` once for all the SKUs of its commit (one MGET) before
-  it touches the database.
-- No gap between a subscribe and a commit: the mark is set before the socket's snapshot is
-  read. A change whose callback asked before the mark committed before the snapshot read, so
-  the snapshot shows it (its version is not bumped: the next push's is higher anyway); a
-  change that asks after the mark is pushed as before.
-- Fails open: when Redis does not answer within `TIMEOUT_SECONDS` every SKU counts as followed
-  (pushed as before), and Redis is not asked again for `OUTAGE_SECONDS`, so a hung Redis costs
-  one request per period that timeout, not every request. A "nobody follows it" answer is
-  never kept: a socket that subscribes the next moment must hear the next change.
+- Whoever joins a group for a socket marks it (`mark`) before the socket's snapshot is read:
+  the hub (`live.hub`) each SKU its sockets follow, an authenticated socket its customer's,
+  user's and staff groups. On Redis a mark is a key per group under `LIVE_LAYER_PREFIX` that
+  lapses after `lapse_seconds()`, renewed by the hub every `RENEW_SECONDS` and by each socket at
+  every ping while it listens. With the in-memory layer only this process can hear its own
+  pushes, and the layer's own groups are the answer.
+- The on-commit callback asks `followed` once for all the groups of its push (one MGET) before
+  it touches the database, and pushes to those only.
+- No gap between a socket joining and a commit: the mark is set before the snapshot is read. A
+  change whose callback asked before the mark committed before the snapshot read, so the
+  snapshot shows it (a SKU's version is not bumped: the next push's is higher anyway); a change
+  that asks after the mark is pushed as before.
+- Fails open: when Redis does not answer within `TIMEOUT_SECONDS` every group counts as
+  followed (pushed as before), and Redis is not asked again for `OUTAGE_SECONDS`, so a hung
+  Redis costs one request per period that timeout, not every request. A "nobody listens"
+  answer is never kept: a socket that connects the next moment must hear the next change.
 """
 
 import logging
+import math
 import threading
 import time
-import weakref
 from collections.abc import Iterable
-from typing import Any
 
 import redis
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from live.layer_redis import layer_redis, layer_redis_url
 
 logger = logging.getLogger("stockwire.live")
 
-# A mark the hub stopped renewing (its process died, or its last socket left) lapses after
-# this long; the hub renews it three times as often.
+# A mark nobody renews any more (its process died, its last socket left) lapses after this long,
+# or after three of the sockets' pings if they are further apart; the hub renews its marks three
+# times as often, a socket at each ping.
 LAPSE_SECONDS = 60
 RENEW_SECONDS = LAPSE_SECONDS / 3
 # The request's thread waits at most this long for Redis's answer (on one machine or a LAN it
@@ -49,56 +53,52 @@ OUTAGE_SECONDS = 5.0
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
 _outage_until = 0.0
-# This process's hubs (each has `followers`: {variant id: sockets}), for the in-memory layer.
-_local_hubs: weakref.WeakSet = weakref.WeakSet()
 
 
-def _key(variant_id: int) -> str:
-    return f"{settings.LIVE_LAYER_PREFIX}:followed:{variant_id}"
+def _key(group: str) -> str:
+    return f"{settings.LIVE_LAYER_PREFIX}:followed:{group}"
 
 
-async def mark(variant_ids: Iterable[int]) -> None:
-    """Note on Redis that a socket follows `variant_ids` (raises what Redis raises: the caller
+def lapse_seconds() -> int:
+    """How long a mark lasts unrenewed: a minute, or three of the sockets' pings."""
+    return max(LAPSE_SECONDS, math.ceil(3 * settings.LIVE_PING_SECONDS))
+
+
+async def mark(groups: Iterable[str]) -> None:
+    """Note on Redis that a socket listens to `groups` (raises what Redis raises: the caller
     closes the socket 4503, as when the layer fails). Nothing to do on the in-memory layer."""
-    ids = list(variant_ids)
+    names = list(groups)
     url = layer_redis_url()
-    if url is None or not ids:
+    if url is None or not names:
         return
+    lapse = lapse_seconds()
     async with layer_redis(url).pipeline(transaction=False) as pipe:
-        for variant_id in ids:
-            pipe.set(_key(variant_id), 1, ex=LAPSE_SECONDS)
+        for group in names:
+            pipe.set(_key(group), 1, ex=lapse)
         await pipe.execute()
 
 
-def serve_locally(hub: Any) -> None:
-    """`hub`'s followers answer `followed` in this process (the in-memory layer's case)."""
-    with _lock:
-        _local_hubs.add(hub)
-
-
-def followed(variant_ids: Iterable[int]) -> set[int]:
-    """Those of `variant_ids` that some socket may follow (all of them when unsure)."""
+def followed(groups: Iterable[str]) -> set[str]:
+    """Those of `groups` that some socket may listen to (all of them when unsure)."""
     global _outage_until
-    ids = list(dict.fromkeys(variant_ids))
+    names = list(dict.fromkeys(groups))
     url = layer_redis_url()
     if url is None:
-        with _lock:
-            hubs = list(_local_hubs)
-        return {vid for vid in ids if any(vid in hub.followers for hub in hubs)}
-    if not ids or time.monotonic() < _outage_until:
-        return set(ids)
+        return {group for group in names if get_channel_layer().groups.get(group)}
+    if not names or time.monotonic() < _outage_until:
+        return set(names)
     try:
-        marks = _client(url).mget([_key(vid) for vid in ids])
+        marks = _client(url).mget([_key(group) for group in names])
     except Exception as error:  # fail open: push as if followed
         with _lock:
             _outage_until = time.monotonic() + OUTAGE_SECONDS
         logger.warning(
-            "live: could not ask which SKUs are followed (%s); pushing all for %s s",
+            "live: could not ask which groups have listeners (%s); pushing to all for %s s",
             type(error).__name__,
             OUTAGE_SECONDS,
         )
-        return set(ids)
-    return {vid for vid, found in zip(ids, marks, strict=True) if found is not None}
+        return set(names)
+    return {group for group, found in zip(names, marks, strict=True) if found is not None}
 
 
 def _client(url: str) -> redis.Redis:

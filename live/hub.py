@@ -71,7 +71,6 @@ class StockHub:
         self.coalescer = Coalescer(
             window=settings.LIVE_STOCK_COALESCE_SECONDS, deliver=self._hand_out
         )
-        following.serve_locally(self)
 
     async def join(self, variant_id: int, follower: Follower) -> None:
         """Follow `variant_id` for `follower`; raises what the layer raises (the socket closes
@@ -127,7 +126,9 @@ class StockHub:
 
     async def _follow(self, variant_id: int) -> None:
         await self._add(variant_id)
-        await asyncio.wait_for(following.mark([variant_id]), settings.LIVE_PUBLISH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(
+            following.mark([variant_group(variant_id)]), settings.LIVE_PUBLISH_TIMEOUT_SECONDS
+        )
 
     async def _discard(self, variant_id: int) -> None:
         try:
@@ -174,7 +175,8 @@ class StockHub:
             await asyncio.sleep(min(following.RENEW_SECONDS, expiry / 2))
             try:
                 await asyncio.wait_for(
-                    following.mark(list(self.followers)), settings.LIVE_PUBLISH_TIMEOUT_SECONDS
+                    following.mark(map(variant_group, self.followers)),
+                    settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
                 )
                 if loop.time() - added >= expiry / 2:
                     for variant_id in list(self.followers):

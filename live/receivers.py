@@ -4,8 +4,10 @@ Each receiver only registers a `transaction.on_commit` callback (no query in the
 transaction): a rollback drops it and nothing is pushed. The callback reads the state as
 committed (one query) and hands the message to `live.publish.publisher`, which sends it on an
 event loop and never holds the request; a process whose pushes could reach nobody (the
-in-memory layer without a socket in this process) skips even the read, and a stock change
-is read and pushed only for the SKUs some socket follows (`live.following`).
+in-memory layer without a socket in this process) skips even the read, and each callback
+first asks which of its groups some socket listens to (`live.following`: one Redis round
+trip), then reads and pushes for those only: a checkout of a customer with no socket open, of
+SKUs nobody follows, while no staff member watches, costs that round trip and nothing else.
 """
 
 from decimal import Decimal
@@ -21,7 +23,7 @@ from django.dispatch import receiver
 from inventory.signals import stock_changed, stock_low
 from live import following
 from live.consumers import as_text
-from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
+from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group, variant_group
 from live.publish import publisher
 from live.selectors import order_state, stock_rows
 from live.services import stock_states_pushed
@@ -43,15 +45,28 @@ def _on_commit(callback: Any, /, **kwargs: Any) -> None:
         transaction.on_commit(partial(callback, **kwargs), robust=True)
 
 
-def _order_push(*, order_id: int, event: str, staff: bool = False, **details: Any) -> None:
-    """Send the order's state now, as the `event` message, to its customer (and staff)."""
+def _push_order(order: Any, /, **kwargs: Any) -> None:
+    """After the commit, `_order_push` for `order` (its customer named now: no query later)."""
+    _on_commit(_order_push, order_id=order.pk, customer_id=order.customer_id, **kwargs)
+
+
+def _order_push(
+    *, order_id: int, customer_id: int, event: str, staff: bool = False, **details: Any
+) -> None:
+    """Send the order's state now, as the `event` message, to its customer (and staff), if a
+    socket of theirs listens."""
+    customer = customer_group(customer_id)
+    listening = following.followed([customer, STAFF_ORDERS] if staff else [customer])
+    if not listening:
+        return
     found = order_state(order_id=order_id)
     if found is None:
         return
-    customer_id, state, attention_reason = found
+    state, attention_reason = found
     message = {"type": "order", "event": event, **state.message(), **details}
-    publisher.push(customer_group(customer_id), {"type": "live.push", "text": as_text(message)})
-    if staff:
+    if customer in listening:
+        publisher.push(customer, {"type": "live.push", "text": as_text(message)})
+    if STAFF_ORDERS in listening:
         staff_message = {**message, "attention_reason": attention_reason}
         publisher.push(STAFF_ORDERS, {"type": "live.push", "text": as_text(staff_message)})
 
@@ -60,7 +75,9 @@ def _stock_push(*, variant_ids: list[int]) -> None:
     """Send each variant's availability now to its subscribers (coalesced per SKU); a
     variant no socket follows costs one question to Redis for the commit, no database work
     (`live.following`)."""
-    for state in stock_states_pushed(variant_ids=sorted(following.followed(variant_ids))):
+    listening = following.followed(map(variant_group, variant_ids))
+    followed = sorted(vid for vid in set(variant_ids) if variant_group(vid) in listening)
+    for state in stock_states_pushed(variant_ids=followed):
         publisher.stock_push(
             state.variant_id,
             state.version,
@@ -75,6 +92,8 @@ def _stock_push(*, variant_ids: list[int]) -> None:
 
 
 def _low_stock_push(*, variant_id: int, threshold: int) -> None:
+    if not following.followed([STAFF_STOCK]):
+        return
     for state in stock_rows(variant_ids=[variant_id]):
         message = {"type": "low_stock", **state.message(), "threshold": threshold}
         publisher.push(STAFF_STOCK, {"type": "live.push", "text": as_text(message)})
@@ -86,32 +105,36 @@ def _money(amount: Decimal) -> str:
 
 @receiver(order_placed, dispatch_uid="live.push_order_placed")
 def push_order_placed(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="placed", staff=True)
+    _push_order(order, event="placed", staff=True)
 
 
 @receiver(payment_received, dispatch_uid="live.push_order_paid")
 def push_order_paid(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="paid", staff=True)
+    _push_order(order, event="paid", staff=True)
 
 
 @receiver(order_shipped, dispatch_uid="live.push_order_shipped")
 def push_order_shipped(sender, order, shipment, **kwargs) -> None:
-    _on_commit(_shipped_push, order_id=order.pk, shipment=shipment)
+    _on_commit(_shipped_push, order_id=order.pk, customer_id=order.customer_id, shipment=shipment)
 
 
-def _shipped_push(*, order_id: int, shipment: Any) -> None:
+def _shipped_push(*, order_id: int, customer_id: int, shipment: Any) -> None:
     """After the commit, like every push: the shipment's lines come prefetched with the
     signal, and nothing is counted at all while nobody could hear it."""
     units = sum(line.quantity for line in shipment.lines.all())
     shipped = {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier}
-    _order_push(order_id=order_id, event="shipped", shipment={**shipped, "units": units})
+    _order_push(
+        order_id=order_id,
+        customer_id=customer_id,
+        event="shipped",
+        shipment={**shipped, "units": units},
+    )
 
 
 @receiver(order_lines_cancelled, dispatch_uid="live.push_order_lines_cancelled")
 def push_order_lines_cancelled(sender, order, lines, amount, **kwargs) -> None:
-    _on_commit(
-        _order_push,
-        order_id=order.pk,
+    _push_order(
+        order,
         event="lines_cancelled",
         lines=[{"sku": line.sku, "quantity": quantity} for line, quantity in lines],
         amount=_money(amount),
@@ -120,19 +143,18 @@ def push_order_lines_cancelled(sender, order, lines, amount, **kwargs) -> None:
 
 @receiver(order_cancelled, dispatch_uid="live.push_order_cancelled")
 def push_order_cancelled(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="cancelled")
+    _push_order(order, event="cancelled")
 
 
 @receiver(order_delivered, dispatch_uid="live.push_order_delivered")
 def push_order_delivered(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="delivered")
+    _push_order(order, event="delivered")
 
 
 @receiver(refund_issued, dispatch_uid="live.push_order_refunded")
 def push_order_refunded(sender, order, amount, currency, refunds_the_order, **kwargs) -> None:
-    _on_commit(
-        _order_push,
-        order_id=order.pk,
+    _push_order(
+        order,
         event="refunded",
         amount=_money(amount),
         currency=currency,
@@ -143,20 +165,19 @@ def push_order_refunded(sender, order, amount, currency, refunds_the_order, **kw
 
 @receiver(order_flagged, dispatch_uid="live.push_order_flagged")
 def push_order_flagged(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="needs_attention", staff=True)
+    _push_order(order, event="needs_attention", staff=True)
 
 
 @receiver(order_resolved, dispatch_uid="live.push_order_resolved")
 def push_order_resolved(sender, order, **kwargs) -> None:
-    _on_commit(_order_push, order_id=order.pk, event="resolved", staff=True)
+    _push_order(order, event="resolved", staff=True)
 
 
 @receiver(order_lines_allocated, dispatch_uid="live.push_order_lines_allocated")
 def push_order_lines_allocated(sender, order, lines, completed, **kwargs) -> None:
     """Back-ordered units got stock: the customer hears which lines, and which are complete."""
-    _on_commit(
-        _order_push,
-        order_id=order.pk,
+    _push_order(
+        order,
         event="lines_allocated",
         lines=[
             {"sku": line.sku, "quantity": quantity, "still_awaited": line.backordered_quantity}
@@ -182,6 +203,8 @@ User = get_user_model()
 
 
 def _recheck(*, user_id: int, **details: Any) -> None:
+    if not following.followed([user_group(user_id)]):
+        return
     publisher.push(user_group(user_id), {"type": "live.recheck", **details})
 
 

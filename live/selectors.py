@@ -138,16 +138,16 @@ def _state(row: tuple) -> OrderState:
     )
 
 
-def order_state(*, order_id: int) -> tuple[int, OrderState, str] | None:
-    """The order's customer id, its state now and its `attention_reason` (None if gone)."""
+def order_state(*, order_id: int) -> tuple[OrderState, str] | None:
+    """The order's state now and its `attention_reason` (None if gone)."""
     row = (
         _with_version(Order.objects.filter(pk=order_id))
-        .values_list("customer_id", *_STATE_FIELDS, "attention_reason")
+        .values_list(*_STATE_FIELDS, "attention_reason")
         .first()
     )
     if row is None:
         return None
-    return row[0], _state(row[1:-1]), row[-1]
+    return _state(row[:-1]), row[-1]
 
 
 def customer_orders(*, customer_id: int, since: int = 0) -> tuple[list[OrderState], bool]:

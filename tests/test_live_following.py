@@ -1,7 +1,7 @@
-"""A stock change is read and pushed only for the SKUs some socket follows (`live.following`),
-on the Redis channel layer as production runs it: no database work for a SKU nobody follows,
-nothing missed by a socket that subscribes meanwhile, and every SKU pushed while Redis does
-not answer."""
+"""A commit is read and pushed only for the groups some socket listens to (`live.following`),
+on the Redis channel layer as production runs it: no database work for a SKU nobody follows or
+an order whose customer and staff have no socket open, nothing missed by a socket that
+connects meanwhile, and everything pushed while Redis does not answer."""
 
 import asyncio
 import logging
@@ -19,9 +19,11 @@ from live import following
 from live.models import StockVersion
 from live.selectors import stock_rows
 from orders.services import customer_for_user
+from payments.services import webhook_handle
 from tests.faults import REFUSE, BrokerGate
-from tests.live_helpers import committed, scenario, socket
+from tests.live_helpers import committed, connected_customer, messages, scenario, socket
 from tests.orders_helpers import order_new, variant_stocked
+from tests.payments_helpers import payment_event, signed
 from tests.storefront_helpers import FAST_HASHERS, user_with_token
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
@@ -43,6 +45,18 @@ def redis_layer(settings, monkeypatch):
 def _buyer(email: str = "ada@example.com"):
     user, _ = user_with_token(email=email)
     return customer_for_user(user=user)
+
+
+def _live_queries_after_commit(work) -> list[str]:
+    """The statements live's on-commit callbacks ran after `work` committed."""
+    with TestCase.captureOnCommitCallbacks() as callbacks:
+        work()
+    live = [c for c in callbacks if getattr(c, "func", c).__module__ == "live.receivers"]
+    assert live, "live's receivers registered nothing"
+    with CaptureQueriesContext(connection) as queries:
+        for callback in live:
+            callback()
+    return [q["sql"] for q in queries.captured_queries]
 
 
 def _version(variant) -> int | None:
@@ -113,7 +127,8 @@ def test_with_redis_not_answering_every_change_is_pushed_as_before(settings, cap
 
     assert order.pk is not None
     assert _version(mug) == 1
-    assert any("could not ask which SKUs are followed" in r.getMessage() for r in caplog.records)
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("could not ask which groups have listeners" in message for message in warned)
 
 
 @pytest.mark.postgres
@@ -167,3 +182,86 @@ def test_sockets_subscribing_while_buyers_commit_all_end_on_the_final_availabili
     final = stock_rows(variant_ids=[mug.pk])[0]
     assert final.available == 100 - orders
     assert {message["available"] for message in newest} == {final.available}
+
+
+def test_an_order_nobody_watches_costs_no_read_after_its_commit():
+    """No socket of the customer, no staff socket, no subscriber of the SKU: after the
+    commit live asks Redis once per push and reads nothing (the order's state, the SKU's
+    version and availability)."""
+    variant_stocked("MUG-ALONE", on_hand=5)
+    buyer = _buyer()
+
+    assert _live_queries_after_commit(lambda: order_new(buyer, ("MUG-ALONE", 1))) == []
+
+
+def test_a_customer_who_connects_after_ordering_sees_it_and_hears_it_paid():
+    """The order placed before the socket opened is in its snapshot (nobody heard the
+    placement: nobody listened), and its payment, committed after, is pushed."""
+    variant_stocked("MUG-THEN", on_hand=5)
+    user, token = user_with_token(email="ada@example.com")
+    order = order_new(customer_for_user(user=user), ("MUG-THEN", 1))
+
+    async def body():
+        communicator, snapshot = await connected_customer(token)
+        await committed(lambda: webhook_handle(**signed(payment_event(order))))
+        (heard,) = await messages(communicator, 1)
+        await communicator.disconnect()
+        return snapshot, heard
+
+    snapshot, heard = scenario(body)
+
+    assert [(o["number"], o["status"]) for o in snapshot["orders"]] == [
+        (order.number, "pending_payment")
+    ]
+    assert (heard["event"], heard["number"], heard["status"]) == ("paid", order.number, "paid")
+
+
+def test_staff_watching_hear_a_new_order_whose_customer_has_no_socket():
+    variant_stocked("MUG-STAFF", on_hand=50)
+    buyer = _buyer()
+    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
+    staff.is_superuser = True
+    staff.save()
+
+    async def body():
+        staff_socket = socket("/ws/v1/staff")
+        await staff_socket.connect()
+        await staff_socket.send_json_to({"type": "auth", "token": staff_token})
+        await staff_socket.receive_json_from(timeout=2)  # the snapshot
+        order = await committed(order_new, buyer, ("MUG-STAFF", 1))
+        (heard,) = await messages(staff_socket, 1)
+        await staff_socket.disconnect()
+        return order, heard
+
+    order, heard = scenario(body)
+
+    assert (heard["type"], heard["event"], heard["number"]) == ("order", "placed", order.number)
+
+
+def test_a_socket_open_longer_than_a_mark_lasts_still_hears_its_orders(settings, monkeypatch):
+    """A socket renews its marks at every ping: one open for several lapses of a mark is
+    still pushed to."""
+    monkeypatch.setattr(following, "LAPSE_SECONDS", 1)
+    settings.LIVE_PING_SECONDS = 0.2
+    variant_stocked("MUG-LONG", on_hand=5)
+    user, token = user_with_token(email="ada@example.com")
+    buyer = customer_for_user(user=user)
+
+    async def body():
+        communicator, _ = await connected_customer(token)
+        deadline = asyncio.get_running_loop().time() + 2.5
+        while asyncio.get_running_loop().time() < deadline:  # pings, answered as a page does
+            ping = await communicator.receive_json_from(timeout=1)
+            assert ping["type"] == "ping"
+            await communicator.send_json_to({"type": "pong"})
+        order = await committed(order_new, buyer, ("MUG-LONG", 1))
+        heard = await communicator.receive_json_from(timeout=2)
+        while heard["type"] == "ping":
+            heard = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return order, heard
+
+    order, heard = scenario(body)
+
+    assert following.lapse_seconds() == 1
+    assert (heard["event"], heard["number"]) == ("placed", order.number)
