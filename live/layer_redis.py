@@ -1,6 +1,6 @@
 """The channel layer on Redis, and a client of its Redis for what the live app keeps there
 beside the layer: socket counts (`live.connections`), the stock pushes' shared window
-(`live.publish`) and the SKUs some socket follows (`live.following`, whose blocking client in
+(`live.publish`) and the groups some socket listens to (`live.following`, whose blocking client in
 the request's thread is its own).
 
 One client per event loop (redis-py's asyncio clients belong to the loop they were made on),
