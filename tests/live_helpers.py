@@ -77,6 +77,17 @@ async def connected_customer(token: str, path: str = "/ws/v1/orders") -> Any:
     return communicator, await communicator.receive_json_from(timeout=2)
 
 
+def redis_layer_through(gate: Any) -> dict[str, Any]:
+    """`CHANNEL_LAYERS` for a Redis channel layer reached through `gate` (`tests.faults.
+    BrokerGate`): a Redis that refuses, hangs or answers as the test decides."""
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [gate.url(3)]},
+        }
+    }
+
+
 def text(message: dict) -> str:
     return json.dumps(message)
 

@@ -53,9 +53,15 @@ def product_make(
     return product
 
 
-def user_with_token(*, email: str = "ada@example.com", is_staff: bool = False) -> tuple[Any, str]:
+def user_with_token(
+    *, email: str = "ada@example.com", is_staff: bool = False, is_superuser: bool = False
+) -> tuple[Any, str]:
     user = get_user_model().objects.create_user(
-        username=email, email=email, password="correct horse battery", is_staff=is_staff
+        username=email,
+        email=email,
+        password="correct horse battery",
+        is_staff=is_staff,
+        is_superuser=is_superuser,
     )
     return user, token_issue(user=user)
 

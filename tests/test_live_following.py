@@ -21,7 +21,14 @@ from live.selectors import stock_rows
 from orders.services import customer_for_user
 from payments.services import webhook_handle
 from tests.faults import REFUSE, BrokerGate
-from tests.live_helpers import committed, connected_customer, messages, scenario, socket
+from tests.live_helpers import (
+    committed,
+    connected_customer,
+    messages,
+    redis_layer_through,
+    scenario,
+    socket,
+)
 from tests.orders_helpers import order_new, variant_stocked
 from tests.payments_helpers import payment_event, signed
 from tests.storefront_helpers import FAST_HASHERS, user_with_token
@@ -110,12 +117,7 @@ def test_with_redis_not_answering_every_change_is_pushed_as_before(settings, cap
     """Fail open: without Redis's answer the SKU counts as followed (its version bumped and
     pushed, the push dropped by the layer that is down too), and the checkout goes on."""
     gate = BrokerGate(target_url="redis://127.0.0.1:6379/0", mode=REFUSE)
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [gate.url(3)]},
-        }
-    }
+    settings.CHANNEL_LAYERS = redis_layer_through(gate)
     mug = variant_stocked("MUG-DOWN", on_hand=5)
     buyer = _buyer()
     caplog.set_level(logging.WARNING, logger="stockwire.live")
@@ -219,9 +221,7 @@ def test_a_customer_who_connects_after_ordering_sees_it_and_hears_it_paid():
 def test_staff_watching_hear_a_new_order_whose_customer_has_no_socket():
     variant_stocked("MUG-STAFF", on_hand=50)
     buyer = _buyer()
-    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
+    _, staff_token = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
 
     async def body():
         staff_socket = socket("/ws/v1/staff")

@@ -38,6 +38,7 @@ from tests.live_helpers import (
     committed,
     connected_customer,
     messages,
+    redis_layer_through,
     scenario,
     socket,
     text,
@@ -161,9 +162,7 @@ def test_a_payment_that_does_not_match_is_heard_as_needs_attention_by_customer_a
     variant_stocked("MUG-3", on_hand=5)
     ada, token = _customer("ada@example.com")
     order = order_new(ada, ("MUG-3", 1))
-    staff, _ = user_with_token(email="boss@example.com", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
+    staff, _ = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
     client.force_login(staff)
     cookie = client.cookies["sessionid"].value
 
@@ -200,9 +199,7 @@ def test_staff_hear_new_orders_and_low_stock_by_token_and_a_customer_token_is_fo
     variant.low_stock_threshold = 5
     variant.save()
     ada, customer_token = _customer("ada@example.com")
-    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
+    _, staff_token = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
 
     async def body():
         refused = socket("/ws/v1/staff")
@@ -492,12 +489,7 @@ def test_a_channel_layer_that_is_down_or_hangs_costs_the_checkout_nothing(settin
     after LIVE_PUBLISH_TIMEOUT_SECONDS, on the publisher's loop), and nothing raises into them."""
     settings.LIVE_PUBLISH_TIMEOUT_SECONDS = 1.0
     gate = BrokerGate(target_url="redis://127.0.0.1:6379/0", mode=mode)
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [gate.url(3)]},
-        }
-    }
+    settings.CHANNEL_LAYERS = redis_layer_through(gate)
     product = variant_stocked("MUG-10", on_hand=5)
     _, token = user_with_token(email="ada@example.com")
     client = client_for(token)
@@ -560,9 +552,7 @@ def test_safety_stock_set_aside_is_pushed_as_availability_with_a_newer_version()
 
 
 def _staff_with_session(client):
-    staff, token = user_with_token(email="boss@example.com", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
+    staff, token = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
     client.force_login(staff)
     return staff, token, client.cookies["sessionid"].value
 
@@ -716,9 +706,7 @@ def test_a_resolved_flag_is_heard_by_the_customer_and_staff():
     ada, token = _customer("ada@example.com")
     order = order_new(ada, ("MUG-RES", 1))
     _pay_wrong_amount(order)
-    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True)
-    staff.is_superuser = True
-    staff.save()
+    staff, staff_token = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
 
     async def body():
         ada_socket, _ = await connected_customer(token)
