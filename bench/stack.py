@@ -16,9 +16,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -117,6 +118,40 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _healthy_or_raise(
+    name: str,
+    process: subprocess.Popen,
+    url: str,
+    log: IO,
+    ready: Callable[[], bool] = lambda: True,
+) -> None:
+    """Return once `url` answers 200 and `ready()` holds; raise if the server `name` exits or
+    30 s pass first (naming its log)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited, see {log.name}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200 and ready():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{name} did not answer {url} in 30 s, see {log.name}")
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 15 s: a server that will not stop does not hang the run."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 class Server:
     """gunicorn with 4 sync workers, as the Dockerfile runs it, on a loopback port."""
 
@@ -150,18 +185,14 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited, see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as reply:
-                    if reply.status == 200 and len(self.worker_pids()) == GUNICORN_WORKERS:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"gunicorn did not answer /healthz in 30 s, see {self.log.name}")
+        _healthy_or_raise(
+            "gunicorn",
+            self.process,
+            f"{self.base_url}/healthz",
+            self.log,
+            ready=lambda: len(self.worker_pids()) == GUNICORN_WORKERS,
+        )
+        return self
 
     def worker_pids(self) -> list[int]:
         assert self.process is not None
@@ -169,13 +200,8 @@ class Server:
         return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            _terminate(self.process)
         self.log.close()
 
 
@@ -193,17 +219,13 @@ class LiveServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited, see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"daphne did not answer /healthz in 30 s, see {self.log.name}")
+        try:
+            _healthy_or_raise(
+                "daphne", self.process, f"http://127.0.0.1:{self.port}/healthz", self.log
+            )
+        except RuntimeError:
+            self.stop()
+            raise
 
     def rss_kib(self) -> int:
         """The server's resident memory now."""
@@ -213,13 +235,7 @@ class LiveServer:
         return 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        _terminate(self.process)
         self.log.close()
 
 
