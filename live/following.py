@@ -23,6 +23,10 @@ How:
   followed (pushed as before), and Redis is not asked again for `OUTAGE_SECONDS`, so a hung
   Redis costs one request per period that timeout, not every request. A "nobody listens"
   answer is never kept: a socket that connects the next moment must hear the next change.
+- A renewal that fails is logged (INFO) and tried again at the next period; a mark whose
+  renewals all fail for `lapse_seconds()` lapses, and commits stop pushing to its group until a
+  socket joins it again. The layer's own calls fail on a Redis that is down, closing its sockets
+  (4503), so this needs a Redis that refuses only these writes.
 """
 
 import logging

@@ -182,8 +182,8 @@ class StockHub:
                     for variant_id in list(self.followers):
                         await self._add(variant_id)
                     added = loop.time()
-            except Exception:  # the receive task notices an outage and acts on it
-                continue
+            except Exception as error:  # the receive task notices an outage and acts on it
+                logger.info("live: could not renew the hub's marks (%s)", type(error).__name__)
 
     async def _lost(self) -> None:
         """The layer failed: close every local socket (4503) and start afresh."""
