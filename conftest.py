@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from config.celery import app as celery_app
+from live.publish import publisher
 from outbox import services as outbox_services
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -154,6 +155,15 @@ def broker_not_paused() -> Iterator[None]:
     outbox_services._resume_broker()
     yield
     outbox_services._resume_broker()
+
+
+@pytest.fixture(autouse=True)
+def live_reads_release_the_database() -> Iterator[None]:
+    """Live's publisher reads availability on a thread of its own in a process without
+    sockets (Redis layer): its connection is closed after each test, or the run's database
+    could not be dropped."""
+    yield
+    publisher.release_database()
 
 
 @pytest.fixture(autouse=True)

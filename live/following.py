@@ -1,10 +1,10 @@
 """Which groups some socket listens to: a commit reads and pushes only for those.
 
-Why: a push costs the request that committed: a stock push bumps the SKU's `StockVersion` (an
-upsert whose row lock every buyer of the SKU then queues on) and reads its availability; an
-order push reads the order and sends a layer message to its customer and to staff. Most SKUs
-have no subscriber at any moment, and most customers no socket open while they check out:
-their requests should not pay for pushes nobody hears.
+Why: a push costs the process that committed: an order push reads the order in the request's
+thread and sends a layer message to its customer and to staff; a stock push has the publisher
+bump the SKU's `StockVersion` and read its availability (once per coalescing window) and send
+it. Most SKUs have no subscriber at any moment, and most customers no socket open while they
+check out: their requests should not pay for pushes nobody hears.
 
 How:
 - Whoever joins a group for a socket marks it (`mark`) before the socket's snapshot is read:
@@ -13,8 +13,9 @@ How:
   lapses after `lapse_seconds()`, renewed by the hub every `RENEW_SECONDS` and by each socket at
   every ping while it listens. With the in-memory layer only this process can hear its own
   pushes, and the layer's own groups are the answer.
-- The on-commit callback asks `followed` once for all the groups of its push (one MGET) before
-  it touches the database, and pushes to those only.
+- The on-commit callbacks of one commit ask once for all the groups of their pushes (a
+  `Question`: one MGET, by the first of them to run) before they touch the database, and push
+  to those only: a checkout's order and stock pushes share one round trip.
 - No gap between a socket joining and a commit: the mark is set before the snapshot is read. A
   change whose callback asked before the mark committed before the snapshot read, so the
   snapshot shows it (a SKU's version is not bumped: the next push's is higher anyway); a change
@@ -80,6 +81,38 @@ async def mark(groups: Iterable[str]) -> None:
         for group in names:
             pipe.set(_key(group), 1, ex=lapse)
         await pipe.execute()
+
+
+class Question:
+    """Which of the groups that one commit's pushes go to some socket listens to: asked once,
+    by the first of those pushes to run (after the commit), for all of them."""
+
+    __slots__ = ("answer", "groups")
+
+    def __init__(self) -> None:
+        self.groups: set[str] = set()
+        self.answer: set[str] | None = None
+
+    def followed(self, groups: Iterable[str]) -> set[str]:
+        """Those of `groups` (added by `question`) that some socket may listen to."""
+        if self.answer is None:
+            self.answer = followed(self.groups)
+        return self.answer.intersection(groups)
+
+
+_asked_at_commit = threading.local()
+
+
+def question(groups: Iterable[str]) -> Question:
+    """The question this thread's pushes share until it is asked, `groups` added to it: the
+    pushes a transaction registers for its commit share one. One already asked is never
+    reused, so every answer is asked after the commit of each push it serves. (A push
+    rolled back with its savepoint leaves its groups in the question: asked, never used.)"""
+    current = getattr(_asked_at_commit, "question", None)
+    if current is None or current.answer is not None:
+        current = _asked_at_commit.question = Question()
+    current.groups.update(groups)
+    return current
 
 
 def followed(groups: Iterable[str]) -> set[str]:

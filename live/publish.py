@@ -13,6 +13,12 @@ return: the send itself, bounded by `LIVE_PUBLISH_TIMEOUT_SECONDS`, runs there. 
 
 A SKU's availability is coalesced: at most one push per `LIVE_STOCK_COALESCE_SECONDS` from this
 process, and on Redis one per window from all processes together (`_shared_stock_window`).
+The committing thread only says which SKUs changed (`stock_changed`); the availability is read
+(its version bumped, `live.services.stock_states_pushed`) when the window lets a push out, on
+Django's thread for sync work (`database_sync_to_async`), once for every SKU due then. A flash
+sale's buyers thus share one version bump and one read per window instead of each paying its
+own, and the read still starts after the change that asked for it committed, so the last
+change's push carries the final availability.
 
 The channel layer is a notification path, never a dependency, like the read cache: when it
 is down or slow a push is dropped after the timeout, the outage is logged once (and its end
@@ -21,13 +27,18 @@ once; past that pushes are dropped (and counted in the log) until the layer catc
 """
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.db import connections
 
 from live.coalesce import Coalescer
 from live.groups import variant_group
@@ -38,6 +49,10 @@ logger = logging.getLogger("stockwire.live")
 # Sends scheduled and not finished, per process. A layer that hangs holds each for the
 # timeout; this bounds what a hung layer can pile up in memory.
 MAX_PENDING = 1000
+
+# How the SKUs' availability is read when their push goes out (`live.receivers` gives it): a sync
+# function of variant ids returning each one's (variant id, layer message).
+StockRead = Callable[[list[int]], list[tuple[int, dict[str, Any]]]]
 
 
 class Publisher:
@@ -50,8 +65,13 @@ class Publisher:
         self._pending = 0
         self._dropped = 0
         self._outage = False
-        # Per loop: the stock coalescer lives on the loop it was made on.
+        # Per loop: the stock coalescer lives on the loop it was made on, and with it the SKUs
+        # due to be read and the read running (at most one per loop: the next waits for it).
         self._stock: dict[asyncio.AbstractEventLoop, Coalescer] = {}
+        self._due: dict[asyncio.AbstractEventLoop, set[int]] = {}
+        self._reading: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+        # Orders a SKU's changes within this process (the coalescer keeps the newest).
+        self._changes = itertools.count(1)
 
     def serving_loop_note(self) -> None:
         """Called on the loop of a socket that opened: pushes of this process go there."""
@@ -68,10 +88,25 @@ class Publisher:
         """Send `message` to `group` soon; never blocks, never raises."""
         self._schedule(lambda: self._send(group, message))
 
-    def stock_push(self, variant_id: int, version: int, message: dict[str, Any]) -> None:
-        """Send a SKU's availability to its subscribers, at most once per coalescing window
-        from this process: the newest version offered in the window."""
-        self._schedule(lambda: self._stock_offer(variant_id, version, message), counted=False)
+    def stock_changed(self, variant_ids: Iterable[int], read: StockRead) -> None:
+        """The SKUs' stock changed and committed: send each one's availability, as `read`
+        finds it then, to its subscribers at the end of its coalescing window (at once if the
+        SKU was quiet for one). Never blocks, never raises, reads nothing in this thread."""
+        ids = list(variant_ids)
+        if ids:
+            self._schedule(lambda: self._stock_offer(ids, read), counted=False)
+
+    def release_database(self) -> None:
+        """Close the database connection this process's own loop reads with, if it started
+        one (the next read opens another): a test's database can then be dropped."""
+        with self._lock:
+            loop = self._own_loop
+        if loop is None or not loop.is_running():
+            return
+        # Thread-sensitive, as the reads: it runs in the thread that holds their connection.
+        close = sync_to_async(connections.close_all, thread_sensitive=True)
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=5)
 
     def sends_pending(self) -> int:
         """How many sends were handed to the loop and have not finished (nor timed out)."""
@@ -107,17 +142,39 @@ class Publisher:
             if counted:
                 self._done()
 
-    async def _stock_offer(self, variant_id: int, version: int, message: dict) -> None:
+    async def _stock_offer(self, variant_ids: list[int], read: StockRead) -> None:
         loop = asyncio.get_running_loop()
         coalescer = self._stock.get(loop)
         if coalescer is None:
             coalescer = self._stock[loop] = Coalescer(
                 window=settings.LIVE_STOCK_COALESCE_SECONDS,
-                deliver=lambda key, value: self._send_counted(variant_group(key), value),
+                deliver=self._stock_due,
                 gate=_shared_stock_window,
             )
-        if coalescer.offer(variant_id, version, message):
-            await self._send_counted(variant_group(variant_id), message)
+        for variant_id in variant_ids:
+            if coalescer.offer(variant_id, next(self._changes), read):
+                await self._stock_due(variant_id, read)
+
+    async def _stock_due(self, variant_id: int, read: StockRead) -> None:
+        """The SKU's window lets a push out: read it with the others due, then send it."""
+        loop = asyncio.get_running_loop()
+        self._due.setdefault(loop, set()).add(variant_id)
+        reading = self._reading.get(loop)
+        if reading is None or reading.done():  # else the running read takes it in its next round
+            self._reading[loop] = loop.create_task(self._read_and_send(read))
+
+    async def _read_and_send(self, read: StockRead) -> None:
+        """Read every SKU due (those that fall due meanwhile in the next round) and send each
+        its availability. A failed read drops those pushes (logged): the snapshot still tells."""
+        loop = asyncio.get_running_loop()
+        while due := self._due.pop(loop, None):
+            try:
+                states = await database_sync_to_async(read)(sorted(due))
+            except Exception:
+                logger.exception("live: could not read the availability of %s SKUs", len(due))
+                continue
+            for variant_id, message in states:
+                await self._send_counted(variant_group(variant_id), message)
 
     async def _send_counted(self, group: str, message: dict) -> None:
         with self._lock:

@@ -2,14 +2,16 @@
 
 Each receiver only registers a `transaction.on_commit` callback (no query in the sender's
 transaction): a rollback drops it and nothing is pushed. The callback reads the state as
-committed (one query) and hands the message to `live.publish.publisher`, which sends it on an
-event loop and never holds the request; a process whose pushes could reach nobody (the
-in-memory layer without a socket in this process) skips even the read, and each callback
-first asks which of its groups some socket listens to (`live.following`: one Redis round
-trip), then reads and pushes for those only: a checkout of a customer with no socket open, of
-SKUs nobody follows, while no staff member watches, costs that round trip and nothing else.
+committed (an order's: one query; a SKU's is read by the publisher once per coalescing window)
+and hands the message to `live.publish.publisher`, which sends it on an event loop and never
+holds the request; a process whose pushes could reach nobody (the in-memory layer without a
+socket in this process) skips even the read. The callbacks of one commit first ask which of
+their groups some socket listens to (`live.following`: one Redis round trip for all of them),
+then read and push for those only: a checkout of a customer with no socket open, of SKUs
+nobody follows, while no staff member watches, costs that round trip and nothing else.
 """
 
+from collections.abc import Iterable
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -40,23 +42,45 @@ from orders.signals import (
 from payments.signals import payment_received, refund_issued
 
 
-def _on_commit(callback: Any, /, **kwargs: Any) -> None:
+def _on_commit(callback: Any, groups: Iterable[str], /, **kwargs: Any) -> None:
+    """After the commit, `callback(question, **kwargs)`: `question` tells which of `groups`
+    (the push's, asked together with the commit's other pushes') some socket listens to."""
     if publisher.reaches_anyone():
-        transaction.on_commit(partial(callback, **kwargs), robust=True)
+        question = following.question(groups)
+        transaction.on_commit(partial(callback, question, **kwargs), robust=True)
 
 
-def _push_order(order: Any, /, **kwargs: Any) -> None:
+def _order_groups(customer_id: int, staff: bool) -> list[str]:
+    customer = customer_group(customer_id)
+    return [customer, STAFF_ORDERS] if staff else [customer]
+
+
+def _push_order(order: Any, /, *, staff: bool = False, **kwargs: Any) -> None:
     """After the commit, `_order_push` for `order` (its customer named now: no query later)."""
-    _on_commit(_order_push, order_id=order.pk, customer_id=order.customer_id, **kwargs)
+    _on_commit(
+        _order_push,
+        _order_groups(order.customer_id, staff),
+        order_id=order.pk,
+        customer_id=order.customer_id,
+        staff=staff,
+        **kwargs,
+    )
 
 
 def _order_push(
-    *, order_id: int, customer_id: int, event: str, staff: bool = False, **details: Any
+    question: following.Question,
+    /,
+    *,
+    order_id: int,
+    customer_id: int,
+    event: str,
+    staff: bool = False,
+    **details: Any,
 ) -> None:
     """Send the order's state now, as the `event` message, to its customer (and staff), if a
     socket of theirs listens."""
     customer = customer_group(customer_id)
-    listening = following.followed([customer, STAFF_ORDERS] if staff else [customer])
+    listening = question.followed(_order_groups(customer_id, staff))
     if not listening:
         return
     found = order_state(order_id=order_id)
@@ -71,16 +95,20 @@ def _order_push(
         publisher.push(STAFF_ORDERS, {"type": "live.push", "text": as_text(staff_message)})
 
 
-def _stock_push(*, variant_ids: list[int]) -> None:
-    """Send each variant's availability now to its subscribers (coalesced per SKU); a
-    variant no socket follows costs one question to Redis for the commit, no database work
-    (`live.following`)."""
-    listening = following.followed(map(variant_group, variant_ids))
+def _stock_push(question: following.Question, /, *, variant_ids: list[int]) -> None:
+    """Have the publisher send the followed variants' availability (read once per coalescing
+    window, not here: `live.publish`); a variant no socket follows costs one question to Redis
+    for the commit (`live.following`)."""
+    listening = question.followed(map(variant_group, variant_ids))
     followed = sorted(vid for vid in set(variant_ids) if variant_group(vid) in listening)
-    for state in stock_states_pushed(variant_ids=followed):
-        publisher.stock_push(
+    publisher.stock_changed(followed, _stock_messages)
+
+
+def _stock_messages(variant_ids: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    """The variants' availability as `live.stock` layer messages, each with a new version."""
+    return [
+        (
             state.variant_id,
-            state.version,
             {
                 "type": "live.stock",
                 "key": state.variant_id,
@@ -89,10 +117,12 @@ def _stock_push(*, variant_ids: list[int]) -> None:
                 "text": as_text({"type": "stock", **state.message()}),
             },
         )
+        for state in stock_states_pushed(variant_ids=variant_ids)
+    ]
 
 
-def _low_stock_push(*, variant_id: int, threshold: int) -> None:
-    if not following.followed([STAFF_STOCK]):
+def _low_stock_push(question: following.Question, /, *, variant_id: int, threshold: int) -> None:
+    if not question.followed([STAFF_STOCK]):
         return
     for state in stock_rows(variant_ids=[variant_id]):
         message = {"type": "low_stock", **state.message(), "threshold": threshold}
@@ -115,15 +145,24 @@ def push_order_paid(sender, order, **kwargs) -> None:
 
 @receiver(order_shipped, dispatch_uid="live.push_order_shipped")
 def push_order_shipped(sender, order, shipment, **kwargs) -> None:
-    _on_commit(_shipped_push, order_id=order.pk, customer_id=order.customer_id, shipment=shipment)
+    _on_commit(
+        _shipped_push,
+        _order_groups(order.customer_id, staff=False),
+        order_id=order.pk,
+        customer_id=order.customer_id,
+        shipment=shipment,
+    )
 
 
-def _shipped_push(*, order_id: int, customer_id: int, shipment: Any) -> None:
+def _shipped_push(
+    question: following.Question, /, *, order_id: int, customer_id: int, shipment: Any
+) -> None:
     """After the commit, like every push: the shipment's lines come prefetched with the
     signal, and nothing is counted at all while nobody could hear it."""
     units = sum(line.quantity for line in shipment.lines.all())
     shipped = {"tracking_number": shipment.tracking_number, "carrier": shipment.carrier}
     _order_push(
+        question,
         order_id=order_id,
         customer_id=customer_id,
         event="shipped",
@@ -189,12 +228,13 @@ def push_order_lines_allocated(sender, order, lines, completed, **kwargs) -> Non
 
 @receiver(stock_changed, dispatch_uid="live.push_availability")
 def push_availability(sender, variant_ids, **kwargs) -> None:
-    _on_commit(_stock_push, variant_ids=list(variant_ids))
+    ids = list(variant_ids)
+    _on_commit(_stock_push, map(variant_group, ids), variant_ids=ids)
 
 
 @receiver(stock_low, dispatch_uid="live.push_low_stock")
 def push_low_stock(sender, variant_id, threshold, **kwargs) -> None:
-    _on_commit(_low_stock_push, variant_id=variant_id, threshold=threshold)
+    _on_commit(_low_stock_push, [STAFF_STOCK], variant_id=variant_id, threshold=threshold)
 
 
 # --- Who may hold a socket: checked at each ping, and at once after these -------------------
@@ -202,8 +242,8 @@ def push_low_stock(sender, variant_id, threshold, **kwargs) -> None:
 User = get_user_model()
 
 
-def _recheck(*, user_id: int, **details: Any) -> None:
-    if not following.followed([user_group(user_id)]):
+def _recheck(question: following.Question, /, *, user_id: int, **details: Any) -> None:
+    if not question.followed([user_group(user_id)]):
         return
     publisher.push(user_group(user_id), {"type": "live.recheck", **details})
 
@@ -214,14 +254,14 @@ def close_sockets_of_logged_out_session(sender, request, user, **kwargs) -> None
     and tokens stay)."""
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and session_key:
-        _on_commit(_recheck, user_id=user.pk, session_key=session_key)
+        _on_commit(_recheck, [user_group(user.pk)], user_id=user.pk, session_key=session_key)
 
 
 @receiver(post_save, sender=User, dispatch_uid="live.recheck_sockets_of_saved_user")
 def recheck_sockets_of_saved_user(sender, instance, created, raw, **kwargs) -> None:
     """A user deactivated or no longer staff loses their sockets now, not at the next ping."""
     if not created and not raw:
-        _on_commit(_recheck, user_id=instance.pk)
+        _on_commit(_recheck, [user_group(instance.pk)], user_id=instance.pk)
 
 
 @receiver(m2m_changed, sender=User.user_permissions.through, dispatch_uid="live.recheck_perms")
@@ -235,4 +275,4 @@ def recheck_sockets_of_user_with_new_permissions(
         return
     user_ids = [instance.pk] if not reverse else list(pk_set or ())
     for user_id in user_ids:
-        _on_commit(_recheck, user_id=user_id)
+        _on_commit(_recheck, [user_group(user_id)], user_id=user_id)

@@ -16,11 +16,12 @@ from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
 from live import following
+from live.groups import STAFF_ORDERS, customer_group
 from live.models import StockVersion
 from live.selectors import stock_rows
 from orders.services import customer_for_user
 from payments.services import webhook_handle
-from tests.faults import REFUSE, BrokerGate
+from tests.faults import REFUSE, BrokerGate, wait_until
 from tests.live_helpers import (
     committed,
     connected_customer,
@@ -89,6 +90,53 @@ def test_a_sku_nobody_follows_costs_its_buyers_no_version_write():
     assert not [q for q in queries.captured_queries if "live_stockversion" in q["sql"]]
 
 
+def test_a_buyer_of_a_followed_sku_neither_bumps_nor_reads_it_in_the_request():
+    """The publisher bumps the version and reads the availability when the push goes out,
+    once per coalescing window for all the buyers in it; the request only says the SKU
+    changed. The subscriber still hears the sale."""
+    mug = variant_stocked("MUG-FOLLOWED", on_hand=5)
+    buyer = _buyer()
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-FOLLOWED"]})
+        await communicator.receive_json_from(timeout=2)  # the snapshot
+        in_request = await database_sync_to_async(_live_queries_after_commit)(
+            lambda: order_new(buyer, ("MUG-FOLLOWED", 1))
+        )
+        pushed = await communicator.receive_json_from(timeout=3)
+        await communicator.disconnect()
+        return in_request, pushed
+
+    in_request, pushed = scenario(body)
+
+    assert not [sql for sql in in_request if "live_stockversion" in sql or "inventory_" in sql]
+    assert (pushed["available"], pushed["version"]) == (4, 1)
+    assert _version(mug) == 1
+
+
+def test_a_checkout_asks_redis_once_for_its_order_and_all_its_skus(monkeypatch):
+    """The order push and the stock push of one commit share one question (one MGET)."""
+    for sku in ("MUG-Q1", "MUG-Q2", "MUG-Q3"):
+        variant_stocked(sku, on_hand=5)
+    buyer = _buyer()
+    asked = []
+    ask = following.followed
+    monkeypatch.setattr(
+        following, "followed", lambda groups: asked.append(set(groups)) or ask(groups)
+    )
+
+    with TestCase.captureOnCommitCallbacks(execute=True) as callbacks:
+        order_new(buyer, ("MUG-Q1", 1), ("MUG-Q2", 1), ("MUG-Q3", 2))
+
+    live = [c for c in callbacks if getattr(c, "func", c).__module__ == "live.receivers"]
+    assert len(live) >= 2  # the order's push and the stock push
+    assert len(asked) == 1
+    assert {customer_group(buyer.pk), STAFF_ORDERS} < asked[0]
+    assert len([group for group in asked[0] if group.startswith("live.stock.")]) == 3
+
+
 def test_a_socket_that_subscribes_later_hears_the_next_change_with_a_newer_version():
     mug = variant_stocked("MUG-LATER", on_hand=5)
     buyer = _buyer()
@@ -113,22 +161,24 @@ def test_a_socket_that_subscribes_later_hears_the_next_change_with_a_newer_versi
     assert _version(mug) == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_with_redis_not_answering_every_change_is_pushed_as_before(settings, caplog):
-    """Fail open: without Redis's answer the SKU counts as followed (its version bumped and
-    pushed, the push dropped by the layer that is down too), and the checkout goes on."""
+    """Fail open: without Redis's answer the SKU counts as followed (the publisher bumps its
+    version and reads it, on a thread of its own in this process without sockets, and pushes
+    it, the push dropped by the layer that is down too), and the checkout goes on."""
     gate = BrokerGate(target_url="redis://127.0.0.1:6379/0", mode=REFUSE)
     settings.CHANNEL_LAYERS = redis_layer_through(gate)
     mug = variant_stocked("MUG-DOWN", on_hand=5)
     buyer = _buyer()
     caplog.set_level(logging.WARNING, logger="stockwire.live")
     try:
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            order = order_new(buyer, ("MUG-DOWN", 1))
+        order = order_new(buyer, ("MUG-DOWN", 1))
+        bumped = wait_until(lambda: _version(mug) == 1, timeout=5)
     finally:
         gate.close()
 
     assert order.pk is not None
-    assert _version(mug) == 1
+    assert bumped
     warned = [r.getMessage() for r in caplog.records]
     assert any("could not ask which groups have listeners" in message for message in warned)
 
