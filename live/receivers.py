@@ -40,6 +40,7 @@ from orders.signals import (
     order_shipped,
 )
 from payments.signals import payment_received, refund_issued
+from storefront.signals import token_revoked
 
 
 def _on_commit(callback: Any, groups: Iterable[str], /, **kwargs: Any) -> None:
@@ -255,6 +256,12 @@ def close_sockets_of_logged_out_session(sender, request, user, **kwargs) -> None
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and session_key:
         _on_commit(_recheck, [user_group(user.pk)], user_id=user.pk, session_key=session_key)
+
+
+@receiver(token_revoked, dispatch_uid="live.recheck_sockets_of_revoked_token")
+def recheck_sockets_of_revoked_token(sender, user_id, **kwargs) -> None:
+    """The sockets opened with a revoked token close now (4401); the user's others stay."""
+    _on_commit(_recheck, [user_group(user_id)], user_id=user_id)
 
 
 @receiver(post_save, sender=User, dispatch_uid="live.recheck_sockets_of_saved_user")

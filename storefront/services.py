@@ -26,6 +26,7 @@ from core.sql import insert_instances
 from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
 from storefront.selectors import users_with_email
+from storefront.signals import token_revoked
 
 # PostgreSQL's SQLSTATE for a lock wait cut short by `lock_timeout`.
 LOCK_NOT_AVAILABLE = "55P03"
@@ -83,11 +84,17 @@ def token_issue(*, user: AbstractBaseUser) -> str:
 def token_revoke(*, raw: str) -> int:
     """Revoke the token `raw` (idempotently); return how many rows changed.
 
-    Sends no signals, requests no tasks.
+    Sends token_revoked when it revoked one (its user's sockets close at once); requests no
+    tasks.
     """
-    return ApiToken.objects.filter(key_hash=ApiToken.hash_of(raw), revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    token = ApiToken.objects.filter(key_hash=ApiToken.hash_of(raw), revoked_at__isnull=True)
+    # Locked, so of two concurrent revocations only one revokes and tells.
+    user_id = token.select_for_update().values_list("user_id", flat=True).first()
+    if user_id is None:
+        return 0
+    token.update(revoked_at=timezone.now())
+    token_revoked.send(sender=ApiToken, user_id=user_id)
+    return 1
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.db import connections as db_connections
 from django.db import transaction
 from django.test import TestCase
+from django.utils import timezone
 
 from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
@@ -31,7 +32,8 @@ from orders.services import (
     order_resolve,
 )
 from payments.services import webhook_handle
-from storefront.services import token_revoke
+from storefront.models import ApiToken
+from storefront.services import token_issue, token_revoke
 from tests.faults import BLACKHOLE, REFUSE, BrokerGate
 from tests.live_helpers import (
     closed_with,
@@ -280,14 +282,33 @@ def test_a_bad_revoked_or_missing_token_closes_with_4401(how):
     assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED
 
 
-def test_a_token_revoked_while_connected_closes_the_socket_at_the_next_ping(settings):
+def test_a_token_revoked_while_connected_closes_its_sockets_at_once_and_no_other(settings):
+    settings.LIVE_PING_SECONDS = 30  # no ping in the test: the revocation alone closes it
+    customer, token = _customer("ada@example.com")
+    other_token = token_issue(user=customer.user)
+
+    async def body():
+        revoked, _ = await connected_customer(token)
+        other, _ = await connected_customer(other_token)
+        await committed(token_revoke, raw=token)
+        code = await closed_with(revoked)
+        other_still_open = await other.receive_nothing(timeout=0.3)
+        await other.disconnect()
+        return code, other_still_open
+
+    assert scenario(body) == (consumers.CLOSE_UNAUTHENTICATED, True)
+
+
+def test_a_token_that_expires_while_connected_closes_the_socket_at_the_next_ping(settings):
     settings.LIVE_PING_SECONDS = 0.1
     _, token = _customer("ada@example.com")
 
     async def body():
         communicator, _ = await connected_customer(token)
         assert (await communicator.receive_json_from(timeout=1)) == {"type": "ping"}
-        await database_sync_to_async(token_revoke)(raw=token)
+        await database_sync_to_async(
+            ApiToken.objects.filter(key_hash=ApiToken.hash_of(token)).update
+        )(expires_at=timezone.now())
         return await closed_with(communicator)
 
     assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED
@@ -635,13 +656,13 @@ def _view_permissions():
     )
 
 
-def test_a_staff_token_revoked_while_connected_closes_the_socket_at_the_next_ping(client, settings):
-    settings.LIVE_PING_SECONDS = 0.1
+def test_a_staff_token_revoked_while_connected_closes_the_socket_at_once(client, settings):
+    settings.LIVE_PING_SECONDS = 30
     _, token, cookie = _staff_with_session(client)
 
     async def body():
         communicator = await _staff_socket("token", token, cookie)
-        await database_sync_to_async(token_revoke)(raw=token)
+        await committed(token_revoke, raw=token)
         return await closed_with(communicator)
 
     assert scenario(body) == consumers.CLOSE_UNAUTHENTICATED
