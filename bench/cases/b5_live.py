@@ -20,7 +20,10 @@ In each arrangement:
 - commit-to-client latency: for every stock movement of the SKU while subscribed, how long
   until each socket held a message of that version or newer. The movement's `created_at` is
   taken just before its commit, so this is an upper bound; it includes the coalescing wait
-  (at most one message per SKU per 250 ms), which is the point of coalescing;
+  (at most one message per SKU per 250 ms), which is the point of coalescing. Split in two
+  stages by a tap on the channel layer (`bench.live_tap`, a channel in the SKU's group beside
+  the hub's): commit → layer (the publisher's window, read and send) and layer → socket (the
+  hub's window, the fan-out and the fleet's own receive);
 - messages delivered against the most the coalescing rule allows, and how many sockets end on
   the committed final availability (none may be left stale);
 - Daphne's resident memory per open socket.
@@ -268,6 +271,19 @@ def _arrangement(
                         f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}"
                     )
                 log(f"B5 [{name}] fleet {ready}")
+                tap_spec = {**fleet_spec, "result_file": f"{folder}/tap.json"}
+                (Path(folder) / "tap.json").write_text(json.dumps(tap_spec))
+                tap = subprocess.Popen(
+                    [*pin_fleet, sys.executable, "-m", "bench.live_tap", f"{folder}/tap.json"],
+                    cwd=stack.ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                if tap.stdout.readline().strip() != "ready":
+                    tap.kill()
+                    raise RuntimeError(f"layer tap failed: {tap.stderr.read()[-1500:]}")
                 rss_after = live.rss_kib()
                 first_id, _, available_before = _final_state(sku)
 
@@ -286,13 +302,24 @@ def _arrangement(
                 Path(fleet_spec["final_file"]).write_text(str(final_version))
                 fleet.wait(timeout=DRAIN_SECONDS + 60)
                 drained = time.time() - finished
+                tap.wait(timeout=DRAIN_SECONDS + 60)
                 result = json.loads(Path(fleet_spec["result_file"]).read_text())
+                tapped = json.loads(Path(tap_spec["result_file"]).read_text())["messages"]
     finally:
         live.stop()
 
     records = result["sockets"]
     movements = _movements(sku, first_id)
     latencies = sorted(_latencies(records, movements, available_before))
+    # The two stages, split where the layer hands each push to the hub (and to the tap).
+    to_layer = sorted(_latencies([{"messages": tapped}], movements, available_before))
+    tapped_at = {version: received for received, version, _ in tapped}
+    to_socket = sorted(
+        max(0.0, received - tapped_at[version])
+        for r in records
+        for received, version, _ in r["messages"]
+        if version in tapped_at
+    )
     delivered = sum(len(r["messages"]) for r in records)
     # The last push is read after the last order, up to a window later: the rule's bound runs
     # to the last message any socket received.
@@ -315,6 +342,10 @@ def _arrangement(
         "latency_p50_ms": round(1000 * percentile(latencies, 0.50), 1),
         "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 1),
         "latency_max_ms": round(1000 * (latencies[-1] if latencies else 0), 1),
+        "commit_to_layer_p50_ms": round(1000 * percentile(to_layer, 0.50), 1),
+        "commit_to_layer_p99_ms": round(1000 * percentile(to_layer, 0.99), 1),
+        "layer_to_socket_p50_ms": round(1000 * percentile(to_socket, 0.50), 1),
+        "layer_to_socket_p99_ms": round(1000 * percentile(to_socket, 0.99), 1),
         "messages_delivered": delivered,
         "messages_per_socket": round(delivered / sockets, 1),
         "messages_most_per_socket": most_per_socket,
@@ -344,7 +375,9 @@ def _arrangement(
         f"B5 [{name}: {ARRANGEMENTS[name]}] {sockets} sockets, {spec['concurrency']} buyers: "
         f"{alone['per_s']:.1f} → "
         f"{watched['per_s']:.1f} orders/s with subscribers (cost {b5['checkout_cost_pct']} %); "
-        f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms; "
+        f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms "
+        f"(commit → layer {b5['commit_to_layer_p50_ms']} / {b5['commit_to_layer_p99_ms']}, "
+        f"layer → socket {b5['layer_to_socket_p50_ms']} / {b5['layer_to_socket_p99_ms']}); "
         f"{delivered} messages ({b5['messages_per_socket']}/socket, at most {most_per_socket}); "
         f"{current}/{sockets} sockets on the final availability "
         f"({b5['sockets_closed_by_server']} closed by the server); "
