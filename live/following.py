@@ -94,10 +94,16 @@ class Question:
         self.answer: set[str] | None = None
 
     def followed(self, groups: Iterable[str]) -> set[str]:
-        """Those of `groups` (added by `question`) that some socket may listen to."""
+        """Those of `groups` (added by `question`) that some socket may listen to. A group
+        added only now is asked about too, never taken as unfollowed."""
+        names = set(groups)
         if self.answer is None:
+            self.groups |= names
             self.answer = followed(self.groups)
-        return self.answer.intersection(groups)
+        elif unasked := names - self.groups:
+            self.groups |= unasked
+            self.answer |= followed(unasked)
+        return self.answer & names
 
 
 _asked_at_commit = threading.local()

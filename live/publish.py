@@ -1,8 +1,10 @@
 """Hand pushes to the channel layer without ever holding the request that committed them.
 
-The receivers (`live.receivers`) call `push` and `stock_push` from `transaction.on_commit`
-callbacks, in the thread that committed. Those only schedule the send on an event loop and
-return: the send itself, bounded by `LIVE_PUBLISH_TIMEOUT_SECONDS`, runs there. Which loop:
+The receivers (`live.receivers`) call `push` and `stock_changed` from `transaction.on_commit`
+callbacks, in the thread that committed. Those only schedule the work on an event loop, in an
+empty context (nothing of the request's follows it there: its request id, the thread its sync
+work runs on), and return: the send itself, bounded by `LIVE_PUBLISH_TIMEOUT_SECONDS`, runs
+there. Which loop:
 
 - a process that holds sockets (Daphne: `make run`, the compose file's `live` service) sends on
   the loop its sockets live on (the first socket notes it, `serving_loop_note`). That is the
@@ -15,10 +17,11 @@ A SKU's availability is coalesced: at most one push per `LIVE_STOCK_COALESCE_SEC
 process, and on Redis one per window from all processes together (`_shared_stock_window`).
 The committing thread only says which SKUs changed (`stock_changed`); the availability is read
 (its version bumped, `live.services.stock_states_pushed`) when the window lets a push out, on
-Django's thread for sync work (`database_sync_to_async`), once for every SKU due then. A flash
-sale's buyers thus share one version bump and one read per window instead of each paying its
-own, and the read still starts after the change that asked for it committed, so the last
-change's push carries the final availability.
+asgiref's thread for sync work (`database_sync_to_async`: never a request's), once for every
+SKU due then. A flash sale's buyers thus share one version bump and one read per window
+instead of each paying its own, and the read still starts after the change that asked for it
+committed, so the last change's push carries the final availability. A read that fails is
+tried once more a window later (logged), then its pushes are dropped: the snapshot still tells.
 
 The channel layer is a notification path, never a dependency, like the read cache: when it
 is down or slow a push is dropped after the timeout, the outage is logged once (and its end
@@ -28,6 +31,7 @@ once; past that pushes are dropped (and counted in the log) until the layer catc
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import threading
@@ -70,8 +74,11 @@ class Publisher:
         self._stock: dict[asyncio.AbstractEventLoop, Coalescer] = {}
         self._due: dict[asyncio.AbstractEventLoop, set[int]] = {}
         self._reading: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
-        # Orders a SKU's changes within this process (the coalescer keeps the newest).
+        self._retried: dict[asyncio.AbstractEventLoop, set[int]] = {}
+        # The coalescer hands on only what is newer than what it handed: each change offered
+        # is newer than the last (the version itself is read later, with the availability).
         self._changes = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()  # started and running (a task needs a holder)
 
     def serving_loop_note(self) -> None:
         """Called on the loop of a socket that opened: pushes of this process go there."""
@@ -137,10 +144,15 @@ class Publisher:
                     return
                 self._pending += 1
         try:
-            asyncio.run_coroutine_threadsafe(_run(make), loop)
+            loop.call_soon_threadsafe(self._start, make, context=contextvars.Context())
         except RuntimeError:  # the loop closed meanwhile (a server shutting down)
             if counted:
                 self._done()
+
+    def _start(self, make: Callable[[], Any]) -> None:
+        task = asyncio.get_running_loop().create_task(make())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _stock_offer(self, variant_ids: list[int], read: StockRead) -> None:
         loop = asyncio.get_running_loop()
@@ -152,29 +164,46 @@ class Publisher:
                 gate=_shared_stock_window,
             )
         for variant_id in variant_ids:
-            if coalescer.offer(variant_id, next(self._changes), read):
-                await self._stock_due(variant_id, read)
+            # With a gate the coalescer always hands on itself, at the window's end (`_stock_due`).
+            coalescer.offer(variant_id, next(self._changes), read)
 
     async def _stock_due(self, variant_id: int, read: StockRead) -> None:
         """The SKU's window lets a push out: read it with the others due, then send it."""
+        self._due_now([variant_id], read)
+
+    def _due_now(self, variant_ids: Iterable[int], read: StockRead) -> None:
         loop = asyncio.get_running_loop()
-        self._due.setdefault(loop, set()).add(variant_id)
+        self._due.setdefault(loop, set()).update(variant_ids)
         reading = self._reading.get(loop)
         if reading is None or reading.done():  # else the running read takes it in its next round
             self._reading[loop] = loop.create_task(self._read_and_send(read))
 
     async def _read_and_send(self, read: StockRead) -> None:
         """Read every SKU due (those that fall due meanwhile in the next round) and send each
-        its availability. A failed read drops those pushes (logged): the snapshot still tells."""
+        its availability, all at once. A read that fails is tried once more a window later."""
         loop = asyncio.get_running_loop()
+        retried = self._retried.setdefault(loop, set())
         while due := self._due.pop(loop, None):
             try:
                 states = await database_sync_to_async(read)(sorted(due))
             except Exception:
-                logger.exception("live: could not read the availability of %s SKUs", len(due))
+                again = due - retried  # the others failed twice: dropped
+                logger.exception(
+                    "live: could not read the availability of %s SKUs (%s read again in %s s)",
+                    len(due),
+                    len(again),
+                    settings.LIVE_STOCK_COALESCE_SECONDS,
+                )
+                retried.difference_update(due)
+                retried.update(again)
+                if again:
+                    window = settings.LIVE_STOCK_COALESCE_SECONDS
+                    loop.call_later(window, self._due_now, again, read)
                 continue
-            for variant_id, message in states:
-                await self._send_counted(variant_group(variant_id), message)
+            retried.difference_update(due)
+            await asyncio.gather(
+                *(self._send_counted(variant_group(vid), message) for vid, message in states)
+            )
 
     async def _send_counted(self, group: str, message: dict) -> None:
         with self._lock:
@@ -240,10 +269,6 @@ async def _shared_stock_window(variant_id: int) -> float:
     except Exception:  # fail open
         return 0.0
     return 0.0 if taken_now else max(left_ms, 1) / 1000
-
-
-async def _run(make: Callable[[], Any]) -> None:
-    await make()
 
 
 def _loop_in_thread() -> asyncio.AbstractEventLoop:

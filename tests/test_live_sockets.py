@@ -10,11 +10,12 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import Permission
+from django.db import OperationalError, transaction
 from django.db import connections as db_connections
-from django.db import transaction
 from django.test import TestCase
 from django.utils import timezone
 
+from config.logging import request_id_var
 from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
 from live import consumers, receivers
@@ -1011,3 +1012,86 @@ def test_a_push_not_newer_than_what_the_socket_holds_is_dropped(settings):
     assert snapshot["stock"][0]["version"] == 7
     assert (pushed["version"], pushed["available"]) == (8, 9)
     assert quiet
+
+
+def _subscribed(sku: str):
+    """A stock socket subscribed to `sku`, its snapshot read."""
+
+    async def open_socket():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": [sku]})
+        await communicator.receive_json_from(timeout=2)
+        return communicator
+
+    return open_socket()
+
+
+def test_a_failed_availability_read_is_tried_once_more_then_dropped(settings, caplog):
+    """A read that fails (the database went away for a moment) is tried again a window later
+    and pushed; one that fails twice is dropped, logged, and the SKU's next change is read as
+    usual."""
+    settings.LIVE_STOCK_COALESCE_SECONDS = 0.1
+    mug = variant_stocked("MUG-FLAKY", on_hand=5)
+    attempts = []
+
+    def failing(times: int):
+        def read(variant_ids):
+            attempts.append(times)
+            if attempts.count(times) <= times:
+                raise OperationalError("the database went away")
+            return receivers._stock_messages(variant_ids)
+
+        return read
+
+    async def body():
+        communicator = await _subscribed("MUG-FLAKY")
+        publisher.stock_changed([mug.pk], failing(1))
+        retried = await communicator.receive_json_from(timeout=2)
+        await asyncio.sleep(0.2)  # past the window: the next change goes out at once
+        publisher.stock_changed([mug.pk], failing(2))
+        dropped = await communicator.receive_nothing(timeout=0.6)
+        publisher.stock_changed([mug.pk], failing(0))
+        next_change = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return retried, dropped, next_change
+
+    caplog.set_level(logging.ERROR, logger="stockwire.live")
+    retried, dropped, next_change = scenario(body)
+
+    assert (retried["available"], retried["version"]) == (5, 1)
+    assert attempts == [1, 1, 2, 2, 0]
+    assert dropped
+    assert next_change["version"] == 2
+    failures = [r.getMessage() for r in caplog.records if "could not read" in r.getMessage()]
+    assert failures == [
+        "live: could not read the availability of 1 SKUs (1 read again in 0.1 s)",
+        "live: could not read the availability of 1 SKUs (1 read again in 0.1 s)",
+        "live: could not read the availability of 1 SKUs (0 read again in 0.1 s)",
+    ]
+
+
+def test_a_push_takes_nothing_of_the_committing_requests_context():
+    """The publisher works in a context of its own: the request's id does not follow its
+    pushes into the log, nor does the thread its sync work runs on (Django's ASGI handler
+    keeps one per request) decide where the read runs."""
+    mug = variant_stocked("MUG-CONTEXT", on_hand=5)
+    seen = []
+
+    def read(variant_ids):
+        seen.append(request_id_var.get())
+        return receivers._stock_messages(variant_ids)
+
+    def commit_in_a_request() -> None:
+        request_id_var.set("request-1234")
+        publisher.stock_changed([mug.pk], read)
+
+    async def body():
+        communicator = await _subscribed("MUG-CONTEXT")
+        await database_sync_to_async(commit_in_a_request)()
+        pushed = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return pushed
+
+    assert scenario(body)["available"] == 5
+    assert seen == ["-"]
