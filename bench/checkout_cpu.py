@@ -38,6 +38,13 @@ with each variant's web CPU as a ratio of the bare view's and of the naive check
   each commit (`commit`, the default; `checkout+commit_publish` forces it);
 - `checkout+no_live`: the checkout with the live app's receivers disconnected (what the pushes
   to the sockets cost the web process, read and sent after each commit);
+- `checkout+followed`: every SKU followed by some socket (marked on the layer's Redis as a
+  hub marks them, under a layer prefix of this variant's own, so no other variant sees the
+  marks): what a push costs the web process, the publisher's read and sends on its own thread
+  included (`time.process_time` counts every thread). Random SKUs of 10,000 are each quiet, so
+  every order's SKUs are read and sent; `hot` and `hot+followed` buy the 5 hot SKUs, 1 unit a
+  line, where a coalescing window covers many orders. No socket listens: a send finds an empty
+  group on the layer.
 - `checkout+client_binding`: psycopg binds parameters client-side and prepares nothing (Django's
   own default, before `DB_PREPARED_STATEMENTS`); `checkout+server_binding`: server-side binding
   without preparing; `checkout+server_binding_prepared`: server-side binding, and psycopg
@@ -62,7 +69,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection, connections
 
-from bench.harness import ADDRESS
+from bench.harness import ADDRESS, HOT_SKUS
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = "checkout,checkout+relay_publish,checkout+client_binding,bare,naive"
@@ -132,18 +139,18 @@ class Driver:
         self.sent += 1
         return code
 
-    def order_body(self) -> bytes:
+    def order_body(self, *, hot: bool = False) -> bytes:
         import json
 
-        skus = self.rng.sample(SKUS, 3)
-        lines = [{"sku": sku, "quantity": self.rng.randint(1, 5)} for sku in skus]
+        skus = self.rng.sample(HOT_SKUS if hot else SKUS, 3)
+        lines = [{"sku": sku, "quantity": 1 if hot else self.rng.randint(1, 5)} for sku in skus]
         return json.dumps({"lines": lines, "shipping_address": ADDRESS}).encode()
 
-    def checkout(self, path: str = "/api/v1/orders") -> int:
+    def checkout(self, path: str = "/api/v1/orders", *, hot: bool = False) -> int:
         return self.request(
             "POST",
             path,
-            self.order_body(),
+            self.order_body(hot=hot),
             Authorization=f"Bearer {self.tokens[self.sent % len(self.tokens)]}",
             Idempotency_Key=str(uuid.uuid4()),
         )
@@ -188,8 +195,27 @@ def _live_receivers_disconnected() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _every_sku_followed() -> Iterator[None]:
+    from asgiref.sync import async_to_sync
+
+    from catalog.models import Variant
+    from live import following
+    from live.groups import variant_group
+
+    saved = settings.LIVE_LAYER_PREFIX
+    settings.LIVE_LAYER_PREFIX = f"{saved}:bench-followed"
+    try:
+        ids = Variant.objects.values_list("pk", flat=True)
+        async_to_sync(following.mark)([variant_group(pk) for pk in ids])
+        yield
+    finally:
+        settings.LIVE_LAYER_PREFIX = saved
+
+
 TOGGLES: dict[str, Callable[[], object]] = {
     "": _as_configured,
+    "followed": _every_sku_followed,
     "commit_publish": lambda: _outbox_published_by("commit"),
     "relay_publish": lambda: _outbox_published_by("relay"),
     "no_live": _live_receivers_disconnected,
@@ -383,6 +409,8 @@ def measure_checkout_cpu() -> dict:
             return driver.bare
         if base == "naive":
             return lambda: driver.checkout("/bench/naive-checkout")
+        if base == "hot":
+            return lambda: driver.checkout(hot=True)
         return driver.checkout
 
     samples: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
