@@ -372,8 +372,8 @@ class AuthenticatedSocket(LiveSocket):
         return await self.may_connect(user)
 
     async def live_recheck(self, event: dict) -> None:
-        """The user changed or logged out (`live.receivers`): check now, not at the next ping.
-        A log-out names its session: only the sockets of that session close."""
+        """The user changed, logged out or lost a token (`live.receivers`): check now, not at
+        the next ping. A log-out names its session: only the sockets of that session close."""
         logged_out = event.get("session_key")
         if logged_out is not None:
             if self.token is None and self.scope["session"].session_key == logged_out:
