@@ -57,6 +57,15 @@ async def committed(work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await database_sync_to_async(_committed_sync)(work, *args, **kwargs)
 
 
+async def subscribed(sku: str) -> WebsocketCommunicator:
+    """A stock socket subscribed to `sku`, its snapshot read."""
+    communicator = socket("/ws/v1/stock")
+    await communicator.connect()
+    await communicator.send_json_to({"type": "subscribe", "skus": [sku]})
+    await communicator.receive_json_from(timeout=2)
+    return communicator
+
+
 async def messages(communicator: WebsocketCommunicator, count: int, timeout: float = 2) -> list:
     return [await communicator.receive_json_from(timeout=timeout) for _ in range(count)]
 

@@ -30,6 +30,7 @@ from tests.live_helpers import (
     redis_layer_through,
     scenario,
     socket,
+    subscribed,
 )
 from tests.orders_helpers import order_new, variant_stocked
 from tests.payments_helpers import payment_event, signed
@@ -100,10 +101,7 @@ def test_a_buyer_of_a_followed_sku_neither_bumps_nor_reads_it_in_the_request():
     buyer = _buyer()
 
     async def body():
-        communicator = socket("/ws/v1/stock")
-        await communicator.connect()
-        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-FOLLOWED"]})
-        await communicator.receive_json_from(timeout=2)  # the snapshot
+        communicator = await subscribed("MUG-FOLLOWED")
         in_request = await database_sync_to_async(_live_queries_after_commit)(
             lambda: order_new(buyer, ("MUG-FOLLOWED", 1))
         )

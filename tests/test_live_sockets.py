@@ -44,6 +44,7 @@ from tests.live_helpers import (
     redis_layer_through,
     scenario,
     socket,
+    subscribed,
     text,
 )
 from tests.orders_helpers import customer_for_user, order_new, variant_stocked, warehouse
@@ -1014,19 +1015,6 @@ def test_a_push_not_newer_than_what_the_socket_holds_is_dropped(settings):
     assert quiet
 
 
-def _subscribed(sku: str):
-    """A stock socket subscribed to `sku`, its snapshot read."""
-
-    async def open_socket():
-        communicator = socket("/ws/v1/stock")
-        await communicator.connect()
-        await communicator.send_json_to({"type": "subscribe", "skus": [sku]})
-        await communicator.receive_json_from(timeout=2)
-        return communicator
-
-    return open_socket()
-
-
 def test_a_failed_availability_read_is_tried_once_more_then_dropped(settings, caplog):
     """A read that fails (the database went away for a moment) is tried again a window later
     and pushed; one that fails twice is dropped, logged, and the SKU's next change is read as
@@ -1045,7 +1033,7 @@ def test_a_failed_availability_read_is_tried_once_more_then_dropped(settings, ca
         return read
 
     async def body():
-        communicator = await _subscribed("MUG-FLAKY")
+        communicator = await subscribed("MUG-FLAKY")
         publisher.stock_changed([mug.pk], failing(1))
         retried = await communicator.receive_json_from(timeout=2)
         await asyncio.sleep(0.2)  # past the window: the next change goes out at once
@@ -1087,7 +1075,7 @@ def test_a_push_takes_nothing_of_the_committing_requests_context():
         publisher.stock_changed([mug.pk], read)
 
     async def body():
-        communicator = await _subscribed("MUG-CONTEXT")
+        communicator = await subscribed("MUG-CONTEXT")
         await database_sync_to_async(commit_in_a_request)()
         pushed = await communicator.receive_json_from(timeout=2)
         await communicator.disconnect()

@@ -221,6 +221,28 @@ def b5_live(cfg: dict, env: dict, server: stack.Server, log_dir: Path, out: dict
     out["B5"] = b5
 
 
+def _started(
+    module: str, spec: dict, folder: Path, pin: list[str], env: dict
+) -> tuple[subprocess.Popen, str]:
+    """`python -m module SPEC.json` (under `pin`, a taskset prefix or nothing) once it printed
+    its first line, `ready…`; that line."""
+    spec_file = folder / f"{module.rsplit('.', 1)[-1]}.json"
+    spec_file.write_text(json.dumps(spec))
+    process = subprocess.Popen(
+        [*pin, sys.executable, "-m", module, str(spec_file)],
+        cwd=stack.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready = process.stdout.readline().strip()
+    if not ready.startswith("ready"):
+        process.kill()
+        raise RuntimeError(f"{module} failed: {ready} {process.stderr.read()[-1500:]}")
+    return process, ready
+
+
 def _arrangement(
     name: str,
     spec: dict,
@@ -254,36 +276,11 @@ def _arrangement(
                     "drain_seconds": DRAIN_SECONDS,
                     "result_file": f"{folder}/result.json",
                 }
-                (Path(folder) / "spec.json").write_text(json.dumps(fleet_spec))
-                pin_fleet = ["taskset", "-c", str(LIVE_CPU)] if pinned else []
-                fleet = subprocess.Popen(
-                    [*pin_fleet, sys.executable, "-m", "bench.live_clients", f"{folder}/spec.json"],
-                    cwd=stack.ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                ready = fleet.stdout.readline().strip()
-                if not ready.startswith("ready"):
-                    fleet.kill()
-                    raise RuntimeError(
-                        f"socket fleet failed: {ready} {fleet.stderr.read()[-1500:]}"
-                    )
+                pin = ["taskset", "-c", str(LIVE_CPU)] if pinned else []
+                fleet, ready = _started("bench.live_clients", fleet_spec, Path(folder), pin, env)
                 log(f"B5 [{name}] fleet {ready}")
-                tap_spec = {**fleet_spec, "result_file": f"{folder}/tap.json"}
-                (Path(folder) / "tap.json").write_text(json.dumps(tap_spec))
-                tap = subprocess.Popen(
-                    [*pin_fleet, sys.executable, "-m", "bench.live_tap", f"{folder}/tap.json"],
-                    cwd=stack.ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                if tap.stdout.readline().strip() != "ready":
-                    tap.kill()
-                    raise RuntimeError(f"layer tap failed: {tap.stderr.read()[-1500:]}")
+                tap_spec = {**fleet_spec, "result_file": f"{folder}/tap-result.json"}
+                tap, _ = _started("bench.live_tap", tap_spec, Path(folder), pin, env)
                 rss_after = live.rss_kib()
                 first_id, _, available_before = _final_state(sku)
 
