@@ -54,7 +54,6 @@ with each variant's web CPU as a ratio of the bare view's and of the naive check
 import io
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -70,6 +69,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection, connections
 
 from bench.harness import ADDRESS, HOT_SKUS
+from bench.stack import terminate
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = "checkout,checkout+relay_publish,checkout+client_binding,bare,naive"
@@ -256,12 +256,7 @@ def _process(command: list[str], **env: str) -> Iterator[int]:
         time.sleep(3)  # its start-up is not the orders' cost
         yield process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process)
 
 
 @contextmanager

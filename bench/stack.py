@@ -141,7 +141,7 @@ def _healthy_or_raise(
     raise RuntimeError(f"{name} did not answer {url} in 30 s, see {log.name}")
 
 
-def _terminate(process: subprocess.Popen) -> None:
+def terminate(process: subprocess.Popen) -> None:
     """SIGTERM, then SIGKILL after 15 s: a server that will not stop does not hang the run."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -201,7 +201,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process is not None:
-            _terminate(self.process)
+            terminate(self.process)
         self.log.close()
 
 
@@ -235,7 +235,7 @@ class LiveServer:
         return 0
 
     def stop(self) -> None:
-        _terminate(self.process)
+        terminate(self.process)
         self.log.close()
 
 

@@ -183,24 +183,24 @@ class Publisher:
         its availability, all at once. A read that fails is tried once more a window later."""
         loop = asyncio.get_running_loop()
         retried = self._retried.setdefault(loop, set())
+        window = settings.LIVE_STOCK_COALESCE_SECONDS
         while due := self._due.pop(loop, None):
+            failed_before = due & retried
+            retried -= due
             try:
                 states = await database_sync_to_async(read)(sorted(due))
             except Exception:
-                again = due - retried  # the others failed twice: dropped
+                again = due - failed_before  # those that failed twice are dropped
                 logger.exception(
                     "live: could not read the availability of %s SKUs (%s read again in %s s)",
                     len(due),
                     len(again),
-                    settings.LIVE_STOCK_COALESCE_SECONDS,
+                    window,
                 )
-                retried.difference_update(due)
-                retried.update(again)
                 if again:
-                    window = settings.LIVE_STOCK_COALESCE_SECONDS
+                    retried |= again
                     loop.call_later(window, self._due_now, again, read)
                 continue
-            retried.difference_update(due)
             await asyncio.gather(
                 *(self._send_counted(variant_group(vid), message) for vid, message in states)
             )

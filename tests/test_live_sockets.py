@@ -874,11 +874,7 @@ def test_fifty_sockets_on_one_sku_are_one_group_member_each_push_reaches_all_and
     group = f"live.stock.{mug.pk}"
 
     async def body():
-        sockets = [socket("/ws/v1/stock") for _ in range(50)]
-        for communicator in sockets:
-            await communicator.connect()
-            await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-HUB"]})
-            await communicator.receive_json_from(timeout=2)
+        sockets = [await subscribed("MUG-HUB") for _ in range(50)]
         layer = get_channel_layer()
         members = len(layer.groups.get(group, {}))
         await committed(order_new, buyer, ("MUG-HUB", 1))
@@ -958,11 +954,7 @@ def test_a_burst_reaches_every_socket_as_the_first_push_at_once_then_the_newest(
     mug = variant_stocked("MUG-BURST", on_hand=100)
 
     async def body():
-        sockets = [socket("/ws/v1/stock") for _ in range(20)]
-        for communicator in sockets:
-            await communicator.connect()
-            await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-BURST"]})
-            await communicator.receive_json_from(timeout=2)
+        sockets = [await subscribed("MUG-BURST") for _ in range(20)]
         layer = get_channel_layer()
         started = time.monotonic()
         for version in range(1, 6):
