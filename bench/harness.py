@@ -23,7 +23,7 @@ ADDRESS = {
     "postal_code": "12345",
     "country": "DE",
 }
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "B5", "CPU")
+ALL_CASES = ("B1", "B2", "B2R", "CONN", "B3", "B4", "B5", "CPU")
 REQUEST_CAP = 30_000
 
 
@@ -71,6 +71,18 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def load_shop(env: dict[str, str]) -> str:
+    """Migrate the empty database `env` names and load the bench shop into it; return the
+    loader's summary. Raises RuntimeError with the failing step's output."""
+    migrated = stack.manage(env, "migrate", "--noinput", "-v0")
+    if migrated.returncode:
+        raise RuntimeError(f"migrate failed:\n{migrated.stderr[-3000:]}")
+    shop = run_module(env, "bench.shop", timeout=900)
+    if shop.returncode:
+        raise RuntimeError(f"loading the shop failed:\n{shop.stderr[-3000:]}")
+    return shop.stdout.strip()
 
 
 def inproc(env: dict[str, str], *what: str) -> Any:

@@ -263,6 +263,38 @@ def tables(out: dict) -> str:
                 f"(p99 {selling['p99_ms']} ms, {selling['statuses']}).",
             ]
         lines.append("")
+    b2r = out.get("B2R")
+    if b2r:
+        lines += [
+            "**B2R catalog from a streaming replica** (`DATABASE_REPLICA_URLS`, a primary and "
+            "hot standby of the case's own; uncached servers walk every page, cached ones read "
+            "while 8 buyers order)",
+            "",
+            _row(
+                "endpoint",
+                "req/s",
+                "p99 ms",
+                "reads on the replica",
+                "replica / primary / fallback",
+                "CPU ms/req primary / replica",
+            ),
+            _row(*["---"] * 6),
+        ]
+        for name, r in b2r.items():
+            served, cpu = r["reads_served"], r["cluster_cpu_ms_per_request"]
+            lines.append(
+                _row(
+                    name,
+                    r["per_s"],
+                    r["p99_ms"],
+                    f"{r['replica_share']:.0%}",
+                    " / ".join(
+                        str(served[outcome]) for outcome in ("replica", "primary", "fallback")
+                    ),
+                    f"{cpu['primary']} / {cpu['replica']}",
+                )
+            )
+        lines.append("")
     conn = out.get("CONN")
     if conn:
         lines += [

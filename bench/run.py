@@ -1,4 +1,4 @@
-"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B3,B4,B5,CONN,CPU]`.
+"""Run Stockwire's benchmarks: `python -m bench.run [--quick] [--only B1,B2,B2R,B3,B4,B5,CONN,CPU]`.
 
 Builds a production-like stack on 127.0.0.1 (gunicorn with 4 sync workers and DEBUG off, a fresh
 PostgreSQL database `sw_bench`, the Redis cache on database 10, the Celery broker on 11 so the
@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from bench import report, stack
 from bench.cases.b1_checkout import b1_checkout
 from bench.cases.b2_catalog import b2_catalog
+from bench.cases.b2_replica import b2_replica
 from bench.cases.b3_import import b3_import
 from bench.cases.b4_signals import b4_signals
 from bench.cases.b5_live import b5_live
 from bench.cases.checkout_cpu import checkout_cpu
 from bench.cases.conn_choice import conn_choice
-from bench.harness import SHOP_DB, log, run_module
-
-ALL_CASES = ("B1", "B2", "CONN", "B3", "B4", "B5", "CPU")
+from bench.harness import ALL_CASES, SHOP_DB, load_shop, log
 
 
 def main() -> None:
@@ -61,14 +60,11 @@ def main() -> None:
     env = stack.app_env(SHOP_DB)
     stack.redis_flush(10, 11, 12, 13)
     stack.recreate_database(SHOP_DB)
-    migrated = stack.manage(env, "migrate", "--noinput", "-v0")
-    if migrated.returncode:
-        raise SystemExit(f"migrate failed:\n{migrated.stderr[-3000:]}")
-    shop = run_module(env, "bench.shop", timeout=900)
-    if shop.returncode:
-        raise SystemExit(f"loading the shop failed:\n{shop.stderr[-3000:]}")
-    log(shop.stdout.strip())
-    out["shop"] = shop.stdout.strip()
+    try:
+        out["shop"] = load_shop(env)
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from error
+    log(out["shop"])
 
     def attempt(name: str, function, *call_args) -> None:
         if name not in only:
@@ -85,6 +81,7 @@ def main() -> None:
         attempt("B2", b2_catalog, cfg, env, server, log_dir, out)
         attempt("B3", b3_import, cfg, env, server, out)
         attempt("B5", b5_live, cfg, env, server, log_dir, out)
+    attempt("B2R", b2_replica, cfg, env, log_dir, out)
     attempt("CONN", conn_choice, cfg, env, log_dir, out)
     attempt("B4", b4_signals, env, out)
     attempt("CPU", checkout_cpu, env, out)

@@ -58,9 +58,14 @@ def _free_port() -> int:
 
 
 class StreamingPair:
-    """A primary and a hot standby streaming from it; `stop()` removes every trace."""
+    """A primary and a hot standby streaming from it; `stop()` removes every trace.
 
-    def __init__(self) -> None:
+    `settings` override `PRIMARY_SETTINGS` (the benchmark's pair holds a whole shop and serves
+    two servers' connections); the standby copies the primary's configuration.
+    """
+
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.settings = {**PRIMARY_SETTINGS, **(settings or {})}
         self.bin_dir = _bin_dir()
         self.as_postgres: list[str] = []
         owner = None
@@ -106,7 +111,7 @@ class StreamingPair:
             "initdb", "-D", str(self.primary_dir), "-U", "postgres", "--auth=trust", "--no-sync"
         )
         with (self.primary_dir / "postgresql.conf").open("a") as conf:
-            conf.writelines(f"{name} = {value}\n" for name, value in PRIMARY_SETTINGS.items())
+            conf.writelines(f"{name} = {value}\n" for name, value in self.settings.items())
         with (self.primary_dir / "pg_hba.conf").open("a") as hba:
             hba.write("host replication postgres 127.0.0.1/32 trust\n")
         self._pg_ctl(self.primary_dir, self.primary_port, "start")
