@@ -1,13 +1,16 @@
 """The catalog import's file: CSV records read and checked into rows, bad ones reported by line.
 
 A header row, then `sku,product,variant,category,price,warehouse,on_hand` and optionally
-`low_stock_threshold,description,is_active`. `category` may be a path `Parent > Child`. An
-empty optional cell leaves the stored value as it is (`None` in the row).
+`low_stock_threshold,description,is_active,policy,policy_limit,release_date`. `category` may be
+a path `Parent > Child`. An empty optional cell leaves the stored value as it is (`None` in the
+row), except that the three policy cells are one setting: a `policy` sets the SKU's stock
+policy with the limit and release date beside it (empty: none), and the other two need one.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,10 +20,17 @@ from pathlib import Path
 
 from catalog.models import Category, Product, Variant
 from inventory.models import Warehouse
-from inventory.services import MAX_UNITS
+from inventory.services import MAX_UNITS, InvalidStockOperation, stock_policy_check
 
 REQUIRED_COLUMNS = ("sku", "product", "variant", "category", "price", "warehouse", "on_hand")
-OPTIONAL_COLUMNS = ("low_stock_threshold", "description", "is_active")
+OPTIONAL_COLUMNS = (
+    "low_stock_threshold",
+    "description",
+    "is_active",
+    "policy",
+    "policy_limit",
+    "release_date",
+)
 TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "n", "f"}
 WAREHOUSE_CODE = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -53,6 +63,9 @@ class Row:
     low_stock_threshold: int | None
     description: str | None
     is_active: bool | None
+    policy: str | None
+    policy_limit: int | None
+    release_date: datetime.date | None
 
 
 def catalog_csv_read(*, path: str | Path) -> tuple[list[Row], list[tuple[int, str]]]:
@@ -149,7 +162,16 @@ def _clash(
         )
     same_sku = first_of_sku.get(row.sku)
     if same_sku is not None:
-        for name in ("product", "variant", "price", "low_stock_threshold", "is_active"):
+        for name in (
+            "product",
+            "variant",
+            "price",
+            "low_stock_threshold",
+            "is_active",
+            "policy",
+            "policy_limit",
+            "release_date",
+        ):
             if getattr(row, name) != getattr(same_sku, name):
                 return f"SKU {row.sku}: {name} differs from line {same_sku.line}"
     same_product = first_of_product.get(row.product)
@@ -202,6 +224,7 @@ def _row(line: int, cells: dict[str, str]) -> Row:
         if "\x00" in cell:
             raise ValueError(f"{name} holds a NUL character")
     threshold_cell = cells.get("low_stock_threshold", "").strip()
+    policy, policy_limit, release_date = _policy(cells)
     return Row(
         line=line,
         sku=_text(cells, "sku", SKU_MAX, True),
@@ -216,7 +239,34 @@ def _row(line: int, cells: dict[str, str]) -> Row:
         ),
         description=cells.get("description", "").strip() or None,
         is_active=_flag(cells.get("is_active", "")),
+        policy=policy,
+        policy_limit=policy_limit,
+        release_date=release_date,
     )
+
+
+def _policy(cells: dict[str, str]) -> tuple[str | None, int | None, datetime.date | None]:
+    """The policy cells as (policy, limit, release date), checked as every policy is
+    (`stock_policy_check`); all None when the row sets no policy."""
+    policy = cells.get("policy", "").strip().lower()
+    limit_cell = cells.get("policy_limit", "").strip()
+    date_cell = cells.get("release_date", "").strip()
+    if not policy:
+        if limit_cell or date_cell:
+            raise ValueError("policy_limit and release_date need a policy")
+        return None, None, None
+    limit = _whole_number("policy_limit", limit_cell) if limit_cell else None
+    try:
+        release_date = datetime.date.fromisoformat(date_cell) if date_cell else None
+    except ValueError:
+        raise ValueError(
+            f"release_date must be a date like 2027-03-31, got {date_cell!r}"
+        ) from None
+    try:
+        stock_policy_check(policy=policy, limit=limit, release_date=release_date)
+    except InvalidStockOperation as error:
+        raise ValueError(str(error)) from None
+    return policy, limit, release_date
 
 
 @lru_cache(maxsize=4096)

@@ -2,7 +2,8 @@
 
 Rows with the same `product` name form one product; categories and warehouses are created when
 missing; `on_hand` sets the level of that SKU in that warehouse and the difference goes to the
-ledger as an `import` movement (`inventory.catalog_csv` reads and checks the file). The same
+ledger as an `import` movement, and a row's policy cells set the SKU's stock policy
+(`inventory.catalog_csv` reads and checks the file). The same
 file twice changes nothing the second time: every write compares with what is stored. Bad rows
 are reported by line; the good rows are imported. Each batch is one transaction: catalog writes
 its products and variants (sending `catalog_changed`), then inventory sets the stock.
@@ -24,7 +25,12 @@ from catalog.services import (
 )
 from inventory.catalog_csv import Row
 from inventory.models import StockLevel, StockMovement, Warehouse
-from inventory.services import stock_set_on_hand, warehouse_ensure
+from inventory.services import (
+    PolicyValues,
+    stock_policies_set,
+    stock_set_on_hand,
+    warehouse_ensure,
+)
 
 # Rows per transaction: large enough that statements, not round trips, dominate; small enough
 # that one batch's locks and memory stay modest and progress shows.
@@ -41,6 +47,7 @@ class ImportReport:
     variants_created: int = 0
     variants_updated: int = 0
     levels_changed: int = 0
+    policies_changed: int = 0
     categories_created: int = 0
     warehouses_created: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
@@ -54,6 +61,7 @@ class ImportReport:
                 self.variants_created,
                 self.variants_updated,
                 self.levels_changed,
+                self.policies_changed,
                 self.categories_created,
                 self.warehouses_created,
             )
@@ -131,7 +139,8 @@ def catalog_import_batch(
     report: ImportReport,
     actor,
 ) -> None:
-    """Write one batch in one transaction: its products and variants, then its levels.
+    """Write one batch in one transaction: its products and variants, then its levels and the
+    stock policies its rows set.
 
     Sends, through the services it calls, `catalog_changed` for the products created or
     changed, then `stock_changed` and `stock_low`.
@@ -173,3 +182,20 @@ def catalog_import_batch(
     result = stock_set_on_hand(targets=targets, actor=actor, note="catalog import")
     report.errors.extend((line_of[problem.key], problem.message) for problem in result.problems)
     report.levels_changed += len(result.changed_level_ids)
+    policy_rows = {variant_ids[sku]: row for sku, row in first_of_sku.items() if row.policy}
+    if policy_rows:
+        policies = stock_policies_set(
+            policies={
+                variant_id: PolicyValues(row.policy, row.policy_limit, row.release_date)
+                for variant_id, row in policy_rows.items()
+            },
+            actor=actor,
+        )
+        report.errors.extend(
+            (
+                policy_rows[problem.variant_id].line,
+                f"{policy_rows[problem.variant_id].sku}: {problem.message}",
+            )
+            for problem in policies.problems
+        )
+        report.policies_changed += len(policies.changed_variant_ids)

@@ -1,5 +1,6 @@
 """`manage.py import_catalog`: bulk, idempotent, honest about bad rows and about its signals."""
 
+import datetime
 import io
 from decimal import Decimal
 
@@ -13,9 +14,14 @@ from audit.models import AuditAction, AuditEntry
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_refresh
 from catalog.signals import catalog_changed
-from inventory.models import StockLevel, StockMovement, Warehouse
+from inventory.models import StockLevel, StockMovement, StockPolicy, Warehouse
 from inventory.selectors import stock_drift
-from inventory.services import stock_reserve
+from inventory.services import (
+    InvalidStockOperation,
+    PolicyValues,
+    stock_policies_set,
+    stock_reserve,
+)
 from inventory.signals import stock_changed
 from tests.inventory_helpers import Recorder
 
@@ -132,7 +138,7 @@ def test_a_changed_file_writes_only_the_differences(tmp_path):
     )
     assert Variant.objects.get(sku="TEE-1").price == Decimal("26.00")
     assert catalog.calls == [{"product_ids": [Product.objects.get(name="Organic tee").pk]}]
-    assert "SKUs 0 created, 1 updated; 1 stock levels changed" in out
+    assert "SKUs 0 created, 1 updated; 1 stock levels and 0 stock policies changed" in out
     assert stock_drift() == []
 
 
@@ -229,6 +235,133 @@ def test_an_on_hand_below_the_reserved_units_is_reported_not_applied(tmp_path):
     # then
     assert StockLevel.objects.get(variant__sku="TEE-1").on_hand == 7
     assert stock_drift() == []
+
+
+POLICY_HEADER = (
+    "sku,product,variant,category,price,warehouse,on_hand,policy,policy_limit,release_date\n"
+)
+LAUNCH = (
+    POLICY_HEADER
+    + "LAMP-1,Desk lamp,Black,Home,40.00,main,0,preorder,50,2027-03-01\n"
+    + "LAMP-1,Desk lamp,Black,Home,40.00,east,0,preorder,50,2027-03-01\n"
+    + "MUG-9,Big mug,,Kitchen,9.00,main,3,backorder,,\n"
+    + "TEE-9,Tee,,Clothing,19.00,main,5,,,\n"
+)
+
+
+def policies() -> dict[str, tuple]:
+    return {
+        policy.variant.sku: (policy.policy, policy.limit, policy.release_date)
+        for policy in StockPolicy.objects.select_related("variant")
+    }
+
+
+def test_the_policy_cells_set_each_skus_stock_policy_and_the_same_file_twice_changes_nothing(
+    tmp_path,
+):
+    # when
+    with Recorder(stock_changed) as stock:
+        out, _ = run_import(tmp_path, LAUNCH)
+
+    # then: a pre-order with its limit and date, a back-order without a limit, a SKU with no
+    # policy cells keeps selling what is available (no policy row)
+    assert policies() == {
+        "LAMP-1": ("preorder", 50, datetime.date(2027, 3, 1)),
+        "MUG-9": ("backorder", None, None),
+    }
+    assert "2 stock policies changed" in out
+    policy_signals = [call for call in stock.calls if not call["availability_grew"]]
+    assert {tuple(call["variant_ids"]) for call in policy_signals} == {
+        tuple(
+            sorted(Variant.objects.filter(sku__in=["LAMP-1", "MUG-9"]).values_list("pk", flat=True))
+        )
+    }
+    entries = AuditEntry.objects.filter(object_type="inventory.StockPolicy")
+    assert sorted(entry.changes["policy"] for entry in entries) == [
+        ["deny", "backorder"],
+        ["deny", "preorder"],
+    ]
+
+    # when: the same file again
+    with Recorder(stock_changed) as again:
+        out, _ = run_import(tmp_path, LAUNCH)
+
+    # then
+    assert "0 stock policies changed" in out
+    assert again.calls == []
+    assert AuditEntry.objects.filter(object_type="inventory.StockPolicy").count() == 2
+
+
+def test_an_empty_policy_cell_keeps_the_stored_policy_and_a_new_one_replaces_it(tmp_path):
+    # given
+    run_import(tmp_path, LAUNCH)
+
+    # when: the lamp is released (deny), the mug's cells are empty
+    run_import(
+        tmp_path,
+        POLICY_HEADER
+        + "LAMP-1,Desk lamp,Black,Home,40.00,main,0,deny,,\n"
+        + "MUG-9,Big mug,,Kitchen,9.00,main,3,,,\n",
+    )
+
+    # then
+    assert policies() == {
+        "LAMP-1": ("deny", None, None),
+        "MUG-9": ("backorder", None, None),
+    }
+
+
+def test_bad_policy_cells_are_row_errors_and_the_good_rows_are_kept(tmp_path):
+    # given
+    text = (
+        POLICY_HEADER
+        + "A-1,Lamp,,Home,30.00,main,1,sometimes,,\n"
+        + "A-2,Lamp,,Home,30.00,main,1,preorder,10,\n"
+        + "A-3,Lamp,,Home,30.00,main,1,,5,\n"
+        + "A-4,Lamp,,Home,30.00,main,1,backorder,-1,\n"
+        + "A-5,Lamp,,Home,30.00,main,1,preorder,10,31/03/2027\n"
+        + "A-6,Lamp,,Home,30.00,main,1,backorder,,\n"
+        + "A-6,Lamp,,Home,30.00,east,1,backorder,4,\n"
+        + "A-7,Lamp,,Home,30.00,main,1,BackOrder,12,\n"
+    )
+
+    # when / then
+    assert bad_rows_of(tmp_path, text, 6) == [
+        "line 2: a policy is one of deny, backorder, preorder",
+        "line 3: a pre-order needs a release date and a limit",
+        "line 4: policy_limit and release_date need a policy",
+        "line 5: policy_limit must be a whole number >= 0, got '-1'",
+        "line 6: release_date must be a date like 2027-03-31, got '31/03/2027'",
+        "line 8: SKU A-6: policy_limit differs from line 7",
+    ]
+    assert policies() == {"A-6": ("backorder", None, None), "A-7": ("backorder", 12, None)}
+
+
+def test_a_policy_limit_below_the_units_waiting_is_reported_and_the_rest_applied(tmp_path):
+    # given: 3 units of MUG-9 wait for stock
+    run_import(tmp_path, LAUNCH)
+    StockPolicy.objects.filter(variant__sku="MUG-9").update(backordered=3)
+
+    # when
+    lines = bad_rows_of(
+        tmp_path,
+        POLICY_HEADER
+        + "MUG-9,Big mug,,Kitchen,9.00,main,3,backorder,2,\n"
+        + "TEE-9,Tee,,Clothing,19.00,main,5,backorder,8,\n",
+        1,
+    )
+
+    # then
+    assert lines == ["line 2: MUG-9: 3 units wait for stock: the policy limit cannot be lower"]
+    assert policies()["MUG-9"] == ("backorder", None, None)
+    assert policies()["TEE-9"] == ("backorder", 8, None)
+
+
+def test_setting_policies_in_bulk_refuses_values_that_make_no_policy():
+    variant = baker.make(Variant)
+    with pytest.raises(InvalidStockOperation, match="a pre-order needs a release date"):
+        stock_policies_set(policies={variant.pk: PolicyValues("preorder", limit=5)})
+    assert not StockPolicy.objects.exists()
 
 
 def test_new_products_get_free_slugs_beside_existing_ones(tmp_path):

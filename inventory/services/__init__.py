@@ -7,8 +7,8 @@ inside that transaction. Stock moves only through guarded conditional UPDATEs wh
 decide; rows are touched in primary-key order so concurrent callers cannot
 deadlock. Split by entity: `levels` (warehouses, receipts, adjustments, holds, safety stock),
 `reservations` (reserve, release, ship, return), `backorders` (allocating waiting units),
-`purchasing` (purchase orders: incoming units), `imports` (bulk on-hand for the catalog
-import); `sql` holds the set-based statements, `events` the signals' one sender.
+`purchasing` (purchase orders: incoming units), `imports` (bulk on-hand and policies for the
+catalog import); `sql` holds the set-based statements, `events` the signals' one sender.
 
 The lock order every service keeps: an order (orders' services), the reference's backorders,
 its allocations, the levels (primary-key order), the stock policies (variant order). The
@@ -24,10 +24,19 @@ from inventory.services.errors import (
     Shortage,
     UnitsNotHeld,
 )
-from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on_hand
+from inventory.services.imports import (
+    OnHandProblem,
+    OnHandResult,
+    PoliciesResult,
+    PolicyProblem,
+    PolicyValues,
+    stock_policies_set,
+    stock_set_on_hand,
+)
 from inventory.services.levels import (
     stock_adjust,
     stock_hold,
+    stock_policy_check,
     stock_policy_set,
     stock_receive,
     stock_safety_set,
@@ -56,6 +65,9 @@ __all__ = [
     "OnHandProblem",
     "OnHandResult",
     "OutOfStock",
+    "PoliciesResult",
+    "PolicyProblem",
+    "PolicyValues",
     "PurchaseUnits",
     "Shortage",
     "StockUnits",
@@ -66,6 +78,8 @@ __all__ = [
     "purchase_order_receive",
     "stock_adjust",
     "stock_hold",
+    "stock_policies_set",
+    "stock_policy_check",
     "stock_policy_set",
     "stock_receive",
     "stock_release",

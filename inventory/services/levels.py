@@ -366,6 +366,25 @@ def stock_safety_set(
 
 
 @transaction.atomic
+def stock_policy_check(
+    *, policy: str, limit: int | None, release_date: datetime.date | None
+) -> None:
+    """Raise InvalidStockOperation unless the values make a policy: a known policy, a limit from
+    0 to MAX_UNITS when given, and a pre-order's release date and limit.
+
+    What every way of setting a policy checks (`stock_policy_set`, `stock_policies_set`, the
+    catalog file's policy cells); the units waiting are checked under the policy's lock.
+    """
+    if policy not in InventoryPolicy.values:
+        raise InvalidStockOperation(f"a policy is one of {', '.join(InventoryPolicy.values)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InvalidStockOperation(f"a limit is a whole number, got {limit!r}")
+    if limit is not None and not 0 <= limit <= MAX_UNITS:
+        raise InvalidStockOperation(f"a limit is from 0 to {MAX_UNITS}")
+    if policy == InventoryPolicy.PREORDER and (release_date is None or limit is None):
+        raise InvalidStockOperation("a pre-order needs a release date and a limit")
+
+
 def stock_policy_set(
     *,
     variant: Variant,
@@ -382,14 +401,7 @@ def stock_policy_set(
     audit entry; sends `stock_changed` (product pages show the policy; no availability
     moved); requests no tasks.
     """
-    if policy not in InventoryPolicy.values:
-        raise InvalidStockOperation(f"a policy is one of {', '.join(InventoryPolicy.values)}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise InvalidStockOperation(f"a limit is a whole number, got {limit!r}")
-    if limit is not None and not 0 <= limit <= MAX_UNITS:
-        raise InvalidStockOperation(f"a limit is from 0 to {MAX_UNITS}")
-    if policy == InventoryPolicy.PREORDER and (release_date is None or limit is None):
-        raise InvalidStockOperation("a pre-order needs a release date and a limit")
+    stock_policy_check(policy=policy, limit=limit, release_date=release_date)
     StockPolicy.objects.get_or_create(variant=variant)
     current = StockPolicy.objects.select_for_update(no_key=True).get(pk=variant.pk)
     if limit is not None and limit < current.backordered:

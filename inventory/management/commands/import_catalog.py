@@ -71,7 +71,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{report.rows} rows: products {report.products_created} created, "
             f"{report.products_updated} updated; SKUs {report.variants_created} created, "
-            f"{report.variants_updated} updated; {report.levels_changed} stock levels changed; "
+            f"{report.variants_updated} updated; {report.levels_changed} stock levels and "
+            f"{report.policies_changed} stock policies changed; "
             f"{report.categories_created} categories and {report.warehouses_created} "
             "warehouses created"
         )
