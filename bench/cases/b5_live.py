@@ -3,7 +3,8 @@
 Daphne holds the sockets (a fleet in its own process, `bench.live_clients`); gunicorn serves
 the checkout and pushes each committed movement through the Redis channel layer. Measured in
 one run, on the same stack, in two arrangements of the machine's two cores (`ARRANGEMENTS`),
-one after the other, each with both arms (without, then with subscribers):
+one after the other, each with both arms (without subscribers before and after the arm with
+them, whose mean is the baseline):
 
 - `shared_cores`: every process anywhere on either core, as before. With subscribers the two
   cores also run Daphne and the fleet (in production: browsers elsewhere), so the checkout's
@@ -16,7 +17,8 @@ one after the other, each with both arms (without, then with subscribers):
 
 In each arrangement:
 
-- the checkout's orders/s with no subscriber, then with the 1,000 (what the pushes cost);
+- the checkout's orders/s with no subscriber, then with the 1,000, then with none again (what the
+  pushes cost, against the mean of the two arms without: neither arm always runs first);
 - commit-to-client latency: for every stock movement of the SKU while subscribed, how long
   until each socket held a message of that version or newer. The movement's `created_at` is
   taken just before its commit, so this is an upper bound; it includes the coalescing wait
@@ -252,8 +254,8 @@ def _arrangement(
     server: stack.Server,
     log_dir: Path,
 ) -> dict:
-    """Both arms (without, then with the fleet) in one arrangement of the cores, on a Daphne of
-    its own."""
+    """The arms (without the fleet, with it, without it again) in one arrangement of the cores,
+    on a Daphne of its own."""
     pinned = name == "pinned_tiers"
     live = stack.LiveServer(env, log_dir)
     try:
@@ -302,8 +304,12 @@ def _arrangement(
                 tap.wait(timeout=DRAIN_SECONDS + 60)
                 result = json.loads(Path(fleet_spec["result_file"]).read_text())
                 tapped = json.loads(Path(tap_spec["result_file"]).read_text())["messages"]
+            # The arm without subscribers once more: the two bracket the arm with them, so a
+            # machine that warms up or drifts during the arrangement weighs on both sides.
+            alone_after = stack.drive(spec, server.worker_pids())
     finally:
         live.stop()
+    baseline = (alone["per_s"] + alone_after["per_s"]) / 2
 
     records = result["sockets"]
     movements = _movements(sku, first_id)
@@ -329,10 +335,12 @@ def _arrangement(
     )
     b5 = {
         "arrangement": ARRANGEMENTS[name],
-        "orders_per_s_without_subscribers": alone["per_s"],
+        # The mean of the arms without subscribers, before and after the arm with them.
+        "orders_per_s_without_subscribers": round(baseline, 1),
+        "orders_per_s_without_before_and_after": [alone["per_s"], alone_after["per_s"]],
         "orders_per_s_with_subscribers": watched["per_s"],
-        "checkout_cost_pct": round(100 * (1 - watched["per_s"] / max(alone["per_s"], 1e-9)), 1),
-        "p99_ms_without": alone["p99_ms"],
+        "checkout_cost_pct": round(100 * (1 - watched["per_s"] / max(baseline, 1e-9)), 1),
+        "p99_ms_without": max(alone["p99_ms"], alone_after["p99_ms"]),
         "p99_ms_with": watched["p99_ms"],
         "movements_while_subscribed": len(movements),
         "latency_p50_ms": round(1000 * percentile(latencies, 0.50), 1),
@@ -369,7 +377,7 @@ def _arrangement(
     }
     log(
         f"B5 [{name}: {ARRANGEMENTS[name]}] {sockets} sockets, {spec['concurrency']} buyers: "
-        f"{alone['per_s']:.1f} → "
+        f"{baseline:.1f} (before {alone['per_s']:.1f}, after {alone_after['per_s']:.1f}) → "
         f"{watched['per_s']:.1f} orders/s with subscribers (cost {b5['checkout_cost_pct']} %); "
         f"commit-to-client p50 {b5['latency_p50_ms']} ms p99 {b5['latency_p99_ms']} ms "
         f"(commit → layer {b5['commit_to_layer_p50_ms']} / {b5['commit_to_layer_p99_ms']}, "
