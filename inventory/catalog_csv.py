@@ -3,8 +3,9 @@
 A header row, then `sku,product,variant,category,price,warehouse,on_hand` and optionally
 `low_stock_threshold,description,is_active,policy,policy_limit,release_date`. `category` may be
 a path `Parent > Child`. An empty optional cell leaves the stored value as it is (`None` in the
-row), except that the three policy cells are one setting: a `policy` sets the SKU's stock
-policy with the limit and release date beside it (empty: none), and the other two need one.
+row), except that the three policy cells are one setting: a `policy` (any case) sets the SKU's
+stock policy with the limit and release date beside it (empty: none), and the other two need
+one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from catalog.models import Category, Product, Variant
-from inventory.models import Warehouse
+from inventory.models import InventoryPolicy, Warehouse
 from inventory.services import MAX_UNITS, InvalidStockOperation, stock_policy_check
 
 REQUIRED_COLUMNS = ("sku", "product", "variant", "category", "price", "warehouse", "on_hand")
@@ -34,6 +35,7 @@ OPTIONAL_COLUMNS = (
 TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "n", "f"}
 WAREHOUSE_CODE = re.compile(r"^[-a-zA-Z0-9_]+$")
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 MAX_PRICE = Decimal("99999999.99")
 CENTS = Decimal("0.01")
 # Column limits, read once: looking them up per row is a measurable part of a large import.
@@ -255,13 +257,12 @@ def _policy(cells: dict[str, str]) -> tuple[str | None, int | None, datetime.dat
         if limit_cell or date_cell:
             raise ValueError("policy_limit and release_date need a policy")
         return None, None, None
+    if policy == InventoryPolicy.DENY and (limit_cell or date_cell):
+        raise ValueError("deny takes no policy_limit or release_date")
+    if policy == InventoryPolicy.BACKORDER and date_cell:
+        raise ValueError("a release_date is for preorder only")
     limit = _whole_number("policy_limit", limit_cell) if limit_cell else None
-    try:
-        release_date = datetime.date.fromisoformat(date_cell) if date_cell else None
-    except ValueError:
-        raise ValueError(
-            f"release_date must be a date like 2027-03-31, got {date_cell!r}"
-        ) from None
+    release_date = _date("release_date", date_cell) if date_cell else None
     try:
         stock_policy_check(policy=policy, limit=limit, release_date=release_date)
     except InvalidStockOperation as error:
@@ -295,6 +296,16 @@ def _whole_number(name: str, cell: str) -> int:
     if len(digits) > len(str(MAX_UNITS)) or int(digits) > MAX_UNITS:
         raise ValueError(f"{name} must be at most {MAX_UNITS}")
     return int(digits)
+
+
+def _date(name: str, cell: str) -> datetime.date:
+    """A day written YYYY-MM-DD (`fromisoformat` alone also takes 20270301 and week dates)."""
+    try:
+        if not ISO_DAY.match(cell):
+            raise ValueError
+        return datetime.date.fromisoformat(cell)
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2027-03-31, got {cell!r}") from None
 
 
 def _flag(cell: str) -> bool | None:

@@ -86,6 +86,7 @@ def catalog_import_rows(
     )
     warehouses = _warehouses_ensure(codes={row.warehouse for row in rows}, report=report)
     products: dict[str, int] = {}
+    policies_set_for: set[str] = set()
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         catalog_import_batch(
@@ -93,6 +94,7 @@ def catalog_import_rows(
             categories=categories,
             warehouses=warehouses,
             products=products,
+            policies_set_for=policies_set_for,
             report=report,
             actor=actor,
         )
@@ -136,11 +138,12 @@ def catalog_import_batch(
     categories: dict[tuple[str, ...], Category],
     warehouses: dict[str, int],
     products: dict[str, int],
+    policies_set_for: set[str],
     report: ImportReport,
     actor,
 ) -> None:
     """Write one batch in one transaction: its products and variants, then its levels and the
-    stock policies its rows set.
+    stock policies its rows set (those of SKUs not in `policies_set_for`, which it extends).
 
     Sends, through the services it calls, `catalog_changed` for the products created or
     changed, then `stock_changed` and `stock_low`.
@@ -182,7 +185,14 @@ def catalog_import_batch(
     result = stock_set_on_hand(targets=targets, actor=actor, note="catalog import")
     report.errors.extend((line_of[problem.key], problem.message) for problem in result.problems)
     report.levels_changed += len(result.changed_level_ids)
-    policy_rows = {variant_ids[sku]: row for sku, row in first_of_sku.items() if row.policy}
+    # Every row of a SKU says the same policy (the reader checks): set it once, in the batch
+    # of its first row, so a refusal is reported once.
+    policy_rows = {
+        variant_ids[sku]: row
+        for sku, row in first_of_sku.items()
+        if row.policy and sku not in policies_set_for
+    }
+    policies_set_for.update(row.sku for row in policy_rows.values())
     if policy_rows:
         policies = stock_policies_set(
             policies={
@@ -192,10 +202,6 @@ def catalog_import_batch(
             actor=actor,
         )
         report.errors.extend(
-            (
-                policy_rows[problem.variant_id].line,
-                f"{policy_rows[problem.variant_id].sku}: {problem.message}",
-            )
-            for problem in policies.problems
+            (policy_rows[problem.variant_id].line, problem.message) for problem in policies.problems
         )
         report.policies_changed += len(policies.changed_variant_ids)

@@ -14,6 +14,8 @@ from audit.models import AuditAction, AuditEntry
 from catalog.models import Category, Product, Variant
 from catalog.services import product_search_refresh
 from catalog.signals import catalog_changed
+from inventory.catalog_csv import catalog_csv_read
+from inventory.catalog_import import catalog_import_rows
 from inventory.models import StockLevel, StockMovement, StockPolicy, Warehouse
 from inventory.selectors import stock_drift
 from inventory.services import (
@@ -271,11 +273,9 @@ def test_the_policy_cells_set_each_skus_stock_policy_and_the_same_file_twice_cha
     }
     assert "2 stock policies changed" in out
     policy_signals = [call for call in stock.calls if not call["availability_grew"]]
-    assert {tuple(call["variant_ids"]) for call in policy_signals} == {
-        tuple(
-            sorted(Variant.objects.filter(sku__in=["LAMP-1", "MUG-9"]).values_list("pk", flat=True))
-        )
-    }
+    assert [call["variant_ids"] for call in policy_signals] == [
+        sorted(Variant.objects.filter(sku__in=["LAMP-1", "MUG-9"]).values_list("pk", flat=True))
+    ]
     entries = AuditEntry.objects.filter(object_type="inventory.StockPolicy")
     assert sorted(entry.changes["policy"] for entry in entries) == [
         ["deny", "backorder"],
@@ -323,16 +323,24 @@ def test_bad_policy_cells_are_row_errors_and_the_good_rows_are_kept(tmp_path):
         + "A-6,Lamp,,Home,30.00,main,1,backorder,,\n"
         + "A-6,Lamp,,Home,30.00,east,1,backorder,4,\n"
         + "A-7,Lamp,,Home,30.00,main,1,BackOrder,12,\n"
+        + "A-8,Lamp,,Home,30.00,main,1,deny,5,\n"
+        + "A-9,Lamp,,Home,30.00,main,1,backorder,,2027-03-31\n"
+        + "B-1,Lamp,,Home,30.00,main,1,preorder,10,20270331\n"
+        + "B-2,Lamp,,Home,30.00,main,1,preorder,10,2027-02-30\n"
     )
 
     # when / then
-    assert bad_rows_of(tmp_path, text, 6) == [
+    assert bad_rows_of(tmp_path, text, 10) == [
         "line 2: a policy is one of deny, backorder, preorder",
         "line 3: a pre-order needs a release date and a limit",
         "line 4: policy_limit and release_date need a policy",
         "line 5: policy_limit must be a whole number >= 0, got '-1'",
         "line 6: release_date must be a date like 2027-03-31, got '31/03/2027'",
         "line 8: SKU A-6: policy_limit differs from line 7",
+        "line 10: deny takes no policy_limit or release_date",
+        "line 11: a release_date is for preorder only",
+        "line 12: release_date must be a date like 2027-03-31, got '20270331'",
+        "line 13: release_date must be a date like 2027-03-31, got '2027-02-30'",
     ]
     assert policies() == {"A-6": ("backorder", None, None), "A-7": ("backorder", 12, None)}
 
@@ -352,9 +360,33 @@ def test_a_policy_limit_below_the_units_waiting_is_reported_and_the_rest_applied
     )
 
     # then
-    assert lines == ["line 2: MUG-9: 3 units wait for stock: the policy limit cannot be lower"]
+    assert lines == ["line 2: 3 units of MUG-9 wait for stock: the limit cannot be lower"]
     assert policies()["MUG-9"] == ("backorder", None, None)
     assert policies()["TEE-9"] == ("backorder", 8, None)
+
+
+def test_deny_for_a_sku_without_a_policy_writes_nothing_and_a_refusal_is_reported_once(tmp_path):
+    # given: 3 units of MUG-9 wait for stock
+    run_import(tmp_path, LAUNCH)
+    StockPolicy.objects.filter(variant__sku="MUG-9").update(backordered=3)
+    entries = AuditEntry.objects.count()
+
+    # when: TEE-9 (no policy) says deny; MUG-9's two rows fall in two batches of one row
+    path = tmp_path / "deny.csv"
+    path.write_text(
+        POLICY_HEADER
+        + "TEE-9,Tee,,Clothing,19.00,main,5,deny,,\n"
+        + "MUG-9,Big mug,,Kitchen,9.00,main,3,backorder,1,\n"
+        + "MUG-9,Big mug,,Kitchen,9.00,east,0,backorder,1,\n"
+    )
+    rows, errors = catalog_csv_read(path=path)
+    report = catalog_import_rows(rows=rows, errors=errors, batch_size=1)
+
+    # then
+    assert report.errors == [(3, "3 units of MUG-9 wait for stock: the limit cannot be lower")]
+    assert not StockPolicy.objects.filter(variant__sku="TEE-9").exists()
+    assert report.policies_changed == 0
+    assert AuditEntry.objects.count() == entries
 
 
 def test_setting_policies_in_bulk_refuses_values_that_make_no_policy():

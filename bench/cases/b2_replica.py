@@ -19,6 +19,8 @@ the CPU each cluster's processes took per request (backends, WAL sender and rece
 
 import itertools
 import json
+import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -36,8 +38,9 @@ from bench.cases.b2_catalog import (
 from bench.harness import SHOP_DB, get_json, inproc, load_shop, log
 from tests.replica_pair import StreamingPair
 
-# The pair holds the whole bench shop and two servers' connections (each of the 8 workers keeps
-# one to the primary and one to the replica, and its replica monitor a session to each).
+# The pair holds the whole bench shop and a server's connections (each of its 4 workers keeps
+# one to the primary and one to the replica, and its replica monitor a session to each), with
+# room for the shop's loader and the buyers' registration.
 PAIR_SETTINGS = {"shared_buffers": "128MB", "max_connections": "100"}
 OUTCOMES = ("replica", "primary", "fallback")
 
@@ -55,6 +58,8 @@ def b2_replica(cfg: dict, env: dict, log_dir: Path, out: dict) -> None:
             "DATABASE_REPLICA_URLS": pair.url(port=pair.replica_port, dbname=SHOP_DB),
         }
         b2r: dict[str, Any] = {}
+        # The main run's servers cached the same pages of the other database's shop.
+        stack.redis_flush(10)
         uncached_env = {**replica_env, "BENCH_CACHE": "dummy"}
         with stack.running(uncached_env, log_dir, "replica-uncached") as uncached:
             _replicas_up(uncached)
@@ -64,6 +69,7 @@ def b2_replica(cfg: dict, env: dict, log_dir: Path, out: dict) -> None:
                         cfg, f"{name} (replica)", uncached.base_url, paths, uncached.worker_pids()
                     )
         tokens = inproc(primary_env, "buyers", "8")
+        stack.redis_flush(10)
         with stack.running(replica_env, log_dir, "replica") as server:
             _replicas_up(server)
             for name, paths in SELLING_PAGES.items():
@@ -74,6 +80,8 @@ def b2_replica(cfg: dict, env: dict, log_dir: Path, out: dict) -> None:
                 b2r[name]["orders_alongside_per_s"] = orders["per_s"]
         out["B2R"] = b2r
     finally:
+        for log_file in pair.root.glob("*.log"):  # the servers' logs, kept past the pair
+            shutil.copy(log_file, log_dir / f"b2r-{log_file.name}")
         pair.stop()
 
 
@@ -167,11 +175,15 @@ def _readiness(server: stack.Server) -> dict[str, Any]:
 
 
 def _cluster_cpu_seconds(pair: StreamingPair) -> dict[str, float]:
-    """CPU so far of every process of the primary's and of the replica's cluster (the postmaster
-    and its children)."""
+    """CPU so far of every process of the primary's and of the replica's cluster: the
+    postmaster's own, that of the children it has reaped (a backend that exited meanwhile
+    still counts) and that of those alive."""
+    ticks = os.sysconf("SC_CLK_TCK")
     cpu = {}
     for role, data_dir in (("primary", pair.primary_dir), ("replica", pair.replica_dir)):
         postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        reaped = (int(fields[13]) + int(fields[14])) / ticks
         children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-        cpu[role] = stack.process_cpu_seconds([postmaster, *map(int, children)])
+        cpu[role] = reaped + stack.process_cpu_seconds([postmaster, *map(int, children)])
     return cpu

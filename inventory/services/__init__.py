@@ -1,5 +1,5 @@
 """Stock writes: receive, adjust, reserve, release, ship, return, the import's bulk set,
-holds and safety stock, purchase orders, and the allocation of backorders.
+holds and safety stock, purchase orders, stock policies and the allocation of backorders.
 
 Every service is one transaction, writes a ledger row for every change of a level, and sends
 `stock_changed(variant_ids=[...], product_ids=[...], availability_crossed_zero=...)` once,
@@ -7,8 +7,9 @@ inside that transaction. Stock moves only through guarded conditional UPDATEs wh
 decide; rows are touched in primary-key order so concurrent callers cannot
 deadlock. Split by entity: `levels` (warehouses, receipts, adjustments, holds, safety stock),
 `reservations` (reserve, release, ship, return), `backorders` (allocating waiting units),
-`purchasing` (purchase orders: incoming units), `imports` (bulk on-hand and policies for the
-catalog import); `sql` holds the set-based statements, `events` the signals' one sender.
+`purchasing` (purchase orders: incoming units), `policies` (stock policies, one or many),
+`imports` (bulk on-hand for the catalog import); `sql` holds the set-based statements, `events`
+the signals' one sender.
 
 The lock order every service keeps: an order (orders' services), the reference's backorders,
 its allocations, the levels (primary-key order), the stock policies (variant order). The
@@ -24,25 +25,23 @@ from inventory.services.errors import (
     Shortage,
     UnitsNotHeld,
 )
-from inventory.services.imports import (
-    OnHandProblem,
-    OnHandResult,
-    PoliciesResult,
-    PolicyProblem,
-    PolicyValues,
-    stock_policies_set,
-    stock_set_on_hand,
-)
+from inventory.services.imports import OnHandProblem, OnHandResult, stock_set_on_hand
 from inventory.services.levels import (
     stock_adjust,
     stock_hold,
-    stock_policy_check,
-    stock_policy_set,
     stock_receive,
     stock_safety_set,
     stock_unhold,
     warehouse_active_set,
     warehouse_ensure,
+)
+from inventory.services.policies import (
+    PoliciesResult,
+    PolicyProblem,
+    PolicyValues,
+    stock_policies_set,
+    stock_policy_check,
+    stock_policy_set,
 )
 from inventory.services.purchasing import (
     PurchaseUnits,

@@ -1,8 +1,7 @@
-"""Setting stock levels and stock policies in bulk, for the catalog import."""
+"""Setting stock levels in bulk, for the catalog import."""
 
 from __future__ import annotations
 
-import datetime
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,15 +9,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import F
 
-from audit.models import AuditAction
-from audit.services import audit_diff, audit_record_many, audit_snapshot
 from catalog.models import Variant
 from catalog.selectors import product_ids_of_variants
-from core.sql import update_rows
-from inventory.models import InventoryPolicy, MovementReason, StockLevel, StockPolicy, Warehouse
+from inventory.models import MovementReason, StockLevel, Warehouse
 from inventory.services.errors import MAX_UNITS, InvalidStockOperation
 from inventory.services.events import stock_changed_send
-from inventory.services.levels import stock_policy_check
 from inventory.services.sql import insert_levels, insert_movements, update_levels
 from inventory.services.thresholds import (
     LowStockCrossing,
@@ -191,111 +186,3 @@ def _import_crossings(
         before[variant_id] += max(was, 0)
         after[variant_id] += max(now, 0)
     return crossings(before=before, after=after, thresholds=thresholds)
-
-
-@dataclass(frozen=True)
-class PolicyValues:
-    """A stock policy as `stock_policy_set` takes it."""
-
-    policy: str
-    limit: int | None = None
-    release_date: datetime.date | None = None
-
-
-@dataclass(frozen=True)
-class PolicyProblem:
-    """Why one variant's policy of `stock_policies_set` was not applied."""
-
-    variant_id: int
-    message: str
-
-
-@dataclass(frozen=True)
-class PoliciesResult:
-    changed_variant_ids: list[int]
-    problems: list[PolicyProblem]
-
-
-# What a variant without a policy row does.
-_NO_POLICY = PolicyValues(policy=InventoryPolicy.DENY)
-_POLICY_FIELDS = [StockPolicy._meta.get_field(name) for name in ("policy", "limit", "release_date")]
-
-
-@transaction.atomic
-def stock_policies_set(*, policies: Mapping[int, PolicyValues], actor=None) -> PoliciesResult:
-    """Set the stock policies of many variants (by id), each as `stock_policy_set` would.
-
-    For the catalog import: a policy equal to the stored one (or `deny` for a variant without
-    one) is left alone, so the same file twice changes nothing; values that make no policy
-    raise InvalidStockOperation (`stock_policy_check`: the file's reader refused them first); a
-    limit below the units waiting now is reported, not applied. The policies are locked in
-    variant order, as every service locks them, so a checkout back-ordering meanwhile is
-    counted. Writes the changed ones in one statement and their audit entries in one INSERT;
-    sends `stock_changed` once for them (product pages show the policy; no availability
-    moved); requests no tasks.
-    """
-    for values in policies.values():
-        stock_policy_check(
-            policy=values.policy, limit=values.limit, release_date=values.release_date
-        )
-    variant_ids = sorted(policies)
-
-    def locked(ids: list[int]) -> dict[int, StockPolicy]:
-        rows = (
-            StockPolicy.objects.select_related("variant")
-            .select_for_update(no_key=True, of=("self",))
-            .filter(pk__in=ids)
-            .order_by("pk")
-        )
-        return {policy.pk: policy for policy in rows}
-
-    stored = locked(variant_ids)
-    missing = [v for v in variant_ids if v not in stored and policies[v] != _NO_POLICY]
-    if missing:
-        StockPolicy.objects.bulk_create(
-            [StockPolicy(variant_id=v) for v in missing], ignore_conflicts=True
-        )
-        stored.update(locked(missing))
-    problems: list[PolicyProblem] = []
-    changed: list[tuple[StockPolicy, dict]] = []
-    for variant_id in variant_ids:
-        wanted, current = policies[variant_id], stored.get(variant_id)
-        if current is None or wanted == PolicyValues(
-            current.policy, current.limit, current.release_date
-        ):
-            continue
-        if wanted.limit is not None and wanted.limit < current.backordered:
-            problems.append(
-                PolicyProblem(
-                    variant_id=variant_id,
-                    message=f"{current.backordered} units wait for stock: the policy limit "
-                    "cannot be lower",
-                )
-            )
-            continue
-        before = audit_snapshot(instance=current, fields=_POLICY_FIELDS)
-        current.policy, current.limit, current.release_date = (
-            wanted.policy,
-            wanted.limit,
-            wanted.release_date,
-        )
-        after = audit_snapshot(instance=current, fields=_POLICY_FIELDS)
-        changed.append((current, audit_diff(before=before, after=after)))
-    if changed:
-        update_rows(
-            StockPolicy,
-            [policy for policy, _ in changed],
-            ["policy", "limit", "release_date", "updated_at"],
-        )
-        audit_record_many(action=AuditAction.UPDATE, changes_by_object=changed, actor=actor)
-        changed_ids = [policy.pk for policy, _ in changed]
-        stock_changed_send(
-            sender=stock_policies_set,
-            variant_ids=changed_ids,
-            product_ids=product_ids_of_variants(variant_ids=changed_ids),
-            availability_crossed_zero=False,
-            availability_grew=False,
-        )
-    return PoliciesResult(
-        changed_variant_ids=[policy.pk for policy, _ in changed], problems=problems
-    )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
-
 from django.db import transaction
 from django.db.models import F
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 
 from audit.models import AuditAction
-from audit.services import audit_diff, audit_record, audit_snapshot
+from audit.services import audit_record
 from catalog.models import Variant
 from inventory.models import (
     HOLD_REASONS,
-    InventoryPolicy,
     MovementReason,
     StockLevel,
     StockMovement,
-    StockPolicy,
     Warehouse,
 )
 from inventory.selectors import availability_by_variant
@@ -363,70 +359,6 @@ def stock_safety_set(
     )
     _free_units_moved(sender=stock_safety_set, level=level, variant=variant, freed=-delta)
     return level
-
-
-@transaction.atomic
-def stock_policy_check(
-    *, policy: str, limit: int | None, release_date: datetime.date | None
-) -> None:
-    """Raise InvalidStockOperation unless the values make a policy: a known policy, a limit from
-    0 to MAX_UNITS when given, and a pre-order's release date and limit.
-
-    What every way of setting a policy checks (`stock_policy_set`, `stock_policies_set`, the
-    catalog file's policy cells); the units waiting are checked under the policy's lock.
-    """
-    if policy not in InventoryPolicy.values:
-        raise InvalidStockOperation(f"a policy is one of {', '.join(InventoryPolicy.values)}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-        raise InvalidStockOperation(f"a limit is a whole number, got {limit!r}")
-    if limit is not None and not 0 <= limit <= MAX_UNITS:
-        raise InvalidStockOperation(f"a limit is from 0 to {MAX_UNITS}")
-    if policy == InventoryPolicy.PREORDER and (release_date is None or limit is None):
-        raise InvalidStockOperation("a pre-order needs a release date and a limit")
-
-
-def stock_policy_set(
-    *,
-    variant: Variant,
-    policy: str,
-    limit: int | None = None,
-    release_date: datetime.date | None = None,
-    actor=None,
-) -> StockPolicy:
-    """Set how a variant sells once its available units run out (see `StockPolicy`).
-
-    Refuses (InvalidStockOperation) an unknown policy, a pre-order without a release date
-    and a limit, and a limit below the units waiting now (lower it as they are served). The
-    policy row is locked first, so a checkout back-ordering meanwhile is counted. Records an
-    audit entry; sends `stock_changed` (product pages show the policy; no availability
-    moved); requests no tasks.
-    """
-    stock_policy_check(policy=policy, limit=limit, release_date=release_date)
-    StockPolicy.objects.get_or_create(variant=variant)
-    current = StockPolicy.objects.select_for_update(no_key=True).get(pk=variant.pk)
-    if limit is not None and limit < current.backordered:
-        raise InvalidStockOperation(
-            f"{current.backordered} units of {variant.sku} wait for stock: the limit cannot "
-            "be lower"
-        )
-    fields = [StockPolicy._meta.get_field(name) for name in ("policy", "limit", "release_date")]
-    before = audit_snapshot(instance=current, fields=fields)
-    current.policy, current.limit, current.release_date = policy, limit, release_date
-    current.save(update_fields=["policy", "limit", "release_date", "updated_at"])
-    audit_record(
-        action=AuditAction.UPDATE,
-        obj=current,
-        changes=audit_diff(before=before, after=audit_snapshot(instance=current, fields=fields)),
-        actor=actor,
-    )
-    stock_changed_send(
-        sender=stock_policy_set,
-        variant_ids=[variant.pk],
-        product_ids=[variant.product_id],
-        availability_crossed_zero=False,
-        availability_grew=False,
-    )
-    return current
 
 
 def _required_note(note: str) -> str:

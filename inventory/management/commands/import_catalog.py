@@ -47,7 +47,8 @@ class ProgressBar:
 class Command(BaseCommand):
     help = (
         "Import a catalog CSV (sku,product,variant,category,price,warehouse,on_hand"
-        "[,low_stock_threshold,description,is_active]); running the same file twice changes "
+        "[,low_stock_threshold,description,is_active,policy,policy_limit,release_date]); running "
+        "the same file twice changes "
         "nothing. Bad rows are reported with their line numbers; good rows are imported."
     )
 
