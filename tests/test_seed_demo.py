@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from backoffice.dashboard import sales_by_day
 from catalog.models import Category, Product, ProductImage, Variant
-from inventory.models import StockLevel, StockMovement, Warehouse
+from inventory.models import StockLevel, StockMovement, StockPolicy, Warehouse
 from inventory.selectors import stock_drift, variants_low_on_stock
 from orders.models import Customer, DailySales, Fulfilment, Order, OrderEvent
 from orders.services import counters_recomputed
@@ -58,6 +58,10 @@ def test_seed_demo_builds_a_shop_that_looks_alive(settings):
     # the month's orders leave the scarce SKUs alone: the low-stock panel shows the catalog's
     assert len(variants_low_on_stock()) == 6
     assert stock_drift() == []
+    # the import's policy cells: the scarce coffee scale may be ordered beyond its stock
+    assert list(StockPolicy.objects.values_list("variant__product__name", "policy", "limit")) == [
+        ("Coffee scale", "backorder", 20)
+    ]
     # a dozen customers with the published password
     customers = Customer.objects.filter(user__email__endswith="@customers.stockwire.example")
     assert customers.count() == 12

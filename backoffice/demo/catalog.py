@@ -1,5 +1,5 @@
 """The demo catalog: nested categories, 50 products with variants, two warehouses, stock (a few
-SKUs below their low-stock threshold), loaded through the catalog import."""
+SKUs below their low-stock threshold), a back-order policy, loaded through the catalog import."""
 
 from decimal import Decimal
 
@@ -194,10 +194,17 @@ PRODUCTS = (
 )
 
 
+# Stock policies the import sets (policy, limit): the scarce coffee scale may be back-ordered,
+# so the demo shows a product a customer can order beyond its stock. The demo's own orders
+# leave it alone (they buy only SKUs with plenty of units).
+POLICIES = {"Coffee scale": ("backorder", 20)}
+
+
 def demo_rows() -> list[dict[str, object]]:
     """The demo catalog as import rows: one per SKU and warehouse."""
     rows = []
     for index, (category, name, description, price, variants, stock) in enumerate(PRODUCTS):
+        policy, policy_limit = POLICIES.get(name, (None, None))
         for variant_index, variant in enumerate(variants):
             sku = f"{SKU_PREFIX}{index + 1:03d}-{variant_index + 1}"
             for (code, _, _), on_hand in zip(WAREHOUSES, stock, strict=True):
@@ -214,6 +221,8 @@ def demo_rows() -> list[dict[str, object]]:
                         "low_stock_threshold": 3,
                         "description": description,
                         "is_active": "true",
+                        "policy": policy,
+                        "policy_limit": policy_limit,
                     }
                 )
     return rows
