@@ -49,6 +49,7 @@ class PoliciesResult:
 # What a variant without a policy row does.
 _NO_POLICY = PolicyValues(policy=InventoryPolicy.DENY)
 _FIELDS = [StockPolicy._meta.get_field(name) for name in ("policy", "limit", "release_date")]
+_VARIANT_NAMED_BY = ("variant__sku", "variant__name", "variant__product_id")
 
 
 def stock_policy_check(
@@ -118,7 +119,10 @@ def stock_policies_set(*, policies: Mapping[int, PolicyValues], actor=None) -> P
     )
     stored = {
         policy.pk: policy
+        # The variant's SKU and name name the policy (its audit entry, a refusal); its
+        # product is the signal's. Only those: an import reads thousands of them.
         for policy in StockPolicy.objects.select_related("variant")
+        .only(*(f.name for f in StockPolicy._meta.concrete_fields), *_VARIANT_NAMED_BY)
         .select_for_update(no_key=True, of=("self",))
         .filter(pk__in=variant_ids)
         .order_by("pk")
