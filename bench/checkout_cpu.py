@@ -69,20 +69,11 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection, connections
 
 from bench.harness import ADDRESS, HOT_SKUS
-from bench.stack import terminate
+from bench.stack import process_cpu_seconds, terminate
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = "checkout,checkout+relay_publish,checkout+client_binding,bare,naive"
 SKUS = [f"BENCH-{n:05d}" for n in range(6, 10_001)]  # the hot SKUs 1-5 stay out of it
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU of process `pid` so far (from /proc; 0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Driver:
@@ -335,7 +326,7 @@ def _database_backends_cpu_seconds() -> float:
     """CPU so far of every PostgreSQL backend connected to this database (the relay's too)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        return sum(_process_cpu_seconds(pid) for (pid,) in cursor.fetchall())
+        return process_cpu_seconds([pid for (pid,) in cursor.fetchall()])
 
 
 def measure_publish_concurrently(tokens: list[str], relay_pid: int, rounds: int) -> dict:
@@ -361,12 +352,12 @@ def measure_publish_concurrently(tokens: list[str], relay_pid: int, rounds: int)
             for mode in ("relay", "commit"):
                 toggle = TOGGLES[f"{mode}_publish"]
                 with toggle():
-                    relay0, pg0 = _process_cpu_seconds(relay_pid), _database_backends_cpu_seconds()
+                    relay0, pg0 = process_cpu_seconds([relay_pid]), _database_backends_cpu_seconds()
                     cpu0 = time.process_time()
                     list(pool.map(one, range(per_round)))
                     cpu = time.process_time() - cpu0
                     time.sleep(0.3)  # the relay publishes what this round asked for
-                    relay = _process_cpu_seconds(relay_pid) - relay0
+                    relay = process_cpu_seconds([relay_pid]) - relay0
                     pg = _database_backends_cpu_seconds() - pg0
                 if round_number == 0:
                     continue
@@ -423,17 +414,17 @@ def measure_checkout_cpu() -> dict:
                     pg_pid = _backend_pid(alias)
                     driver.statuses = {}
                     counted[0] = 0
-                    relay0 = _process_cpu_seconds(relay_pid)
-                    pg0 = _process_cpu_seconds(pg_pid)
+                    relay0 = process_cpu_seconds([relay_pid])
+                    pg0 = process_cpu_seconds([pg_pid])
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     with connections[alias].execute_wrapper(count):
                         for _ in range(per_round):
                             one()
                     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-                    pg = _process_cpu_seconds(pg_pid) - pg0
+                    pg = process_cpu_seconds([pg_pid]) - pg0
                     # Let the relay publish what this round asked for before reading its CPU.
                     time.sleep(0.3)
-                    relay = _process_cpu_seconds(relay_pid) - relay0
+                    relay = process_cpu_seconds([relay_pid]) - relay0
                 if round_number == 0:
                     continue
                 for name, value in (

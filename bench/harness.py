@@ -31,31 +31,19 @@ def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
 
 
-def post_json(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "X-Forwarded-Proto": "https",
-            **(headers or {}),
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, {"body": error.read()[:300].decode(errors="replace")}
-
-
 def get_json(url: str) -> tuple[int, Any]:
+    """GET `url`; its status and JSON body (an error's too: a problem or a probe's answer;
+    the start of the text when the body is not JSON)."""
     request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             return reply.status, json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as error:
-        return error.code, {"body": error.read()[:300].decode(errors="replace")}
+        body = error.read()
+        try:
+            return error.code, json.loads(body)
+        except ValueError:
+            return error.code, {"body": body[:300].decode(errors="replace")}
 
 
 def run_module(

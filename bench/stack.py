@@ -260,8 +260,9 @@ def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def process_cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes `pids` have used so far (from /proc/<pid>/stat)."""
+def process_cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
+    """User + system CPU the processes `pids` have used so far (from /proc/<pid>/stat); with
+    `reaped`, also that of the children they have waited for (exited ones still count)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -269,7 +270,7 @@ def process_cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += sum(int(field) for field in fields[11 : 15 if reaped else 13])
     return total / ticks
 
 

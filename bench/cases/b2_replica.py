@@ -18,12 +18,8 @@ the CPU each cluster's processes took per request (backends, WAL sender and rece
 """
 
 import itertools
-import json
-import os
 import shutil
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -161,29 +157,20 @@ def _worker_reports(server: stack.Server, attempts: int = 400) -> dict[int, dict
 def _readiness(server: stack.Server) -> dict[str, Any]:
     """One worker's `/readyz` answer. The uncached server's cache keeps nothing, so its probe
     says the cache is unavailable (503); anything else failing stops the case."""
-    request = urllib.request.Request(
-        f"{server.base_url}/readyz", headers={"X-Forwarded-Proto": "https"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        body = json.loads(error.read())
-        if error.code == 503 and body.get("failing") == ["cache"]:
-            return body
-        raise RuntimeError(f"/readyz answered {error.code}: {body}") from error
+    status, body = get_json(f"{server.base_url}/readyz")
+    if status == 200 or (status == 503 and body.get("failing") == ["cache"]):
+        return body
+    raise RuntimeError(f"/readyz answered {status}: {body}")
 
 
 def _cluster_cpu_seconds(pair: StreamingPair) -> dict[str, float]:
     """CPU so far of every process of the primary's and of the replica's cluster: the
     postmaster's own, that of the children it has reaped (a backend that exited meanwhile
     still counts) and that of those alive."""
-    ticks = os.sysconf("SC_CLK_TCK")
     cpu = {}
     for role, data_dir in (("primary", pair.primary_dir), ("replica", pair.replica_dir)):
         postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-        reaped = (int(fields[13]) + int(fields[14])) / ticks
         children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-        cpu[role] = reaped + stack.process_cpu_seconds([postmaster, *map(int, children)])
+        cpu[role] = stack.process_cpu_seconds([postmaster], reaped=True)
+        cpu[role] += stack.process_cpu_seconds([int(child) for child in children])
     return cpu
