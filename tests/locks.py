@@ -1,8 +1,10 @@
 """Locks held by another connection, for tests that prove who waits on whom (PostgreSQL)."""
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connection, connections, transaction
 
@@ -55,3 +57,57 @@ def waits_on_a_lock(backend_pid: int) -> bool:
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [backend_pid]
         )
         return cursor.fetchone()[0]
+
+
+def committed_while_waited_on(*, hold: Callable[[], None], waiter: Callable[[], Any]) -> Any:
+    """Run `hold()` in a transaction of another thread and, while it is open, `waiter()` in a
+    third; commit `hold()`'s transaction once `waiter()` waits on a lock (asserted), and return
+    what `waiter()` returned (raising what it raised).
+
+    The race a test stages with it: a change that read its rows before another one committed,
+    then waited on that one's lock, and goes on with what it read.
+    """
+    holding, release = threading.Event(), threading.Event()
+    waiter_pid: list[int] = []
+    outcome: dict[str, Any] = {}
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                holding.set()
+                release.wait(10)
+        except BaseException as error:  # reported by the caller's thread
+            outcome["hold"] = error
+            holding.set()
+        finally:
+            connections.close_all()
+
+    def waiting() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                waiter_pid.append(cursor.fetchone()[0])
+            outcome["result"] = waiter()
+        except BaseException as error:  # reported by the caller's thread
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    held = threading.Thread(target=holder)
+    held.start()
+    assert holding.wait(10)
+    waited = threading.Thread(target=waiting)
+    waited.start()
+    deadline = time.monotonic() + 10
+    while not (waiter_pid and waits_on_a_lock(waiter_pid[0])) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    was_waiting = bool(waiter_pid) and waits_on_a_lock(waiter_pid[0])
+    release.set()
+    held.join(15)
+    waited.join(15)
+    assert "hold" not in outcome, outcome.get("hold")
+    assert was_waiting, "the waiter never waited on a lock the holder took"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")

@@ -15,18 +15,20 @@ from inventory.services import stock_receive
 from orders.models import Customer, DailySales, Order, OrderStatus, SentEmail, VariantSales
 from orders.services import (
     InvalidTransition,
+    LineRequest,
     LinesOutOfStock,
     counters,
     counters_recomputed,
     counters_reconcile,
     order_cancel,
     order_email_send,
+    order_lines_cancel,
     order_ship,
     orders_expire_unpaid,
 )
 from payments.models import CreditNote, Invoice, Payment, PaymentStatus, Refund
 from payments.services import refund_issue, webhook_handle, webhooks
-from tests.locks import held_by_another_transaction
+from tests.locks import committed_while_waited_on, held_by_another_transaction
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
 from tests.payments_helpers import payment_event, signed
 
@@ -223,6 +225,34 @@ def test_a_payment_racing_the_expiry_either_pays_or_is_flagged(run_concurrently,
         assert order.needs_attention is True
         assert StockLevel.objects.get(variant=variant).reserved == 0
         assert Invoice.objects.count() == 0
+
+
+def test_a_payment_of_the_old_total_while_units_are_cancelled_flags_the_order_unpaid():
+    # given: a pending order of 34.90 (3 x 10.00 and 4.90 shipping), and the provider's event
+    # for a payment of that total
+    variant_stocked("MUG-1", price="10.00", on_hand=10)
+    order = order_new(customer_new(), ("MUG-1", 3))
+    call = signed(payment_event(order))
+
+    def staff_cancel_a_unit() -> None:
+        order_lines_cancel(
+            order=Order.objects.get(pk=order.pk),
+            lines=[LineRequest(sku="MUG-1", quantity=1)],
+            reason="customer asked",
+        )
+
+    # when: the event arrives while staff's cancellation (new total 24.90) is committing
+    committed_while_waited_on(hold=staff_cancel_a_unit, waiter=lambda: webhook_handle(**call))
+
+    # then: the payment no longer matches the order, so it flags it and does not pay it
+    order.refresh_from_db()
+    payment = Payment.objects.get(order=order)
+    assert (order.total, payment.amount) == (Decimal("24.90"), Decimal("34.90"))
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert order.needs_attention is True
+    assert "does not match the order total 24.90" in order.attention_reason
+    assert payment.settles_order is False
+    assert Invoice.objects.count() == 0
 
 
 def test_four_events_for_one_new_payment_at_once_record_it_once_without_an_error(

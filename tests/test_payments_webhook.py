@@ -198,14 +198,15 @@ def test_succeeded_payment_marks_the_order_paid_and_issues_the_invoice(order):
     assert _requested("payments.invoice_document_render") == [{"order_id": order.pk}]
 
 
-# Measured 24 with the test's own SAVEPOINT and RELEASE: the event's dedupe row (in a
+# Measured 26 with the test's own SAVEPOINT and RELEASE: the event's dedupe row (in a
 # savepoint), the order, the payment's row (in payment_record's savepoint and its own, which a
-# reference seen before rolls back), the guarded UPDATE, the order re-read, its event and its
+# reference seen before rolls back), the order locked and read again (its total as it is now),
+# the guarded UPDATE, the order re-read, its event and its
 # audit entry (in order_mark_paid's savepoint; the audit entry, one INSERT, is the status change
 # in the audit trail), the payment marked as the one that settles the order, two outbox rows
 # (receipt, invoice document), then the invoice: order with its invoice joined, lines, the
 # number's upsert, the row.
-PAYMENT_BUDGET = 24
+PAYMENT_BUDGET = 26
 
 
 def test_a_paying_webhook_has_a_fixed_query_budget_invoice_included(

@@ -252,7 +252,12 @@ def payment_record(*, provider: str, order: Order, event: PaymentEvent) -> Payme
     payment, changed = _payment_claim(provider=provider, order=order, event=event)
     if not changed or payment.status != PaymentStatus.SUCCEEDED:
         return payment
+    # The total is compared under the order's lock, as it is now: a partial cancellation
+    # committing meanwhile lowers what the payment must match, and marking the order paid
+    # checks only its status.
     order = payment.order
+    order_lock(order=order)
+    order.refresh_from_db()
     if (payment.amount, payment.currency) != (order.total, order.currency):
         order_flag(
             order=order,
