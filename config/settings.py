@@ -286,7 +286,7 @@ LIVE_MAX_SUBSCRIPTIONS = env.int("LIVE_MAX_SUBSCRIPTIONS", default=50)
 LIVE_MAX_MESSAGE_BYTES = 4096
 # Messages a client may send: this many a second on average, in bursts of at most
 # LIVE_MESSAGE_BURST (a token bucket per socket); past it each is refused (`rate_limited`), and
-# a client that keeps sending through LIVE_MESSAGE_BURST refusals in a row is closed (1008).
+# a client that keeps sending through LIVE_MESSAGE_BURST refusals in a row is closed (4008).
 LIVE_MESSAGES_PER_SECOND = 5.0
 LIVE_MESSAGE_BURST = 20
 LIVE_AUTH_TIMEOUT_SECONDS = 10.0

@@ -9,6 +9,7 @@ arrays is refused as malformed, whatever the stack's depth at the moment.
 """
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 # The API's bodies nest three levels, a payment provider's events a handful.
@@ -50,3 +51,32 @@ def _depth_checked(value: dict | list) -> None:
             raise TooDeep()
         children = container.values() if isinstance(container, dict) else container
         pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def unstorable_text(value: Any) -> str | None:
+    """What in a parsed JSON value no database can store, or None: PostgreSQL refuses NUL
+    characters in text, and no UTF-8 text holds an unpaired surrogate (which JSON's `\\ud800`
+    escapes can spell). Every string is looked at, keys included."""
+    for text in _strings(value):
+        if "\x00" in text:
+            return "a NUL character"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "an unpaired surrogate"
+    return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a parsed JSON value, keys included (walked without recursion, so no
+    nesting that json.loads accepts can exhaust the stack)."""
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            yield from value.keys()
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)

@@ -8,6 +8,7 @@ and one in between is both, which its version tells apart.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from redis.exceptions import RedisError
 
+from core.json_input import json_parse, unstorable_text
 from live import following, selectors
 from live.connections import connections
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
@@ -37,8 +39,10 @@ CLOSE_FORBIDDEN = 4403  # the staff socket for a user who is not (or no longer) 
 CLOSE_IDLE = 4408  # nothing heard from the client for LIVE_IDLE_TIMEOUT_SECONDS
 CLOSE_TOO_MANY_CONNECTIONS = 4429  # the user already holds LIVE_MAX_CONNECTIONS_PER_USER sockets
 CLOSE_TRY_AGAIN_LATER = 4503  # the channel layer is unavailable: reconnect later
-CLOSE_RATE_LIMITED = 1008  # kept sending after LIVE_MESSAGE_BURST `rate_limited` errors in a row
-CLOSE_INTERNAL_ERROR = 1011  # the server failed otherwise (logged with its traceback)
+CLOSE_RATE_LIMITED = 4008  # kept sending after LIVE_MESSAGE_BURST `rate_limited` errors in a row
+CLOSE_INTERNAL_ERROR = 4500  # the server failed otherwise (logged with its traceback)
+# Every code is the application's own (4000-4999): Daphne's WebSocket library refuses to send
+# RFC 6455's 1008 or 1011 from an application, and a close it refuses leaves the socket open.
 
 # What a channel layer (or its Redis) that is down, hung or full raises under a socket: the
 # socket closes with 4503. OSError covers refused connections and timeouts.
@@ -50,6 +54,8 @@ SUBPROTOCOL = "stockwire.v1"
 BEARER_PREFIX = "bearer."
 # Longer than any token `POST /auth/token` issues, as the HTTP API's bearer check.
 MAX_TOKEN_LENGTH = 200
+# Versions are order events' ids and stock movements' versions: PostgreSQL bigints.
+MAX_VERSION = 2**63 - 1
 
 TokenUser = Callable[..., AbstractBaseUser | None]
 
@@ -93,11 +99,15 @@ class LiveSocket(AsyncWebsocketConsumer):
                 f"A message is at most {settings.LIVE_MAX_MESSAGE_BYTES} bytes.",
             )
         try:
-            message = json.loads(text_data)
+            message = json_parse(text_data)  # deep nesting and NaN are a ValueError too
         except ValueError:
             return await self.error("not_json", "A message is one JSON object.")
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return await self.error("bad_message", 'A message is a JSON object with a "type".')
+        # Its SKUs and token are looked up in the database, which could not take such text.
+        problem = unstorable_text(message)
+        if problem is not None:
+            return await self.error("bad_message", f"A message's text may not hold {problem}.")
         handler = self.handlers.get(message["type"])
         if handler is None:
             known = ", ".join(sorted(self.handlers))
@@ -230,14 +240,22 @@ class LiveSocket(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def websocket_disconnect(self, message: dict) -> None:
+        await self._ended(message.get("code"))
+        raise StopConsumer()
+
+    async def _ended(self, code: int | None) -> None:
+        """Stop the heartbeat, leave the groups, and let the subclass let go of what it holds
+        (the hub's followers, the user's connection count); once, however the socket ended."""
+        if getattr(self, "ended", False):
+            return
+        self.ended = True
         heartbeat = getattr(self, "heartbeat", None)
         if heartbeat is not None:
             heartbeat.cancel()
         for group in list(self.groups):
             await self._discard(group)
         self.groups = []
-        await self.disconnect(message.get("code"))
-        raise StopConsumer()
+        await self.disconnect(code)
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -249,13 +267,14 @@ class LiveSocket(AsyncWebsocketConsumer):
             else:  # a bug: not the client's to retry later as if the layer were down
                 logger.exception("live: socket failed")
                 code = CLOSE_INTERNAL_ERROR
-            heartbeat = getattr(self, "heartbeat", None)
-            if heartbeat is not None:
-                heartbeat.cancel()
-            try:
+            with contextlib.suppress(Exception):  # the client went too
                 await send({"type": "websocket.close", "code": code})
-            except Exception:  # the client went too
-                return
+            # No disconnect comes to a consumer that failed: let go here, or the hub would
+            # keep pushing to it and its user's connection slot stay taken.
+            try:
+                await self._ended(code)
+            except Exception:
+                logger.exception("live: letting go of a failed socket failed")
 
 
 class AuthenticatedSocket(LiveSocket):
@@ -407,12 +426,13 @@ def _session_now(session_key: str | None) -> Any:
 
 
 def _version(value: Any) -> int:
-    """A client's `since`: a non-negative whole number, anything else is 0 (everything)."""
+    """A client's `since`: a whole number up to the largest version (a bigint), anything else
+    is 0 (everything)."""
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400 is infinite
         return 0
-    return max(number, 0)
+    return min(max(number, 0), MAX_VERSION)
 
 
 class OrdersSocket(AuthenticatedSocket):

@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import PROJECT_DIR, child_env
-from live.consumers import CLOSE_TRY_AGAIN_LATER
+from live.consumers import CLOSE_RATE_LIMITED, CLOSE_TRY_AGAIN_LATER
 from live.groups import variant_group
 from live.models import StockVersion
 from orders.models import Order
@@ -301,6 +301,27 @@ def test_daphne_refuses_a_huge_message_the_app_a_large_one_as_the_compose_file_r
     assert (large["type"], large["code"]) == ("error", "message_too_large")
     assert still_open == {"type": "pong"}
     assert not answered
+
+
+def test_daphne_closes_a_client_that_keeps_sending_while_rate_limited(stack, settings):
+    """The close code reaches the client: Daphne sends only the application's own codes."""
+    burst = settings.LIVE_MESSAGE_BURST
+
+    async def body():
+        socket = await _socket(stack.live.port, "/ws/v1/stock")
+        heard = []
+        try:
+            for _ in range(3 * burst):
+                await socket.send(json.dumps({"type": "ping"}))
+            while True:
+                heard.append((await _next(socket))["type"])
+        except ConnectionClosed as closed:
+            return heard, closed.rcvd.code if closed.rcvd else None
+
+    heard, code = scenario(body)
+
+    assert code == CLOSE_RATE_LIMITED
+    assert heard.count("pong") >= burst and "error" in heard
 
 
 async def _reconnected(port: int, token: str, since: int, timeout: float = 15) -> dict:

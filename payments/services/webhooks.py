@@ -11,7 +11,6 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.json_input import json_parse
+from core.json_input import json_parse, unstorable_text
 from orders.models import Order, OrderStatus
 from orders.services import InvalidTransition, order_flag, order_lock, order_mark_paid
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund, UnmatchedKind
@@ -99,33 +98,11 @@ def _text(value, *, field: str, max_length: int = 128) -> str:
     return value.strip()
 
 
-def _strings(value) -> Iterator[str]:
-    """Every string in a parsed JSON value, keys included (walked without recursion, so no
-    nesting that json.loads accepts can exhaust the stack)."""
-    pending = [value]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, dict):
-            yield from value.keys()
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-
-
 def _storable(raw: dict) -> None:
-    """Refuse text the database cannot store: the whole event is kept (`Payment.raw_event`),
-    and PostgreSQL refuses NUL characters, and no database takes an unpaired surrogate (which
-    JSON's `\\ud800` escapes can spell)."""
-    for text in _strings(raw):
-        if "\x00" in text:
-            raise WebhookError("malformed_event", "the event holds a NUL character")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            message = "the event holds an unpaired surrogate"
-            raise WebhookError("malformed_event", message) from error
+    """Refuse text the database cannot store: the whole event is kept (`Payment.raw_event`)."""
+    problem = unstorable_text(raw)
+    if problem is not None:
+        raise WebhookError("malformed_event", f"the event holds {problem}")
 
 
 def webhook_parse(*, body: bytes) -> PaymentEvent:
