@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
@@ -27,7 +28,7 @@ from live import following
 from live.consumers import as_text
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group, variant_group
 from live.publish import publisher
-from live.selectors import order_state, stock_rows
+from live.selectors import linked_ids, order_state, stock_rows, user_ids_in_roles
 from live.services import stock_states_pushed
 from orders.signals import (
     order_cancelled,
@@ -273,13 +274,26 @@ def recheck_sockets_of_saved_user(sender, instance, created, raw, **kwargs) -> N
 
 @receiver(m2m_changed, sender=User.user_permissions.through, dispatch_uid="live.recheck_perms")
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="live.recheck_groups")
-def recheck_sockets_of_user_with_new_permissions(
-    sender, instance, action, reverse, pk_set, **kwargs
+@receiver(m2m_changed, sender=Group.permissions.through, dispatch_uid="live.recheck_role_perms")
+def recheck_sockets_of_users_losing_permissions(
+    sender, instance, action, reverse, model, pk_set, **kwargs
 ) -> None:
-    """Permissions (or groups) removed from a user: their staff sockets check them now. (From
-    the other side, a permission or group changed for several users, each of them.)"""
-    if action not in ("post_remove", "post_clear"):
+    """Permissions or roles (groups) taken from users, or permissions taken from a role: the
+    staff sockets of every user concerned check theirs now, after the commit.
+
+    From either side of the relation (`user.groups.remove(role)`, `role.user_set.remove(…)`).
+    A `clear()` is taken before it runs, while the relation still says whom it concerns: its
+    `post_clear` names nobody.
+    """
+    if action == "post_remove":
+        linked = list(pk_set)
+    elif action == "pre_clear":
+        linked = [] if not reverse else linked_ids(through=sender, instance=instance, model=model)
+    else:
         return
-    user_ids = [instance.pk] if not reverse else list(pk_set or ())
+    if sender is Group.permissions.through:
+        user_ids = user_ids_in_roles(group_ids=linked if reverse else [instance.pk])
+    else:
+        user_ids = linked if reverse else [instance.pk]
     for user_id in user_ids:
         _on_commit(_recheck, [user_group(user_id)], user_id=user_id)

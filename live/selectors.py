@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from catalog.models import Variant
@@ -195,3 +196,22 @@ def staff_low_stock() -> tuple[int, list[dict[str, Any]]]:
         }
         for variant, available in low[:SNAPSHOT_STAFF_ROWS]
     ]
+
+
+# --- Whose sockets a change of permissions concerns -------------------------------------------
+
+
+def user_ids_in_roles(*, group_ids: Iterable[int]) -> list[int]:
+    """The users holding any of these roles (auth groups)."""
+    users = get_user_model().objects.filter(groups__in=set(group_ids))
+    return list(users.order_by().values_list("pk", flat=True).distinct())
+
+
+def linked_ids(*, through: type[Model], instance: Model, model: type[Model]) -> list[int]:
+    """The ids of the `model` rows that the many-to-many table `through` links to `instance`
+    (what a `clear()` of that relation is about to unlink)."""
+    fields = through._meta.concrete_fields
+    mine = next(f.attname for f in fields if f.related_model is type(instance))
+    theirs = next(f.attname for f in fields if f.related_model is model)
+    rows = through.objects.filter(**{mine: instance.pk})
+    return list(rows.values_list(theirs, flat=True))

@@ -9,7 +9,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import OperationalError, transaction
 from django.db import connections as db_connections
 from django.test import TestCase
@@ -20,6 +20,7 @@ from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
 from live import consumers, receivers
 from live.connections import connections
+from live.hub import hub_for
 from live.models import StockVersion
 from live.publish import publisher
 from live.selectors import stock_rows
@@ -354,6 +355,9 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(settings):
             text({"type": "subscribe", "skus": "MUG-6"}),
             text({"type": "subscribe", "skus": [], "products": [True]}),
             text({"type": "subscribe", "skus": ["x" * 300]}),
+            "[" * 40 + "]" * 40,  # nests deeper than any message
+            text({"type": "subscribe", "skus": ["MUG-6\ud800"]}),  # an unpaired surrogate
+            text({"type": "subscribe", "skus": ["MUG-6\x00"]}),  # PostgreSQL stores no NUL
         ]:
             await communicator.send_to(text_data=frame)
             errors.append((await communicator.receive_json_from(timeout=1))["code"])
@@ -374,9 +378,38 @@ def test_bad_messages_get_an_error_and_the_socket_stays_open(settings):
         "bad_message",
         "bad_message",
         "message_too_large",
+        "not_json",
+        "bad_message",
+        "bad_message",
         "bad_message",
     ]
     assert still_open["stock"][0]["sku"] == "MUG-6"
+
+
+def test_a_token_no_database_can_hold_closes_with_4401_and_a_since_beyond_every_version_is_0():
+    _, token = _customer("ada@example.com")
+
+    async def body():
+        bad = socket("/ws/v1/orders")
+        await bad.connect()
+        await bad.send_to(text_data=text({"type": "auth", "token": token + "\ud800"}))
+        refused = await closed_with(bad)
+        good = socket("/ws/v1/orders")
+        await good.connect()
+        # JSON's 1e400 reads as an infinite float: no version, so everything is sent.
+        await good.send_to(text_data=f'{{"type": "auth", "token": "{token}", "since": 1e400}}')
+        first = await good.receive_json_from(timeout=2)
+        await good.send_to(text_data='{"type": "resync", "since": 1e400}')
+        again = await good.receive_json_from(timeout=2)
+        await good.send_to(text_data=text({"type": "resync", "since": 10**40}))
+        beyond = await good.receive_json_from(timeout=2)
+        await good.disconnect()
+        return refused, first, again, beyond
+
+    refused, first, again, beyond = scenario(body)
+
+    assert refused == consumers.CLOSE_UNAUTHENTICATED
+    assert first["type"] == again["type"] == beyond["type"] == "snapshot"
 
 
 def test_a_silent_socket_is_pinged_then_closed_as_idle(settings):
@@ -658,6 +691,49 @@ def _view_permissions():
     )
 
 
+@pytest.mark.parametrize(
+    "taken",
+    [
+        "role taken from the user",
+        "user taken from the role",
+        "role's holders cleared",
+        "permission taken from the role",
+        "role taken from the permission",
+        "role's permissions cleared",
+        "permission's roles cleared",
+    ],
+)
+def test_a_staff_socket_closes_at_once_when_a_role_no_longer_grants_it(client, settings, taken):
+    """Roles (auth groups) are how the back office grants staff their permissions: taking a
+    permission from a role, or a role from a user, from either side, closes at once."""
+    settings.LIVE_PING_SECONDS = 30  # no ping during the test: only the receivers close it
+    staff, token, cookie = _staff_with_session(client)
+    staff.is_superuser = False
+    staff.save()
+    role = Group.objects.create(name="Support")
+    role.permissions.add(*_view_permissions())
+    staff.groups.add(role)
+    view_order = Permission.objects.get(codename="view_order")
+
+    def take_it_away() -> None:
+        {
+            "role taken from the user": lambda: staff.groups.remove(role),
+            "user taken from the role": lambda: role.user_set.remove(staff),
+            "role's holders cleared": lambda: role.user_set.clear(),
+            "permission taken from the role": lambda: role.permissions.remove(view_order),
+            "role taken from the permission": lambda: view_order.group_set.remove(role),
+            "role's permissions cleared": lambda: role.permissions.clear(),
+            "permission's roles cleared": lambda: view_order.group_set.clear(),
+        }[taken]()
+
+    async def body():
+        communicator = await _staff_socket("token", token, cookie)
+        await committed(take_it_away)
+        return await closed_with(communicator)
+
+    assert scenario(body) == consumers.CLOSE_FORBIDDEN
+
+
 def test_a_staff_token_revoked_while_connected_closes_the_socket_at_once(client, settings):
     settings.LIVE_PING_SECONDS = 30
     _, token, cookie = _staff_with_session(client)
@@ -773,11 +849,11 @@ def test_back_ordered_units_getting_stock_are_heard_with_the_lines_complete():
     assert heard["completed"] == ["MUG-BO"]
 
 
-def test_a_failure_that_is_not_the_channel_layers_closes_with_1011_and_is_logged(
+def test_a_failure_that_is_not_the_channel_layers_closes_with_4500_and_is_logged(
     monkeypatch, caplog
 ):
     """Only a channel layer that is down asks the client to come back later (4503)."""
-    _, token = _customer("ada@example.com")
+    customer, token = _customer("ada@example.com")
 
     def broken(**kwargs):  # a bug in the snapshot's read
         raise KeyError("status")
@@ -787,11 +863,36 @@ def test_a_failure_that_is_not_the_channel_layers_closes_with_1011_and_is_logged
     async def body():
         communicator = socket("/ws/v1/orders", subprotocols=["stockwire.v1", f"bearer.{token}"])
         await communicator.connect()
-        return await closed_with(communicator)
+        code = await closed_with(communicator)
+        await communicator.wait()  # the consumer's end, after its close
+        return code
 
-    assert scenario(body) == consumers.CLOSE_INTERNAL_ERROR == 1011
+    assert scenario(body) == consumers.CLOSE_INTERNAL_ERROR == 4500
     (logged,) = [r for r in caplog.records if r.getMessage() == "live: socket failed"]
     assert logged.exc_info[0] is KeyError
+    # No disconnect comes to a failed consumer: it gave its user's connection slot back itself.
+    assert connections._memory.get(customer.user_id, {}) == {}
+
+
+def test_a_stock_socket_that_failed_is_followed_no_more(monkeypatch):
+    mug = variant_stocked("MUG-1", on_hand=10)
+
+    def broken(**kwargs):  # a bug in the snapshot's read
+        raise KeyError("version")
+
+    async def body():
+        communicator = await subscribed("MUG-1")
+        hub = hub_for(get_channel_layer())
+        following_before = len(hub.followers.get(mug.pk, ()))
+        monkeypatch.setattr("live.selectors.stock_states", broken)
+        await communicator.send_json_to({"type": "resync"})
+        code = await closed_with(communicator)
+        await communicator.wait()  # the consumer's end, after its close
+        return following_before, code, len(hub.followers.get(mug.pk, ()))
+
+    before, code, after = scenario(body)
+
+    assert (before, code, after) == (1, consumers.CLOSE_INTERNAL_ERROR, 0)
 
 
 def test_a_client_sending_too_fast_is_refused_then_closed(settings):
