@@ -42,11 +42,12 @@ def order_get(*, number: str) -> Order:
 
 def customer_received_product(*, customer: Customer, product_id: int) -> bool:
     """Whether units of the product left in a shipment of one of the customer's orders, shipped
-    or on their way, not refunded (one query)."""
+    or on their way, not refunded, and were not all returned: a returned unit's money came back
+    with it (one query)."""
     return OrderLine.objects.filter(
         order__customer=customer,
         order__status__in=RECEIVED_STATUSES,
-        shipped_quantity__gt=0,
+        shipped_quantity__gt=F("returned_quantity"),
         variant__product_id=product_id,
     ).exists()
 
@@ -58,7 +59,7 @@ def products_received(*, product_ids: list[int]) -> list[tuple[int, int]]:
         OrderLine.objects.filter(
             variant__product_id__in=product_ids,
             order__status__in=RECEIVED_STATUSES,
-            shipped_quantity__gt=0,
+            shipped_quantity__gt=F("returned_quantity"),
         )
         .values_list("order__customer_id", "variant__product_id")
         .distinct()

@@ -29,12 +29,15 @@ def remember_stored_review(sender, instance, raw=False, **kwargs) -> None:
 
 
 @receiver(post_save, sender=Review, dispatch_uid="reviews.rating_after_save")
-def move_rating_after_save(sender, instance, raw=False, **kwargs) -> None:
+def move_rating_after_save(sender, instance, raw=False, update_fields=None, **kwargs) -> None:
     """Take the stored review out of its product's rating if it was approved, and put the
     saved one in if it is (an approval adds, a rejection or an edit takes out)."""
     if raw:
         return
-    services.product_rating_follow(before=instance._stored, after=services.review_state(instance))
+    saved = services.review_state_saved(
+        instance, stored=instance._stored, update_fields=update_fields
+    )
+    services.product_rating_follow(before=instance._stored, after=saved)
 
 
 @receiver(post_delete, sender=Review, dispatch_uid="reviews.rating_after_delete")

@@ -11,6 +11,7 @@ from django.db.models import F
 
 from orders.services import LineRequest, fulfilment_create, order_mark_paid
 from outbox.models import OutboxMessage
+from payments.services import refund_return, webhook_handle
 from reviews.models import HelpfulVote, ProductRating, Review, ReviewStatus, SentReviewEmail
 from reviews.services import (
     InvalidModeration,
@@ -31,6 +32,7 @@ from reviews.services import (
 from reviews.services.ratings import NO_RATING, RATING_FIELDS
 from reviews.signals import product_reviews_changed, review_moderated, review_submitted
 from tests.orders_helpers import customer_new, order_new, variant_stocked
+from tests.payments_helpers import payment_event, signed
 from tests.reviews_helpers import buyer_of, product_with_stock, review_by, staff_moderator
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +124,24 @@ def test_a_partial_shipment_makes_a_buyer_of_what_it_shipped_only(mug):
     with pytest.raises(NotABuyer):
         review_submit(customer=ada, product_id=mug.pk, rating=5, title="Mug", author_name="A")
     assert list(Review.objects.values_list("product_id", flat=True)) == [cup.pk]
+
+
+def test_a_buyer_who_returned_every_unit_of_a_product_reviews_it_no_more(mug):
+    # given: two orders of two mugs and a cup, paid and shipped; Ada returns both mugs, Bob one
+    # (each return refunds its units; the cups are kept, so each order stays shipped)
+    product_with_stock("CUP-1")
+    ada, bob = customer_new(), customer_new()
+    for customer, returned in ((ada, 2), (bob, 1)):
+        order = order_new(customer, ("MUG-1", 2), ("CUP-1", 1))
+        webhook_handle(**signed(payment_event(order)))
+        fulfilment_create(order=order, tracking_number=f"T-{customer.pk}")
+        refund_return(order=order, lines=[LineRequest("MUG-1", returned)], reason="chipped")
+
+    # when / then: Ada gave every mug and its money back; Bob kept one
+    with pytest.raises(NotABuyer):
+        review_submit(customer=ada, product_id=mug.pk, rating=1, title="Mug", author_name="A")
+    review_submit(customer=bob, product_id=mug.pk, rating=3, title="Mug", author_name="B")
+    assert list(Review.objects.values_list("customer_id", flat=True)) == [bob.pk]
 
 
 def test_a_second_review_of_the_same_product_is_refused_naming_the_first(mug):
@@ -251,6 +271,21 @@ def test_a_rating_changed_on_an_approved_review_moves_the_difference(mug):
 
     # then
     assert rating_of(mug) == (1, 1, 1, 0, 0, 0, 0)
+
+
+def test_saving_other_fields_of_a_copy_read_before_a_rejection_leaves_it_out_of_the_rating(mug):
+    # given: an approved review, and a copy of it read before a moderator rejects it
+    review = review_by(buyer_of(mug), mug, rating=5, status=APPROVED)
+    stale = Review.objects.get(pk=review.pk)
+    review_moderate(review=review, decision=REJECTED, actor=staff_moderator(), reason="spam")
+
+    # when: the copy saves its title only (a script, an admin action)
+    stale.title = "Typo fixed"
+    stale.save(update_fields=["title", "updated_at"])
+
+    # then: the row stays rejected, so the rating counts it no more
+    assert Review.objects.get(pk=review.pk).status == REJECTED
+    assert rating_of(mug) == NO_RATING
 
 
 def test_deleting_approved_reviews_takes_them_out_and_a_pending_one_changes_nothing(mug):

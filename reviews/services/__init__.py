@@ -21,7 +21,7 @@ from reviews.services.ratings import (
     product_rating_follow,
     ratings_recomputed,
     ratings_reconcile,
-    review_state,
+    review_state_saved,
     review_stored_state,
 )
 from reviews.services.reviews import (
@@ -52,7 +52,7 @@ __all__ = [
     "review_delete",
     "review_edit",
     "review_moderate",
-    "review_state",
+    "review_state_saved",
     "review_stored_state",
     "review_submit",
     "review_vote_helpful",

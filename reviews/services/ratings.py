@@ -15,6 +15,7 @@ each from what the other left, never twice from the same state.
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -50,8 +51,22 @@ class ReviewState:
         return self.status == ReviewStatus.APPROVED
 
 
-def review_state(review: Review) -> ReviewState:
-    return ReviewState(product_id=review.product_id, status=review.status, rating=review.rating)
+def review_state_saved(
+    review: Review, *, stored: ReviewState | None, update_fields: Iterable[str] | None
+) -> ReviewState:
+    """What a save of `review` left in its row. A save of some fields (`update_fields`)
+    writes only those: the others stay as `stored`, whatever this copy of the review holds
+    (one read before a moderator's decision, say)."""
+    written = (
+        {"product", "status", "rating"}
+        if update_fields is None or stored is None
+        else {Review._meta.get_field(name).name for name in update_fields}
+    )
+    return ReviewState(
+        product_id=review.product_id if "product" in written else stored.product_id,
+        status=review.status if "status" in written else stored.status,
+        rating=review.rating if "rating" in written else stored.rating,
+    )
 
 
 def review_stored_state(*, review_id: int) -> ReviewState | None:
