@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +11,8 @@ from config import health
 from storefront.api.errors import suspicious_request_problem
 
 API_PREFIX = "api/v1/"
+# The media folder anyone may read (catalog.models.ProductImage uploads there).
+PUBLIC_MEDIA = "products/"
 
 urlpatterns = [
     # The landing page: where the API docs, the admin and the probes are.
@@ -33,4 +37,8 @@ handler400 = bad_request
 if settings.DEBUG:
     from django.conf.urls.static import static
 
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    # Only the product images are public, as behind the compose file's nginx: invoices and
+    # credit notes are served to their customer by the API (`…/invoice/document`), never here.
+    urlpatterns += static(
+        f"{settings.MEDIA_URL}{PUBLIC_MEDIA}", document_root=Path(settings.MEDIA_ROOT, PUBLIC_MEDIA)
+    )

@@ -1,5 +1,6 @@
 """POST/GET /orders, cancel, invoice, the payment webhook and the staff ship endpoint over HTTP."""
 
+import importlib
 import json
 import time
 from datetime import timedelta
@@ -7,8 +8,10 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError
+from django.urls import clear_url_caches
 from django.utils import timezone
 
+import config.urls
 from catalog.models import Variant
 from inventory.models import StockLevel
 from orders.models import Order, OrderStatus
@@ -389,6 +392,37 @@ def test_invoice_document_is_downloaded_by_its_customer_only(
     assert b"INV-" in b"".join(own.streaming_content)
     assert other.status_code == 404
     assert anonymous.status_code == 401
+
+
+@pytest.fixture
+def urls_of_a_debug_server(settings, tmp_path):
+    """The URLs `runserver` serves with DEBUG on (`make run`), media in `tmp_path`."""
+    settings.DEBUG = True
+    settings.MEDIA_ROOT = tmp_path
+    importlib.reload(config.urls)
+    clear_url_caches()
+    yield tmp_path
+    settings.DEBUG = False
+    importlib.reload(config.urls)
+    clear_url_caches()
+
+
+def test_a_debug_server_serves_product_images_but_no_invoice_or_credit_note(
+    client, urls_of_a_debug_server
+):
+    # given: what the shop writes into its media folder
+    for name in (
+        "products/2026/12/mug.jpg",
+        "invoices/2026/INV-1.html",
+        "credit-notes/2026/C.html",
+    ):
+        (urls_of_a_debug_server / name).parent.mkdir(parents=True, exist_ok=True)
+        (urls_of_a_debug_server / name).write_text("a customer's name and address")
+
+    # then: the documents go to their customer through the API only
+    assert client.get("/media/products/2026/12/mug.jpg").status_code == 200
+    assert client.get("/media/invoices/2026/INV-1.html").status_code == 404
+    assert client.get("/media/credit-notes/C.html").status_code == 404
 
 
 def test_duplicate_webhook_answers_200_and_records_one_payment(client, ada, shirt):
