@@ -4,12 +4,13 @@ from collections.abc import Callable
 from functools import update_wrapper
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from backoffice.admin_denied import permission_denied_page
 from backoffice.admin_login import ThrottledAdminAuthenticationForm
+from backoffice.admin_query import query_refusal
 from backoffice.dashboard import dashboard_context
 from backoffice.recent_actions import recent_actions
 
@@ -35,10 +36,16 @@ class StockwireAdminSite(admin.AdminSite):
 
     def admin_view(self, view: Callable, cacheable: bool = False) -> Callable:
         """Guard `view` as Django's admin does, and answer a refusal with the admin's 403 page
-        (naming the permission the page needs) instead of a bare "403 Forbidden"."""
+        (naming the permission the page needs) instead of a bare "403 Forbidden"; refuse a
+        query string the view cannot answer with a 400 (`admin_query`)."""
         guarded = super().admin_view(view, cacheable)
 
         def refused_in_the_admin(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            owner = getattr(view, "__self__", None)  # the ModelAdmin of a model's page
+            model_admin = owner if isinstance(owner, admin.ModelAdmin) else None
+            refusal = query_refusal(request.GET, model_admin=model_admin)
+            if refusal is not None:
+                raise BadRequest(refusal)
             try:
                 return guarded(request, *args, **kwargs)
             except PermissionDenied as refusal:
