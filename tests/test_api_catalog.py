@@ -262,6 +262,22 @@ def test_product_detail_answers_200_when_no_offered_tag_matches(client):
     assert response["ETag"] == etag
 
 
+def test_product_detail_answers_an_if_match_naming_another_version_with_a_412_problem(client):
+    # given
+    product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+    etag = client.get("/api/v1/products/linen-shirt")["ETag"]
+
+    # when
+    matching = client.get("/api/v1/products/linen-shirt", headers={"If-Match": etag})
+    other = client.get("/api/v1/products/linen-shirt", headers={"If-Match": '"older"'})
+
+    # then
+    assert matching.status_code == 200
+    assert other.status_code == 412
+    assert other["Content-Type"] == "application/problem+json"
+    assert other.json()["code"] == "precondition_failed"
+
+
 def test_product_detail_etag_changes_when_availability_changes(
     client, django_capture_on_commit_callbacks
 ):

@@ -186,7 +186,7 @@ ETAG_HEADER = {
 
 @router.get(
     "/products/{slug}",
-    response={200: ProductDetailOut, 304: None, 404: Problem, 422: ValidationProblem},
+    response={200: ProductDetailOut, 304: None, 404: Problem, 412: Problem, 422: ValidationProblem},
     summary="Get one product",
     openapi_extra={
         "responses": {
@@ -219,8 +219,13 @@ def product_detail(request: HttpRequest, slug: SlugPath):
     # Django's conditional GET: If-None-Match is compared weakly (RFC 9110, 13.1.2), as proxies
     # that compress an answer weaken its ETag (nginx's gzip does); a 304 keeps the ETag and
     # Cache-Control of the answer it stands for.
-    return get_conditional_response(
+    answer = get_conditional_response(
         request,
         etag=entry["etag"],
         response=_json_response(entry["body"], etag=entry["etag"]),
     )
+    if answer.status_code == 412:  # an If-Match naming another version: Django's is bare
+        raise ApiError(
+            412, "precondition_failed", "If-Match names no current version of this product."
+        )
+    return answer
