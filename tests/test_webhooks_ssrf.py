@@ -98,6 +98,7 @@ def _delivered(endpoint_url: str, capture) -> WebhookDelivery:
         "::ffff:10.0.0.1",
         "64:ff9b::a00:1",
         "2002:a00:1::",
+        "::ffff:0:a00:1",  # IPv4-translated 10.0.0.1
     ],
 )
 def test_internal_addresses_are_denied(address):

@@ -49,6 +49,7 @@ DENIED_NETWORKS: tuple[IPNetwork, ...] = tuple(
         "224.0.0.0/4",  # multicast
         "240.0.0.0/4",  # reserved, and the broadcast address
         "::/96",  # unspecified, loopback and the deprecated IPv4-compatible form
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765): reaches any IPv4 address
         "64:ff9b::/96",  # NAT64: reaches any IPv4 address, private ones included
         "64:ff9b:1::/48",  # local-use NAT64
         "100::/64",  # discard
