@@ -230,6 +230,38 @@ def test_a_preorder_waits_for_its_release_date_even_with_stock_in_and_its_limit_
     call_command("inventory_verify")
 
 
+def test_released_preorder_units_go_to_the_oldest_preorder_not_to_a_newer_order_served_else(
+    django_capture_on_commit_callbacks,
+):
+    # given: two pre-orders of 2 games, the second in an order that also waits for a mug; the
+    # games are in before their release date
+    today = timezone.localdate()
+    game = backordering(
+        "GAME-1", on_hand=0, policy="preorder", limit=10, release_date=today + datetime.timedelta(7)
+    )
+    mug = backordering("MUG-1", on_hand=0)
+    older = order_new(customer_new(), ("GAME-1", 2))
+    newer = order_new(customer_new(), ("MUG-1", 1), ("GAME-1", 2))
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(variant=game, warehouse=warehouse(), quantity=2)
+
+    # when: the release day comes and, before the minute's sweep, a mug arrives for the newer
+    # order
+    StockPolicy.objects.filter(pk=game.pk).update(release_date=today)
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(variant=mug, warehouse=warehouse(), quantity=1)
+
+    # then: the newer order got its mug only; the games wait for the sweep, which gives them
+    # to the older pre-order, first in line
+    assert line_of(newer, "MUG-1").backordered_quantity == 0
+    assert line_of(newer, "GAME-1").backordered_quantity == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_periodic", "--once")
+    assert line_of(older, "GAME-1").backordered_quantity == 0
+    assert line_of(newer, "GAME-1").backordered_quantity == 2
+    call_command("inventory_verify")
+
+
 def test_cancelling_units_cancels_the_waiting_ones_first():
     # given: 5 mugs ordered, 2 reserved, 3 waiting
     mug = backordering("MUG-1", on_hand=2)

@@ -56,9 +56,14 @@ def _allocations_upsert(*, reference: str) -> RowsWrite:
 
 
 @transaction.atomic
-def backorders_allocate(*, references: Sequence[str], actor=None) -> list[BackorderAllocated]:
-    """Reserve units now free for what `references` wait for, the oldest backorder first;
-    return what each got.
+def backorders_allocate(
+    *, references: Sequence[str], variant_ids: Sequence[int], actor=None
+) -> list[BackorderAllocated]:
+    """Reserve units of `variant_ids` now free for what `references` wait for, the oldest
+    backorder first; return what each got.
+
+    Only those variants: the caller chose the references as the oldest waiting for them, not
+    for the references' other variants, whose older waiting orders it did not look at.
 
     The caller (orders, on `stock_changed` after the commit) holds the references' orders
     locked, so no shipment or cancellation of theirs runs meanwhile. Here the backorders are
@@ -72,7 +77,11 @@ def backorders_allocate(*, references: Sequence[str], actor=None) -> list[Backor
     """
     rows = list(
         Backorder.objects.select_for_update(no_key=True, of=("self",))
-        .filter(reference__in=set(references), quantity__gt=F("allocated") + F("cancelled"))
+        .filter(
+            reference__in=set(references),
+            variant_id__in=set(variant_ids),
+            quantity__gt=F("allocated") + F("cancelled"),
+        )
         # A pre-order waits for its release date: nothing pre-ordered is reserved (and so
         # shipped) before it.
         .exclude(

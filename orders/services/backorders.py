@@ -46,7 +46,7 @@ def order_backorders_allocate(*, variant_ids: Sequence[int]) -> int:
             .filter(number__in=references, status__in=WAITING)
             .order_by("pk")
         }
-        allocated = backorders_allocate(references=list(orders))
+        allocated = backorders_allocate(references=list(orders), variant_ids=variant_ids)
         by_order: dict[str, list] = defaultdict(list)
         for units in allocated:
             by_order[units.reference].append(units)
