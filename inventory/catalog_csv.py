@@ -92,7 +92,9 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
     columns = [name.strip().lower() for name in header]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     unknown = [name for name in columns if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    if missing or unknown:
+    # A column named twice would let its later cell win unseen.
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if missing or unknown or twice:
         raise ImportFileError(
             "bad header: "
             + "; ".join(
@@ -100,6 +102,7 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
                 for part in (
                     f"missing {', '.join(missing)}" if missing else "",
                     f"unknown {', '.join(unknown)}" if unknown else "",
+                    f"named twice {', '.join(twice)}" if twice else "",
                 )
                 if part
             )
@@ -109,6 +112,8 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
     first_of_level: dict[tuple[str, str], int] = {}
     first_of_sku: dict[str, Row] = {}
     first_of_product: dict[str, Row] = {}
+    # The first row giving its product a description: any row of the product may give it.
+    first_described: dict[str, Row] = {}
     for line, record in records:
         if not any(cell.strip() for cell in record):
             continue
@@ -120,13 +125,15 @@ def parse_rows(lines: Iterable[list[str]]) -> tuple[list[Row], list[tuple[int, s
         except ValueError as error:
             errors.append((line, str(error)))
             continue
-        clash = _clash(row, first_of_level, first_of_sku, first_of_product)
+        clash = _clash(row, first_of_level, first_of_sku, first_of_product, first_described)
         if clash:
             errors.append((line, clash))
             continue
         first_of_level[(row.sku, row.warehouse)] = line
         first_of_sku.setdefault(row.sku, row)
         first_of_product.setdefault(row.product, row)
+        if row.description is not None:
+            first_described.setdefault(row.product, row)
         rows.append(row)
     return rows, errors
 
@@ -156,6 +163,7 @@ def _clash(
     first_of_level: dict[tuple[str, str], int],
     first_of_sku: dict[str, Row],
     first_of_product: dict[str, Row],
+    first_described: dict[str, Row],
 ) -> str:
     if (row.sku, row.warehouse) in first_of_level:
         return (
@@ -177,14 +185,11 @@ def _clash(
             if getattr(row, name) != getattr(same_sku, name):
                 return f"SKU {row.sku}: {name} differs from line {same_sku.line}"
     same_product = first_of_product.get(row.product)
-    if same_product is not None:
-        if row.category != same_product.category:
-            return f"product {row.product!r}: category differs from line {same_product.line}"
-        if row.description is not None and same_product.description not in (
-            None,
-            row.description,
-        ):
-            return f"product {row.product!r}: description differs from line {same_product.line}"
+    if same_product is not None and row.category != same_product.category:
+        return f"product {row.product!r}: category differs from line {same_product.line}"
+    described = first_described.get(row.product)
+    if described is not None and row.description not in (None, described.description):
+        return f"product {row.product!r}: description differs from line {described.line}"
     return ""
 
 

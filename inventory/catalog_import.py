@@ -150,13 +150,19 @@ def catalog_import_batch(
     """
     first_of_product: dict[str, Row] = {}
     first_of_sku: dict[str, Row] = {}
+    # Any row of a product may give its description (the reader checked they agree).
+    description_of: dict[str, str] = {}
     for row in batch:
         first_of_product.setdefault(row.product, row)
         first_of_sku.setdefault(row.sku, row)
+        if row.description is not None:
+            description_of.setdefault(row.product, row.description)
     upserted = products_upsert(
         products=[
             ProductValues(
-                name=name, category=categories.get(row.category), description=row.description
+                name=name,
+                category=categories.get(row.category),
+                description=description_of.get(name),
             )
             for name, row in first_of_product.items()
         ],

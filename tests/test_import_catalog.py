@@ -219,6 +219,33 @@ def test_a_header_without_the_required_columns_is_refused_and_nothing_changes(tm
     assert Warehouse.objects.count() == 0
 
 
+def test_a_header_naming_a_column_twice_is_refused_and_nothing_changes(tmp_path):
+    with pytest.raises(CommandError, match="bad header: named twice on_hand"):
+        run_import(
+            tmp_path,
+            "sku,product,variant,category,price,warehouse,on_hand,on_hand\n"
+            "MUG-1,Stone mug,Blue,Kitchen,12.50,main,10,1000\n",
+        )
+
+    assert Product.objects.count() == 0
+
+
+def test_any_row_of_a_product_may_give_its_description_and_a_differing_one_is_bad(tmp_path):
+    # given: the description on the product's second row only, and a third that says otherwise
+    text = (
+        HEADER
+        + "MUG-1,Stone mug,Blue,Kitchen,12.50,main,10,2,\n"
+        + "MUG-2,Stone mug,Green,Kitchen,12.50,main,5,2,Glazed stoneware\n"
+        + "MUG-3,Stone mug,Red,Kitchen,12.50,main,5,2,Painted stoneware\n"
+    )
+
+    # when / then
+    assert bad_rows_of(tmp_path, text, 1) == [
+        "line 4: product 'Stone mug': description differs from line 3"
+    ]
+    assert Product.objects.get(name="Stone mug").description == "Glazed stoneware"
+
+
 def test_an_on_hand_below_the_reserved_units_is_reported_not_applied(tmp_path):
     # given
     run_import(tmp_path, GOOD)
