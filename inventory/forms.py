@@ -141,11 +141,15 @@ class PurchaseOrderForm(forms.Form):
                 continue
             parts = row.split()
             # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
-            if len(parts) != 2 or not _UNITS.fullmatch(parts[1]) or int(parts[1]) < 1:
+            if len(parts) != 2 or not _UNITS.fullmatch(parts[1]):
                 raise forms.ValidationError(f"Line {number}: write the SKU and a number of units.")
-            if int(parts[1]) > MAX_UNITS:
+            digits = parts[1].lstrip("0") or "0"
+            # The length first: int() refuses a number of more than 4,300 digits.
+            if len(digits) > len(str(MAX_UNITS)) or int(digits) > MAX_UNITS:
                 raise forms.ValidationError(f"Line {number}: at most {MAX_UNITS} units.")
-            wanted[parts[0]] = wanted.get(parts[0], 0) + int(parts[1])
+            if int(digits) < 1:
+                raise forms.ValidationError(f"Line {number}: write the SKU and a number of units.")
+            wanted[parts[0]] = wanted.get(parts[0], 0) + int(digits)
         if not wanted:
             raise forms.ValidationError("Name at least one SKU.")
         found = dict(Variant.objects.filter(sku__in=wanted).values_list("sku", "pk"))

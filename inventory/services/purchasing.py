@@ -77,7 +77,17 @@ def _incoming_move(
     note: str = "",
 ) -> None:
     """Move the locked level's incoming (and on hand) units, with a ledger row and an audit
-    entry; the CHECK constraints refuse a bucket going below zero."""
+    entry; the CHECK constraints refuse a bucket going below zero, and no bucket may grow
+    beyond MAX_UNITS (its column's range: one more purchase order must be refused, not fail)."""
+    for bucket, was, delta in (
+        ("incoming", level.incoming, incoming),
+        ("on hand", level.on_hand, on_hand),
+    ):
+        if was + delta > MAX_UNITS:
+            raise InvalidStockOperation(
+                f"{level.variant.sku} in {level.warehouse.code} would have more than "
+                f"{MAX_UNITS} units {bucket}"
+            )
     StockLevel.objects.filter(pk=level.pk).update(
         incoming=F("incoming") + incoming, on_hand=F("on_hand") + on_hand, updated_at=timezone.now()
     )

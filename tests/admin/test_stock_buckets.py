@@ -7,6 +7,7 @@ import pytest
 from inventory import admin as inventory_admin
 from inventory.models import PurchaseOrder, StockLevel, StockMovement, StockPolicy, Warehouse
 from inventory.services import (
+    MAX_UNITS,
     PurchaseUnits,
     purchase_order_close,
     purchase_order_create,
@@ -268,6 +269,70 @@ def test_a_purchase_order_line_with_units_that_are_not_a_plain_number_is_refused
     assert response.status_code == 200
     assert "Line 1: write the SKU and a number of units." in response.content.decode()
     assert not PurchaseOrder.objects.exists()
+
+
+def _purchase_order_placed(client, number: str, lines: str):
+    return client.post(
+        f"{PURCHASE_ORDERS_URL}place/",
+        {
+            "number": number,
+            "supplier": "Potteries Ltd",
+            "warehouse": warehouse_main().pk,
+            "expected_on": "2027-05-01",
+            "lines": lines,
+        },
+    )
+
+
+def test_a_purchase_order_line_of_thousands_of_digits_is_told_the_limit(client):
+    # given
+    variant_stocked(on_hand=0)
+    client.force_login(staff_user("warehouse"))
+
+    # when: more digits than int() reads
+    response = _purchase_order_placed(client, "PO-80", "MUG-BLUE " + "9" * 5000)
+
+    # then
+    assert response.status_code == 200
+    assert f"Line 1: at most {MAX_UNITS} units." in response.content.decode()
+    assert not PurchaseOrder.objects.exists()
+
+
+def test_units_beyond_what_a_level_holds_are_refused_when_ordered_and_when_received(client):
+    # given: a level with the most units incoming it can hold, and one with nearly the most on
+    # hand for which 10 units are on order
+    full = variant_stocked(sku="MUG-FULL", on_hand=0)
+    nearly = variant_stocked(sku="MUG-NEAR", on_hand=MAX_UNITS - 5)
+    purchase_order_create(
+        number="PO-81",
+        supplier="Potteries Ltd",
+        warehouse=warehouse_main(),
+        expected_on=datetime.date(2027, 5, 1),
+        lines=[PurchaseUnits(variant_id=full.pk, quantity=MAX_UNITS)],
+    )
+    due = purchase_order_create(
+        number="PO-82",
+        supplier="Potteries Ltd",
+        warehouse=warehouse_main(),
+        expected_on=datetime.date(2027, 5, 1),
+        lines=[PurchaseUnits(variant_id=nearly.pk, quantity=10)],
+    )
+    client.force_login(staff_user("warehouse"))
+
+    # when
+    ordered = _purchase_order_placed(client, "PO-83", "MUG-FULL 1")
+    received = client.post(
+        f"{PURCHASE_ORDERS_URL}{due.pk}/receive/", {f"line_{due.lines.get().pk}": 10, "note": ""}
+    )
+
+    # then: each form says why; nothing moved
+    assert ordered.status_code == received.status_code == 200
+    assert "would have more than" in ordered.content.decode()
+    assert "would have more than" in received.content.decode()
+    assert not PurchaseOrder.objects.filter(number="PO-83").exists()
+    assert StockLevel.objects.get(variant=full).incoming == MAX_UNITS
+    near = StockLevel.objects.get(variant=nearly)
+    assert (near.on_hand, near.incoming) == (MAX_UNITS - 5, 10)
 
 
 def test_a_clerk_closing_a_purchase_order_another_clerk_just_closed_is_told_so(client, monkeypatch):
