@@ -6,6 +6,7 @@ audit trail records every change with the acting user, prices included.
 """
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -14,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from audit.changes import changes_text
 from audit.models import AuditEntry
 from catalog.admin_hooks import product_page
+from catalog.forms import StorableJSONField
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from core.admin import PanelPermissionsMixin, admin_datetime
 from core.admin_hooks import ExtendedPageMixin
@@ -151,6 +153,7 @@ class VariantAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "product__category")
     search_fields = ("sku", "name", "product__name")
     autocomplete_fields = ("product",)
+    formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
     readonly_fields = ("currency",)
 
 

@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.json_input import unstorable_text
+
 
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
@@ -88,13 +90,21 @@ class Product(TimeStamped):
         return self.name
 
 
+def attributes_validate(value) -> None:
+    """Refuse attributes the database cannot store (a NUL, an unpaired surrogate): unlike a
+    text field's, a JSON field's form lets them through to PostgreSQL, which fails the save."""
+    problem = unstorable_text(value)
+    if problem is not None:
+        raise ValidationError(f"Attributes may not hold {problem}.")
+
+
 class Variant(TimeStamped):
     """One sellable SKU of a product, with its own price and low-stock threshold."""
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
     sku = models.CharField(max_length=64, unique=True, blank=True)
     name = models.CharField(max_length=200, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, validators=[attributes_validate])
     price = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3, default=settings.SHOP_CURRENCY, editable=False)
     low_stock_threshold = models.PositiveIntegerField(default=5)

@@ -115,3 +115,30 @@ def test_product_page_previews_image_thumbnails(client, settings, tmp_path):
     assert '<img src="/media/products/' in page.content.decode()
     assert 'alt="a teal mug"' in page.content.decode()
     assert 'alt="a teal mug"' in listing.content.decode()
+
+
+@pytest.mark.parametrize("attributes", ['{"colour": "blue\\u0000"}', '{"colour\\ud800": "blue"}'])
+def test_variant_attributes_the_database_cannot_store_are_a_form_error(client, attributes):
+    # given
+    variant = variant_stocked(on_hand=0)
+    client.force_login(staff_user("manager"))
+
+    # when
+    response = client.post(
+        reverse("admin:catalog_variant_change", args=[variant.pk]),
+        {
+            "product": variant.product_id,
+            "sku": variant.sku,
+            "name": variant.name,
+            "attributes": attributes,
+            "price": "12.50",
+            "low_stock_threshold": 3,
+            "is_active": "on",
+        },
+    )
+
+    # then: the form says so; nothing is saved
+    assert response.status_code == 200
+    assert "Attributes may not hold" in response.content.decode()
+    variant.refresh_from_db()
+    assert variant.attributes == {}
