@@ -321,7 +321,7 @@ def test_unknown_products_and_reviews_are_404(client, ada, path):
     assert problem(response) == (404, "not_found")
 
 
-@pytest.mark.parametrize("query", [{"sort": "best"}, {"limit": 0}, {"offset": -1}])
+@pytest.mark.parametrize("query", [{"sort": "best"}, {"limit": 0}, {"limit": 51}, {"offset": -1}])
 def test_bad_page_parameters_are_422(client, mug, query):
     assert problem(client.get(REVIEWS, query)) == (422, "validation_error")
 

@@ -5,6 +5,7 @@ which operations are for staff."""
 import pytest
 
 from orders.models import OrderStatus
+from tests.storefront_helpers import client_for, order_post, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,26 @@ def test_headers_sent_are_declared(schema):
         assert all(
             "X-Request-ID" in answer["headers"] for answer in operation["responses"].values()
         )
+
+
+def test_the_fields_problems_carry_are_declared(schema):
+    # given: an order naming a SKU the catalog does not have
+    _, token = user_with_token(email="ada@example.com")
+    refused = order_post(client_for(token), lines=[{"sku": "NOPE-1", "quantity": 1}])
+    by_id = operations(schema)
+    schemas = schema["components"]["schemas"]
+
+    # then: its `skus` is in the 422's schema, and a 500's `request_id` in the 500's
+    assert refused.status_code == 422 and refused.json()["skus"] == ["NOPE-1"]
+    unprocessable = by_id["order_place"]["responses"]["422"]["content"]
+    assert unprocessable["application/problem+json"]["schema"]["$ref"].endswith(
+        "/ValidationProblem"
+    )
+    assert "skus" in schemas["ValidationProblem"]["properties"]
+    for operation in by_id.values():
+        server_error = operation["responses"]["500"]["content"]["application/problem+json"]
+        assert server_error["schema"]["$ref"] == "#/components/schemas/ServerProblem"
+    assert "request_id" in schemas["ServerProblem"]["required"]
 
 
 def test_lists_state_their_real_page_size_and_answer_pages(schema):

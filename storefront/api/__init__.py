@@ -15,17 +15,18 @@ from ninja.operation import Operation
 
 from storefront.api import auth, catalog, index, orders, payments, reviews, staff
 from storefront.api.bodies import JsonBodyParser
-from storefront.api.errors import PROBLEM_CONTENT_TYPE, register_error_handlers
+from storefront.api.errors import PROBLEM_CONTENT_TYPE, ServerProblem, register_error_handlers
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
+SERVER_PROBLEM_REF = {"$ref": "#/components/schemas/ServerProblem"}
 # Statuses any operation may answer: 400 for a body that is not JSON, 422 for invalid input,
 # 500 for a bug (never for bad input, but documented rather than hidden), 503 while the
 # database does not answer.
 PROBLEMS_EVERYWHERE = {
     "400": ("Bad request", PROBLEM_REF),
     "422": ("Invalid input", VALIDATION_PROBLEM_REF),
-    "500": ("Server error", PROBLEM_REF),
+    "500": ("Server error", SERVER_PROBLEM_REF),
     "503": ("Database unavailable; retry after `Retry-After` seconds", PROBLEM_REF),
 }
 # Only an operation that reads a body can receive one too large, or of another type than JSON.
@@ -60,6 +61,8 @@ class StorefrontAPI(NinjaAPI):
         duplicates = {name for name in operation_ids if operation_ids.count(name) > 1}
         if duplicates:
             raise ImproperlyConfigured(f"two API views share a name: {sorted(duplicates)}")
+        # No view declares the 500 it may answer: its schema is added here, with the others.
+        schema["components"]["schemas"]["ServerProblem"] = ServerProblem.model_json_schema()
         for path in schema["paths"].values():
             for operation in path.values():
                 if STAFF_TAG in operation.get("tags", ()):

@@ -90,10 +90,17 @@ class FieldProblem(Schema):
 
 
 class ValidationProblem(Problem):
-    """422: `errors` lists the failing fields of invalid input; a domain refusal (an unknown
-    SKU, a reused idempotency key) carries its own fields instead."""
+    """422: `errors` lists the failing fields of invalid input; a domain refusal carries its
+    own fields instead (`unknown_sku`: `skus`, those not in the catalog)."""
 
     errors: list[FieldProblem] = Field(default_factory=list)
+    skus: list[str] = Field(default_factory=list)
+
+
+class ServerProblem(Problem):
+    """500: a bug on the server's side; `request_id` finds its traceback in the logs."""
+
+    request_id: str
 
 
 class ShortLine(Schema):

@@ -27,7 +27,7 @@ from storefront.api.security import token_auth
 
 router = Router(tags=["reviews"])
 
-# A page is at most this many reviews, whatever `limit` asks: what a product page shows at once.
+# A page is at most this many reviews: what a product page shows at once.
 MAX_REVIEWS_PAGE = 50
 DEFAULT_REVIEWS_PAGE = 10
 
@@ -80,12 +80,12 @@ def product_reviews(
     request: HttpRequest,
     slug: SlugPath,
     sort: Literal["newest", "helpful"] = "newest",
-    limit: Annotated[int, Query(ge=1, le=1_000_000)] = DEFAULT_REVIEWS_PAGE,
+    limit: Annotated[int, Query(ge=1, le=MAX_REVIEWS_PAGE)] = DEFAULT_REVIEWS_PAGE,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ):
     """A page of the active product's approved reviews, newest or most helpful (most helpful
-    votes) first, with its rating and the count of each star; `limit` is capped at 50."""
-    limit = min(limit, MAX_REVIEWS_PAGE)
+    votes) first, with its rating and the count of each star; `limit` is at most 50 (a larger
+    one is 422, as on the other lists: the document's maximum is the rule)."""
 
     @replica_reads
     def build() -> dict | None:
