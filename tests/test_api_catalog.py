@@ -6,6 +6,7 @@ from model_bakery import baker
 
 from catalog.models import Category, Product, ProductImage
 from inventory.services import stock_adjust
+from live.selectors import stock_rows
 from tests.storefront_helpers import product_make, warehouse_main
 
 pytestmark = pytest.mark.django_db
@@ -260,6 +261,20 @@ def test_product_detail_answers_200_when_no_offered_tag_matches(client):
     # then
     assert response.status_code == 200
     assert response["ETag"] == etag
+
+
+def test_a_products_id_in_the_list_and_detail_is_the_one_its_stock_messages_carry(client):
+    # given
+    product = product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=3)
+
+    # when
+    listed = client.get("/api/v1/products").json()["items"][0]
+    detail = client.get("/api/v1/products/linen-shirt").json()
+
+    # then: a stock socket follows the product by it (`products`), and names it `product_id`
+    assert listed["id"] == detail["id"] == product.pk
+    (row,) = stock_rows(variant_ids=[product.variants.get().pk])
+    assert row.message()["product_id"] == product.pk
 
 
 def test_product_detail_answers_an_if_match_naming_another_version_with_a_412_problem(client):

@@ -61,6 +61,7 @@ def _render_products(products: list[Product], *, outlook: bool = False) -> list[
     outlooks = inventory_selectors.stock_outlook(variant_ids=variant_ids) if outlook else {}
     return [
         {
+            "id": product.pk,
             "slug": product.slug,
             "name": product.name,
             "description": product.description,

@@ -136,6 +136,10 @@ class RatingOut(Schema):
 
 
 class ProductOut(Schema):
+    id: int = Field(
+        description="What a stock socket's subscribe names in `products`, and its messages "
+        "in `product_id`."
+    )
     slug: str
     name: str
     description: str
