@@ -141,13 +141,27 @@ def _alias_chosen(scope: _ReadScope) -> str:
     return scope.alias
 
 
-# The end of every commit already answered: flushed, unless commits do not wait for their flush
-# (synchronous_commit off); then what is inserted in the log, which the WAL writer flushes
-# within a fraction of a second. (Inserted is not used always: it holds records no commit has
-# flushed yet, a read's page pruning among them, which would keep a replica "behind" longer.)
+# Where the primary stands: the end of every commit already answered (flushed, unless commits
+# do not wait for their flush, synchronous_commit off; then what is inserted in the log, which
+# the WAL writer flushes within a fraction of a second), and its snapshot: which transactions
+# have ended. (Inserted is not used always: it holds records no commit has flushed yet, a read's
+# page pruning among them, which would keep a replica "behind" longer.)
 _PRIMARY_COMMITTED_SQL = (
     "SELECT CASE current_setting('synchronous_commit') WHEN 'off'"
-    " THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END"
+    " THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END,"
+    " pg_current_snapshot()::text"
+)
+# A replica has replayed every commit answered when its replay reached that position, or when
+# its snapshot sees every transaction the primary's saw ended as ended: none still running
+# there below the primary's horizon but those running on the primary. The position alone can
+# stay out of reach on an idle primary: the flush may end inside a record not complete yet (one
+# that crosses into a page not written), and a replica replays only whole records.
+_REPLAYED_SQL = (
+    "SELECT pg_last_wal_replay_lsn() >= %(written)s::pg_lsn"
+    " OR (pg_snapshot_xmax(pg_current_snapshot()) >= pg_snapshot_xmax(%(ended)s::pg_snapshot)"
+    " AND NOT EXISTS (SELECT FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)"
+    " WHERE running.xid < pg_snapshot_xmax(%(ended)s::pg_snapshot)"
+    " AND running.xid NOT IN (SELECT pg_snapshot_xip(%(ended)s::pg_snapshot))))"
 )
 
 
@@ -156,12 +170,12 @@ def _replayed_what_primary_wrote(alias: str) -> bool:
     answered by now."""
     with connections[PRIMARY].cursor() as cursor:
         cursor.execute(_PRIMARY_COMMITTED_SQL)
-        (written,) = cursor.fetchone()
+        written, ended = cursor.fetchone()
     deadline = time.monotonic() + CATCH_UP_WAIT_SECONDS
     pause = 0.001
     with connections[alias].cursor() as cursor:
         while True:
-            cursor.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [written])
+            cursor.execute(_REPLAYED_SQL, {"written": written, "ended": ended})
             if cursor.fetchone()[0]:
                 return True
             if time.monotonic() + pause > deadline:

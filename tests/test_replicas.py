@@ -416,6 +416,29 @@ def test_an_idle_primary_does_not_make_its_replica_look_lagging(pair, settings):
     assert [state.lag_seconds for state in replica_monitor().states()] == [0.0]
 
 
+def test_a_caught_up_replica_builds_pages_while_the_primarys_position_lies_past_its_last_record(
+    pair, client, monkeypatch
+):
+    # given: a replica that has replayed the shirt, and a primary whose flush position lies past
+    # its last whole record, as when it ends inside one that crosses into a page not written yet
+    # (a replica replays only whole records, so its replay never reaches that position)
+    shirt_on_both(pair)
+    monkeypatch.setattr(
+        "core.replicas._PRIMARY_COMMITTED_SQL",
+        "SELECT pg_current_wal_flush_lsn() + 48, pg_current_snapshot()::text",
+    )
+
+    # when: a detail is built to be stored (its first visit is built without the check)
+    client.get(DETAIL)
+    with statements_by_alias() as built:
+        answer = client.get(DETAIL)
+
+    # then: the replica, which has seen every transaction end, built it
+    assert shirt_price(answer) == "19.99"
+    assert "catalog_variant" in tables(built[REPLICA])
+    assert tables(built[PRIMARY]) == set()
+
+
 def test_a_detail_rebuilt_while_the_replica_is_behind_is_never_cached_stale(pair, client, settings):
     # given: a detail cached from a replica that then stops replaying (within the bound)
     settings.DATABASE_REPLICA_MAX_LAG_SECONDS = 600
