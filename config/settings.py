@@ -61,8 +61,8 @@ def _networks_checked(values: list[str], *, name: str = "TRUSTED_PROXY_NETWORKS"
 TRUSTED_PROXY_NETWORKS = _networks_checked(env.list("TRUSTED_PROXY_NETWORKS", default=[]))
 
 INSTALLED_APPS = [
-    # First, so that `runserver` is Daphne's: HTTP and WebSocket from one process (README "Live
-    # updates").
+    # First, so that `runserver` is Daphne's: HTTP and WebSocket from one process
+    # (docs/live.md).
     "daphne",
     # Django's admin with the dashboard as its index (backoffice.admin_site).
     "backoffice.admin_apps.StockwireAdminConfig",
@@ -243,7 +243,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Live updates (README "Live updates") -----------------------------------------------------
+# --- Live updates (docs/live.md) --------------------------------------------------------------
 # The channel layer carries pushes from the process that committed a change to the processes
 # holding the sockets: Redis (its own database number) when REDIS_URL is set, else memory, which
 # reaches only the sockets of the one process the embedded default runs.
@@ -356,12 +356,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 OUTBOX_REDELIVER_AFTER_SECONDS = env.int(
     "OUTBOX_REDELIVER_AFTER_SECONDS", default=2 * celery_visibility_timeout
 )
-# Who hands a committed outbox request to the broker (README "The outbox"): "commit", the process
-# that committed it, right after the commit; or "relay", the listening relay process
-# (`manage.py outbox_relay --loop`), woken by a NOTIFY that commits with the request, so no
-# request waits on the broker. "relay" needs PostgreSQL and a broker. It takes the publish off the
-# web tier but not off the machine: the relay spends on it what the web process saved, and more
-# in all (bench/README.md, "The CPU case"), so "commit" stays the default.
+# Who hands a committed outbox request to the broker (docs/architecture.md, "The outbox"):
+# "commit", the process that committed it, right after the commit; or "relay", the listening
+# relay process (`manage.py outbox_relay --loop`), woken by a NOTIFY that commits with the
+# request, so no request waits on the broker. "relay" needs PostgreSQL and a broker. It takes
+# the publish off the web tier but not off the machine: the relay spends on it what the web
+# process saved, and more in all (bench/README.md, "The CPU case"), so "commit" stays the
+# default.
 _relay_possible = _broker_configured and (
     DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 )

@@ -426,8 +426,8 @@ def _session_now(session_key: str | None) -> Any:
 
 
 def _version(value: Any) -> int:
-    """A client's `since`: a whole number up to the largest version (a bigint), anything else
-    is 0 (everything)."""
+    """A client's `since`: a whole number up to the largest version (a bigint); anything else
+    is 0, as no `since` at all (the open orders only)."""
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400 is infinite
