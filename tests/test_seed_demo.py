@@ -16,7 +16,7 @@ from catalog.models import Category, Product, ProductImage, Variant
 from inventory.models import StockLevel, StockMovement, StockPolicy, Warehouse
 from inventory.selectors import stock_drift, variants_low_on_stock
 from orders.models import Customer, DailySales, Fulfilment, Order, OrderEvent
-from orders.services import counters_recomputed
+from orders.services import counters_recomputed, counters_reconcile
 from payments.models import CreditNote, Invoice, Payment, Refund
 from reviews.models import Review
 from reviews.services import ratings_reconcile
@@ -109,6 +109,8 @@ def test_seed_demo_builds_a_shop_that_looks_alive(settings):
         "pending": 13,
     }
     assert ratings_reconcile() == 0
+    # the counters the dashboard reads agree with the orders they count
+    assert counters_reconcile() == 0
 
 
 def shop_state() -> dict:
