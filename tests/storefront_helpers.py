@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 from model_bakery import baker
 
@@ -64,6 +65,14 @@ def user_with_token(
         is_superuser=is_superuser,
     )
     return user, token_issue(user=user)
+
+
+def staff_with_token(*, email: str = "ops@example.com", role: str = "manager"):
+    """A staff user holding `role` (backoffice/roles.py: the manager may do everything), and a
+    token of theirs."""
+    user, token = user_with_token(email=email, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user, token
 
 
 def client_for(token: str) -> Client:

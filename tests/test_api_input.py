@@ -21,6 +21,7 @@ from tests.storefront_helpers import (
     order_post,
     product_make,
     signed_webhook,
+    staff_with_token,
     user_with_token,
 )
 
@@ -48,7 +49,7 @@ class Shop:
 def shop() -> Shop:
     product_make(skus=("SHIRT-M",), price="19.99", on_hand=5)
     ada = client_for(user_with_token(email="ada@example.com")[1])
-    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+    staff = client_for(staff_with_token()[1])
     unpaid = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="unpaid").json()
     paid = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}], key="paid").json()
     payment = demo_event(order_number=paid["number"], amount=paid["total"], currency="EUR")

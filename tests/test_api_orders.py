@@ -27,6 +27,7 @@ from tests.storefront_helpers import (
     order_post,
     product_make,
     signed_webhook,
+    staff_with_token,
     user_with_token,
 )
 
@@ -480,7 +481,7 @@ def paid_order(client, ada, shirt):
 
 def test_staff_ship_a_paid_order(paid_order):
     # given
-    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+    staff = client_for(staff_with_token()[1])
 
     # when
     response = staff.post(
@@ -526,7 +527,7 @@ def test_anonymous_ship_answers_401(client, paid_order):
 def test_shipping_an_unpaid_order_answers_409_and_moves_no_stock(ada, shirt):
     # given
     number = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()["number"]
-    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+    staff = client_for(staff_with_token()[1])
 
     # when
     response = staff.post(
@@ -544,7 +545,7 @@ def test_shipping_an_unpaid_order_answers_409_and_moves_no_stock(ada, shirt):
 
 def test_shipping_an_unknown_order_answers_404():
     # given
-    staff = client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+    staff = client_for(staff_with_token()[1])
 
     # when
     response = staff.post(

@@ -2,6 +2,7 @@
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
@@ -17,6 +18,7 @@ from tests.storefront_helpers import (
     order_post,
     product_make,
     signed_webhook,
+    staff_with_token,
     user_with_token,
 )
 
@@ -37,7 +39,7 @@ def ada():
 
 @pytest.fixture
 def staff():
-    return client_for(user_with_token(email="ops@example.com", is_staff=True)[1])
+    return client_for(staff_with_token()[1])
 
 
 @pytest.fixture
@@ -52,6 +54,9 @@ def paid_order(client, ada):
     )
     assert signed_webhook(client, event, timestamp=int(time.time())).status_code == 200
     return order["number"]
+
+
+LINE = {"sku": "SHIRT-M", "quantity": 1}
 
 
 def post(client, path: str, body: dict):
@@ -143,6 +148,51 @@ def test_customers_may_not_create_shipments(ada, paid_order):
     )
     assert response.status_code == 403
     assert not Fulfilment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "body"),
+    [
+        ("support", "ship", {"tracking_number": "T-1"}),  # support ships nothing
+        ("support", "shipments", {"tracking_number": "T-1", "lines": [LINE]}),
+        ("warehouse", "cancel-lines", {"lines": [LINE]}),  # nor cancels or refunds the warehouse
+        (None, "cancel-lines", {"lines": [LINE]}),  # a staff member holding no role
+    ],
+)
+def test_the_staff_api_grants_what_the_admin_grants_a_role_and_no_more(
+    paid_order, role, action, body
+):
+    # given
+    _, token = (
+        staff_with_token(email="clerk@example.com", role=role)
+        if role
+        else user_with_token(email="clerk@example.com", is_staff=True)
+    )
+
+    # when
+    response = post(client_for(token), f"/api/v1/staff/orders/{paid_order}/{action}", body)
+
+    # then: refused, and the order is as it was
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    order = Order.objects.get(number=paid_order)
+    assert (order.status, order.total) == ("paid", Decimal("44.90"))
+    assert not Fulfilment.objects.exists() and not Refund.objects.exists()
+
+
+def test_the_warehouse_ships_through_the_api_but_may_not_refund_a_return(paid_order):
+    # given
+    _, token = staff_with_token(email="clerk@example.com", role="warehouse")
+    clerk = client_for(token)
+
+    # when
+    shipped = post(clerk, f"/api/v1/staff/orders/{paid_order}/ship", {"tracking_number": "T-1"})
+    returned = post(clerk, f"/api/v1/staff/orders/{paid_order}/returns", {"lines": [LINE]})
+
+    # then
+    assert shipped.status_code == 200
+    assert returned.status_code == 403
+    assert not Refund.objects.exists()
 
 
 def test_staff_cancel_units_and_the_order_shows_the_refund(staff, paid_order):

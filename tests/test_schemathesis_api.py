@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from storefront.services import token_issue
-from tests.storefront_helpers import FAST_HASHERS, product_make, user_with_token
+from tests.storefront_helpers import FAST_HASHERS, product_make, staff_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_generated_requests_get_no_5xx_and_conforming_answers(
     settings.PASSWORD_HASHERS = FAST_HASHERS
     cache.clear()
     product_make(name="Linen shirt", skus=("SHIRT-M",), on_hand=5)
-    staff, token = user_with_token(email="ops@example.com", is_staff=True)
+    staff, token = staff_with_token()
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
     schema.validate()  # against the OpenAPI meta-schema; raises when the document is invalid
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -1,7 +1,9 @@
 """Staff endpoints for warehouse and support integrations: staff tokens only.
 
 Ship (everything left, or a shipment of some lines), cancel units not yet shipped, take
-shipped units back with a refund. Each answers the order as it now stands.
+shipped units back with a refund. Each needs the permission the admin's same action needs,
+so a role (backoffice/roles.py) grants the same through either door. Each answers the order
+as it now stands.
 """
 
 from django.http import HttpRequest, JsonResponse
@@ -27,6 +29,12 @@ ANSWERS = {
     409: ConflictProblem,
     422: ValidationProblem,
 }
+
+
+def _allowed(request: HttpRequest, permission: str) -> None:
+    """Refuse (403) a staff member whose role does not grant `permission`."""
+    if not request.auth.has_perm(permission):
+        raise ApiError(403, "permission_denied", f"Your role does not grant {permission}.")
 
 
 def _order(number: str) -> Order:
@@ -72,6 +80,7 @@ def _answer(order: Order, status: int = 200) -> JsonResponse:
 def order_ship(request: HttpRequest, number: OrderNumber, shipment: ShipIn):
     """Ship every unit still to ship in one shipment with its tracking number; 409
     `invalid_transition` unless the order is paid or partially shipped."""
+    _allowed(request, "orders.ship_order")
     order = order_services.order_ship(
         order=_order(number),
         tracking_number=shipment.tracking_number,
@@ -91,6 +100,7 @@ def shipment_create(request: HttpRequest, number: OrderNumber, shipment: Shipmen
     `partially_shipped`, or `shipped` once every unit is shipped or cancelled. 409
     `over_shipment` (more than a line has left, or than the warehouse holds for the order),
     409 `invalid_transition` (not paid), 422 `unknown_sku` (not on the order)."""
+    _allowed(request, "orders.ship_order")
     order = _order(number)
     order_services.fulfilment_create(
         order=order,
@@ -113,6 +123,7 @@ def lines_cancel(request: HttpRequest, number: OrderNumber, cancellation: LinesC
     shipping charge stays) and a paid order is refunded that amount. Cancelling everything
     left cancels the order (or completes it when some shipped). 409 `over_cancellation`,
     409 `invalid_transition`, 422 `unknown_sku`."""
+    _allowed(request, "orders.cancel_order")
     order = _order(number)
     order_services.order_lines_cancel(
         order=order, lines=_lines(cancellation), actor=request.auth, reason=cancellation.reason
@@ -130,6 +141,7 @@ def return_refund(request: HttpRequest, number: OrderNumber, goods: ReturnIn):
     and refund their price (plus the shipping charge with `refund_shipping`, once per order).
     409 `over_return`, `shipping_refunded_already`, `refund_exceeds_payment`,
     `invalid_transition`; 422 `unknown_sku`, `unknown_warehouse`."""
+    _allowed(request, "payments.issue_refund")
     order = _order(number)
     payment_services.refund_return(
         order=order,
