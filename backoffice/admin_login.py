@@ -2,7 +2,8 @@
 
 Without them a script could try passwords on a staff account, the one that can refund and
 cancel, as fast as the server answers. Attempts count in the API's buckets (per client address
-and per account), so switching doors buys no extra guesses. With the cache down the limits let
+and per account, the account found as the API finds it), so switching doors, or typing the
+username where the API took the e-mail, buys no extra guesses. With the cache down the limits let
 every attempt through, as the API's do: staff are never locked out by an outage.
 """
 
@@ -10,6 +11,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
 from core import throttle
+from orders.selectors import account_ids
 from orders.services import user_email_normalise
 
 
@@ -29,6 +31,7 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
                     request=self.request,
                     account=user_email_normalise(username),
                     limits=throttle.LOGIN,
+                    account_ids=account_ids(identifier=username),
                 )
             except throttle.Throttled as refusal:
                 raise ValidationError(

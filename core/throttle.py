@@ -11,6 +11,7 @@ protects, it must not take login down.
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -105,12 +106,17 @@ def throttle_hit(*, limit: Limit, identity: str) -> None:
         )
 
 
-def throttle_attempt(*, request: HttpRequest, account: str, limits: Limits) -> None:
+def throttle_attempt(
+    *, request: HttpRequest, account: str, limits: Limits, account_ids: Iterable[int] = ()
+) -> None:
     """Count one attempt on `account` against its client address and the account; raise
     Throttled beyond either of `limits`.
 
     `account` comes in its canonical form (an e-mail: `orders.services.user_email_normalise`),
-    so one account typed two ways counts once. The address is the client's behind trusted
+    so one account typed two ways counts once; `account_ids`, the users it matched
+    (`orders.selectors.account_ids`), count too, so an account reached through its username,
+    its e-mail or a spelling the database folds alike shares one budget (`account` alone still
+    counts attempts on addresses no user holds). The address is the client's behind trusted
     proxies (core.client_address), so clients behind the shop's own proxy do not share one
     budget. The attempt that locks logs a warning naming the account and the address, once per
     window and limit.
@@ -119,6 +125,8 @@ def throttle_attempt(*, request: HttpRequest, account: str, limits: Limits) -> N
     try:
         throttle_hit(limit=limits.per_address, identity=address)
         throttle_hit(limit=limits.per_account, identity=account)
+        for user_id in account_ids:
+            throttle_hit(limit=limits.per_account, identity=f"user:{user_id}")
     except Throttled as refusal:
         if refusal.locking:
             logger.warning(

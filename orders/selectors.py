@@ -1,10 +1,12 @@
 """Read queries of the orders app, shared by the API and the admin."""
 
-from django.db.models import F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.contrib.auth import get_user_model
+from django.db.models import F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from inventory.models import Backorder
 from orders.models import Customer, Fulfilment, FulfilmentLine, Order, OrderLine, OrderStatus
+from orders.services.customers import user_email_normalise
 
 # An order whose goods reached (or are on their way to) the customer: its buyer has the units
 # shipped of each line (a refunded order's buyer gave the money back, and counts no more).
@@ -90,3 +92,21 @@ def backordered_lines_drift() -> list[str]:
         f"its backorder for {line.waiting}"
         for line in lines
     ]
+
+
+def users_with_email(*, email: str) -> QuerySet:
+    """Users whose username or e-mail is the normalised `email`, in either case.
+
+    A customer's username is their e-mail; a staff member's may not be, so the e-mail column
+    counts too: an address is taken when any user holds it in either column.
+    """
+    return get_user_model().objects.filter(Q(username__iexact=email) | Q(email__iexact=email))
+
+
+def account_ids(*, identifier: str) -> list[int]:
+    """The users a log-in typed as `identifier` (an e-mail, or a staff member's username) may
+    be an attempt on, as the database matches it: what a log-in limit counts per account, so
+    that one account typed several ways (its username, its e-mail, letters the database folds
+    alike, a dotless i and an i) counts once."""
+    users = users_with_email(email=user_email_normalise(identifier))
+    return sorted(users.values_list("pk", flat=True))

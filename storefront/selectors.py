@@ -4,11 +4,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, Q, QuerySet, When
+from django.db.models import Case, When
 from django.db.models.sql import Query
 from django.utils import timezone
 
 from orders.models import Customer
+from orders.selectors import users_with_email
 from orders.services import user_email_normalise
 from storefront.models import ApiToken
 
@@ -70,15 +71,6 @@ def token_user(*, raw: str) -> AbstractBaseUser | None:
         # counters load on first read. Never save() it (counters move only by F() bumps).
         user.customer = Customer.from_db(alias, ["id", "user_id"], [customer_pk, user.pk])
     return user
-
-
-def users_with_email(*, email: str) -> QuerySet:
-    """Users whose username or e-mail is the normalised `email`, in either case.
-
-    A customer's username is their e-mail; a staff member's may not be, so the e-mail column
-    counts too: an address is taken when any user holds it in either column.
-    """
-    return get_user_model().objects.filter(Q(username__iexact=email) | Q(email__iexact=email))
 
 
 def user_for_credentials(*, email: str, password: str) -> AbstractBaseUser | None:

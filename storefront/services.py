@@ -23,9 +23,9 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from core.sql import insert_instances
+from orders.selectors import users_with_email
 from orders.services import user_email_normalise
 from storefront.models import ApiToken, IdempotencyKey
-from storefront.selectors import users_with_email
 from storefront.signals import token_revoked
 
 # PostgreSQL's SQLSTATE for a lock wait cut short by `lock_timeout`.

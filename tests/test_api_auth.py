@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from core import throttle
 from orders.models import Customer
+from orders.selectors import users_with_email
 from storefront.models import ApiToken
-from storefront.selectors import users_with_email
 from tests.storefront_helpers import CACHE_DOWN, FAST_HASHERS, client_for, user_with_token
 
 pytestmark = pytest.mark.django_db
@@ -310,6 +310,66 @@ def test_login_attempts_beyond_the_per_email_limit_answer_429_with_retry_after(c
     assert response.json()["code"] == "throttled"
     assert 1 <= int(response["Retry-After"]) <= throttle.LOGIN_PER_EMAIL.window_seconds
     assert ApiToken.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_an_account_typed_in_letters_the_database_folds_alike_shares_its_budget(client):
+    # given: the per-e-mail budget of iris@example.com spent on wrong passwords, each from an
+    # address of its own
+    user_with_token(email="iris@example.com")
+    for index in range(throttle.LOGIN_PER_EMAIL.requests):
+        wrong = {"email": "iris@example.com", "password": "wrong"}
+        assert (
+            post(client, "/api/v1/auth/token", wrong, REMOTE_ADDR=f"10.1.0.{index}").status_code
+            == 401
+        )
+
+    # when: the account is reached through a dotless i and a long s, which PostgreSQL's
+    # case-insensitive match folds into i and s, while Python's lower() keeps them
+    answers = [
+        post(
+            client,
+            "/api/v1/auth/token",
+            {"email": email, "password": GOOD_PASSWORD},
+            REMOTE_ADDR="10.2.0.1",
+        )
+        for email in ("\u0131ris@example.com", "iri\u017f@example.com")
+    ]
+
+    # then: the account's budget is spent, however it is spelt
+    assert [answer.status_code for answer in answers] == [429, 429]
+    assert ApiToken.objects.count() == 1
+
+
+def test_a_staff_members_username_and_e_mail_share_one_budget(client):
+    # given: a staff member whose username is not their e-mail, whose budget was spent by e-mail
+    get_user_model().objects.create_user(
+        username="warehouse", email="ops@example.com", password=GOOD_PASSWORD, is_staff=True
+    )
+    for index in range(throttle.LOGIN_PER_EMAIL.requests):
+        wrong = {"email": "ops@example.com", "password": "wrong"}
+        assert (
+            post(client, "/api/v1/auth/token", wrong, REMOTE_ADDR=f"10.3.0.{index}").status_code
+            == 401
+        )
+
+    # when: the username is tried with the right password, through the API and the admin
+    api = post(
+        client,
+        "/api/v1/auth/token",
+        {"email": "warehouse", "password": GOOD_PASSWORD},
+        REMOTE_ADDR="10.4.0.1",
+    )
+    admin = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "warehouse", "password": GOOD_PASSWORD},
+        REMOTE_ADDR="10.4.0.2",
+    )
+
+    # then: both are refused until the window ends
+    assert api.status_code == 429
+    assert "Too many log-in attempts" in admin.content.decode()
+    assert "_auth_user_id" not in client.session
 
 
 def test_login_attempts_astride_a_round_clock_time_count_in_one_window(client, monkeypatch):

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from core import throttle
+from orders import selectors as order_selectors
 from orders.services import customer_for_user, user_email_normalise
 from storefront import services
 from storefront.api.errors import ApiError, Problem, ValidationProblem
@@ -41,7 +42,10 @@ def register(request: HttpRequest, credentials: CredentialsIn, response: HttpRes
 def login(request: HttpRequest, credentials: CredentialsIn, response: HttpResponse):
     """Answer a new token for a customer's or a staff member's e-mail and password."""
     throttle.throttle_attempt(
-        request=request, account=user_email_normalise(credentials.email), limits=throttle.LOGIN
+        request=request,
+        account=user_email_normalise(credentials.email),
+        limits=throttle.LOGIN,
+        account_ids=order_selectors.account_ids(identifier=credentials.email),
     )
     user = user_for_credentials(email=credentials.email, password=credentials.password)
     if user is None:

@@ -1,7 +1,7 @@
 """Indexes for finding a user by e-mail in either case, on PostgreSQL.
 
 Registration and log-in look a user up by username or e-mail, case-insensitively
-(`storefront.selectors.users_with_email`: `UPPER(col::text) = UPPER(%s)` on PostgreSQL), and
+(`orders.selectors.users_with_email`: `UPPER(col::text) = UPPER(%s)` on PostgreSQL), and
 no index served that: every log-in scanned `auth_user`, 181 ms at 200,000 users against
 0.08 ms with these two. `auth_user` belongs to django.contrib.auth, so the indexes are made
 here, by the app whose queries need them, CONCURRENTLY so a shop's sign-ups and log-ins go on
