@@ -60,12 +60,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def _subject_link(subject: Subject, request: HttpRequest, site: admin.AdminSite) -> str:
-    """The subject's label, linked to its row's page when the user may read that page."""
+    """The subject's label, linked to its row's page when the user may read that page; a row
+    the user may not read is named by its kind and id only."""
     row = subject.page
-    if row is None or not site.is_registered(type(row)):
+    if row is None:
         return format_html("{}", subject.label)
     opts = row._meta
     if not request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+        return format_html("{}", subject.unnamed)
+    if not site.is_registered(type(row)):
         return format_html("{}", subject.label)
     url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
     return format_html('<a href="{}">{}</a>', url, subject.label)

@@ -31,10 +31,13 @@ class TaskSubject:
 @dataclass(frozen=True)
 class Subject:
     """One thing a task is about: a named row (with the row whose page tells more; None when
-    it is gone), or a plain value."""
+    it is gone), or a plain value. `unnamed` says which row without its name ("webhook
+    delivery 17"), for a reader who may not read that row (its name may be what they may not
+    see, a webhook endpoint's URL)."""
 
     label: str
     page: Model | None = None
+    unnamed: str = ""
 
 
 _subjects: dict[str, TaskSubject] = {}
@@ -79,7 +82,7 @@ def _subjects_of(kwargs: dict, rows: dict[str, dict]) -> list[Subject]:
             noun = subject.model._meta.verbose_name
             label = f"{noun} {subject.name(row)}" if row else f"{noun} {value} (gone)"
             page = (subject.page or _itself)(row) if row else None
-            found.append(Subject(label=label, page=page))
+            found.append(Subject(label=label, page=page, unnamed=f"{noun} {value}"))
         elif isinstance(value, int | str | bool) and len(str(value)) <= 40:
             found.append(Subject(label=f"{key.replace('_', ' ')}: {value}"))
     return found

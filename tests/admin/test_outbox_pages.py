@@ -1,5 +1,7 @@
 """The outbox and failed tasks in the admin: who reads them, relays, re-runs and acknowledges."""
 
+from functools import partial
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -11,6 +13,8 @@ from tests.admin_shop import (
     staff_user,
     variant_stocked,
 )
+from tests.webhooks_helpers import ConnectionGuard, endpoint_for
+from webhooks.services import event_emit
 
 pytestmark = pytest.mark.django_db
 
@@ -182,3 +186,31 @@ def test_the_outbox_lists_say_what_each_task_is_about_with_one_query_per_kind(
     assert f'<a href="{failure_url}">order {orders[0].number}</a> · kind: receipt' in (
         failures.content.decode()
     )
+
+
+def test_support_reads_a_webhook_deliverys_request_without_its_endpoints_url(
+    client, settings, monkeypatch
+):
+    # given: a delivery requested to an endpoint whose URL carries its receiver's secret
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    ConnectionGuard(monkeypatch)
+    endpoint_for("http://127.0.0.1:9/hooks/T0KEN-the-manager-keeps", "stock.low")
+    event_emit(
+        event_type="stock.low",
+        resource_type="variant",
+        resource_id=1,
+        data=partial(dict, variant={"id": 1}),
+    )
+    request = OutboxMessage.objects.get(task_name="webhooks.delivery_attempt")
+    page = f"{OUTBOX_URL}{request.pk}/change/"
+
+    # when: support (who may not read webhooks) and the manager read the outbox
+    client.force_login(staff_user("support"))
+    support_sees = client.get(OUTBOX_URL).content.decode() + client.get(page).content.decode()
+    client.force_login(staff_user("manager"))
+    manager_sees = client.get(OUTBOX_URL).content.decode()
+
+    # then: support reads which delivery it is, not where it goes
+    assert "T0KEN-the-manager-keeps" not in support_sees
+    assert "webhook delivery" in support_sees
+    assert "T0KEN-the-manager-keeps" in manager_sees
