@@ -13,16 +13,15 @@ nobody follows, while no staff member watches, costs that round trip and nothing
 
 from collections.abc import Iterable
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
+from core.commit import on_commit_robust
 from inventory.signals import stock_changed, stock_low
 from live import following
 from live.consumers import as_text
@@ -49,7 +48,7 @@ def _on_commit(callback: Any, groups: Iterable[str], /, **kwargs: Any) -> None:
     (the push's, asked together with the commit's other pushes') some socket listens to."""
     if publisher.reaches_anyone():
         question = following.question(groups)
-        transaction.on_commit(partial(callback, question, **kwargs), robust=True)
+        on_commit_robust(callback, question, **kwargs)
 
 
 def _order_groups(customer_id: int, staff: bool) -> list[str]:

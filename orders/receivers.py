@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
+from core.commit import on_commit_robust
 from inventory.signals import stock_changed
 from orders import services
 from orders.models import Customer, EmailKind, OrderStatus
@@ -121,10 +122,7 @@ def allocate_backorders(sender, variant_ids, availability_grew, **kwargs) -> Non
     them. A checkout, which frees nothing, costs nothing here.
     """
     if availability_grew:
-        transaction.on_commit(
-            partial(services.order_backorders_allocate, variant_ids=list(variant_ids)),
-            robust=True,
-        )
+        on_commit_robust(services.order_backorders_allocate, variant_ids=list(variant_ids))
 
 
 @receiver(order_lines_allocated, dispatch_uid="orders.email_lines_ready")

@@ -202,8 +202,8 @@ def _publish_after_commit(*, message_id: UUID, task_name: str, kwargs: dict[str,
     work is saved (a placed order answered as a failure) and stop Django from running the
     transaction's later on-commit callbacks (counters, cache invalidation). A failing on-commit
     effect is logged and retried through the outbox: the row stays pending.
-    Not `on_commit(robust=True)`: Django 5.2 names a failed callback by its `__qualname__`,
-    which a partial lacks, so the failure would surface as an AttributeError.
+    Not `core.commit.on_commit_robust`: a failure here is logged as the relay's to pick up,
+    and a refusing broker pauses publishing.
     """
     if _broker_paused():
         return

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ from orders.models import Customer, Order, OrderLine
 from orders.receivers import allocate_backorders
 from orders.services import LineRequest, LinesOutOfStock, order_backorders_allocate, order_place
 from tests.inventory_helpers import make_variant, make_warehouse
+from tests.locks import held_by_another_transaction
 from tests.orders_helpers import ADDRESS, customer_new
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -439,3 +440,32 @@ def test_two_allocations_at_once_give_each_free_unit_once_the_oldest_order_first
     assert StockLevel.objects.values_list("on_hand", "reserved").get() == (3, 3)
     assert StockPolicy.objects.get(pk=variant.pk).backordered == 1
     assert stock_drift() == [] and backorder_drift() == []
+
+
+def test_a_receipt_whose_allocation_fails_after_its_commit_answers_and_the_rest_runs():
+    # given: an order waiting for 2 mugs, whose row another transaction holds (a shipment or a
+    # refund of it in progress), and this connection waiting at most 300 ms for any lock
+    variant = make_variant(threshold=0)
+    main = make_warehouse("main")
+    stock_policy_set(variant=variant, policy="backorder")
+    first = waiting_order(variant, 2)
+    later_work = []
+
+    def receipt() -> None:
+        stock_receive(variant=variant, warehouse=main, quantity=5)
+        transaction.on_commit(lambda: later_work.append("ran"))
+
+    # when: stock comes in, and its allocation after the commit meets the lock
+    def order_being_shipped() -> None:
+        Order.objects.select_for_update().get(pk=first.pk)
+
+    with held_by_another_transaction(order_being_shipped), transaction.atomic():
+        receipt()
+
+    # then: the receipt stands and raised nothing (the failure is logged), the transaction's
+    # later work ran, and the minute's sweep serves the order
+    assert StockLevel.objects.get(variant=variant).on_hand == 5
+    assert later_work == ["ran"]
+    assert backordered_units(first) == 2
+    order_backorders_allocate(variant_ids=[variant.pk])
+    assert backordered_units(first) == 0

@@ -4,13 +4,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Value, When
 
 from catalog.selectors import PricedSku, priced_skus
+from core.commit import on_commit_robust
 from core.sql import insert_with_children
 from inventory.services import OutOfStock, stock_reserve
 from orders.models import Customer, Order, OrderEvent, OrderLine, OrderStatus
@@ -125,10 +125,7 @@ def order_place(
                         on_backordered(order, order_lines)
                     # Units freed while this checkout planned (a cancellation committing
                     # meanwhile) announced themselves before this order waited for them.
-                    transaction.on_commit(
-                        partial(order_backorders_allocate, variant_ids=sorted(backordered)),
-                        robust=True,
-                    )
+                    on_commit_robust(order_backorders_allocate, variant_ids=sorted(backordered))
                 # The order exists for good only now: its receivers never see one that the
                 # reservation then refuses.
                 order_placed.send(sender=order_place, order=order)
