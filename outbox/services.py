@@ -496,14 +496,18 @@ def _claim_batch(
         params += [value("id", pk) for pk in message_ids]
     else:
         never_published = f"{column('published_at')} IS NULL"
+        overdue = f"{column('published_at')} <= %s"
+        never_params: list[Any] = []
+        overdue_params = [value("published_at", now - redeliver_after())]
         if not now_due:
-            never_published += (
-                f" AND {column('created_at')} <= %s AND ({column('next_attempt_at')} IS NULL "
-                f"OR {column('next_attempt_at')} <= %s)"
-            )
-            params += [value("created_at", now - grace), value("next_attempt_at", now)]
-        due.append(f"(({never_published}) OR {column('published_at')} <= %s)")
-        params.append(value("published_at", now - redeliver_after()))
+            # A publish the broker refused waits out its backoff, a redelivery's as a first's.
+            backoff = f"({column('next_attempt_at')} IS NULL OR {column('next_attempt_at')} <= %s)"
+            never_published += f" AND {column('created_at')} <= %s AND {backoff}"
+            never_params = [value("created_at", now - grace), value("next_attempt_at", now)]
+            overdue += f" AND {backoff}"
+            overdue_params.append(value("next_attempt_at", now))
+        due.append(f"(({never_published}) OR ({overdue}))")
+        params += never_params + overdue_params
     if after is not None:
         created_at, pk = after
         due.append(

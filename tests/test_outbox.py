@@ -374,6 +374,21 @@ def test_relay_now_ignores_grace_and_backoff(broker_queue):
     assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0
 
 
+def test_a_redelivery_the_broker_refused_waits_out_its_backoff(dead_broker, settings):
+    # given: a request published long ago and never ended (its message lost)
+    settings.OUTBOX_REDELIVER_AFTER_SECONDS = 1800
+    lost = _pending(age=timedelta(hours=1), published_at=timezone.now() - timedelta(minutes=31))
+
+    # when: a pass meets the refusing broker, and beat's next pass comes within the backoff
+    outbox_relay()
+    first = OutboxMessage.objects.get(pk=lost.pk)
+    outbox_relay()
+
+    # then: the refusal set a backoff, and the next pass left the row to it
+    assert first.attempts == 1 and first.next_attempt_at > timezone.now()
+    assert OutboxMessage.objects.get(pk=lost.pk).attempts == 1
+
+
 def test_relay_stops_at_the_first_sign_of_an_unreachable_broker(dead_broker):
     # given
     first = _pending(age=timedelta(minutes=3))
