@@ -22,11 +22,12 @@ from inventory.selectors import availability_by_variant, variants_low_on_stock
 from outbox.claims import send_once
 
 
-def low_stock_alert_send(*, variant_id: int) -> bool:
-    """E-mail staff that a variant fell to or below its threshold, once a day; return whether sent.
+def low_stock_alert_send(*, variant_id: int, day: str | None = None) -> bool:
+    """E-mail staff that a variant fell to or below its threshold, once per day it fell (`day`,
+    YYYY-MM-DD; today when None); return whether sent.
 
     Availability is read again when the task runs: if a receipt came in meanwhile and the variant
-    is above its threshold, no e-mail is sent.
+    is above its threshold, no e-mail is sent (and a later fall that day asks again).
     """
     variant = Variant.objects.select_related("product").filter(pk=variant_id).first()
     if variant is None or not settings.STAFF_ALERT_EMAILS:
@@ -36,7 +37,7 @@ def low_stock_alert_send(*, variant_id: int) -> bool:
         return False
     return send_once(
         model=SentAlert,
-        lookup={"key": f"low_stock:{variant_id}:{timezone.localdate().isoformat()}"},
+        lookup={"key": f"low_stock:{variant_id}:{day or timezone.localdate().isoformat()}"},
         send=partial(
             send_mail,
             subject=f"Low stock: {variant.sku} ({available} left)",

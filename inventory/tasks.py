@@ -7,14 +7,14 @@ from inventory import alerts
 
 
 @shared_task(name="inventory.low_stock_alert", ignore_result=True, **EMAIL_RETRY)
-def low_stock_alert(*, variant_id: int) -> bool:
-    """E-mail staff that a variant runs low (requested on commit by the `stock_low` receiver).
+def low_stock_alert(*, variant_id: int, day: str | None = None) -> bool:
+    """E-mail staff that a variant runs low (requested on commit by the `stock_low` receiver,
+    `day` the day it fell; None in requests from before the day was carried: today).
 
-    Retried like every e-mail (SMTP, network and database failures, for about an hour): the
-    day's dedupe key stops a later fall from asking again, so a failure not ridden out is
-    parked as a TaskFailure for staff to re-run.
+    Retried like every e-mail (SMTP, network and database failures, for about an hour); a
+    failure not ridden out is parked as a TaskFailure for staff to re-run.
     """
-    return alerts.low_stock_alert_send(variant_id=variant_id)
+    return alerts.low_stock_alert_send(variant_id=variant_id, day=day)
 
 
 @shared_task(name="inventory.low_stock_digest", ignore_result=True, **EMAIL_RETRY)

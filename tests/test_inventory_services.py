@@ -1,10 +1,13 @@
 """Stock services: the ledger follows every change, reservations never oversell."""
 
+import datetime
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from model_bakery import baker
 
 from audit.models import AuditEntry
@@ -408,6 +411,61 @@ def test_a_fall_through_the_threshold_requests_one_staff_alert_on_commit(
     assert OutboxMessage.objects.filter(task_name="inventory.low_stock_alert").count() == 1
     assert [message.to for message in mailoutbox] == [["stock@example.com"]]
     assert mailoutbox[0].subject == f"Low stock: {variant.sku} (2 left)"
+
+
+def test_a_fall_whose_alert_found_the_stock_refilled_does_not_silence_the_day(
+    django_capture_on_commit_callbacks, mailoutbox, settings
+):
+    # given: 4 mugs, threshold 3
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    main = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=main, quantity=4)
+
+    # when: a sale takes it to 2 (its alert queued behind other work), a receipt lands before
+    # the alert runs (so it finds 12 and sends nothing), then sales take it down to 1
+    with django_capture_on_commit_callbacks() as queued:
+        stock_reserve(reference="SW-1", quantities=[(variant.pk, 2)])
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(variant=variant, warehouse=main, quantity=10)
+    for callback in queued:
+        callback()
+    assert mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_reserve(reference="SW-2", quantities=[(variant.pk, 11)])
+
+    # then: staff hear of today's fall
+    assert [message.subject for message in mailoutbox] == [f"Low stock: {variant.sku} (1 left)"]
+
+
+def test_an_alert_sent_after_midnight_counts_for_the_day_it_fell(
+    django_capture_on_commit_callbacks, mailoutbox, settings, monkeypatch
+):
+    # given: 4 mugs, threshold 3, on 1 March
+    settings.STAFF_ALERT_EMAILS = ["stock@example.com"]
+    variant = make_variant(threshold=3)
+    main = make_warehouse("main")
+    stock_receive(variant=variant, warehouse=main, quantity=4)
+    today = [datetime.date(2026, 3, 1)]
+    monkeypatch.setattr(timezone, "localdate", lambda *args, **kwargs: today[0])
+
+    # when: it falls to 2 just before midnight and the alert goes out after it; on 2 March it
+    # is refilled and falls to 1 again
+    with django_capture_on_commit_callbacks() as queued:
+        stock_reserve(reference="SW-1", quantities=[(variant.pk, 2)])
+    today[0] = datetime.date(2026, 3, 2)
+    for callback in queued:
+        callback()
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(variant=variant, warehouse=main, quantity=10)
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_reserve(reference="SW-2", quantities=[(variant.pk, 11)])
+
+    # then: one alert for each day it fell
+    assert [message.subject for message in mailoutbox] == [
+        f"Low stock: {variant.sku} (2 left)",
+        f"Low stock: {variant.sku} (1 left)",
+    ]
 
 
 def test_a_rolled_back_reservation_schedules_no_task(django_capture_on_commit_callbacks):
