@@ -149,6 +149,11 @@ class OrderLine(models.Model):
         return f"{self.quantity} × {self.sku}"
 
     @property
+    def sold(self) -> int:
+        """Units the line bills: ordered and not cancelled (`line_total` is their price)."""
+        return self.quantity - self.cancelled_quantity
+
+    @property
     def unshipped(self) -> int:
         """Units still to ship: neither shipped nor cancelled."""
         return self.quantity - self.shipped_quantity - self.cancelled_quantity

@@ -144,9 +144,16 @@ def email_cancellation_notice(sender, order, **kwargs) -> None:
 
 
 @receiver(payment_received, dispatch_uid="orders.email_payment_receipt")
-def email_payment_receipt(sender, order, **kwargs) -> None:
-    """Request the receipt e-mail through the outbox: sent only if the payment commits."""
-    services.order_email_request(order=order, kind=EmailKind.RECEIPT)
+def email_payment_receipt(sender, payment, order, **kwargs) -> None:
+    """Request the receipt e-mail through the outbox: sent only if the payment commits.
+
+    It states the amount paid, carried with the request: units cancelled before it is sent
+    change the order's total, not what the customer paid."""
+    services.order_email_request(
+        order=order,
+        kind=EmailKind.RECEIPT,
+        context={"amount": str(payment.amount), "currency": payment.currency},
+    )
 
 
 @receiver(payment_received, dispatch_uid="orders.count_paid_order")

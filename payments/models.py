@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 
 class PaymentStatus(models.TextChoices):
@@ -199,7 +200,8 @@ class DocumentSequence(models.Model):
 class Invoice(models.Model):
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="invoice")
     number = models.CharField(max_length=32, unique=True)
-    issued_at = models.DateTimeField(auto_now_add=True)
+    # Given by the service: the moment whose year the number carries.
+    issued_at = models.DateTimeField(default=timezone.now, editable=False)
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     snapshot = models.JSONField(help_text="Lines, totals and addresses as invoiced.")
@@ -216,7 +218,8 @@ class CreditNote(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     refund = models.OneToOneField(Refund, on_delete=models.PROTECT, related_name="credit_note")
     number = models.CharField(max_length=32, unique=True)
-    issued_at = models.DateTimeField(auto_now_add=True)
+    # Given by the service: the moment whose year the number carries.
+    issued_at = models.DateTimeField(default=timezone.now, editable=False)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     document = models.FileField(upload_to="credit-notes/%Y/", blank=True)

@@ -19,7 +19,14 @@ from django.db.transaction import TransactionManagementError
 
 from inventory.models import StockLevel
 from orders.models import Customer, DailySales, OrderStatus, VariantSales
-from orders.services import InvalidTransition, order_cancel, order_mark_paid, order_ship
+from orders.services import (
+    InvalidTransition,
+    LineRequest,
+    order_cancel,
+    order_lines_cancel,
+    order_mark_paid,
+    order_ship,
+)
 from outbox.models import OutboxMessage
 from payments.models import (
     CreditNote,
@@ -194,7 +201,11 @@ def test_succeeded_payment_marks_the_order_paid_and_issues_the_invoice(order):
             "line_total": "25.00",
         }
     ]
-    assert {"order_id": order.pk, "kind": "receipt"} in _requested("orders.email_send")
+    assert {
+        "order_id": order.pk,
+        "kind": "receipt",
+        "context": {"amount": "29.90", "currency": "EUR"},
+    } in _requested("orders.email_send")
     assert _requested("payments.invoice_document_render") == [{"order_id": order.pk}]
 
 
@@ -341,6 +352,73 @@ def test_cancelling_a_paid_order_refunds_it_and_issues_a_credit_note(order):
     assert sorted(kinds) == ["cancelled", "confirmation", "receipt", "refund"]
     # and refunding again returns the same refund
     assert refund_issue(order=order) == refund
+
+
+def test_an_invoice_carries_the_year_of_the_date_it_is_issued_with(order, monkeypatch):
+    # given: the payment's invoice issued just after midnight on New Year's Day (as when its
+    # number waited for another payment's lock across midnight)
+    new_year = datetime(2027, 1, 1, 0, 0, 0, 200000, tzinfo=UTC)
+    monkeypatch.setattr(documents, "timezone", SimpleNamespace(now=lambda: new_year))
+
+    # when
+    webhook_handle(**signed(payment_event(order)))
+
+    # then: the number's year is the year of the date the invoice shows
+    invoice = Invoice.objects.get(order=order)
+    assert (invoice.number, invoice.issued_at) == ("INV-2027-000001", new_year)
+
+
+def test_the_invoice_of_an_order_cancelled_in_part_before_payment_bills_the_units_sold():
+    # given: 3 mugs at 10.00, one cancelled before the payment (20.00 + 4.90 shipping)
+    variant_stocked("MUG-3", price="10.00", on_hand=10)
+    order = order_new(customer_new(), ("MUG-3", 3))
+    order_lines_cancel(order=order, lines=[LineRequest(sku="MUG-3", quantity=1)], reason="oos")
+    order.refresh_from_db()
+
+    # when
+    webhook_handle(**signed(payment_event(order)))
+
+    # then: the invoice's line bills the 2 mugs sold, and its lines add up
+    (line,) = Invoice.objects.get(order=order).snapshot["lines"]
+    assert (line["quantity"], line["unit_price"], line["line_total"]) == (2, "10.00", "20.00")
+
+
+def test_the_receipt_states_the_amount_paid_when_units_are_cancelled_before_it_goes(
+    order, django_capture_on_commit_callbacks
+):
+    # given: the payment of 29.90 commits; its receipt waits in the queue
+    with django_capture_on_commit_callbacks() as payment_commit:
+        webhook_handle(**signed(payment_event(order)))
+    mail.outbox.clear()
+
+    # when: a mug is cancelled (refunded) before the receipt is sent
+    order.refresh_from_db()
+    order_lines_cancel(order=order, lines=[LineRequest(sku="MUG-1", quantity=1)], reason="oos")
+    for callback in payment_commit:
+        callback()
+
+    # then
+    (receipt,) = [m for m in mail.outbox if m.subject.startswith("Payment received")]
+    assert "We received your payment of 29.90 EUR" in receipt.body
+
+
+def test_a_refund_amount_the_provider_writes_1e1_is_said_10_00_to_the_customer(
+    order, django_capture_on_commit_callbacks
+):
+    # given
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_handle(**signed(payment_event(order, payment_reference="pay_9")))
+    mail.outbox.clear()
+    refund = payment_event(order, event_type="refund.succeeded", payment_reference="pay_9")
+    refund["data"].update(amount="1E+1", refund_reference="re_1")
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_handle(**signed(refund))
+
+    # then
+    (notice,) = [m for m in mail.outbox if m.subject.startswith("Refund for order")]
+    assert "We refunded 10.00 EUR" in notice.body
 
 
 def test_provider_refund_marks_the_order_refunded(order):

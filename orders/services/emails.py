@@ -57,6 +57,8 @@ def order_email_request(
     kwargs: dict = {"order_id": order.pk, "kind": kind}
     if reference:
         kwargs.update(reference=reference, context=context or {})
+    elif context:
+        kwargs["context"] = context
     outbox_enqueue(
         task_name="orders.email_send",
         kwargs=kwargs,

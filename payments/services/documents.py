@@ -1,5 +1,7 @@
 """Invoices and credit notes: gap-free numbers per calendar year, snapshots, rendered documents."""
 
+from datetime import datetime
+
 from django.core.files.base import ContentFile
 from django.db import connections, router, transaction
 from django.db.models import prefetch_related_objects
@@ -15,8 +17,11 @@ INVOICE = "INV"
 CREDIT_NOTE = "CN"
 
 
-def document_number_next(*, kind: str) -> str:
-    """Take the next number of `kind` for the current year, e.g. `INV-2026-000001`.
+def document_number_next(*, kind: str, issued_at: datetime | None = None) -> str:
+    """Take the next number of `kind` for the year of `issued_at` (now by default), e.g.
+    `INV-2026-000001`. The document is then stored with that `issued_at`: a number taken
+    just before midnight that waited for the counter's lock into the new year still carries
+    the year of the date the document shows.
 
     Must run inside the transaction that stores the document: the counter row stays locked
     until that commit, so concurrent payments queue here and a rollback gives the number
@@ -26,7 +31,7 @@ def document_number_next(*, kind: str) -> str:
     (`upsert_adding`: the database adds under the row lock, no read-modify-write in Python),
     where the ORM needed an insert-if-missing, a SELECT … FOR UPDATE and an UPDATE.
     """
-    year = timezone.now().year
+    year = (issued_at or timezone.now()).year
     if not connections[router.db_for_write(DocumentSequence)].in_atomic_block:
         # In autocommit the number would be committed at once and lost if the document fails.
         raise TransactionManagementError("document_number_next needs the document's transaction")
@@ -46,11 +51,13 @@ def _snapshot(order: Order) -> dict:
             {
                 "sku": line.sku,
                 "name": line.name,
-                "quantity": line.quantity,
+                # Units cancelled before the payment are not billed (nor in `line_total`).
+                "quantity": line.sold,
                 "unit_price": str(line.unit_price),
                 "line_total": str(line.line_total),
             }
             for line in order.lines.all()
+            if line.sold
         ],
         "subtotal": str(order.subtotal),
         "shipping": str(order.shipping),
@@ -77,9 +84,11 @@ def invoice_issue(*, order: Order) -> Invoice:
         pass
     prefetch_related_objects([order], "lines")
     snapshot = _snapshot(order)
+    issued_at = timezone.now()
     return Invoice.objects.create(
         order=order,
-        number=document_number_next(kind=INVOICE),
+        number=document_number_next(kind=INVOICE, issued_at=issued_at),
+        issued_at=issued_at,
         total=order.total,
         currency=order.currency,
         snapshot=snapshot,
@@ -102,10 +111,12 @@ def credit_note_issue(*, refund: Refund) -> CreditNote | None:
     existing = CreditNote.objects.filter(refund=refund).first()
     if existing is not None:
         return existing
+    issued_at = timezone.now()
     return CreditNote.objects.create(
         invoice=invoice,
         refund=refund,
-        number=document_number_next(kind=CREDIT_NOTE),
+        number=document_number_next(kind=CREDIT_NOTE, issued_at=issued_at),
+        issued_at=issued_at,
         amount=refund.amount,
         currency=refund.currency,
     )

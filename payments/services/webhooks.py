@@ -130,6 +130,9 @@ def webhook_parse(*, body: bytes) -> PaymentEvent:
         or amount != amount.quantize(Decimal("0.01"))
     ):
         raise WebhookError("malformed_event", "`data.amount` must be positive with 2 places")
+    # As money is written everywhere it goes (flags, e-mails, outbound webhooks): "1E+1" and
+    # "10" are the same amount as "10.00", and are said as it.
+    amount = amount.quantize(Decimal("0.01"))
     currency = _text(data.get("currency"), field="data.currency", max_length=3).upper()
     if not CURRENCY.fullmatch(currency):
         raise WebhookError("malformed_event", "`data.currency` must be a 3-letter ISO code")
