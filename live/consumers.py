@@ -28,7 +28,7 @@ from core.json_input import json_parse, unstorable_text
 from live import following, selectors
 from live.connections import connections
 from live.groups import STAFF_ORDERS, STAFF_STOCK, customer_group, user_group
-from live.hub import hub_for
+from live.hub import DEFAULT_GROUP_EXPIRY_SECONDS, hub_for
 from live.publish import publisher
 
 logger = logging.getLogger("stockwire.live")
@@ -204,17 +204,45 @@ class LiveSocket(AsyncWebsocketConsumer):
 
     async def _heartbeat(self) -> None:
         """Ping the client every LIVE_PING_SECONDS; close a socket silent for longer than
-        LIVE_IDLE_TIMEOUT_SECONDS; let subclasses check on their user each time."""
+        LIVE_IDLE_TIMEOUT_SECONDS; let subclasses check on their user each time; keep the
+        socket's groups joined and marked as listened to.
+
+        A round that fails (a user's check meeting a database that went away) is logged and
+        the next ping tries again: a heartbeat that ended would leave the socket open with
+        its marks lapsing, hearing nothing more. The layer forgets a membership after its
+        `group_expiry` (a day in channels), so the groups are joined again every half of it,
+        as the hub does for the SKUs' groups.
+        """
         loop = asyncio.get_running_loop()
+        expiry = getattr(self.channel_layer, "group_expiry", DEFAULT_GROUP_EXPIRY_SECONDS)
+        joined = loop.time()
         while True:
             await asyncio.sleep(settings.LIVE_PING_SECONDS)
             if loop.time() - self.last_heard > settings.LIVE_IDLE_TIMEOUT_SECONDS:
                 await self.close_with(CLOSE_IDLE)
                 return
-            await self.send_json({"type": "ping"})
-            if not await self.still_allowed():
-                return
+            try:
+                await self.send_json({"type": "ping"})
+                if not await self.still_allowed():
+                    return
+            except Exception:
+                logger.exception("live: a ping's round failed; the next ping tries again")
+            if loop.time() - joined >= expiry / 2:
+                await self._groups_joined_again()
+                joined = loop.time()
             await self._marks_renewed()
+
+    async def _groups_joined_again(self) -> None:
+        """Join this socket's groups again before the layer's membership lapses; a group the
+        layer does not answer for is tried again at the next period."""
+        for group in list(self.groups):
+            try:
+                await asyncio.wait_for(
+                    self.channel_layer.group_add(group, self.channel_name),
+                    settings.LIVE_PUBLISH_TIMEOUT_SECONDS,
+                )
+            except Exception as error:
+                logger.info("live: could not join a group again (%s)", type(error).__name__)
 
     async def _marks_renewed(self) -> None:
         """Keep this socket's groups marked as listened to (`live.following`). A failure is
@@ -260,6 +288,12 @@ class LiveSocket(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # Daphne cancels an application still running `application_close_timeout` after
+            # its client left (a slow snapshot read): it lets go as a failed one does.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._ended(None))
+            raise
         except Exception as error:
             if isinstance(error, LAYER_ERRORS):  # the channel layer failed under the socket
                 logger.warning("live: socket ended by %s: %s", type(error).__name__, error)

@@ -4,18 +4,20 @@ an order whose customer and staff have no socket open, nothing missed by a socke
 connects meanwhile, and everything pushed while Redis does not answer."""
 
 import asyncio
+import copy
 import logging
 import threading
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db import connections as db_connections
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
 from live import following
+from live.consumers import AuthenticatedSocket
 from live.groups import STAFF_ORDERS, customer_group
 from live.models import StockVersion
 from live.publish import publisher
@@ -315,3 +317,96 @@ def test_a_socket_open_longer_than_a_mark_lasts_still_hears_its_orders(settings,
 
     assert following.lapse_seconds() == 1
     assert (heard["event"], heard["number"]) == ("placed", order.number)
+
+
+async def _answering_pings(communicator, seconds: float) -> int:
+    """Answer the server's pings for `seconds`, as a page does; return how many came."""
+    loop = asyncio.get_running_loop()
+    deadline, pings = loop.time() + seconds, 0
+    while loop.time() < deadline:
+        if not await communicator.receive_nothing(timeout=0.1):
+            message = await communicator.receive_json_from()
+            assert message["type"] == "ping", message
+            pings += 1
+            await communicator.send_json_to({"type": "pong"})
+    return pings
+
+
+async def _next_push(communicator, seconds: float = 2) -> dict | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if not await communicator.receive_nothing(timeout=0.1):
+            message = await communicator.receive_json_from()
+            if message["type"] != "ping":
+                return message
+    return None
+
+
+def test_a_ping_whose_check_met_a_database_error_goes_on_and_its_socket_still_hears(
+    settings, monkeypatch
+):
+    # given: marks lasting a second, and the first ping's check of the user meeting a
+    # database that went away (a failover)
+    monkeypatch.setattr(following, "LAPSE_SECONDS", 1)
+    settings.LIVE_PING_SECONDS = 0.2
+    variant_stocked("MUG-HB", on_hand=5)
+    user, token = user_with_token(email="ada@example.com")
+    buyer = customer_for_user(user=user)
+    checked = AuthenticatedSocket.current_user
+    calls = []
+
+    async def current_user_once_failing(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return await checked(self)
+
+    monkeypatch.setattr(AuthenticatedSocket, "current_user", current_user_once_failing)
+
+    async def body():
+        communicator, _ = await connected_customer(token)
+        pings = await _answering_pings(communicator, 2.5)
+        order = await committed(order_new, buyer, ("MUG-HB", 1))
+        heard = await _next_push(communicator)
+        await communicator.disconnect()
+        return pings, order, heard
+
+    pings, order, heard = scenario(body)
+
+    # then: the pings went on past the failed one, the marks with them
+    assert pings > 5
+    assert heard is not None and (heard["event"], heard["number"]) == ("placed", order.number)
+
+
+@pytest.mark.parametrize("who", ["customer", "staff"])
+def test_a_socket_open_longer_than_a_group_membership_lasts_still_hears_its_orders(settings, who):
+    # given: a layer that forgets a membership after a second (channels: a day)
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"].update(group_expiry=1, prefix=settings.LIVE_LAYER_PREFIX)
+    settings.CHANNEL_LAYERS = layers
+    settings.LIVE_PING_SECONDS = 0.2
+    variant_stocked("MUG-DAY", on_hand=5)
+    user, token = user_with_token(email="ada@example.com")
+    buyer = customer_for_user(user=user)
+    _, staff_token = user_with_token(email="boss@example.com", is_staff=True, is_superuser=True)
+
+    async def body():
+        if who == "customer":
+            communicator, _ = await connected_customer(token)
+        else:
+            communicator = socket("/ws/v1/staff")
+            await communicator.connect()
+            await communicator.send_json_to({"type": "auth", "token": staff_token})
+            assert (await communicator.receive_json_from(timeout=2))["type"] == "snapshot"
+        # when: the socket stays open for three memberships' lengths
+        await _answering_pings(communicator, 3)
+        order = await committed(order_new, buyer, ("MUG-DAY", 1))
+        heard = await _next_push(communicator)
+        await communicator.disconnect()
+        return order, heard
+
+    order, heard = scenario(body)
+
+    # then
+    assert heard is not None and (heard["event"], heard["number"]) == ("placed", order.number)

@@ -19,6 +19,7 @@ from config.logging import request_id_var
 from inventory.models import StockMovement, StockPolicy
 from inventory.services import stock_receive, stock_safety_set
 from live import consumers, receivers
+from live import selectors as live_selectors
 from live.connections import connections
 from live.hub import hub_for
 from live.models import StockVersion
@@ -893,6 +894,33 @@ def test_a_stock_socket_that_failed_is_followed_no_more(monkeypatch):
     before, code, after = scenario(body)
 
     assert (before, code, after) == (1, consumers.CLOSE_INTERNAL_ERROR, 0)
+
+
+def test_a_stock_socket_cancelled_while_reading_its_snapshot_is_followed_no_more(monkeypatch):
+    # given: a snapshot read slower than the server waits for an application its client left
+    mug = variant_stocked("MUG-GONE", on_hand=5)
+    read = live_selectors.stock_states
+
+    def slow_read(**kwargs):
+        time.sleep(1.0)
+        return read(**kwargs)
+
+    monkeypatch.setattr(live_selectors, "stock_states", slow_read)
+
+    async def body():
+        communicator = socket("/ws/v1/stock")
+        await communicator.connect()
+        await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-GONE"]})
+        await asyncio.sleep(0.3)  # it follows the SKU, and reads its snapshot
+        hub = hub_for(get_channel_layer())
+        during = len(hub.followers.get(mug.pk, ()))
+        # when: the client goes, and the server cancels the application it waited 0.3 s for
+        await communicator.disconnect(timeout=0.3)
+        await asyncio.sleep(1.2)
+        return during, len(hub.followers.get(mug.pk, ()))
+
+    # then: the cancelled socket let go of the hub
+    assert scenario(body) == (1, 0)
 
 
 def test_a_client_sending_too_fast_is_refused_then_closed(settings):
