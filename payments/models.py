@@ -83,6 +83,14 @@ class Refund(models.Model):
     provider_reference = models.CharField(max_length=128)
     reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_by = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="For a refund Stockwire issued: the provider's reference (or event id) of "
+        "the refund.succeeded that confirmed it; empty until then.",
+    )
 
     class Meta:
         constraints = [

@@ -421,6 +421,52 @@ def test_a_refund_amount_the_provider_writes_1e1_is_said_10_00_to_the_customer(
     assert "We refunded 10.00 EUR" in notice.body
 
 
+@pytest.mark.parametrize("refund_reference", ["re_9", None])
+def test_the_providers_confirmation_of_a_partial_refund_stockwire_gave_is_not_a_second_one(
+    order, django_capture_on_commit_callbacks, refund_reference
+):
+    # given: 2 mugs paid (29.90), one cancelled and refunded by Stockwire (12.50)
+    webhook_handle(**signed(payment_event(order, payment_reference="pay_9")))
+    order.refresh_from_db()
+    order_lines_cancel(order=order, lines=[LineRequest(sku="MUG-1", quantity=1)], reason="oos")
+    mail.outbox.clear()
+    confirmation = payment_event(order, event_type="refund.succeeded", payment_reference="pay_9")
+    confirmation["data"]["amount"] = "12.50"
+    if refund_reference:
+        confirmation["data"]["refund_reference"] = refund_reference
+
+    # when: the provider confirms it under its own id, or with none
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_handle(**signed(confirmation))
+
+    # then: it confirms the refund Stockwire gave; nothing more is refunded or said
+    assert list(Refund.objects.values_list("amount", "confirmed_by")) == [
+        (Decimal("12.50"), refund_reference or confirmation["id"])
+    ]
+    assert CreditNote.objects.count() == 1
+    assert not [m for m in mail.outbox if m.subject.startswith("Refund for order")]
+    order.refresh_from_db()
+    assert not order.needs_attention
+
+
+def test_a_provider_refund_of_another_amount_beside_stockwires_is_its_own(order):
+    # given: Stockwire refunded 12.50 of the 29.90 paid
+    webhook_handle(**signed(payment_event(order, payment_reference="pay_9")))
+    order.refresh_from_db()
+    order_lines_cancel(order=order, lines=[LineRequest(sku="MUG-1", quantity=1)], reason="oos")
+    other = payment_event(order, event_type="refund.succeeded", payment_reference="pay_9")
+    other["data"].update(amount="4.90", refund_reference="re_shipping")
+
+    # when: the provider refunds 4.90 of its own accord
+    webhook_handle(**signed(other))
+
+    # then: it is recorded beside Stockwire's
+    assert sorted(Refund.objects.values_list("amount", flat=True)) == [
+        Decimal("4.90"),
+        Decimal("12.50"),
+    ]
+
+
 def test_provider_refund_marks_the_order_refunded(order):
     # given
     webhook_handle(**signed(payment_event(order, payment_reference="pay_9")))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Round
 from django.utils import timezone
 
@@ -47,6 +47,28 @@ REFUNDABLE = (
 # reference is. Partial refunds are numbered after it.
 OWN_REFUND_REFERENCE = "stockwire-refund-{payment_id}"
 OWN_PARTIAL_REFUND_REFERENCE = "stockwire-refund-{payment_id}-{number}"
+
+
+def own_refund_confirmed(*, payment: Payment, reference: str, amount: Decimal) -> bool:
+    """Whether a provider's `refund.succeeded` confirms a refund Stockwire issued of `payment`
+    (locked by the caller), marking it confirmed if so.
+
+    It does when it names that refund's reference, or, naming none of Stockwire's (a provider
+    that confirms under its own id, or with none: the event's id then), when it is of the
+    amount of one that no event has confirmed yet, the oldest first. Without this a partial
+    refund Stockwire gave back would be counted a second time when confirmed.
+    """
+    own = payment.refunds.filter(
+        Q(provider_reference=OWN_REFUND_REFERENCE.format(payment_id=payment.pk))
+        | Q(provider_reference__startswith=f"{OWN_REFUND_REFERENCE.format(payment_id=payment.pk)}-")
+    )
+    named = own.filter(provider_reference=reference).first()
+    confirmed = named or own.filter(confirmed_by="", amount=amount).order_by("pk").first()
+    if confirmed is None:
+        return False
+    if not confirmed.confirmed_by:
+        Refund.objects.filter(pk=confirmed.pk).update(confirmed_by=reference)
+    return True
 
 
 class RefundError(Exception):

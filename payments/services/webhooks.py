@@ -24,6 +24,7 @@ from orders.services import InvalidTransition, order_flag, order_lock, order_mar
 from payments.models import Payment, PaymentStatus, ProcessedEvent, Refund, UnmatchedKind
 from payments.services.refunds import (
     OWN_REFUND_REFERENCE,
+    own_refund_confirmed,
     payment_left_to_refund,
     refund_apply,
     refund_issued_send,
@@ -337,6 +338,8 @@ def refund_record(*, provider: str, event: PaymentEvent) -> Refund | None:
     order = payment.order
     order_status = order_lock(order=order)
     payment = Payment.objects.select_for_update(no_key=True).get(pk=payment.pk)
+    if own_refund_confirmed(payment=payment, reference=reference, amount=event.amount):
+        return None
     if payment.refunds.filter(provider_reference=reference).exists():
         return None
     if payment.status == PaymentStatus.REFUNDED:
