@@ -13,6 +13,39 @@ class _RolledBack(Exception):
     pass
 
 
+class _Holder:
+    """`hold()` run in a transaction of another thread, kept open until `release()`, which
+    then commits it (`commit`) or rolls it back. Started and holding once constructed."""
+
+    def __init__(self, hold: Callable[[], None], *, commit: bool) -> None:
+        self.error: BaseException | None = None
+        self._holding, self._released = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(hold, commit))
+        self._thread.start()
+        assert self._holding.wait(10)
+        assert self.error is None, self.error
+
+    def _run(self, hold: Callable[[], None], commit: bool) -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                self._holding.set()
+                self._released.wait(10)
+                if not commit:
+                    raise _RolledBack
+        except _RolledBack:
+            pass
+        except BaseException as error:  # reported to the test's thread
+            self.error = error
+            self._holding.set()
+        finally:
+            connections.close_all()
+
+    def release(self) -> None:
+        self._released.set()
+        self._thread.join(15)
+
+
 @contextmanager
 def held_by_another_transaction(hold: Callable[[], None]) -> Iterator[None]:
     """Run `hold()` in another thread's transaction, which stays open (and then rolls back)
@@ -21,30 +54,13 @@ def held_by_another_transaction(hold: Callable[[], None]) -> Iterator[None]:
     A statement of the block that waits on what `hold()` locked fails with `lock_timeout`
     instead of stalling, so a test proves by its outcome that nothing waited.
     """
-    holding, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        try:
-            with transaction.atomic():
-                hold()
-                holding.set()
-                release.wait(10)
-                raise _RolledBack
-        except _RolledBack:
-            pass
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(10)
+    holder = _Holder(hold, commit=False)
     with connection.cursor() as cursor:
         cursor.execute("SET lock_timeout = '300ms'")
     try:
         yield
     finally:
-        release.set()
-        thread.join(10)
+        holder.release()
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
 
@@ -67,21 +83,9 @@ def committed_while_waited_on(*, hold: Callable[[], None], waiter: Callable[[], 
     The race a test stages with it: a change that read its rows before another one committed,
     then waited on that one's lock, and goes on with what it read.
     """
-    holding, release = threading.Event(), threading.Event()
+    holder = _Holder(hold, commit=True)
     waiter_pid: list[int] = []
     outcome: dict[str, Any] = {}
-
-    def holder() -> None:
-        try:
-            with transaction.atomic():
-                hold()
-                holding.set()
-                release.wait(10)
-        except BaseException as error:  # reported by the caller's thread
-            outcome["hold"] = error
-            holding.set()
-        finally:
-            connections.close_all()
 
     def waiting() -> None:
         try:
@@ -94,19 +98,15 @@ def committed_while_waited_on(*, hold: Callable[[], None], waiter: Callable[[], 
         finally:
             connections.close_all()
 
-    held = threading.Thread(target=holder)
-    held.start()
-    assert holding.wait(10)
     waited = threading.Thread(target=waiting)
     waited.start()
     deadline = time.monotonic() + 10
     while not (waiter_pid and waits_on_a_lock(waiter_pid[0])) and time.monotonic() < deadline:
         time.sleep(0.01)
     was_waiting = bool(waiter_pid) and waits_on_a_lock(waiter_pid[0])
-    release.set()
-    held.join(15)
+    holder.release()
     waited.join(15)
-    assert "hold" not in outcome, outcome.get("hold")
+    assert holder.error is None, holder.error
     assert was_waiting, "the waiter never waited on a lock the holder took"
     if "error" in outcome:
         raise outcome["error"]
