@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
+from django.contrib.admin.utils import unquote
 from django.contrib.messages import WARNING
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.urls import path, reverse
 
 from core.admin import PermissionRequired
@@ -131,7 +132,10 @@ class ExtendedPageMixin:
             raise Http404(f"No page {slug} on {self.opts.verbose_name_plural}.")
         if not request.user.has_perm(tool.permission):
             raise PermissionRequired(tool.permission)
-        obj = get_object_or_404(self.model, pk=object_id)
+        # As the change page finds it: an address whose id is no key is not found, not a 500.
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} {object_id}.")
         if request.method != "POST" and not tool.offered(request, obj):
             self.message_user(request, f"{tool.label} does not apply to {obj} now.", WARNING)
             opts = self.opts

@@ -5,6 +5,7 @@ import re
 from django import forms
 
 from catalog.models import Variant
+from core.forms import ShownStateForm
 from inventory.models import (
     HOLD_REASONS,
     InventoryPolicy,
@@ -164,7 +165,7 @@ class PurchaseOrderForm(forms.Form):
 RECEIVE_FIELD_PREFIX = "line_"
 
 
-class PurchaseOrderReceiveForm(forms.Form):
+class PurchaseOrderReceiveForm(ShownStateForm):
     """Units delivered per line of an open purchase order (the rest by default)."""
 
     note = forms.CharField(max_length=200, required=False, help_text="Delivery note number.")
@@ -187,6 +188,12 @@ class PurchaseOrderReceiveForm(forms.Form):
             for line in self.purchase_order_lines
         }
         self.fields = {**units, **self.fields}
+        self.state_shown(
+            " ".join(
+                f"{line.pk}:{line.received}:{line.closed}"
+                for line in purchase_order.lines.order_by("pk")
+            )
+        )
 
     def units(self) -> list[PurchaseUnits]:
         return [

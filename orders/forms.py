@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 
 from django import forms
 
+from core.forms import SHOWN_FIELD, ShownStateForm
 from inventory.models import Warehouse
 from inventory.selectors import allocated_units
 from orders.models import Order, OrderLine
@@ -70,7 +71,7 @@ class ResolutionForm(OrderForm):
     )
 
 
-class LineUnitsForm(OrderForm):
+class LineUnitsForm(ShownStateForm, OrderForm):
     """Units per line of one order (one field a line, 0 to what the line has `left`), and
     what else an action on those units needs.
 
@@ -96,6 +97,13 @@ class LineUnitsForm(OrderForm):
             )
         # The lines first, then the form's own fields.
         self.fields = {**units, **self.fields}
+        self.state_shown(
+            " ".join(
+                f"{line.pk}:{line.shipped_quantity}:{line.cancelled_quantity}:"
+                f"{line.returned_quantity}:{line.backordered_quantity}"
+                for line in order.lines.order_by("id")
+            )
+        )
 
     def line_units(self) -> list[tuple[OrderLine, int]]:
         return [
@@ -122,7 +130,11 @@ class LineUnitsForm(OrderForm):
 
     @property
     def own(self) -> set[str]:
-        return {name for name in self.fields if not name.startswith(LINE_FIELD_PREFIX)}
+        return {
+            name
+            for name in self.fields
+            if not name.startswith(LINE_FIELD_PREFIX) and name != SHOWN_FIELD
+        }
 
 
 class ShipmentForm(LineUnitsForm, ParcelForm):

@@ -229,6 +229,12 @@ REFUND_INTRO = (
 )
 
 
+def _refund_what_is_left(**kwargs) -> Refund:
+    """`refund_issue` for staff: an order with nothing left to refund is a refusal to show,
+    not the last refund again (the API's answer to a repeated request)."""
+    return refund_issue(**kwargs, nothing_left_is_an_error=True)
+
+
 @admin.action(description="Refund the selected orders in full")
 def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
     return model_admin.run_with_form(
@@ -240,7 +246,7 @@ def refund_orders(model_admin, request: HttpRequest, queryset: QuerySet[Order]):
         submit="Refund",
         intro=REFUND_INTRO,
         verb="refunded",
-        service=refund_issue,
+        service=_refund_what_is_left,
         errors=(RefundError,),
     )
 
@@ -274,7 +280,7 @@ order_page.extend(
                     submit="Refund",
                     intro=REFUND_INTRO,
                     verb="refunded",
-                    service=refund_issue,
+                    service=_refund_what_is_left,
                     errors=(RefundError,),
                 ),
                 permission="payments.issue_refund",

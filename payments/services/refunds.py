@@ -148,11 +148,18 @@ def refund_issued_send(*, sender: Callable[..., object], refund: Refund, order: 
 
 @transaction.atomic
 def refund_issue(
-    *, order: Order, actor=None, reason: str = "", order_locked: bool = False
+    *,
+    order: Order,
+    actor=None,
+    reason: str = "",
+    order_locked: bool = False,
+    nothing_left_is_an_error: bool = False,
 ) -> Refund:
     """Refund in full what is left of the order's payment: the one that paid it while it
     stands, otherwise the newest other payment that succeeded (a payment that came after a
-    cancellation). A call with nothing left to refund returns the order's last refund.
+    cancellation). A call with nothing left to refund returns the order's last refund (a
+    repeated request's answer), or with `nothing_left_is_an_error` raises RefundError (staff
+    asking again must not be told it was refunded).
 
     The built-in `demo` provider refunds synchronously, so the Refund is recorded at once;
     a real provider would be asked by a task and confirm with a `refund.succeeded` event.
@@ -172,8 +179,10 @@ def refund_issue(
     )
     if payment is None:
         existing = Refund.objects.filter(order=order).order_by("-created_at", "-pk").first()
-        if existing is not None:
+        if existing is not None and not nothing_left_is_an_error:
             return existing
+        if existing is not None:
+            raise RefundError(f"order {order.number} has nothing left to refund")
         raise RefundError(f"order {order.number} has no payment to refund")
     refund = refund_apply(
         order=order,

@@ -333,3 +333,70 @@ def test_support_cancels_and_refunds_from_the_order_page(client, order):
     assert (order.status, other.status) == (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
     assert order.events.get(kind="cancelled").note == "customer called"
     assert Refund.objects.get(order=other).reason == "arrived broken"
+
+
+def test_a_tool_form_sent_twice_acts_once_and_says_the_order_changed(client):
+    # given: 4 mugs paid, of which the warehouse ships 2 from the shipment page
+    order = order_paid(variant=variant_stocked(on_hand=10), quantity=4)
+    line = order.lines.get()
+    client.force_login(staff_user("warehouse"))
+    form = {
+        f"units_{line.pk}": "2",
+        "warehouse": str(Warehouse.objects.get(code="main").pk),
+        "tracking_number": "TRK-1",
+        "carrier": "Royal Mail",
+        "shown": f"{line.pk}:0:0:0:0",
+    }
+    assert client.post(tool_url(order, "shipment"), form).status_code == 302
+
+    # when: the same form is sent again (a double click, the back button)
+    again = client.post(tool_url(order, "shipment"), form)
+
+    # then: one parcel; the page says why and shows the figures as they are now
+    line.refresh_from_db()
+    assert Fulfilment.objects.filter(order=order).count() == 1
+    assert line.shipped_quantity == 2
+    assert again.status_code == 200
+    assert "This changed since the page was shown" in again.content.decode()
+    assert f'value="{line.pk}:2:0:0:0"' in again.content.decode()
+
+
+def test_cancel_units_sent_twice_cancels_and_refunds_once(client):
+    # given
+    order = order_paid(variant=variant_stocked(on_hand=10), quantity=3)
+    line = order.lines.get()
+    client.force_login(staff_user("support"))
+    form = {f"units_{line.pk}": "1", "reason": "one too many", "shown": f"{line.pk}:0:0:0:0"}
+
+    # when
+    client.post(tool_url(order, "cancel-units"), form)
+    client.post(tool_url(order, "cancel-units"), form)
+
+    # then
+    line.refresh_from_db()
+    assert line.cancelled_quantity == 1
+    assert list(Refund.objects.filter(order=order).values_list("amount", flat=True)) == [
+        Decimal("12.50")
+    ]
+
+
+def test_refunding_an_order_with_nothing_left_says_so_instead_of_refunded(client):
+    # given: an order refunded once from its page
+    order = order_paid(variant=variant_stocked(on_hand=10), quantity=3)
+    client.force_login(staff_user("support"))
+    first = client.post(tool_url(order, "refund"), {"reason": "customer asked"}, follow=True)
+    assert f"{order.number} refunded." in messages_of(first)
+
+    # when: the page's form is sent again
+    second = client.post(tool_url(order, "refund"), {"reason": "customer asked"})
+
+    # then: nothing more was refunded, and staff are told so
+    assert Refund.objects.filter(order=order).count() == 1
+    assert "has nothing left to refund" in second.content.decode()
+
+
+@pytest.mark.parametrize("object_id", ["abc", "1.5", "SW-ABC123"])
+def test_a_tool_page_of_an_id_that_is_no_key_is_not_found(client, object_id):
+    client.force_login(staff_user("warehouse"))
+
+    assert client.get(f"/admin/orders/order/{object_id}/tools/ship/").status_code == 404

@@ -395,3 +395,28 @@ def test_a_policy_save_refused_after_the_form_allowed_it_says_so_and_changes_not
     ]
     policy = StockPolicy.objects.get(variant=variant)
     assert (policy.policy, policy.limit, policy.backordered) == ("backorder", 5, 5)
+
+
+def test_a_delivery_received_twice_from_the_same_page_is_received_once(client):
+    # given: 10 mugs on order, 4 delivered and received from the purchase order's page
+    variant = variant_stocked(on_hand=0)
+    purchase_order = purchase_order_create(
+        number="PO-90",
+        supplier="Potteries Ltd",
+        warehouse=warehouse_main(),
+        expected_on=datetime.date(2027, 5, 1),
+        lines=[PurchaseUnits(variant.pk, 10)],
+    )
+    line = purchase_order.lines.get()
+    client.force_login(staff_user("warehouse"))
+    url = f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/receive/"
+    form = {f"line_{line.pk}": "4", "note": "DN-1", "shown": f"{line.pk}:0:0"}
+    assert client.post(url, form).status_code == 302
+
+    # when: the same delivery note is submitted again
+    again = client.post(url, form)
+
+    # then
+    level = StockLevel.objects.get(variant=variant)
+    assert (level.on_hand, level.incoming) == (4, 6)
+    assert "This changed since the page was shown" in again.content.decode()
