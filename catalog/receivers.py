@@ -5,15 +5,13 @@ is kept current inside the saving transaction; image files leave storage and thu
 requested only once the transaction has committed.
 """
 
-from functools import partial
-
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from catalog import services
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
+from core.commit import on_commit_robust
 from outbox.services import outbox_enqueue
 
 # The stored values `remember_previous_values` notes as `instance._previous_<name>`.
@@ -138,5 +136,7 @@ def delete_image_files_on_commit(sender, instance, **kwargs) -> None:
 
 
 def _delete_file_on_commit(instance: ProductImage, field_name: str, name: str) -> None:
+    """Robust: storage that fails (an object store out of reach) leaves the file behind,
+    logged, and never stops the commit's later callbacks (the cache's invalidation)."""
     storage = instance._meta.get_field(field_name).storage
-    transaction.on_commit(partial(storage.delete, name))
+    on_commit_robust(storage.delete, name)

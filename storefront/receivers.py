@@ -1,18 +1,16 @@
 """Receivers of the storefront app: keep the read cache true after every committed change.
 
-Each one only schedules `storefront.cache` invalidation with `transaction.on_commit`: a change
+Each one only schedules `storefront.cache` invalidation after the commit (robust): a change
 that rolls back invalidates nothing, and a reader never rebuilds an entry from data a still-open
 transaction is about to change. Fixture loading (`raw`) is left alone, as everywhere.
 """
 
-from functools import partial
-
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from catalog.models import Category, Collection, Product, ProductImage, Variant
 from catalog.signals import catalog_changed
+from core.commit import on_commit_robust
 from inventory.models import Warehouse
 from inventory.signals import stock_changed
 from reviews.signals import product_reviews_changed
@@ -25,7 +23,7 @@ def invalidate_cached_product(sender, instance, raw=False, **kwargs) -> None:
     """A product's name, text, state or slug changed, or it went: its detail and all pages."""
     if raw:
         return
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=[instance.pk]))
+    on_commit_robust(cache.products_invalidate, product_ids=[instance.pk])
 
 
 @receiver(post_save, sender=Variant, dispatch_uid="storefront.variant_saved")
@@ -43,7 +41,7 @@ def invalidate_cached_product_of_part(sender, instance, signal, raw=False, **kwa
     product_ids = {instance.product_id}
     if signal is post_save and instance._previous_product_id is not None:
         product_ids.add(instance._previous_product_id)
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=sorted(product_ids)))
+    on_commit_robust(cache.products_invalidate, product_ids=sorted(product_ids))
 
 
 @receiver(post_save, sender=Category, dispatch_uid="storefront.category_saved")
@@ -52,7 +50,7 @@ def invalidate_cached_category(sender, instance, raw=False, **kwargs) -> None:
     """Entries show their category's slug, and category filters span the tree."""
     if raw:
         return
-    transaction.on_commit(partial(cache.category_invalidate, category_id=instance.pk))
+    on_commit_robust(cache.category_invalidate, category_id=instance.pk)
 
 
 @receiver(post_save, sender=Collection, dispatch_uid="storefront.collection_saved")
@@ -61,7 +59,7 @@ def invalidate_cached_pages_for_collection(sender, instance, raw=False, **kwargs
     """A collection changes what lists around it show; product details are unaffected."""
     if raw:
         return
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=[]))
+    on_commit_robust(cache.products_invalidate, product_ids=[])
 
 
 @receiver(
@@ -72,13 +70,13 @@ def invalidate_cached_collection_products(sender, instance, action, pk_set, **kw
     if action not in {"post_add", "post_remove", "post_clear"}:
         return
     product_ids = [instance.pk] if isinstance(instance, Product) else sorted(pk_set or [])
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=product_ids))
+    on_commit_robust(cache.products_invalidate, product_ids=product_ids)
 
 
 @receiver(catalog_changed, dispatch_uid="storefront.catalog_changed")
 def invalidate_cached_products_changed_in_bulk(sender, product_ids, **kwargs) -> None:
     """Bulk paths (import, price changes) send no model signals, only this one."""
-    transaction.on_commit(partial(cache.products_invalidate, product_ids=list(product_ids)))
+    on_commit_robust(cache.products_invalidate, product_ids=list(product_ids))
 
 
 @receiver(post_save, sender=Warehouse, dispatch_uid="storefront.warehouse_saved")
@@ -89,7 +87,7 @@ def invalidate_cache_for_warehouse(sender, instance, raw=False, **kwargs) -> Non
     admin): every entry is dropped rather than the warehouse's products looked up."""
     if raw:
         return
-    transaction.on_commit(cache.everything_invalidate)
+    on_commit_robust(cache.everything_invalidate)
 
 
 @receiver(stock_changed, dispatch_uid="storefront.stock_changed")
@@ -106,12 +104,10 @@ def invalidate_cached_availability(
     pages showing these products are rebuilt, and the pages filtered by availability only when
     a level ran out or came back: the rest of the catalog stays cached while orders come in.
     """
-    transaction.on_commit(
-        partial(
-            cache.stock_invalidate,
-            product_ids=list(product_ids),
-            in_stock_may_have_changed=availability_crossed_zero,
-        )
+    on_commit_robust(
+        cache.stock_invalidate,
+        product_ids=list(product_ids),
+        in_stock_may_have_changed=availability_crossed_zero,
     )
 
 
@@ -120,8 +116,6 @@ def invalidate_cached_reviews(sender, product_ids, rating_changed, **kwargs) -> 
     """Review pages show approved reviews; details and pages show the rating, and pages ordered
     or filtered by rating hold other products once it moves. A vote or a text change rebuilds
     only the review pages."""
-    transaction.on_commit(
-        partial(
-            cache.reviews_invalidate, product_ids=list(product_ids), rating_changed=rating_changed
-        )
+    on_commit_robust(
+        cache.reviews_invalidate, product_ids=list(product_ids), rating_changed=rating_changed
     )

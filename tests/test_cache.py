@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache, caches
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import override_settings
@@ -246,6 +247,29 @@ def test_an_image_moved_to_another_product_leaves_the_old_products_detail(
     # then
     assert detail(client)["images"] == []
     assert [i["alt_text"] for i in detail(client, slug="tea-cup")["images"]] == ["front"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_deleted_while_its_storage_fails_is_gone_from_the_next_read(
+    client, shirt, monkeypatch
+):
+    # given: a cached product with an image, and a storage that stops answering
+    image = ProductImage.objects.create(
+        product=shirt, image=SimpleUploadedFile("front.gif", GIF), alt_text="front"
+    )
+    warm(client)
+
+    def unreachable(self, name):
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(FileSystemStorage, "delete", unreachable)
+
+    # when: staff delete the image; the file's delete after the commit fails
+    ProductImage.objects.get(pk=image.pk).delete()
+
+    # then: the failure is the storage's alone: the pages drop the image at once
+    assert detail(client)["images"] == []
+    assert client.get("/api/v1/products").json()["items"][0]["images"] == []
 
 
 def test_received_stock_shows_on_the_next_read(client, shirt, django_capture_on_commit_callbacks):

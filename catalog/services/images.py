@@ -2,7 +2,6 @@
 
 import io
 import warnings
-from functools import partial
 from pathlib import PurePosixPath
 
 from django.core.files.base import ContentFile
@@ -10,6 +9,7 @@ from django.db import transaction
 from PIL import Image, ImageOps
 
 from catalog.models import Product, ProductImage
+from core.commit import on_commit_robust
 
 # Longest side of a thumbnail in pixels: sharp on a retina product grid, a few kB as JPEG.
 THUMBNAIL_SIZE = (320, 320)
@@ -54,7 +54,7 @@ def product_image_thumbnail_make(*, image_id: int) -> bool:
     with transaction.atomic():
         current = ProductImage.objects.select_for_update().filter(pk=image_id).first()
         if current is None or current.image.name != source_name or current.thumbnail:
-            transaction.on_commit(partial(storage.delete, name))
+            on_commit_robust(storage.delete, name)
             return False
         current.thumbnail.name = name
         current.save(update_fields=["thumbnail", "updated_at"])
