@@ -395,6 +395,26 @@ def test_invoice_document_is_downloaded_by_its_customer_only(
     assert anonymous.status_code == 401
 
 
+def test_an_invoice_document_the_storage_cannot_read_is_a_503_problem_not_a_500(
+    client, ada, shirt, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    # given: a paid order's rendered invoice, whose file the media storage then lost
+    settings.MEDIA_ROOT = tmp_path
+    order = order_post(ada, lines=[{"sku": "SHIRT-M", "quantity": 1}]).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        paid(client, order["number"], order["total"])
+    for rendered in tmp_path.rglob("INV-*.html"):
+        rendered.unlink()
+
+    # when
+    response = ada.get(f"/api/v1/orders/{order['number']}/invoice/document")
+
+    # then
+    assert response.status_code == 503
+    assert response.json()["code"] == "document_unavailable"
+    assert response["Retry-After"] == "60"
+
+
 @pytest.fixture
 def urls_of_a_debug_server(settings, tmp_path):
     """The URLs `runserver` serves with DEBUG on (`make run`), media in `tmp_path`."""

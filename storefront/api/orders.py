@@ -4,6 +4,7 @@ Orders are looked up through the caller's customer only, so another customer's o
 answers 404 exactly like a number that does not exist.
 """
 
+import logging
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any
@@ -22,6 +23,10 @@ from storefront.api.errors import ApiError, ConflictProblem, Problem, Validation
 from storefront.api.pages import DEFAULT_PAGE_SIZE, Limit, Offset, listing_total
 from storefront.api.schemas import InvoiceOut, OrderIn, OrderOut, OrderPageOut, money
 from storefront.api.security import token_auth
+
+logger = logging.getLogger("stockwire.api")
+# A storage that does not answer is usually back within a minute.
+DOCUMENT_RETRY_AFTER_SECONDS = 60
 
 router = Router(tags=["orders"], auth=token_auth)
 
@@ -286,11 +291,21 @@ def order_invoice_document(request: HttpRequest, number: OrderNumber):
     invoice = _customer_invoice(request, number)
     if not invoice.document:
         raise ApiError(404, "not_found", f"The invoice of {number} is still being rendered.")
+    try:
+        document = invoice.document.open("rb")
+    except OSError as error:  # the media storage out of reach, or the file lost
+        logger.error(
+            "invoice document %s cannot be read: %s", invoice.document.name, error, exc_info=True
+        )
+        raise ApiError(
+            503,
+            "document_unavailable",
+            f"The invoice of {number} cannot be read now; try again later.",
+            headers={"Retry-After": str(DOCUMENT_RETRY_AFTER_SECONDS)},
+        ) from error
     return _private(
         FileResponse(
-            invoice.document.open("rb"),
-            content_type="text/html; charset=utf-8",
-            filename=f"{invoice.number}.html",
+            document, content_type="text/html; charset=utf-8", filename=f"{invoice.number}.html"
         )
     )
 
