@@ -13,6 +13,7 @@ from model_bakery import baker
 from config.celery import app as celery_app
 from outbox.models import OutboxMessage
 from outbox.services import RELAY_CHANNEL, outbox_enqueue
+from tests.embedded_helpers import embedded_env, manage
 from tests.faults import FORWARD, REFUSE, BrokerGate, backend_terminate, relay_loop, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -183,3 +184,14 @@ def test_requests_committed_while_no_relay_listens_are_published_when_one_starts
         assert wait_until(lambda: _sent(first) and _sent(second), timeout=20), relay.output
         relay.stop()
     assert sorted(relay.queued) == sorted([str(first.pk), str(second.pk)])
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "nan", "inf", "soon"])
+def test_the_relay_refuses_an_interval_that_is_no_wait(interval, tmp_path):
+    # when
+    done = manage("outbox_relay", "--loop", f"--interval={interval}", env=embedded_env(tmp_path))
+
+    # then: a usage error at once, not a busy loop nor a traceback
+    assert done.returncode == 2
+    assert "must be a number of seconds above 0" in done.stderr
+    assert "Traceback" not in done.stderr

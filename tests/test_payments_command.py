@@ -1,5 +1,7 @@
 """`manage.py pay_order` pays a demo order through a running server's signed webhook."""
 
+import socket
+import urllib.request
 from io import StringIO
 
 import pytest
@@ -59,3 +61,26 @@ def test_pay_order_on_a_cancelled_order_says_the_payment_was_flagged_and_fails(
 def test_pay_order_names_an_unknown_order():
     with pytest.raises(CommandError, match="no order SW-NOTHERE"):
         call_command("pay_order", "SW-NOTHERE", url="http://127.0.0.1:9")
+
+
+@pytest.mark.django_db
+def test_pay_order_tells_of_a_server_that_never_answers(monkeypatch):
+    # given: a server that takes the connection and never answers (the command waits 1 s)
+    variant_stocked("MUG-1", on_hand=5)
+    order = order_new(customer_new(), ("MUG-1", 1))
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    opened = urllib.request.urlopen
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda request, timeout: opened(request, timeout=1)
+    )
+
+    # when / then: a one-line refusal, not a traceback
+    try:
+        with pytest.raises(CommandError, match="gave no answer"):
+            call_command(
+                "pay_order", order.number, "--url", f"http://127.0.0.1:{silent.getsockname()[1]}"
+            )
+    finally:
+        silent.close()

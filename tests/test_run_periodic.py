@@ -2,6 +2,9 @@
 so unpaid orders expire after RESERVATION_TTL_MINUTES as the confirmation e-mail promises."""
 
 import datetime
+import signal
+import subprocess
+import sys
 
 import pytest
 from django.core import mail
@@ -10,8 +13,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from config.management.commands.run_periodic import due_entries
+from conftest import PROJECT_DIR
 from inventory.selectors import availability_by_variant
 from orders.models import Order, OrderStatus
+from tests.embedded_helpers import embedded_env, manage
 from tests.orders_helpers import customer_new, order_new, variant_stocked, warehouse
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +80,41 @@ def test_an_entry_is_due_once_its_interval_has_passed_since_its_last_run():
 
     # then
     assert due == ["every-minute"]
+
+
+def test_once_exits_non_zero_naming_the_tasks_that_failed(tmp_path):
+    # given: the embedded default on a database never migrated: every task fails
+    env = embedded_env(tmp_path)
+
+    # when
+    done = manage("run_periodic", "--once", env=env)
+
+    # then
+    assert done.returncode == 1
+    (summary,) = [line for line in done.stderr.splitlines() if "periodic task(s) failed:" in line]
+    assert "orders-expire-unpaid" in summary
+
+
+def test_sigterm_stops_it_between_tasks_with_exit_0(tmp_path):
+    # given: the scheduler running as `make run` starts it
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_periodic"],
+        cwd=PROJECT_DIR,
+        env=embedded_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "running" in process.stdout.readline()
+
+        # when: `make run` ends, as its trap stops it
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    # then: it stopped, it was not killed
+    assert code == 0

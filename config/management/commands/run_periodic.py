@@ -9,7 +9,8 @@ one `celery beat` instead.
 """
 
 import logging
-import time
+import signal
+import threading
 from datetime import datetime, timedelta
 
 from celery import current_app
@@ -41,8 +42,9 @@ def due_entries(entries: dict[str, dict], last_run_at: dict[str, datetime]) -> l
     ]
 
 
-def run_entry(name: str, entry: dict) -> None:
-    """Run one entry's task in this process; log its failure and keep going, as beat would."""
+def run_entry(name: str, entry: dict) -> bool:
+    """Run one entry's task in this process; log its failure and keep going, as beat would.
+    Return whether it succeeded."""
     connections_renew()
     try:
         result = current_app.tasks[entry["task"]].apply(
@@ -50,10 +52,13 @@ def run_entry(name: str, entry: dict) -> None:
         )
         if result.failed():
             logger.error("periodic task %s failed: %r", name, result.result)
-        elif result.result:
+            return False
+        if result.result:
             logger.info("periodic task %s: %s", name, result.result)
+        return True
     except Exception:
         logger.exception("periodic task %s failed", name)
+        return False
     finally:
         connections_renew()
 
@@ -76,17 +81,21 @@ class Command(BaseCommand):
         current_app.loader.import_default_modules()
         entries = settings.CELERY_BEAT_SCHEDULE
         if once:
-            for name, entry in entries.items():
-                run_entry(name, entry)
+            failed = [name for name, entry in entries.items() if not run_entry(name, entry)]
+            if failed:
+                raise CommandError(f"{len(failed)} periodic task(s) failed: {', '.join(failed)}")
             return
+        # SIGTERM (how `make run` stops it) and Ctrl-C end it between tasks, never inside one.
+        stopping = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
         self.stdout.write(f"running {len(entries)} periodic tasks on their schedules")
         started = timezone.now()
         last_run_at = dict.fromkeys(entries, started)
-        try:
-            while True:
-                for name in due_entries(entries, last_run_at):
-                    last_run_at[name] = timezone.now()
-                    run_entry(name, entries[name])
-                time.sleep(MAX_SLEEP_SECONDS)
-        except KeyboardInterrupt:
-            return
+        while not stopping.is_set():
+            for name in due_entries(entries, last_run_at):
+                if stopping.is_set():
+                    break
+                last_run_at[name] = timezone.now()
+                run_entry(name, entries[name])
+            stopping.wait(MAX_SLEEP_SECONDS)

@@ -80,4 +80,7 @@ class Command(BaseCommand):
         for line, message in report.errors:
             self.stderr.write(f"line {line}: {message}")
         if report.errors:
-            raise CommandError(f"{len(report.errors)} bad row(s) were not imported (see above)")
+            raise CommandError(
+                f"{len(report.errors)} bad row(s) (see above): a row refused for its on_hand or "
+                "its policy still set its product's and variant's cells, any other imported nothing"
+            )

@@ -5,7 +5,9 @@ it LISTENs for the NOTIFY each request's transaction sends on commit and drains 
 its timed passes (rows the broker refused, requests lost after their publish).
 """
 
+import argparse
 import logging
+import math
 import signal
 import threading
 import time
@@ -26,12 +28,27 @@ from outbox.services import (
 logger = logging.getLogger(__name__)
 
 LOOP_INTERVAL_SECONDS = 5
+MAX_INTERVAL_SECONDS = 3600
 # A listening loop waits for a notification in slices this long, so SIGTERM stops it promptly.
 LISTEN_SLICE_SECONDS = 0.5
 # While the database is unreachable the loop waits twice as long after each failed pass, up to
 # this: a restart or a failover is noticed within a minute, and a long outage costs one log
 # line a minute, not one every interval.
 LOOP_BACKOFF_CAP_SECONDS = 60
+
+
+def _seconds_between_passes(value: str) -> float:
+    """A wait of more than 0 and at most an hour: 0, a negative or NaN would relay in a busy
+    loop, infinity would fail the first wait."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {MAX_INTERVAL_SECONDS}"
+        )
+    return seconds
 
 
 class Command(BaseCommand):
@@ -52,9 +69,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--interval",
-            type=float,
+            type=_seconds_between_passes,
             default=LOOP_INTERVAL_SECONDS,
-            help="seconds between passes with --loop",
+            help="seconds between passes with --loop (more than 0, at most 3600)",
         )
 
     def handle(self, *args, loop: bool, now: bool, interval: float, **options) -> None:

@@ -49,6 +49,10 @@ class Command(BaseCommand):
             ) from error
         except urllib.error.URLError as error:
             raise CommandError(f"cannot reach {url}: {error.reason}") from error
+        except (OSError, ValueError) as error:  # no answer in time; a malformed --url
+            raise CommandError(
+                f"{url} gave no answer ({error}); check the order before sending again"
+            ) from error
         self._check_paid(order=order, reference=event["data"]["payment_reference"])
         self.stdout.write(
             f"sent {event['id']} for {order.number} ({order.total} {order.currency}): {status}"
