@@ -271,6 +271,17 @@ def test_a_purchase_order_line_with_units_that_are_not_a_plain_number_is_refused
     assert not PurchaseOrder.objects.exists()
 
 
+def on_order(number: str, variant, units: int) -> PurchaseOrder:
+    """A purchase order of `units` of `variant` from Potteries Ltd into main, due in May."""
+    return purchase_order_create(
+        number=number,
+        supplier="Potteries Ltd",
+        warehouse=warehouse_main(),
+        expected_on=datetime.date(2027, 5, 1),
+        lines=[PurchaseUnits(variant.pk, units)],
+    )
+
+
 def _purchase_order_placed(client, number: str, lines: str):
     return client.post(
         f"{PURCHASE_ORDERS_URL}place/",
@@ -303,20 +314,8 @@ def test_units_beyond_what_a_level_holds_are_refused_when_ordered_and_when_recei
     # hand for which 10 units are on order
     full = variant_stocked(sku="MUG-FULL", on_hand=0)
     nearly = variant_stocked(sku="MUG-NEAR", on_hand=MAX_UNITS - 5)
-    purchase_order_create(
-        number="PO-81",
-        supplier="Potteries Ltd",
-        warehouse=warehouse_main(),
-        expected_on=datetime.date(2027, 5, 1),
-        lines=[PurchaseUnits(variant_id=full.pk, quantity=MAX_UNITS)],
-    )
-    due = purchase_order_create(
-        number="PO-82",
-        supplier="Potteries Ltd",
-        warehouse=warehouse_main(),
-        expected_on=datetime.date(2027, 5, 1),
-        lines=[PurchaseUnits(variant_id=nearly.pk, quantity=10)],
-    )
+    on_order("PO-81", full, MAX_UNITS)
+    due = on_order("PO-82", nearly, 10)
     client.force_login(staff_user("warehouse"))
 
     # when
@@ -338,13 +337,7 @@ def test_units_beyond_what_a_level_holds_are_refused_when_ordered_and_when_recei
 def test_a_clerk_closing_a_purchase_order_another_clerk_just_closed_is_told_so(client, monkeypatch):
     # given: an open purchase order; a second clerk's page read it open
     variant = variant_stocked(on_hand=0)
-    purchase_order = purchase_order_create(
-        number="PO-80",
-        supplier="Potteries Ltd",
-        warehouse=warehouse_main(),
-        expected_on=datetime.date(2027, 5, 1),
-        lines=[PurchaseUnits(variant.pk, 4)],
-    )
+    purchase_order = on_order("PO-80", variant, 4)
     client.force_login(staff_user("warehouse"))
 
     def first_clerk_closes_it_then(**kwargs):
@@ -400,13 +393,7 @@ def test_a_policy_save_refused_after_the_form_allowed_it_says_so_and_changes_not
 def test_a_delivery_received_twice_from_the_same_page_is_received_once(client):
     # given: 10 mugs on order, 4 delivered and received from the purchase order's page
     variant = variant_stocked(on_hand=0)
-    purchase_order = purchase_order_create(
-        number="PO-90",
-        supplier="Potteries Ltd",
-        warehouse=warehouse_main(),
-        expected_on=datetime.date(2027, 5, 1),
-        lines=[PurchaseUnits(variant.pk, 10)],
-    )
+    purchase_order = on_order("PO-90", variant, 10)
     line = purchase_order.lines.get()
     client.force_login(staff_user("warehouse"))
     url = f"{PURCHASE_ORDERS_URL}{purchase_order.pk}/receive/"
