@@ -1,7 +1,9 @@
 """Demo commands write accounts whose passwords the README publishes: development only."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+
+from core.commands import DatabaseCommand
 
 REFUSAL = (
     "DEBUG is off, so this looks like a real deployment, and {command} would create accounts "
@@ -10,7 +12,7 @@ REFUSAL = (
 )
 
 
-class DevelopmentOnlyCommand(BaseCommand):
+class DevelopmentOnlyCommand(DatabaseCommand):
     """A command refused with DEBUG off unless `--force` is given."""
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> CommandParser:

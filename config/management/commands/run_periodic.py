@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from celery import current_app
 from celery.schedules import BaseSchedule, schedule
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.commands import DatabaseCommand
 from outbox.services import connections_renew
 
 logger = logging.getLogger("stockwire.periodic")
@@ -63,7 +64,7 @@ def run_entry(name: str, entry: dict) -> bool:
         connections_renew()
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Run the periodic tasks (CELERY_BEAT_SCHEDULE) in this process on their schedules, for "
         "the embedded default without a broker; --once runs each once and exits."

@@ -2,8 +2,9 @@
 
 import time
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 
+from core.commands import DatabaseCommand
 from inventory.catalog_csv import ImportFileError, catalog_csv_read
 from inventory.catalog_import import catalog_import_rows
 
@@ -44,7 +45,7 @@ class ProgressBar:
         self.stream.write("")
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Import a catalog CSV (sku,product,variant,category,price,warehouse,on_hand"
         "[,low_stock_threshold,description,is_active,policy,policy_limit,release_date]); running "

@@ -1,11 +1,12 @@
 """`manage.py inventory_verify`: replay the stock ledger and compare it with every level."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.commands import DatabaseCommand
 from inventory.selectors import backorder_drift, stock_drift
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Replay the stock ledger (sum of movements per level) and compare every bucket of every "
         "stock level with it (on hand, reserved, incoming, unavailable, safety stock), the units "

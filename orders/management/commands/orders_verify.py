@@ -1,11 +1,12 @@
 """`manage.py orders_verify`: order lines against what inventory says they wait for."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.commands import DatabaseCommand
 from orders.selectors import backordered_lines_drift
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Compare each order line's back-ordered units with the units inventory's backorder of "
         "its order and variant waits for (`inventory_verify` checks inventory's own figures); "

@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from core.commands import DatabaseCommand
 from orders.services import counters_reconcile
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Recompute the derived sales counters from orders and repair any drift."
 
     def handle(self, *args, **options) -> None:

@@ -13,9 +13,10 @@ import threading
 import time
 
 import psycopg
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import InterfaceError, OperationalError, connections
 
+from core.commands import DatabaseCommand
 from outbox.services import (
     RELAY_GRACE,
     RELAY_WOKEN_GRACE,
@@ -51,7 +52,7 @@ def _seconds_between_passes(value: str) -> float:
     return seconds
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Publish unsent outbox rows to the broker. Without --loop, one pass that tries every "
         "due row once; with --loop, such a pass every few seconds until stopped, and at once "

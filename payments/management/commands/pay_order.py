@@ -2,8 +2,9 @@ import urllib.error
 import urllib.request
 import uuid
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.commands import DatabaseCommand
 from orders.models import Order
 from payments.demo_provider import demo_event, demo_event_signed
 from payments.models import Payment
@@ -11,7 +12,7 @@ from payments.models import Payment
 WEBHOOK_PATH = "/api/v1/payments/webhook"
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Pay a demo order by hand: send a correctly signed `payment.succeeded` event for the "
         "order's total to a running server, as the payment provider would. Exits non-zero "

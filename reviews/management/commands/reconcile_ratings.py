@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from core.commands import DatabaseCommand
 from reviews.services import ratings_reconcile
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Recount product ratings and reviews' helpful votes and repair any drift."
 
     def handle(self, *args, **options) -> None:
