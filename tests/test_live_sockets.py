@@ -897,30 +897,39 @@ def test_a_stock_socket_that_failed_is_followed_no_more(monkeypatch):
 
 
 def test_a_stock_socket_cancelled_while_reading_its_snapshot_is_followed_no_more(monkeypatch):
-    # given: a snapshot read slower than the server waits for an application its client left
+    # given: a snapshot read that lasts until the test lets it end
     mug = variant_stocked("MUG-GONE", on_hand=5)
     read = live_selectors.stock_states
+    reading, finish = threading.Event(), threading.Event()
 
-    def slow_read(**kwargs):
-        time.sleep(1.0)
+    def held_read(**kwargs):
+        reading.set()
+        finish.wait(5)
         return read(**kwargs)
 
-    monkeypatch.setattr(live_selectors, "stock_states", slow_read)
+    monkeypatch.setattr(live_selectors, "stock_states", held_read)
+
+    async def until(condition) -> bool:
+        deadline = asyncio.get_running_loop().time() + 3
+        while not condition() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return condition()
 
     async def body():
         communicator = socket("/ws/v1/stock")
         await communicator.connect()
         await communicator.send_json_to({"type": "subscribe", "skus": ["MUG-GONE"]})
-        await asyncio.sleep(0.3)  # it follows the SKU, and reads its snapshot
+        assert await until(reading.is_set)  # it follows the SKU, and reads its snapshot
         hub = hub_for(get_channel_layer())
         during = len(hub.followers.get(mug.pk, ()))
         # when: the client goes, and the server cancels the application it waited 0.3 s for
         await communicator.disconnect(timeout=0.3)
-        await asyncio.sleep(1.2)
-        return during, len(hub.followers.get(mug.pk, ()))
+        finish.set()
+        let_go = await until(lambda: not hub.followers.get(mug.pk))
+        return during, let_go
 
     # then: the cancelled socket let go of the hub
-    assert scenario(body) == (1, 0)
+    assert scenario(body) == (1, True)
 
 
 def test_a_client_sending_too_fast_is_refused_then_closed(settings):
