@@ -58,9 +58,10 @@ def own_refund_confirmed(*, payment: Payment, reference: str, amount: Decimal) -
     amount of one that no event has confirmed yet, the oldest first. Without this a partial
     refund Stockwire gave back would be counted a second time when confirmed.
     """
+    partial_prefix = OWN_PARTIAL_REFUND_REFERENCE.format(payment_id=payment.pk, number="")
     own = payment.refunds.filter(
         Q(provider_reference=OWN_REFUND_REFERENCE.format(payment_id=payment.pk))
-        | Q(provider_reference__startswith=f"{OWN_REFUND_REFERENCE.format(payment_id=payment.pk)}-")
+        | Q(provider_reference__startswith=partial_prefix)
     )
     named = own.filter(provider_reference=reference).first()
     confirmed = named or own.filter(confirmed_by="", amount=amount).order_by("pk").first()
@@ -179,11 +180,11 @@ def refund_issue(
     )
     if payment is None:
         existing = Refund.objects.filter(order=order).order_by("-created_at", "-pk").first()
-        if existing is not None and not nothing_left_is_an_error:
-            return existing
-        if existing is not None:
+        if existing is None:
+            raise RefundError(f"order {order.number} has no payment to refund")
+        if nothing_left_is_an_error:
             raise RefundError(f"order {order.number} has nothing left to refund")
-        raise RefundError(f"order {order.number} has no payment to refund")
+        return existing
     refund = refund_apply(
         order=order,
         order_status=order_status,
